@@ -1,0 +1,133 @@
+/*
+ * bench.h - the pieces of tiercache-bench that every subcommand shares: the parsed
+ * options, the Redis environment a run happens in, and the subcommand entry points.
+ *
+ *   main.c      CLI -> tcb_opts_t -> one of the tcb_cmd_* below
+ *   env.c       Redis to run on (throwaway or --redis), unique key prefix, cleanup
+ *   runner.c    threads x workload x mode -> latencies and counters
+ *   mode_*.c    redis-only (raw hiredis cache-aside) and tiercache (tc_fetch)
+ *   report.c    tables, JSON and CSV
+ *
+ * Everything the bench writes to Redis lives under "tcbench:<pid>:" and is deleted at
+ * exit; nothing else is ever touched. Status lines go to stderr, results to stdout, so
+ * `--json > out.json` captures only the JSON.
+ */
+#ifndef TCB_BENCH_H
+#define TCB_BENCH_H
+
+#include "rconn.h"
+#include "server.h"
+#include "workload.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TCB_MAX_LIST 16
+#define TCB_MAX_TRACES 16
+
+typedef enum tcb_cmd {
+    TCB_CMD_COMPARE,
+    TCB_CMD_SWEEP,
+    TCB_CMD_MISS,
+    TCB_CMD_REPLAY,
+    TCB_CMD_MICRO,
+    TCB_CMD_INVAL,
+    TCB_CMD_INVAL_READER, /* hidden: the reader process of `inval` */
+    TCB_CMD_HELP,
+} tcb_cmd_t;
+
+typedef struct tcb_opts {
+    tcb_cmd_t cmd;
+    const char *redis_url; /* NULL: start a throwaway redis-server */
+    uint64_t keys;
+    tcb_wl_kind_t wl_kind;
+    double zipf_s;
+    double hot_frac, hot_share;
+    uint64_t hot_shift_ns;
+    const char *trace_path; /* --workload trace:FILE */
+    double write_frac;
+    tcb_vsize_t vsize;
+    unsigned threads;
+    uint64_t duration_ns, warmup_ns, ops;
+    int l1_in_bytes; /* --l1 64MiB (bytes) vs --l1 10% (share of the keys) */
+    double l1_pct;
+    uint64_t l1_bytes;
+    unsigned shards; /* 0: library default (compare) or 1 (replay) */
+    uint64_t source_ns;
+    uint64_t ttl_ms;
+    int preload;
+    int json, quiet;
+    uint64_t seed;
+    const char *out_prefix; /* sweep output files */
+    double sweep_pcts[TCB_MAX_LIST];
+    int nsweep;
+    /* replay */
+    const char *traces[TCB_MAX_TRACES];
+    int ntraces;
+    uint64_t entries[TCB_MAX_LIST];
+    int nentries;
+    double replay_pcts[TCB_MAX_LIST];
+    int nreplay_pcts;
+    /* inval */
+    uint64_t inval_count;
+    /* hidden inval-reader arguments */
+    int reader_shm_fd;
+    const char *reader_prefix, *reader_channel;
+    unsigned given; /* TCB_GIVEN_* bits: options the user set explicitly */
+} tcb_opts_t;
+
+#define TCB_GIVEN_DURATION 0x1u
+#define TCB_GIVEN_WARMUP 0x2u
+#define TCB_GIVEN_THREADS 0x4u
+#define TCB_GIVEN_L1 0x8u
+#define TCB_GIVEN_KEYS 0x10u
+#define TCB_GIVEN_SHARDS 0x20u
+#define TCB_GIVEN_VSIZE 0x40u
+
+/* Set by SIGINT/SIGTERM: runs stop early, cleanup still happens. */
+extern volatile sig_atomic_t tcb_interrupted;
+
+/* ---- CLI (cli.c) ---- */
+void tcb_opts_defaults(tcb_opts_t *o);
+/* Parse argv. 0 ok; 1 help was printed (exit 0); -1 error printed to stderr (exit 2). */
+int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o);
+void tcb_cli_usage(FILE *f);
+
+/* ---- Redis environment (env.c) ---- */
+typedef struct tcb_env {
+    tcb_server_t server;
+    int owned;          /* 1: the throwaway server (everything on it is ours) */
+    const char *url;    /* server.url or opts->redis_url */
+    char url_shown[200]; /* url with any password masked */
+    tcb_endpoint_t ep;
+    redisContext *ctl; /* control connection: INFO, preload, cleanup */
+    char prefix[64];   /* "tcbench:<pid>:" */
+    char version[32];
+} tcb_env_t;
+
+/* Start or connect. 0, or -1 with the reason printed to stderr. */
+int tcb_env_open(tcb_env_t *e, const tcb_opts_t *o);
+/* Delete keys under sub (a suffix of the run prefix; "" = everything of this run). */
+void tcb_env_purge(tcb_env_t *e, const char *sub);
+/* Purge everything of this run, close, stop the throwaway server. Safe to call twice. */
+void tcb_env_close(tcb_env_t *e);
+
+/* ---- shared helpers (env.c) ---- */
+uint64_t tcb_now_ns(void);
+/* Status line on stderr unless --quiet: "tiercache-bench: ..." */
+void tcb_status(const tcb_opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* L1 capacity for a run over nkeys keys: entries cap (0 none) and byte budget. */
+void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *entries,
+                     uint64_t *bytes);
+
+/* ---- subcommands ---- */
+int tcb_cmd_compare(const tcb_opts_t *o);
+int tcb_cmd_sweep(const tcb_opts_t *o);
+int tcb_cmd_replay(const tcb_opts_t *o);
+int tcb_cmd_micro(const tcb_opts_t *o);
+int tcb_cmd_inval(const tcb_opts_t *o, const char *self_exe);
+int tcb_cmd_inval_reader(const tcb_opts_t *o);
+
+#endif

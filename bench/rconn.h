@@ -1,0 +1,42 @@
+/*
+ * rconn.h - raw hiredis connections for the parts of the bench that bypass tiercache:
+ * the redis-only mode, preloading, INFO snapshots and cleanup.
+ *
+ * It accepts the same URL forms as tc_config_t.redis_url, so one --redis value drives
+ * both modes: redis://[user[:password]@]host[:port][/db] (IPv6 as [::1], %-escapes in the
+ * credentials) and unix:///path.sock[?db=N&password=P&user=U]. hiredis 0.14 has no URL
+ * parser, hence this small one.
+ */
+#ifndef TCB_RCONN_H
+#define TCB_RCONN_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+typedef struct tcb_endpoint {
+    int is_unix;
+    char host[256];
+    int port;
+    char path[256];
+    char user[128];
+    char password[256];
+    int has_user, has_password;
+    int db;
+} tcb_endpoint_t;
+
+/* 0, or -1 with a message in err. */
+int tcb_endpoint_parse(const char *url, tcb_endpoint_t *ep, char *err, size_t errlen);
+
+/* Connect (timeout in ms for connect and for every command), AUTH, SELECT. Returns a
+ * context or NULL with a message in err. */
+redisContext *tcb_rconn_open(const tcb_endpoint_t *ep, int timeout_ms, char *err,
+                             size_t errlen);
+
+/* Run a command and check the reply type; frees the reply. 0 or -1 (message in err). */
+int tcb_rconn_ok(redisContext *c, char *err, size_t errlen, const char *fmt, ...);
+
+/* Delete every key matching prefix* (SCAN + UNLINK, glob characters in prefix escaped).
+ * Returns the number of keys deleted, or -1 on error. */
+long long tcb_rconn_purge(redisContext *c, const char *prefix);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * alloc.h - where L1 memory comes from, and what it really costs.
+ *
+ * The byte budget must count what the allocator charges, not sizeof: a 130-byte request
+ * occupies a 144- or 160-byte size class. With jemalloc (TC_WITH_JEMALLOC) entries come
+ * from mallocx() and are charged nallocx(), the exact size class, before allocating; they
+ * go back through sdallocx(). Those symbols exist only in jemalloc, so the library never
+ * fights the host program's malloc/free, and jemalloc's own statistics count exactly the
+ * cache's memory. Without jemalloc, glibc malloc is charged malloc_usable_size().
+ * uthash's bucket arrays use the same functions (see l1.c), so they are counted too.
+ */
+#ifndef TC_ALLOC_H
+#define TC_ALLOC_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#ifdef TC_WITH_JEMALLOC
+#include <jemalloc/jemalloc.h>
+
+/* Bytes the allocator will charge for a request of size n. */
+static inline size_t tc__alloc_charge(size_t n) { return n ? nallocx(n, 0) : 0; }
+static inline void *tc__alloc(size_t n) { return mallocx(n ? n : 1, 0); }
+static inline void tc__free(void *p, size_t n) {
+    if (p)
+        sdallocx(p, n ? n : 1, 0);
+}
+/* Bytes jemalloc reports allocated process-wide through mallocx (0 if unavailable). */
+size_t tc__alloc_total_bytes(void);
+#else
+#include <malloc.h>
+
+static inline size_t tc__alloc_charge(size_t n) {
+    /* glibc: chunk = n + 8 rounded up to 16, at least 32; usable = chunk - 8. */
+    size_t chunk = (n + 8 + 15) & ~(size_t)15;
+    if (chunk < 32)
+        chunk = 32;
+    return chunk;
+}
+static inline void *tc__alloc(size_t n) { return malloc(n ? n : 1); }
+static inline void tc__free(void *p, size_t n) {
+    (void)n;
+    free(p);
+}
+size_t tc__alloc_total_bytes(void);
+#endif
+
+#endif

@@ -1,0 +1,893 @@
+/*
+ * config.c - defaults, environment overlay, validation and the Redis URL.
+ *
+ * What it owns: everything between "a human wrote a setting" and "the cache may run with
+ * it". Three layers, each with one job:
+ *
+ *   text  --(tc__parse_bytes / tc__parse_duration_ms / env readers)-->  typed fields
+ *   typed fields  --(tc__config_validate)-->  "safe to run", or a message naming the field
+ *   redis_url  --(tc__endpoint_parse)-->  host/port/path/user/password/db for hiredis 0.14
+ *
+ * The idea: parsing is strict and exact. A number is digits only (no sign, no spaces, no
+ * hex, no locale), a unit is from a short fixed list, and a fraction such as "1.5GiB" is
+ * accepted only when it names a whole number of bytes (or milliseconds), computed in
+ * integers so nothing is rounded behind the user's back. Anything else is refused with a
+ * message that names the variable or field and quotes the offending text.
+ *
+ * tc_config_from_env() checks syntax and that a value fits its field's C type; range rules
+ * (power-of-two shards, jitter <= 0.5, ...) live only in tc__config_validate() so they are
+ * written once. It fills a copy and commits it only when every variable parsed, so a failed
+ * call leaves cfg untouched (stronger than the header promises).
+ *
+ * Invariants: every error goes through tc__fail(); an endpoint is either fully parsed or
+ * deinit'ed (all pointers NULL, nothing leaked); quoted user text in messages is bounded
+ * and escaped, so binary or huge input cannot garble or overflow err->msg.
+ */
+#include "config.h"
+
+#include "errors.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define KIB ((uint64_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+#define TC__MAX_VALUE_LIMIT (511 * MIB)
+#define TC__MAX_SHARDS      65536u
+#define TC__MAX_NAME_LEN    256u
+#define TC__MAX_POOL        1024u
+#define TC__MIN_PING_MS     10u
+#define TC__MAX_DB          65535
+/* 100 years: far beyond any real TTL, far below overflow when added to a clock or
+ * scaled by (1 + jitter), and accepted by Redis PX. */
+#define TC__MAX_TTL_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
+/* Significant fractional digits kept; with multipliers <= 2^30 the products fit 64 bits. */
+#define TC__MAX_FRAC_DIGITS 9
+
+/* ---- Quoting user text into messages ---- */
+
+/* Copy s into dst as printable text: non-printable bytes become \xNN, and long input is
+ * cut with "..." so a message always keeps room for the words around it. */
+static void quote(char *dst, size_t cap, const char *s) {
+    size_t n = 0;
+    const size_t keep = cap - 8; /* room for one escape, "..." and NUL */
+    for (; *s && n < keep; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isprint(c) && c != '\'' && c != '\\') {
+            dst[n++] = (char)c;
+        } else {
+            n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", c);
+        }
+    }
+    if (*s) {
+        memcpy(dst + n, "...", 3);
+        n += 3;
+    }
+    dst[n] = '\0';
+}
+
+/* ---- Numbers ---- */
+
+typedef enum num_why {
+    NUM_OK = 0,
+    NUM_EMPTY,    /* "" */
+    NUM_NEGATIVE, /* starts with '-' */
+    NUM_SYNTAX,   /* not digits, bad unit, trailing garbage */
+    NUM_RANGE,    /* does not fit */
+    NUM_INEXACT,  /* fraction that is not a whole number of base units */
+} num_why_t;
+
+/* Leading run of decimal digits of *sp into *out, advancing *sp. At least one digit. */
+static num_why_t take_digits(const char **sp, uint64_t *out) {
+    const char *s = *sp;
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*s)) {
+        return NUM_SYNTAX;
+    }
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return NUM_RANGE;
+        }
+        v = v * 10 + d;
+    }
+    *sp = s;
+    *out = v;
+    return NUM_OK;
+}
+
+static num_why_t classify_start(const char *s) {
+    if (*s == '\0') {
+        return NUM_EMPTY;
+    }
+    return *s == '-' ? NUM_NEGATIVE : NUM_OK;
+}
+
+/* A plain unsigned decimal: digits only, nothing before or after. */
+static num_why_t parse_count(const char *s, uint64_t *out) {
+    num_why_t why = classify_start(s);
+    if (why == NUM_OK) {
+        why = take_digits(&s, out);
+    }
+    if (why == NUM_OK && *s != '\0') {
+        why = NUM_SYNTAX;
+    }
+    return why;
+}
+
+typedef struct unit {
+    const char *name; /* lower case; "" is the bare-number unit */
+    uint64_t mult;
+} unit_t;
+
+static const unit_t byte_units[] = {
+    {"", 1},    {"b", 1},     {"k", KIB},   {"kib", KIB},    {"m", MIB},         {"mib", MIB},
+    {"g", GIB}, {"gib", GIB}, {"kb", 1000}, {"mb", 1000000}, {"gb", 1000000000}, {NULL, 0},
+};
+
+static const unit_t duration_units[] = {
+    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {NULL, 0},
+};
+
+static const unit_t *find_unit(const unit_t *units, const char *name) {
+    for (; units->name; units++) {
+        if (strcasecmp(units->name, name) == 0) {
+            return units;
+        }
+    }
+    return NULL;
+}
+
+/* Fraction digits after '.', trailing zeros dropped: value frac / 10^ndig. */
+static num_why_t take_fraction(const char **sp, uint64_t *frac, unsigned *ndig) {
+    const char *s = *sp;
+    const char *end = s;
+    while (isdigit((unsigned char)*end)) {
+        end++;
+    }
+    if (end == s) {
+        return NUM_SYNTAX; /* "1." or "1.GiB" */
+    }
+    *sp = end;
+    while (end > s && end[-1] == '0') {
+        end--;
+    }
+    if (end - s > TC__MAX_FRAC_DIGITS) {
+        return NUM_INEXACT;
+    }
+    *frac = 0;
+    *ndig = (unsigned)(end - s);
+    for (; s < end; s++) {
+        *frac = *frac * 10 + (uint64_t)(*s - '0');
+    }
+    return NUM_OK;
+}
+
+static uint64_t pow10u(unsigned n) {
+    uint64_t p = 1;
+    while (n--) {
+        p *= 10;
+    }
+    return p;
+}
+
+/* whole + frac/10^ndig, times mult, exactly; INEXACT unless the result is an integer. */
+static num_why_t scale_exact(uint64_t whole, uint64_t frac, unsigned ndig, uint64_t mult,
+                             uint64_t *out) {
+    uint64_t p = pow10u(ndig);
+    uint64_t fpart = frac * mult; /* frac < 10^9 and mult <= 2^30: fits */
+    if (fpart % p != 0) {
+        return NUM_INEXACT;
+    }
+    if (whole > UINT64_MAX / mult) {
+        return NUM_RANGE;
+    }
+    whole *= mult;
+    if (whole > UINT64_MAX - fpart / p) {
+        return NUM_RANGE;
+    }
+    *out = whole + fpart / p;
+    return NUM_OK;
+}
+
+/* digits[.digits][ ]unit with unit from `units` (case-insensitive), or a bare number. */
+static num_why_t parse_scaled(const char *s, const unit_t *units, uint64_t *out) {
+    uint64_t whole = 0, frac = 0;
+    unsigned ndig = 0;
+    num_why_t why = classify_start(s);
+    if (why == NUM_OK) {
+        why = take_digits(&s, &whole);
+    }
+    if (why == NUM_OK && *s == '.') {
+        s++;
+        why = take_fraction(&s, &frac, &ndig);
+    }
+    if (why != NUM_OK) {
+        return why;
+    }
+    if (*s == ' ' && s[1] != '\0') {
+        s++; /* one optional space, and only before a unit */
+    }
+    const unit_t *u = find_unit(units, s);
+    if (!u) {
+        return NUM_SYNTAX;
+    }
+    return scale_exact(whole, frac, ndig, u->mult, out);
+}
+
+int tc__parse_bytes(const char *s, uint64_t *out) {
+    if (!s || !out) {
+        return TC_EINVAL;
+    }
+    return parse_scaled(s, byte_units, out) == NUM_OK ? 0 : TC_EINVAL;
+}
+
+int tc__parse_duration_ms(const char *s, uint64_t *out) {
+    if (!s || !out) {
+        return TC_EINVAL;
+    }
+    return parse_scaled(s, duration_units, out) == NUM_OK ? 0 : TC_EINVAL;
+}
+
+/* "0.1", "10%", "0": a non-negative decimal, computed as mantissa / 10^k so it rounds once
+ * (and never depends on the C locale, unlike strtod). Range is left to validation. */
+static num_why_t parse_fraction(const char *s, double *out) {
+    uint64_t mant = 0;
+    unsigned scale = 0;
+    unsigned digits = 0;
+    num_why_t why = classify_start(s);
+    if (why != NUM_OK) {
+        return why;
+    }
+    if (!isdigit((unsigned char)*s)) {
+        return NUM_SYNTAX;
+    }
+    for (bool dot = false; isdigit((unsigned char)*s) || (*s == '.' && !dot); s++) {
+        if (*s == '.') {
+            dot = true;
+            if (!isdigit((unsigned char)s[1])) {
+                return NUM_SYNTAX;
+            }
+            continue;
+        }
+        if (++digits > 15) {
+            if (!dot) {
+                return NUM_RANGE;
+            }
+            continue; /* beyond what a double keeps */
+        }
+        mant = mant * 10 + (uint64_t)(*s - '0');
+        scale += dot;
+    }
+    if (*s == '%') {
+        scale += 2;
+        s++;
+    }
+    if (*s != '\0') {
+        return NUM_SYNTAX;
+    }
+    *out = (double)mant / (double)pow10u(scale);
+    return NUM_OK;
+}
+
+static int parse_bool(const char *s, int *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+            *out = strcasecmp(s, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- Defaults ---- */
+
+void tc_config_init(tc_config_t *cfg) {
+    if (!cfg) {
+        return;
+    }
+    memset(cfg, 0, sizeof *cfg);
+    cfg->l1_max_bytes = 64 * MIB;
+    cfg->l1_max_value_bytes = 1 * MIB;
+    cfg->default_ttl_ms = 60000;
+    cfg->ttl_jitter = 0.10;
+    cfg->max_value_bytes = 64 * MIB;
+    cfg->key_prefix = "tc:";
+    cfg->inval_channel = "tc:inval";
+    cfg->pool_size = 8;
+    cfg->connect_timeout_ms = 500;
+    cfg->command_timeout_ms = 250;
+    cfg->breaker_threshold = 5;
+    cfg->breaker_cooldown_ms = 1000;
+    cfg->listener_ping_ms = 1000;
+}
+
+unsigned tc__default_shards(void) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want, n = 8;
+    if (ncpu < 1) {
+        ncpu = 1;
+    }
+    want = ncpu > 256 ? 1024u : 4u * (unsigned)ncpu;
+    while (n < want && n < 1024) {
+        n <<= 1;
+    }
+    return n;
+}
+
+/* ---- Environment ---- */
+
+typedef enum env_kind {
+    ENV_BYTES,    /* size_t, byte size */
+    ENV_COUNT_SZ, /* size_t, plain count */
+    ENV_COUNT_U,  /* unsigned, plain count */
+    ENV_DUR64,    /* uint64_t, duration in ms */
+    ENV_DUR32,    /* uint32_t, duration in ms */
+    ENV_FRACTION, /* double */
+    ENV_BOOL,     /* int */
+    ENV_STRING,   /* const char *, non-empty */
+    ENV_URL,      /* const char *, empty means NULL */
+} env_kind_t;
+
+typedef struct env_field {
+    const char *name;
+    env_kind_t kind;
+    size_t off;
+} env_field_t;
+
+#define F(name, kind, field)                                                                   \
+    { name, kind, offsetof(tc_config_t, field) }
+static const env_field_t env_fields[] = {
+    F("L1_MAX_BYTES", ENV_BYTES, l1_max_bytes),
+    F("L1_MAX_ENTRIES", ENV_COUNT_SZ, l1_max_entries),
+    F("L1_SHARDS", ENV_COUNT_U, l1_shards),
+    F("L1_MAX_VALUE_BYTES", ENV_BYTES, l1_max_value_bytes),
+    F("DEFAULT_TTL", ENV_DUR64, default_ttl_ms),
+    F("TTL_JITTER", ENV_FRACTION, ttl_jitter),
+    F("MAX_VALUE_BYTES", ENV_BYTES, max_value_bytes),
+    F("REDIS_URL", ENV_URL, redis_url),
+    F("KEY_PREFIX", ENV_STRING, key_prefix),
+    F("INVAL_CHANNEL", ENV_STRING, inval_channel),
+    F("POOL_SIZE", ENV_COUNT_U, pool_size),
+    F("CONNECT_TIMEOUT", ENV_DUR32, connect_timeout_ms),
+    F("COMMAND_TIMEOUT", ENV_DUR32, command_timeout_ms),
+    F("REQUIRE_REDIS", ENV_BOOL, require_redis),
+    F("BREAKER_THRESHOLD", ENV_COUNT_U, breaker_threshold),
+    F("BREAKER_COOLDOWN", ENV_DUR32, breaker_cooldown_ms),
+    F("LISTENER_PING", ENV_DUR32, listener_ping_ms),
+};
+#undef F
+
+static const char *kind_hint(env_kind_t kind) {
+    switch (kind) {
+    case ENV_BYTES:
+        return "is not a byte size (use B, KiB, MiB, GiB, KB, MB, GB)";
+    case ENV_DUR64:
+    case ENV_DUR32:
+        return "is not a duration (use ms, s, m, h; a bare number is milliseconds)";
+    case ENV_FRACTION:
+        return "is not a decimal fraction (e.g. 0.1 or 10%)";
+    case ENV_BOOL:
+        return "is not a boolean (use 1/0, true/false, yes/no, on/off)";
+    default:
+        return "is not a non-negative whole number";
+    }
+}
+
+static int env_fail(tc_error_t *err, const char *var, env_kind_t kind, const char *val,
+                    num_why_t why, uint64_t max) {
+    char q[64];
+    quote(q, sizeof q, val);
+    switch (why) {
+    case NUM_EMPTY:
+        return tc__fail(err, TC_ECONFIG, "%s: is empty", var);
+    case NUM_NEGATIVE:
+        return tc__fail(err, TC_ECONFIG, "%s: '%s' is negative", var, q);
+    case NUM_RANGE:
+        if (max == 0) {
+            return tc__fail(err, TC_ECONFIG, "%s: '%s' is too large", var, q);
+        }
+        return tc__fail(err, TC_ECONFIG, "%s: '%s' is too large (at most %llu)", var, q,
+                        (unsigned long long)max);
+    case NUM_INEXACT:
+        return tc__fail(err, TC_ECONFIG, "%s: '%s' is not a whole number of %s", var, q,
+                        kind == ENV_BYTES ? "bytes" : "milliseconds");
+    default:
+        return tc__fail(err, TC_ECONFIG, "%s: '%s' %s", var, q, kind_hint(kind));
+    }
+}
+
+static uint64_t kind_max(env_kind_t kind) {
+    switch (kind) {
+    case ENV_BYTES:
+    case ENV_COUNT_SZ:
+        return SIZE_MAX;
+    case ENV_COUNT_U:
+        return UINT_MAX;
+    case ENV_DUR32:
+        return UINT32_MAX;
+    default:
+        return UINT64_MAX;
+    }
+}
+
+/* Numeric kinds: parse, check the C type's range, store. */
+static int env_number(const env_field_t *f, const char *var, const char *val, tc_config_t *cfg,
+                      tc_error_t *err) {
+    char *dst = (char *)cfg + f->off;
+    uint64_t v = 0, max = kind_max(f->kind);
+    num_why_t why;
+    if (f->kind == ENV_BYTES) {
+        why = parse_scaled(val, byte_units, &v);
+    } else if (f->kind == ENV_DUR64 || f->kind == ENV_DUR32) {
+        why = parse_scaled(val, duration_units, &v);
+    } else {
+        why = parse_count(val, &v);
+    }
+    if (why == NUM_OK && v > max) {
+        why = NUM_RANGE;
+    }
+    if (why != NUM_OK) {
+        return env_fail(err, var, f->kind, val, why, max);
+    }
+    if (f->kind == ENV_BYTES || f->kind == ENV_COUNT_SZ) {
+        *(size_t *)(void *)dst = (size_t)v;
+    } else if (f->kind == ENV_COUNT_U) {
+        *(unsigned *)(void *)dst = (unsigned)v;
+    } else if (f->kind == ENV_DUR32) {
+        *(uint32_t *)(void *)dst = (uint32_t)v;
+    } else {
+        *(uint64_t *)(void *)dst = v;
+    }
+    return 0;
+}
+
+static int env_apply(const env_field_t *f, const char *var, const char *val, tc_config_t *cfg,
+                     tc_error_t *err) {
+    char *dst = (char *)cfg + f->off;
+    switch (f->kind) {
+    case ENV_URL:
+        *(const char **)(void *)dst = *val ? val : NULL;
+        return 0;
+    case ENV_STRING:
+        if (!*val) {
+            return env_fail(err, var, f->kind, val, NUM_EMPTY, 0);
+        }
+        *(const char **)(void *)dst = val;
+        return 0;
+    case ENV_BOOL:
+        if (parse_bool(val, (int *)(void *)dst) != 0) {
+            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+        }
+        return 0;
+    case ENV_FRACTION: {
+        num_why_t why = parse_fraction(val, (double *)(void *)dst);
+        return why == NUM_OK ? 0 : env_fail(err, var, f->kind, val, why, 0);
+    }
+    default:
+        return env_number(f, var, val, cfg, err);
+    }
+}
+
+int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
+    char var[TC__MAX_NAME_LEN];
+    tc_config_t work;
+    if (!cfg) {
+        return tc__fail(err, TC_EINVAL, "cfg: is NULL");
+    }
+    if (!prefix) {
+        prefix = "TIERCACHE_";
+    }
+    if (strlen(prefix) > sizeof var - 32) {
+        return tc__fail(err, TC_ECONFIG, "prefix: longer than %zu bytes", sizeof var - 32);
+    }
+    work = *cfg;
+    for (size_t i = 0; i < sizeof env_fields / sizeof env_fields[0]; i++) {
+        snprintf(var, sizeof var, "%s%s", prefix, env_fields[i].name);
+        const char *val = getenv(var);
+        if (val) {
+            int rc = env_apply(&env_fields[i], var, val, &work, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    *cfg = work;
+    tc__error_clear(err);
+    return 0;
+}
+
+/* ---- Redis URL ---- */
+
+#define URL_FAIL(...) tc__fail(err, TC_ECONFIG, "redis_url: " __VA_ARGS__)
+#define URL_OOM()     tc__fail(err, TC_ENOMEM, "redis_url: out of memory")
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode s[0..n) into a new string in *out (NULL when n == 0). */
+static int pct_decode(const char *s, size_t n, const char *what, char **out, tc_error_t *err) {
+    char *d;
+    size_t j = 0;
+    *out = NULL;
+    if (n == 0) {
+        return 0;
+    }
+    if (!(d = malloc(n + 1))) {
+        return URL_OOM();
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] != '%') {
+            d[j++] = s[i];
+            continue;
+        }
+        hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+        lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(d);
+            return URL_FAIL("bad percent-escape in %s (use %%XX, not %%00)", what);
+        }
+        d[j++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    d[j] = '\0';
+    *out = d;
+    return 0;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* db in [0, 65535], digits only. */
+static int parse_db(const char *s, size_t n, int *db, tc_error_t *err) {
+    char buf[16], q[40];
+    uint64_t v;
+    const char *p = buf;
+    if (n == 0) {
+        *db = 0;
+        return 0;
+    }
+    if (n < sizeof buf) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (take_digits(&p, &v) == NUM_OK && *p == '\0' && v <= TC__MAX_DB) {
+            *db = (int)v;
+            return 0;
+        }
+    }
+    char *tmp = dup_n(s, n);
+    quote(q, sizeof q, tmp ? tmp : "");
+    free(tmp);
+    return URL_FAIL("db '%s' is not a number in 0..%d", q, TC__MAX_DB);
+}
+
+/* user[:password] -> ep->user / ep->password, percent-decoded; empty parts become NULL. */
+static int parse_userinfo(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *colon = memchr(s, ':', n);
+    size_t ulen = colon ? (size_t)(colon - s) : n;
+    int rc = pct_decode(s, ulen, "user", &ep->user, err);
+    if (rc == 0 && colon) {
+        rc = pct_decode(colon + 1, n - ulen - 1, "password", &ep->password, err);
+    }
+    return rc;
+}
+
+static int check_hostname(const char *h, size_t n, tc_error_t *err) {
+    if (n == 0) {
+        return URL_FAIL("host is empty");
+    }
+    if (n > 255) {
+        return URL_FAIL("host is longer than 255 bytes");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c == ':') {
+            return URL_FAIL("an IPv6 host must be in brackets, e.g. redis://[::1]:6379");
+        }
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_') {
+            return URL_FAIL("host has an invalid character (byte 0x%02x)", c);
+        }
+    }
+    return 0;
+}
+
+static int parse_port(const char *s, size_t n, int *port, tc_error_t *err) {
+    char buf[8], q[40];
+    uint64_t v;
+    const char *p = buf;
+    if (n > 0 && n < sizeof buf) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (take_digits(&p, &v) == NUM_OK && *p == '\0' && v >= 1 && v <= 65535) {
+            *port = (int)v;
+            return 0;
+        }
+    }
+    char *tmp = dup_n(s, n);
+    quote(q, sizeof q, tmp ? tmp : "");
+    free(tmp);
+    return URL_FAIL("port '%s' is not a number in 1..65535", q);
+}
+
+/* host | [v6] followed by optional :port, within s[0..n). */
+static int parse_hostport(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *h = s, *rest;
+    size_t hlen;
+    int rc;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        unsigned char v6[16];
+        if (!close) {
+            return URL_FAIL("'[' without ']' in the host");
+        }
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        rest = close + 1;
+        if (!(ep->host = dup_n(h, hlen))) {
+            return URL_OOM();
+        }
+        if (inet_pton(AF_INET6, ep->host, v6) != 1) {
+            return URL_FAIL("'[...]' does not hold an IPv6 address");
+        }
+        if (rest < s + n && *rest != ':') {
+            return URL_FAIL("unexpected text after ']' (expected :port)");
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        /* A second colon means an unbracketed IPv6 literal: let check_hostname say so. */
+        if (colon && memchr(colon + 1, ':', n - (size_t)(colon - s) - 1)) {
+            colon = NULL;
+        }
+        hlen = colon ? (size_t)(colon - s) : n;
+        rest = s + hlen;
+        if ((rc = check_hostname(h, hlen, err)) != 0) {
+            return rc;
+        }
+        if (!(ep->host = dup_n(h, hlen))) {
+            return URL_OOM();
+        }
+    }
+    ep->port = 6379;
+    if (rest < s + n) {
+        return parse_port(rest + 1, (size_t)(s + n - rest - 1), &ep->port, err);
+    }
+    return 0;
+}
+
+static int parse_tcp(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    size_t alen = strcspn(s, "/?#");
+    const char *at = NULL;
+    int rc;
+    for (const char *p = s; p < s + alen; p++) {
+        if (*p == '@') {
+            at = p; /* the last '@' ends the userinfo */
+        }
+    }
+    if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
+        return rc;
+    }
+    const char *hp = at ? at + 1 : s;
+    if ((rc = parse_hostport(hp, (size_t)(s + alen - hp), ep, err)) != 0) {
+        return rc;
+    }
+    s += alen;
+    size_t dblen = 0;
+    if (*s == '/') {
+        s++;
+        dblen = strcspn(s, "?#");
+    }
+    if (s[dblen] != '\0') {
+        return URL_FAIL("redis:// takes no query or fragment (only [/db] after the host)");
+    }
+    return parse_db(s, dblen, &ep->db, err);
+}
+
+/* One key=value of the unix:// query. */
+static int unix_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *eq = memchr(s, '=', n);
+    char **slot;
+    if (!eq || eq == s) {
+        return URL_FAIL("query parameter without key=value");
+    }
+    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
+    if (klen == 2 && memcmp(s, "db", 2) == 0) {
+        return vlen ? parse_db(eq + 1, vlen, &ep->db, err) : URL_FAIL("db= is empty");
+    }
+    if (klen == 8 && memcmp(s, "password", 8) == 0) {
+        slot = &ep->password;
+    } else if (klen == 4 && memcmp(s, "user", 4) == 0) {
+        slot = &ep->user;
+    } else {
+        return URL_FAIL("unknown query parameter (accepted: db, password, user)");
+    }
+    if (*slot) {
+        return URL_FAIL("query parameter given twice");
+    }
+    if (vlen == 0) {
+        return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
+    }
+    return pct_decode(eq + 1, vlen, klen == 4 ? "user" : "password", slot, err);
+}
+
+static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    const struct sockaddr_un *ua = NULL;
+    size_t plen = strcspn(s, "?");
+    int rc;
+    if (s[0] != '/') {
+        return URL_FAIL("unix socket path must be absolute (unix:///path/to.sock)");
+    }
+    if (plen >= sizeof ua->sun_path) {
+        return URL_FAIL("unix socket path is %zu bytes; the limit is %zu", plen,
+                        sizeof ua->sun_path - 1);
+    }
+    ep->is_unix = 1;
+    ep->port = 0;
+    if (!(ep->path = dup_n(s, plen))) {
+        return URL_OOM();
+    }
+    for (s += plen; *s; s += strcspn(s, "&")) {
+        s++; /* skip '?' or '&' */
+        if ((rc = unix_param(s, strcspn(s, "&"), ep, err)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int has_prefix(const char *s, const char *p) {
+    return strncasecmp(s, p, strlen(p)) == 0;
+}
+
+int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
+    int rc;
+    if (!ep) {
+        return tc__fail(err, TC_EINVAL, "redis_url: no endpoint to fill");
+    }
+    memset(ep, 0, sizeof *ep);
+    if (!url || !*url) {
+        return URL_FAIL("is empty (leave redis_url NULL for L1-only)");
+    }
+    if (has_prefix(url, "redis://")) {
+        rc = parse_tcp(url + 8, ep, err);
+    } else if (has_prefix(url, "unix://")) {
+        rc = parse_unix(url + 7, ep, err);
+    } else if (has_prefix(url, "rediss://")) {
+        rc = URL_FAIL("rediss:// (TLS) is not supported by hiredis 0.14; use redis:// "
+                      "or unix://");
+    } else {
+        rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db] or "
+                      "unix:///path.sock[?db=N&password=P&user=U]");
+    }
+    if (rc == 0 && ep->user && !ep->password) {
+        rc = URL_FAIL("user given without a password (AUTH needs both)");
+    }
+    if (rc != 0) {
+        tc__endpoint_deinit(ep);
+    }
+    return rc;
+}
+
+void tc__endpoint_deinit(tc__endpoint_t *ep) {
+    if (!ep) {
+        return;
+    }
+    free(ep->host);
+    free(ep->path);
+    free(ep->user);
+    free(ep->password);
+    memset(ep, 0, sizeof *ep);
+}
+
+/* ---- Validation ---- */
+
+static int check_name(const char *field, const char *s, tc_error_t *err) {
+    if (!s) {
+        return tc__fail(err, TC_ECONFIG, "%s: is NULL", field);
+    }
+    size_t n = strlen(s);
+    if (n == 0 || n > TC__MAX_NAME_LEN) {
+        return tc__fail(err, TC_ECONFIG, "%s: length %zu is not in 1..%u", field, n,
+                        TC__MAX_NAME_LEN);
+    }
+    return 0;
+}
+
+static int validate_l1(const tc_config_t *cfg, tc_error_t *err) {
+    unsigned s = cfg->l1_shards;
+    if (s != 0 && (s & (s - 1)) != 0) {
+        return tc__fail(err, TC_ECONFIG, "l1_shards: %u is not a power of two", s);
+    }
+    if (s > TC__MAX_SHARDS) {
+        return tc__fail(err, TC_ECONFIG, "l1_shards: %u is more than %u", s, TC__MAX_SHARDS);
+    }
+    /* l1_max_value_bytes may exceed max_value_bytes: the smaller one simply wins. */
+    return 0;
+}
+
+static int validate_values(const tc_config_t *cfg, tc_error_t *err) {
+    double j = cfg->ttl_jitter;
+    if (!(j >= 0.0 && j <= 0.5)) { /* also refuses NaN */
+        return tc__fail(err, TC_ECONFIG, "ttl_jitter: %g is not in 0..0.5", j);
+    }
+    if (cfg->default_ttl_ms < 1 || cfg->default_ttl_ms > TC__MAX_TTL_MS) {
+        return tc__fail(err, TC_ECONFIG, "default_ttl_ms: %llu is not in 1..%llu (100 years)",
+                        (unsigned long long)cfg->default_ttl_ms,
+                        (unsigned long long)TC__MAX_TTL_MS);
+    }
+    if (cfg->max_value_bytes < 1 || cfg->max_value_bytes > TC__MAX_VALUE_LIMIT) {
+        return tc__fail(err, TC_ECONFIG, "max_value_bytes: %zu is not in 1..%llu (511 MiB)",
+                        cfg->max_value_bytes, (unsigned long long)TC__MAX_VALUE_LIMIT);
+    }
+    return 0;
+}
+
+static int check_min_u32(const char *field, uint32_t v, uint32_t min, tc_error_t *err) {
+    if (v < min) {
+        return tc__fail(err, TC_ECONFIG, "%s: %u is less than %u", field, (unsigned)v,
+                        (unsigned)min);
+    }
+    return 0;
+}
+
+static int validate_redis(const tc_config_t *cfg, tc_error_t *err) {
+    tc__endpoint_t ep;
+    int rc = tc__endpoint_parse(cfg->redis_url, &ep, err);
+    if (rc != 0) {
+        return rc;
+    }
+    tc__endpoint_deinit(&ep);
+    if (cfg->pool_size < 1 || cfg->pool_size > TC__MAX_POOL) {
+        return tc__fail(err, TC_ECONFIG, "pool_size: %u is not in 1..%u", cfg->pool_size,
+                        TC__MAX_POOL);
+    }
+    if ((rc = check_min_u32("connect_timeout_ms", cfg->connect_timeout_ms, 1, err)) ||
+        (rc = check_min_u32("command_timeout_ms", cfg->command_timeout_ms, 1, err)) ||
+        (rc = check_min_u32("breaker_threshold", cfg->breaker_threshold, 1, err)) ||
+        (rc = check_min_u32("breaker_cooldown_ms", cfg->breaker_cooldown_ms, 1, err)) ||
+        (rc = check_min_u32("listener_ping_ms", cfg->listener_ping_ms, TC__MIN_PING_MS, err))) {
+        return rc;
+    }
+    return 0;
+}
+
+int tc__config_validate(const tc_config_t *cfg, tc_error_t *err) {
+    int rc;
+    if (!cfg) {
+        return tc__fail(err, TC_EINVAL, "cfg: is NULL");
+    }
+    if ((rc = validate_l1(cfg, err)) || (rc = validate_values(cfg, err)) ||
+        (rc = check_name("key_prefix", cfg->key_prefix, err)) ||
+        (rc = check_name("inval_channel", cfg->inval_channel, err))) {
+        return rc;
+    }
+    if (cfg->redis_url && (rc = validate_redis(cfg, err)) != 0) {
+        return rc;
+    }
+    tc__error_clear(err);
+    return 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * conn.c - turning a parsed endpoint into one ready, blocking hiredis connection.
+ *
+ * hiredis 0.14 has no connect options struct and no URL parser, so every step a ready
+ * connection needs is done here in order: connect (bounded by the connect timeout), set
+ * the command timeout as the socket's SO_RCVTIMEO/SO_SNDTIMEO, turn on TCP keepalive (a
+ * peer that vanished without a FIN is noticed even on an idle pooled socket), AUTH, SELECT.
+ * A context is handed out only after all of them succeeded; on any failure it is freed
+ * here, so callers never see a half-initialised connection.
+ *
+ * Error mapping: hiredis reports a socket timeout as REDIS_ERR_IO with errno EAGAIN (read
+ * or write timeout) or ETIMEDOUT (connect), and puts strerror() into errstr; errno may be
+ * clobbered by the time the caller looks, so the errstr text is checked as well.
+ */
+#include "conn.h"
+
+#include "errors.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/time.h>
+
+static struct timeval ms_to_tv(uint32_t ms) {
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+    return tv;
+}
+
+static int is_timeout(const redisContext *c, int saved_errno) {
+    if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT)
+        return 1;
+    return strstr(c->errstr, "timed out") != NULL ||
+           strstr(c->errstr, "Resource temporarily unavailable") != NULL;
+}
+
+int tc__conn_error_code(const redisContext *c, int saved_errno) {
+    if (!c)
+        return TC_EUNAVAILABLE;
+    switch (c->err) {
+    case REDIS_ERR_IO:
+        return is_timeout(c, saved_errno) ? TC_ETIMEDOUT : TC_EUNAVAILABLE;
+    case REDIS_ERR_PROTOCOL:
+        return TC_EPROTO;
+    case REDIS_ERR_OOM:
+        return TC_ENOMEM;
+    default:
+        return TC_EUNAVAILABLE;
+    }
+}
+
+static redisContext *connect_raw(const tc__endpoint_t *ep, uint32_t connect_timeout_ms) {
+    /* A zero timeval would make hiredis poll() for 0 ms and fail at once: 0 = no limit. */
+    if (connect_timeout_ms == 0)
+        return ep->is_unix ? redisConnectUnix(ep->path) : redisConnect(ep->host, ep->port);
+    struct timeval tv = ms_to_tv(connect_timeout_ms);
+    return ep->is_unix ? redisConnectUnixWithTimeout(ep->path, tv)
+                       : redisConnectWithTimeout(ep->host, ep->port, tv);
+}
+
+/* Run one setup command; 0 when the reply is a status, else an error code and message. */
+static int setup_command(redisContext *c, int argc, const char **argv, const size_t *lens,
+                         const char *what, tc_error_t *err) {
+    errno = 0;
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    if (!r) {
+        int code = tc__conn_error_code(c, errno);
+        return tc__fail(err, code, "redis %s: %s", what, c->errstr);
+    }
+    int code = 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        code = tc__fail(err, TC_EREDIS, "redis %s refused: %.*s", what, (int)r->len, r->str);
+    else if (r->type != REDIS_REPLY_STATUS)
+        code = tc__fail(err, TC_EPROTO, "redis %s: unexpected reply type %d", what, r->type);
+    freeReplyObject(r);
+    return code;
+}
+
+static int authenticate(redisContext *c, const tc__endpoint_t *ep, tc_error_t *err) {
+    const char *argv[3] = {"AUTH", ep->user, ep->password};
+    size_t lens[3] = {4, ep->user ? strlen(ep->user) : 0, strlen(ep->password)};
+    if (ep->user)
+        return setup_command(c, 3, argv, lens, "AUTH", err);
+    argv[1] = ep->password;
+    lens[1] = lens[2];
+    return setup_command(c, 2, argv, lens, "AUTH", err);
+}
+
+static int select_db(redisContext *c, int db, tc_error_t *err) {
+    char num[16];
+    int n = snprintf(num, sizeof num, "%d", db);
+    const char *argv[2] = {"SELECT", num};
+    size_t lens[2] = {6, (size_t)n};
+    return setup_command(c, 2, argv, lens, "SELECT", err);
+}
+
+static int configure(redisContext *c, const tc__endpoint_t *ep, uint32_t command_timeout_ms,
+                     tc_error_t *err) {
+    if (redisSetTimeout(c, ms_to_tv(command_timeout_ms)) != REDIS_OK)
+        return tc__fail(err, TC_EUNAVAILABLE, "redis: cannot set timeout: %s", c->errstr);
+    if (!ep->is_unix && redisEnableKeepAlive(c) != REDIS_OK)
+        return tc__fail(err, TC_EUNAVAILABLE, "redis: cannot enable keepalive: %s", c->errstr);
+    int rc = 0;
+    if (ep->password)
+        rc = authenticate(c, ep, err);
+    if (rc == 0 && ep->db > 0)
+        rc = select_db(c, ep->db, err);
+    return rc;
+}
+
+int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
+                  uint32_t command_timeout_ms, redisContext **out, tc_error_t *err) {
+    if (!out)
+        return tc__fail(err, TC_EINVAL, "redis connect: out is NULL");
+    *out = NULL;
+    if (!ep || (ep->is_unix ? !ep->path : !ep->host))
+        return tc__fail(err, TC_EINVAL, "redis connect: no endpoint");
+    errno = 0;
+    redisContext *c = connect_raw(ep, connect_timeout_ms);
+    if (!c)
+        return tc__fail(err, TC_ENOMEM, "redis connect: out of memory");
+    if (c->err) {
+        int code = tc__conn_error_code(c, errno);
+        if (ep->is_unix)
+            tc__fail(err, code, "redis connect to %s: %s", ep->path, c->errstr);
+        else
+            tc__fail(err, code, "redis connect to %s:%d: %s", ep->host, ep->port, c->errstr);
+        redisFree(c);
+        return code;
+    }
+    int rc = configure(c, ep, command_timeout_ms, err);
+    if (rc != 0) {
+        redisFree(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * entry.c - building and releasing entries, and the public tc_ref_* accessors.
+ *
+ * An entry is one allocation (see entry.h) freed by whoever drops the last reference: L1
+ * when it evicts an unpinned entry, or the caller's tc_ref_release() when a reader still
+ * held it. The release is a single atomic decrement, so it never needs the shard lock
+ * and may run on any thread, even after tc_close().
+ */
+#include "entry.h"
+
+#include "alloc.h"
+
+#include <string.h>
+
+tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t vlen) {
+    size_t size = tc__entry_alloc_size(klen, vlen);
+    tc_ref_t *e = tc__alloc(size);
+    if (!e)
+        return NULL;
+    memset(e, 0, sizeof *e);
+    atomic_init(&e->refs, 1);
+    e->vlen = (uint32_t)vlen;
+    e->expiry_ms = TC__NO_EXPIRY;
+    memcpy(e->data, key, klen);
+    if (value && vlen)
+        memcpy(e->data + klen, value, vlen);
+    /* uthash sets these on insert; set them now so standalone entries work the same. */
+    e->hh.key = e->data;
+    e->hh.keylen = (unsigned)klen;
+    return e;
+}
+
+size_t tc__entry_charge(const tc_ref_t *e) {
+    return tc__alloc_charge(tc__entry_alloc_size(e->hh.keylen, e->vlen));
+}
+
+const void *tc_ref_data(const tc_ref_t *ref) { return ref->data + ref->hh.keylen; }
+
+size_t tc_ref_size(const tc_ref_t *ref) { return ref->vlen; }
+
+void tc_ref_release(tc_ref_t *ref) {
+    if (!ref)
+        return;
+    /* acq_rel: every reader's use of the bytes happens-before the free below. */
+    if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1)
+        tc__free(ref, tc__entry_alloc_size(ref->hh.keylen, ref->vlen));
+}

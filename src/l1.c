@@ -1,0 +1,547 @@
+/*
+ * l1.c - the in-process tier: a sharded, lock-striped LRU bounded in bytes, and the
+ * pending-fill records that keep it from ever re-inserting a superseded value.
+ *
+ * Layout
+ * ------
+ *   key --hash64--> h:  bits 32..(32+log2 shards) pick the shard,
+ *                       bits 0..31 are uthash's bucket hash (HASH_*_BYHASHVALUE),
+ *   so the key is hashed once and shard and bucket choices use disjoint bits.
+ *
+ *   shard (own cache line, own mutex)
+ *     entries: uthash table of tc_ref_t; uthash's insertion-order list doubles as the LRU
+ *              list: head = least recently used, tail = most recently used. A hit moves
+ *              the entry to the tail (four pointer writes under the shard lock); eviction
+ *              takes the head. No separate links: 16 bytes saved per entry.
+ *     pending: uthash table of tc__pending_t, one per key with a fill, write or tc_fetch
+ *              load in flight.
+ *     bytes:   sum of the allocator's charge for every entry plus the table's own arrays;
+ *              never above the shard's share of l1_max_bytes (shares sum to the budget).
+ *
+ * Lock order: a shard mutex is a leaf. No other lock is taken while holding it, and it is
+ * never held across a network call or a user callback. Nothing ever holds two shards.
+ *
+ * Why no stale value outlives an invalidation (the safety argument)
+ * -----------------------------------------------------------------
+ * Every value in Redis carries a version from one Redis counter, assigned inside the
+ * script that also publishes the invalidation (l2.c), so versions totally order writes
+ * and every invalidation message says "everything older than v is dead".
+ *
+ * 1. Fill racing an invalidation. A thread that will read L2 (or write it, or load) first
+ *    registers a pending record for the key and takes a snapshot of its invalidation count.
+ *    The listener's tc__l1_invalidate(key, v) evicts an entry older than v and records v in
+ *    the pending record (max_inval). The commit, under the same shard lock, refuses a value
+ *    whose version is below max_inval; an unversioned value (loader result not stored in
+ *    Redis) is refused if any invalidation arrived since its snapshot. Either the message
+ *    is applied before the commit (the commit sees it) or after (it evicts the entry): both
+ *    orders end without the stale value.
+ * 2. Concurrent writers, in one process or several. Each local write commits its value
+ *    with its Redis version and refuses to replace an entry with a newer version, and every
+ *    process applies every message with version comparison, its own included. Whatever the
+ *    interleaving, once the last write's message is applied each L1 holds either the last
+ *    version or nothing.
+ * 3. Lost messages. The listener flushes L1 when its connection fails (error or PING
+ *    watchdog) and again when it has re-subscribed, and while it is not subscribed
+ *    (trusted == 0) values read from Redis are not kept. A flush "poisons" every pending
+ *    record: a fill that started before the flush can never commit.
+ *    Values this process loaded or wrote itself during the outage are kept (they are as
+ *    fresh as the source) and dropped by the flush at re-subscription.
+ */
+#include "alloc.h"
+
+/* uthash allocates its tables through the same accounted allocator as entries, and must
+ * not abort the process on ENOMEM. */
+#define HASH_NONFATAL_OOM 1
+#define uthash_malloc(sz) tc__alloc(sz)
+#define uthash_free(ptr, sz) tc__free((ptr), (sz))
+#define uthash_nonfatal_oom(obj) ((void)(obj))
+
+#include "l1.h"
+
+#include "clock.h"
+#include "hash.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tc__pending {
+    UT_hash_handle hh;
+    uint64_t inval_seq;   /* invalidations (and poisons) seen while this record lived */
+    uint64_t poison_seq;  /* inval_seq at the last poison: older snapshots are void */
+    uint64_t max_inval;   /* newest invalidation version seen */
+    unsigned users;       /* fillers / writers / fetch leader in flight */
+    unsigned waiters;     /* tc_fetch callers waiting for the leader */
+    int leading;          /* a tc_fetch leader is loading */
+    uint64_t results;     /* completed leader loads; waiters wait for it to move */
+    int result_status;    /* last leader's result */
+    tc_ref_t *result;     /* ... and its value (a reference owned by this record) */
+    pthread_cond_t done;
+    uint64_t h; /* the key's hash, so ending a fill never rehashes */
+    size_t klen;
+    unsigned char key[];
+};
+
+typedef struct tc__shard {
+    pthread_mutex_t lock;
+    tc_ref_t *entries;      /* uthash head = LRU head (oldest) */
+    tc__pending_t *pending; /* uthash head */
+    size_t bytes, budget;
+    size_t count, max_count;
+    uint64_t hits, misses, evictions, expirations, rejected, waits;
+} __attribute__((aligned(64))) tc__shard_t;
+
+struct tc__l1 {
+    tc__shard_t *shards;
+    unsigned mask;
+    size_t max_value_bytes;
+    uint64_t seed;
+    atomic_int trusted;
+    atomic_uint_fast64_t flushes;
+};
+
+/* ---- helpers (all *_locked run with s->lock held) ---- */
+
+static tc__shard_t *shard_of(const tc__l1_t *l1, uint64_t h) {
+    return &l1->shards[(uint32_t)(h >> 32) & l1->mask];
+}
+
+static size_t table_charge_locked(const tc__shard_t *s) {
+    if (!s->entries)
+        return 0;
+    const UT_hash_table *t = s->entries->hh.tbl;
+    return tc__alloc_charge(t->num_buckets * sizeof(UT_hash_bucket)) +
+           tc__alloc_charge(sizeof(UT_hash_table));
+}
+
+static void entry_unref(tc_ref_t *e) { tc_ref_release(e); }
+
+/* Unlink e from the table and drop L1's reference. */
+static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
+    HASH_DELETE(hh, s->entries, e);
+    s->bytes -= tc__entry_charge(e);
+    s->count--;
+    entry_unref(e);
+}
+
+/* Move e to the LRU tail (most recently used) by relinking uthash's app-order list;
+ * the head pointer moves on when e was the head. */
+static void lru_touch_locked(tc__shard_t *s, tc_ref_t *e) {
+    UT_hash_table *t = e->hh.tbl;
+    if (t->tail == &e->hh)
+        return;
+    tc_ref_t *next = e->hh.next; /* not NULL: e is not the tail */
+    if (e->hh.prev)
+        ((tc_ref_t *)e->hh.prev)->hh.next = next;
+    else
+        s->entries = next;
+    next->hh.prev = e->hh.prev;
+    e->hh.prev = (char *)t->tail - t->hho;
+    e->hh.next = NULL;
+    t->tail->next = e;
+    t->tail = &e->hh;
+}
+
+/* uthash doubles its buckets only when one chain reaches 10, leaving ~2 entries per
+ * bucket, and each chain step is a cache miss on a cold key: the profile of a 1M-key hit
+ * path spent most of its time there. Doubling at one entry per bucket costs 8-16 more bytes
+ * per entry (charged to the budget) and cuts the probes of a hit to 1.25-1.5. */
+static void keep_chains_short_locked(tc__shard_t *s) {
+    UT_hash_table *t = s->entries->hh.tbl;
+    if (t->num_items > t->num_buckets && t->num_buckets < (1u << 30)) {
+        int oomed = 0;
+        HASH_EXPAND_BUCKETS(hh, t, oomed);
+        (void)oomed; /* no memory: keep the longer chains */
+    }
+}
+
+static size_t shard_used_locked(const tc__shard_t *s) { return s->bytes + table_charge_locked(s); }
+
+/* Evict from the LRU head until the shard is within budget; `keep` is never evicted. */
+static void evict_locked(tc__shard_t *s, tc_ref_t *keep, uint64_t now) {
+    while (s->entries && (shard_used_locked(s) > s->budget ||
+                          (s->max_count && s->count > s->max_count))) {
+        tc_ref_t *victim = s->entries;
+        if (victim == keep) {
+            victim = victim->hh.next;
+            if (!victim)
+                break;
+        }
+        if (victim->expiry_ms <= now)
+            s->expirations++;
+        else
+            s->evictions++;
+        remove_locked(s, victim);
+    }
+}
+
+static tc__pending_t *pending_find_locked(tc__shard_t *s, uint64_t h, const void *key,
+                                          size_t klen) {
+    tc__pending_t *p = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->pending, key, (unsigned)klen, (unsigned)h, p);
+    return p;
+}
+
+static tc__pending_t *pending_get_locked(tc__shard_t *s, uint64_t h, const void *key,
+                                         size_t klen) {
+    tc__pending_t *p = pending_find_locked(s, h, key, klen);
+    if (p)
+        return p;
+    p = calloc(1, sizeof *p + klen);
+    if (!p)
+        return NULL;
+    if (pthread_cond_init(&p->done, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->h = h;
+    p->klen = klen;
+    memcpy(p->key, key, klen);
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->pending, p->key, (unsigned)klen, (unsigned)h, p);
+    if (!p->hh.tbl) { /* uthash could not allocate its table */
+        pthread_cond_destroy(&p->done);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pending_maybe_free_locked(tc__shard_t *s, tc__pending_t *p) {
+    if (p->users || p->waiters || p->leading)
+        return;
+    HASH_DELETE(hh, s->pending, p);
+    if (p->result)
+        entry_unref(p->result);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+static void pending_poison_locked(tc__pending_t *p) {
+    p->inval_seq++;
+    p->poison_seq = p->inval_seq;
+}
+
+/* ---- lifecycle ---- */
+
+int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
+    *out = NULL;
+    unsigned n = opts->shards ? opts->shards : 1;
+    if (n & (n - 1))
+        return TC_EINVAL;
+    tc__l1_t *l1 = calloc(1, sizeof *l1);
+    if (!l1)
+        return TC_ENOMEM;
+    if (posix_memalign((void **)&l1->shards, 64, n * sizeof(tc__shard_t)) != 0) {
+        free(l1);
+        return TC_ENOMEM;
+    }
+    memset(l1->shards, 0, n * sizeof(tc__shard_t));
+    l1->mask = n - 1;
+    l1->seed = opts->seed;
+    l1->max_value_bytes = opts->max_value_bytes;
+    atomic_init(&l1->trusted, 1);
+    atomic_init(&l1->flushes, 0);
+    for (unsigned i = 0; i < n; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_init(&s->lock, NULL);
+        /* Shares of the budget sum exactly to the configured totals. */
+        s->budget = opts->max_bytes / n + (i < opts->max_bytes % n ? 1 : 0);
+        if (opts->max_entries) {
+            s->max_count = opts->max_entries / n + (i < opts->max_entries % n ? 1 : 0);
+            if (!s->max_count) /* fewer entries than shards: this shard keeps nothing */
+                s->budget = 0;
+        }
+    }
+    *out = l1;
+    return TC_OK;
+}
+
+void tc__l1_close(tc__l1_t *l1) {
+    if (!l1)
+        return;
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        tc_ref_t *e, *tmp;
+        HASH_ITER(hh, s->entries, e, tmp) { remove_locked(s, e); }
+        tc__pending_t *p, *ptmp;
+        HASH_ITER(hh, s->pending, p, ptmp) { /* none remain once every call returned */
+            p->users = p->waiters = 0;
+            p->leading = 0;
+            pending_maybe_free_locked(s, p);
+        }
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(l1->shards);
+    free(l1);
+}
+
+uint64_t tc__l1_hash(const tc__l1_t *l1, const void *key, size_t klen) {
+    return tc__hash64(key, klen, l1->seed);
+}
+
+/* ---- the hit path ---- */
+
+/* Find a live entry; an expired one is reclaimed on the spot. Counts the hit or miss. */
+static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size_t klen,
+                               uint64_t now) {
+    tc_ref_t *e = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    if (e && e->expiry_ms <= now) {
+        s->expirations++;
+        remove_locked(s, e);
+        e = NULL;
+    }
+    if (!e) {
+        s->misses++;
+        return NULL;
+    }
+    s->hits++;
+    lru_touch_locked(s, e);
+    tc__entry_pin(e);
+    return e;
+}
+
+int tc__l1_get(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref) {
+    uint64_t now = tc__now_ms();
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *e = lookup_locked(s, h, key, klen, now);
+    pthread_mutex_unlock(&s->lock);
+    *ref = e;
+    return e ? TC_OK : TC_ENOTFOUND;
+}
+
+/* ---- pending records ---- */
+
+tc__pending_t *tc__l1_pending_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
+                                    uint64_t *snap) {
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    tc__pending_t *p = pending_get_locked(s, h, key, klen);
+    if (p) {
+        p->users++;
+        *snap = p->inval_seq;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+void tc__l1_pending_end(tc__l1_t *l1, tc__pending_t *p) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    pthread_mutex_lock(&s->lock);
+    p->users--;
+    pending_maybe_free_locked(s, p);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int tc__l1_pending_invalidated(tc__l1_t *l1, tc__pending_t *p, uint64_t snap) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    pthread_mutex_lock(&s->lock);
+    int r = p->inval_seq != snap;
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* Whether e may become the key's L1 value (rule 1 of the safety argument). */
+static int commit_allowed_locked(const tc__l1_t *l1, const tc__pending_t *p, uint64_t snap,
+                                 const tc_ref_t *e, unsigned flags) {
+    if ((flags & TC__COMMIT_FROM_L2) && !atomic_load(&l1->trusted))
+        return 0;
+    if (snap < p->poison_seq) /* a flush happened meanwhile: messages may be lost */
+        return 0;
+    if (e->version == 0 && !(flags & TC__COMMIT_WRITE))
+        return p->inval_seq == snap;
+    return p->max_inval <= e->version;
+}
+
+static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
+    if (e->vlen > l1->max_value_bytes || s->budget == 0)
+        return 0;
+    return tc__entry_charge(e) + tc__alloc_charge(sizeof(UT_hash_table)) <= s->budget;
+}
+
+int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags) {
+    uint64_t h = p->h;
+    uint64_t now = tc__now_ms();
+    tc__shard_t *s = shard_of(l1, h);
+    size_t klen = tc__entry_klen(e);
+    int inserted = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (flags & TC__COMMIT_WRITE) { /* our write supersedes older fills in flight */
+        p->inval_seq++;
+        if (e->version > p->max_inval)
+            p->max_inval = e->version;
+    }
+    if (flags & TC__COMMIT_FORCE)
+        pending_poison_locked(p);
+
+    tc_ref_t *old = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen, (unsigned)h, old);
+    int allowed = (flags & TC__COMMIT_FORCE) ? 1 : commit_allowed_locked(l1, p, snap, e, flags);
+    if (allowed && old && !(flags & TC__COMMIT_FORCE) && old->version != 0 &&
+        old->version >= e->version)
+        allowed = 0; /* L1 already holds this write or a newer one */
+    if (!allowed) {
+        s->rejected++;
+    } else {
+        if (old)
+            remove_locked(s, old);
+        if (fits_locked(l1, s, e)) {
+            tc__entry_pin(e);
+            HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen,
+                                        (unsigned)h, e);
+            if (e->hh.tbl) {
+                s->bytes += tc__entry_charge(e);
+                s->count++;
+                keep_chains_short_locked(s);
+                evict_locked(s, e, now);
+                inserted = 1;
+                if (shard_used_locked(s) > s->budget) { /* table growth left no room */
+                    remove_locked(s, e);
+                    inserted = 0;
+                }
+            } else {
+                entry_unref(e); /* uthash ENOMEM: serve it, do not keep it */
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return inserted;
+}
+
+/* ---- single-flight ---- */
+
+int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
+                       tc__pending_t **pout, uint64_t *snap, int *status) {
+    uint64_t now = tc__now_ms();
+    tc__shard_t *s = shard_of(l1, h);
+    *ref = NULL;
+    *pout = NULL;
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *e = lookup_locked(s, h, key, klen, now);
+    if (e) {
+        pthread_mutex_unlock(&s->lock);
+        *ref = e;
+        return TC__FETCH_HIT;
+    }
+    tc__pending_t *p = pending_get_locked(s, h, key, klen);
+    if (!p) {
+        pthread_mutex_unlock(&s->lock);
+        return TC_ENOMEM;
+    }
+    if (!p->leading) {
+        p->leading = 1;
+        p->users++;
+        *snap = p->inval_seq;
+        *pout = p;
+        pthread_mutex_unlock(&s->lock);
+        return TC__FETCH_LEAD;
+    }
+    uint64_t seen = p->results;
+    p->waiters++;
+    s->waits++;
+    while (p->results == seen)
+        pthread_cond_wait(&p->done, &s->lock);
+    *status = p->result_status;
+    if (p->result_status == TC_OK && p->result) {
+        tc__entry_pin(p->result);
+        *ref = p->result;
+    }
+    p->waiters--;
+    pending_maybe_free_locked(s, p);
+    pthread_mutex_unlock(&s->lock);
+    return TC__FETCH_SHARED;
+}
+
+void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *previous = p->result;
+    p->result = NULL;
+    if (status == TC_OK && value) {
+        tc__entry_pin(value);
+        p->result = value;
+    }
+    p->result_status = status;
+    p->results++;
+    p->leading = 0;
+    p->users--;
+    pthread_cond_broadcast(&p->done);
+    pending_maybe_free_locked(s, p);
+    pthread_mutex_unlock(&s->lock);
+    tc_ref_release(previous);
+}
+
+/* ---- invalidation ---- */
+
+int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
+                      uint64_t version) {
+    tc__shard_t *s = shard_of(l1, h);
+    int applied = 0;
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *e = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    if (e && e->version < version) {
+        remove_locked(s, e);
+        applied = 1;
+    }
+    tc__pending_t *p = pending_find_locked(s, h, key, klen);
+    if (p) {
+        p->inval_seq++;
+        if (version > p->max_inval)
+            p->max_inval = version;
+        applied = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return applied;
+}
+
+void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *e = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    if (e)
+        remove_locked(s, e);
+    tc__pending_t *p = pending_find_locked(s, h, key, klen);
+    if (p)
+        pending_poison_locked(p);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tc__l1_flush(tc__l1_t *l1) {
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        tc_ref_t *e, *tmp;
+        HASH_ITER(hh, s->entries, e, tmp) { remove_locked(s, e); }
+        tc__pending_t *p, *ptmp;
+        HASH_ITER(hh, s->pending, p, ptmp) { pending_poison_locked(p); }
+        pthread_mutex_unlock(&s->lock);
+    }
+    atomic_fetch_add(&l1->flushes, 1);
+}
+
+void tc__l1_set_trusted(tc__l1_t *l1, int trusted) { atomic_store(&l1->trusted, trusted); }
+
+int tc__l1_trusted(const tc__l1_t *l1) { return atomic_load(&l1->trusted); }
+
+void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        out->hits += s->hits;
+        out->misses += s->misses;
+        out->evictions += s->evictions;
+        out->expirations += s->expirations;
+        out->rejected += s->rejected;
+        out->waits += s->waits;
+        out->entries += s->count;
+        out->bytes += shard_used_locked(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    out->flushes = atomic_load(&l1->flushes);
+}

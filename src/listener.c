@@ -1,0 +1,274 @@
+/*
+ * listener.c - the invalidation listener thread.
+ *
+ * One thread per open cache owns a dedicated subscriber connection (never one from the
+ * pool: a subscribed connection can do nothing else). It waits in poll() on the socket and
+ * on a stop pipe, so tc_close() interrupts it at once, and feeds hiredis's reader itself
+ * (redisBufferRead / redisGetReplyFromReader): hiredis 0.14 makes a context unusable after a
+ * read timeout, so the watchdog cannot rely on socket timeouts.
+ *
+ * Trust, the part that matters (see the safety argument in l1.c):
+ * - Until SUBSCRIBE is confirmed, L1 is untrusted: values read from Redis are not kept.
+ * - Once confirmed, L1 is flushed (anything kept while we were deaf is dropped and every
+ *   fill in flight is poisoned) and only then marked trusted. Every write that committed in
+ *   Redis before the subscription is visible to fills that start after the flush; every
+ *   write after it sends us a message.
+ * - The link is declared lost on a read/write error, EOF, a malformed reply stream, or
+ *   silence: after ping_ms without traffic we send PING (legal in subscribed mode) and
+ *   wait another ping_ms for any reply. On loss: untrusted, then flush, then reconnect
+ *   with exponential backoff (50 ms doubling to 2 s).
+ * So a stale entry can survive at most one message propagation delay, or, when the link
+ * dies silently, 2 * ping_ms (the watchdog bound), never longer.
+ * Messages are applied with version comparison (tc__l1_invalidate), our own included:
+ * applying our own write's message is harmless and makes concurrent local writers converge.
+ */
+#include "listener.h"
+
+#include "clock.h"
+#include "conn.h"
+#include "msg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct tc__listener {
+    tc__listener_opts_t o;
+    pthread_t thread;
+    int stop_pipe[2];
+    atomic_int stopping;
+    pthread_mutex_t mu; /* guards subscribed_once for tc__listener_wait_subscribed */
+    pthread_cond_t cv;
+    int subscribed_once;
+    atomic_uint_fast64_t received, applied, malformed, reconnects;
+    atomic_int connected;
+};
+
+/* Sleep up to ms, waking early on stop. Returns 1 if asked to stop. */
+static int sleep_or_stop(tc__listener_t *ls, uint32_t ms) {
+    struct pollfd pfd = {.fd = ls->stop_pipe[0], .events = POLLIN};
+    poll(&pfd, 1, (int)ms);
+    return atomic_load(&ls->stopping);
+}
+
+static int send_command(redisContext *c, int argc, const char **argv, const size_t *lens) {
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+        return -1;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return -1;
+    return 0;
+}
+
+static int is_str(const redisReply *r, const char *s) {
+    size_t n = strlen(s);
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
+           r->len == n && strncasecmp(r->str, s, n) == 0;
+}
+
+static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
+    atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
+    tc__msg_t m;
+    if (tc__msg_decode(buf, len, &m) != 0) {
+        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        return;
+    }
+    uint64_t h = tc__l1_hash(ls->o.l1, m.key, m.klen);
+    tc__l1_invalidate(ls->o.l1, h, m.key, m.klen, m.version);
+    atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
+    if (ls->o.hook)
+        ls->o.hook(ls->o.hook_arg, m.key, m.klen);
+}
+
+/* Handle one reply in subscribed mode. Returns 1 for a subscribe confirmation, 0 for any
+ * other well-formed reply, -1 for a reply that cannot happen on a healthy link. */
+static int handle_reply(tc__listener_t *ls, redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return -1;
+    redisReply *kind = r->element[0];
+    if (is_str(kind, "message") && r->elements == 3) {
+        redisReply *payload = r->element[2];
+        if (payload->type == REDIS_REPLY_STRING)
+            apply_message(ls, payload->str, payload->len);
+        else
+            atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        return 0;
+    }
+    if (is_str(kind, "subscribe"))
+        return 1;
+    if (is_str(kind, "pong"))
+        return 0;
+    return -1;
+}
+
+static void mark_subscribed(tc__listener_t *ls) {
+    /* Flush before trusting: nothing kept while deaf survives, no fill in flight commits. */
+    tc__l1_flush(ls->o.l1);
+    tc__l1_set_trusted(ls->o.l1, 1);
+    atomic_store(&ls->connected, 1);
+    pthread_mutex_lock(&ls->mu);
+    if (ls->subscribed_once)
+        atomic_fetch_add(&ls->reconnects, 1);
+    ls->subscribed_once = 1;
+    pthread_cond_broadcast(&ls->cv);
+    pthread_mutex_unlock(&ls->mu);
+}
+
+static void mark_lost(tc__listener_t *ls) {
+    if (!atomic_load(&ls->connected))
+        return;
+    /* Untrust first so no L2 fill commits between the flush and the flag. */
+    atomic_store(&ls->connected, 0);
+    tc__l1_set_trusted(ls->o.l1, 0);
+    tc__l1_flush(ls->o.l1);
+}
+
+/* Serve one connection until it fails or we are stopped. */
+static void serve(tc__listener_t *ls, redisContext *c) {
+    const char *argv[2] = {"SUBSCRIBE", ls->o.channel};
+    size_t lens[2] = {9, strlen(ls->o.channel)};
+    if (send_command(c, 2, argv, lens) != 0)
+        return;
+    const char *ping[1] = {"PING"};
+    size_t ping_len[1] = {4};
+    uint64_t ping_ns = (uint64_t)ls->o.ping_ms * 1000000u;
+    uint64_t last_traffic = tc__now_ns();
+    int awaiting_pong = 0, subscribed = 0;
+    /* Until confirmed, the connect timeout bounds the wait for the subscription. */
+    uint64_t confirm_deadline = last_traffic + (uint64_t)ls->o.connect_timeout_ms * 1000000u;
+
+    while (!atomic_load(&ls->stopping)) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            return;
+        if (reply) {
+            int kind = handle_reply(ls, reply);
+            freeReplyObject(reply);
+            if (kind < 0)
+                return;
+            if (kind == 1 && !subscribed) {
+                subscribed = 1;
+                mark_subscribed(ls);
+            }
+            last_traffic = tc__now_ns();
+            awaiting_pong = 0;
+            continue;
+        }
+        uint64_t now = tc__now_ns();
+        if (!subscribed && now >= confirm_deadline)
+            return;
+        if (now - last_traffic >= ping_ns) {
+            if (awaiting_pong)
+                return; /* a whole period without any reply: the link is dead */
+            if (send_command(c, 1, ping, ping_len) != 0)
+                return;
+            awaiting_pong = 1;
+            last_traffic = now;
+        }
+        uint64_t wait_ns = ping_ns - (now - last_traffic);
+        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+                                {.fd = ls->stop_pipe[0], .events = POLLIN}};
+        int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
+        if (n < 0 && errno != EINTR)
+            return;
+        if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (redisBufferRead(c) != REDIS_OK)
+                return;
+    }
+}
+
+static void *listener_main(void *arg) {
+    tc__listener_t *ls = arg;
+    uint32_t backoff_ms = 0;
+    while (!atomic_load(&ls->stopping)) {
+        redisContext *c = NULL;
+        if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms, &c,
+                          NULL) == TC_OK) {
+            serve(ls, c);
+            redisFree(c);
+            if (atomic_load(&ls->connected))
+                backoff_ms = 0; /* it worked for a while: retry promptly */
+            mark_lost(ls);
+        }
+        if (atomic_load(&ls->stopping))
+            break;
+        backoff_ms = backoff_ms ? backoff_ms * 2 : 50;
+        if (backoff_ms > 2000)
+            backoff_ms = 2000;
+        if (sleep_or_stop(ls, backoff_ms))
+            break;
+    }
+    return NULL;
+}
+
+int tc__listener_start(const tc__listener_opts_t *opts, tc__listener_t **out) {
+    *out = NULL;
+    tc__listener_t *ls = calloc(1, sizeof *ls);
+    if (!ls)
+        return TC_ENOMEM;
+    ls->o = *opts;
+    if (pipe2(ls->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        free(ls);
+        return TC_EINTERNAL;
+    }
+    pthread_mutex_init(&ls->mu, NULL);
+    pthread_cond_init(&ls->cv, NULL);
+    tc__l1_set_trusted(opts->l1, 0);
+    if (pthread_create(&ls->thread, NULL, listener_main, ls) != 0) {
+        close(ls->stop_pipe[0]);
+        close(ls->stop_pipe[1]);
+        pthread_cond_destroy(&ls->cv);
+        pthread_mutex_destroy(&ls->mu);
+        free(ls);
+        return TC_EINTERNAL;
+    }
+    *out = ls;
+    return TC_OK;
+}
+
+int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ls->mu);
+    while (!ls->subscribed_once)
+        if (pthread_cond_timedwait(&ls->cv, &ls->mu, &deadline) == ETIMEDOUT)
+            break;
+    int ok = ls->subscribed_once;
+    pthread_mutex_unlock(&ls->mu);
+    return ok;
+}
+
+void tc__listener_stop(tc__listener_t *ls) {
+    if (!ls)
+        return;
+    atomic_store(&ls->stopping, 1);
+    ssize_t w = write(ls->stop_pipe[1], "x", 1);
+    (void)w;
+    pthread_join(ls->thread, NULL);
+    close(ls->stop_pipe[0]);
+    close(ls->stop_pipe[1]);
+    pthread_cond_destroy(&ls->cv);
+    pthread_mutex_destroy(&ls->mu);
+    free(ls);
+}
+
+void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out) {
+    out->received = atomic_load_explicit(&ls->received, memory_order_relaxed);
+    out->applied = atomic_load_explicit(&ls->applied, memory_order_relaxed);
+    out->malformed = atomic_load_explicit(&ls->malformed, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&ls->reconnects, memory_order_relaxed);
+    out->connected = atomic_load(&ls->connected);
+}

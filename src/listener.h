@@ -1,0 +1,39 @@
+/*
+ * listener.h - the invalidation listener: one thread and one subscriber connection per
+ * open cache, applying every message on the channel to L1. See listener.c.
+ */
+#ifndef TC_LISTENER_H
+#define TC_LISTENER_H
+
+#include "config.h"
+#include "l1.h"
+
+#include <stdint.h>
+
+typedef struct tc__listener tc__listener_t;
+
+typedef struct tc__listener_opts {
+    const tc__endpoint_t *endpoint; /* borrowed: must outlive the listener */
+    const char *channel;            /* borrowed */
+    uint32_t connect_timeout_ms;
+    uint32_t ping_ms;
+    tc__l1_t *l1;
+    tc_inval_hook_fn hook;
+    void *hook_arg;
+} tc__listener_opts_t;
+
+typedef struct tc__listener_counters {
+    uint64_t received, applied, malformed, reconnects;
+    int connected;
+} tc__listener_counters_t;
+
+/* Start the thread; L1 is marked untrusted until the first subscription. 0 or TC_ENOMEM /
+ * TC_EINTERNAL (thread creation failed). */
+int tc__listener_start(const tc__listener_opts_t *opts, tc__listener_t **out);
+/* Wait up to timeout_ms for the subscription; returns 1 if subscribed. */
+int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms);
+/* Stop and join the thread, close the connection, free. NULL is a no-op. */
+void tc__listener_stop(tc__listener_t *ls);
+void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * valfmt.h - the header in front of every value tiercache stores in Redis (format v1).
+ *
+ *   offset  size  field
+ *   0       1     magic 0xC7
+ *   1       1     format version (1)
+ *   2       1     flags (bit 0 reserved: "absent" marker for negative caching; others 0)
+ *   3       1     reserved, 0
+ *   4       8     version, big-endian u64: assigned by Redis's INCR inside the write script,
+ *                 totally ordered across every writer of this key prefix
+ *   12      8     logical expiry, big-endian u64 unix-epoch ms; 0 = none (reserved for
+ *                 stale-while-revalidate: Redis's own TTL then covers the stale window)
+ *   20      n     the user's value
+ *
+ * The write script builds the stored string as head (0-3) .. version .. tail (12 on), so
+ * the C side produces tc__val_head / tc__val_tail and never needs the version up front.
+ * A reader that finds a string too short or with another magic/format treats it as not
+ * written by tiercache (TC_EPROTO in stats, a miss for the caller).
+ */
+#ifndef TC_VALFMT_H
+#define TC_VALFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TC__VAL_MAGIC 0xC7u
+#define TC__VAL_FORMAT 1u
+#define TC__VAL_HEAD_LEN 4u
+#define TC__VAL_VERSION_LEN 8u
+#define TC__VAL_EXPIRY_LEN 8u
+#define TC__VAL_HDR_LEN (TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN + TC__VAL_EXPIRY_LEN) /* 20 */
+#define TC__VAL_FLAG_ABSENT 0x01u
+
+typedef struct tc__val {
+    unsigned flags;
+    uint64_t version;
+    uint64_t logical_expiry_ms;
+    const unsigned char *data; /* points into the decoded buffer */
+    size_t len;
+} tc__val_t;
+
+/* The 4-byte head. */
+void tc__val_head(unsigned flags, unsigned char out[TC__VAL_HEAD_LEN]);
+/* Write the 8-byte logical expiry into out (the payload follows it in the script's
+ * argument, which the caller assembles). */
+void tc__val_expiry(uint64_t logical_expiry_ms, unsigned char out[TC__VAL_EXPIRY_LEN]);
+/* Whole stored string into out (capacity TC__VAL_HDR_LEN + len). Returns bytes written. */
+size_t tc__val_encode(unsigned flags, uint64_t version, uint64_t logical_expiry_ms,
+                      const void *data, size_t len, unsigned char *out);
+/* Parse a stored string. Returns 0 (v->data points into buf) or -1 when not ours. */
+int tc__val_decode(const void *buf, size_t len, tc__val_t *v);
+
+/* Big-endian u64 helpers shared with msg.c. */
+void tc__put_be64(unsigned char *p, uint64_t v);
+uint64_t tc__get_be64(const unsigned char *p);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * peer.h - a second tiercache process for the end-to-end suites, plus the few helpers
+ * (configuration, timing, polling) those suites share.
+ *
+ * A peer is the tc-peer program (tests/peer/tc_peer.c) started with fork + execve and
+ * driven over a socketpair wired to its stdin and stdout: one command line in, one reply
+ * line out. Keys and values travel hex-encoded, an empty byte string as "-", so binary
+ * data (NUL, CRLF, spaces) survives the line protocol. The peer opens its own cache on
+ * the given Redis URL, key prefix and channel, so it shares L2 and the invalidation
+ * channel with the test process while keeping its own L1: a real second process.
+ *
+ * Invariants: a peer never outlives the test process (PR_SET_PDEATHSIG); every read of a
+ * reply is bounded by a timeout, and a missing reply fails the calling test with the
+ * command that went unanswered instead of hanging it. Start and stop peers from the
+ * test's main thread (the death signal is tied to the thread that forked).
+ */
+#ifndef TC_TEST_PEER_H
+#define TC_TEST_PEER_H
+
+#include "tiercache.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sanitizer builds run several times slower: bounded-latency assertions scale by this. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TC_TEST_SLOW 5
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TC_TEST_SLOW 5
+#endif
+#endif
+#ifndef TC_TEST_SLOW
+#define TC_TEST_SLOW 1
+#endif
+
+typedef struct tc_test_peer tc_test_peer_t;
+
+/*
+ * Start tc-peer on url with key_prefix and channel, and wait for its cache to open.
+ * env: NULL or a NULL-terminated list of "NAME=VALUE" added to the peer's environment
+ * (tc-peer reads config overrides from TC_PEER_* variables, e.g. TC_PEER_COMMAND_TIMEOUT).
+ * Fails the calling test when the peer cannot start or its tc_open fails.
+ */
+tc_test_peer_t *tc_test_peer_start(const char *url, const char *prefix, const char *channel,
+                                   const char *const *env);
+/* Send one command line (printf format, no newline). Fails the test if the peer is gone. */
+void tc_test_peer_send(tc_test_peer_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The next reply line (without newline), valid until the next call on p. Fails the test
+ * when no line arrives within timeout_ms. */
+const char *tc_test_peer_recv(tc_test_peer_t *p, int timeout_ms);
+/* send + recv with a default timeout. */
+const char *tc_test_peer_cmd(tc_test_peer_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Ask the peer to quit, wait briefly, then SIGKILL; reap and free. NULL is a no-op. */
+void tc_test_peer_stop(tc_test_peer_t *p);
+
+/* Hex helpers of the line protocol. tc_test_hex writes "-" for len 0; out needs
+ * 2 * len + 2 bytes. tc_test_unhex returns 0 and *len, or -1 on bad input/overflow. */
+void tc_test_hex(const void *buf, size_t len, char *out);
+int tc_test_unhex(const char *hex, void *out, size_t cap, size_t *len);
+/* Value of `name=` in a `stats ...` reply; UINT64_MAX when absent. */
+uint64_t tc_test_stat(const char *line, const char *name);
+
+/* Precise monotonic milliseconds, and a sleep that survives signals. */
+uint64_t tc_test_now_ms(void);
+void tc_test_sleep_ms(unsigned ms);
+/* Poll tc_stats until listener_connected == want; returns 1 if reached within timeout_ms. */
+int tc_test_wait_listener(tc_cache_t *c, int want, unsigned timeout_ms);
+/* Poll tc_get until it returns exactly val (val NULL: until TC_ENOTFOUND). Returns the
+ * milliseconds it took, or -1 when timeout_ms passed first. */
+long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val,
+                      size_t vlen, unsigned timeout_ms);
+
+/* The suites' common configuration: url (NULL = L1-only), a private prefix and channel,
+ * and small timeouts (connect 200 ms, command 100 ms, breaker cooldown 200 ms, listener
+ * ping 100 ms) so that faults resolve fast. */
+void tc_test_config(tc_config_t *cfg, const char *url, const char *prefix,
+                    const char *channel);
+/* tc_open that fails the test on error and, with a URL, waits for the listener to
+ * subscribe (so values read from L2 may be kept in L1). */
+tc_cache_t *tc_test_open(const tc_config_t *cfg);
+
+#endif
