@@ -20,7 +20,8 @@
  * While OPEN or HALF_OPEN every other call returns TC_EUNAVAILABLE without touching the
  * network. State, failure count and deadline are atomics: the fast path takes no lock.
  *
- * Writes. Every write is a Lua script that INCRs <prefix>"v", splices that version into
+ * Writes. Every write is a Lua script that takes the next version from <prefix>"v"
+ * (never below Redis's clock in microseconds, see L2_LUA_NEXT_VERSION), splices it into
  * the stored header (valfmt.h) and into the invalidation message (msg.h), and PUBLISHes,
  * so the write and its invalidation are one atomic step with one version. Scripts are
  * SCRIPT LOADed on every new connection and called by EVALSHA; a NOSCRIPT reply (the
@@ -56,6 +57,16 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 #define L2_STACK_SCRATCH 512
 #define L2_MAX_VALUE     ((size_t)511 << 20) /* below Redis's 512 MiB bulk limit */
 
+/* The next version: the counter, but never below Redis's clock in microseconds. A counter
+ * that Redis lost (restart without persistence, maxmemory eviction of the key, FLUSHALL)
+ * would otherwise restart at 1 and make new writes look older than entries some L1 still
+ * holds. Microseconds stay exact in Lua's doubles until the year 2255. */
+#define L2_LUA_NEXT_VERSION                                                                    \
+    "local t = redis.call('TIME')\n"                                                           \
+    "local floor = t[1] * 1000000 + t[2]\n"                                                    \
+    "local v = redis.call('INCR', KEYS[2])\n"                                                  \
+    "if v < floor then v = floor redis.call('SET', KEYS[2], string.format('%.0f', v)) end\n"
+
 /* The version as two big-endian u32 halves: Lua numbers are doubles, no 64-bit ints. */
 #define L2_LUA_PACK "struct.pack('>I4I4', math.floor(v / 4294967296), v % 4294967296)"
 #define L2_LUA_STORE                                                                           \
@@ -65,12 +76,12 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
 /* KEYS: data, version. ARGV: val head, expiry, payload, ttl ms (0 = none), channel,
  * msg head, msg tail. */
-static const char script_set[] = "local v = redis.call('INCR', KEYS[2])\n"
+static const char script_set[] = L2_LUA_NEXT_VERSION
                                  "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
                                  "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
                                  "return v\n";
 /* KEYS: data, version. ARGV: channel, msg head, msg tail. */
-static const char script_del[] = "local v = redis.call('INCR', KEYS[2])\n"
+static const char script_del[] = L2_LUA_NEXT_VERSION
                                  "redis.call('DEL', KEYS[1])\n"
                                  "local pv = " L2_LUA_PACK "\n"
                                  "redis.call('PUBLISH', ARGV[1], ARGV[2] .. pv .. ARGV[3])\n"
@@ -79,7 +90,7 @@ static const char script_del[] = "local v = redis.call('INCR', KEYS[2])\n"
 static const char script_add[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n"
-    "local v = redis.call('INCR', KEYS[2])\n"
+    L2_LUA_NEXT_VERSION
     "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE "return {1, v}\n";
 
 static const char *const script_body[SCRIPT_COUNT] = {script_set, script_del, script_add};

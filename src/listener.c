@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,13 @@ static void serve(tc__listener_t *ls, redisContext *c) {
 
 static void *listener_main(void *arg) {
     tc__listener_t *ls = arg;
+    /* A write to a dead socket raises SIGPIPE in the writing thread; this thread only ever
+     * writes to its own connection, so blocking it here for good is enough (the write then
+     * fails with EPIPE and the link is declared lost). */
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
     uint32_t backoff_ms = 0;
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;

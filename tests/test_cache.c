@@ -76,8 +76,8 @@ static void expect_miss(tc_cache_t *c, const void *key, size_t klen) {
     cr_assert_null(ref);
 }
 
-static void set_ok(tc_cache_t *c, const void *key, size_t klen, const void *val,
-                   size_t vlen, uint64_t ttl) {
+static void set_ok(tc_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
+                   uint64_t ttl) {
     int rc = tc_set(c, key, klen, val, vlen, ttl);
     cr_assert_eq(rc, 0, "tc_set: %s", tc_err_name(rc));
 }
@@ -260,9 +260,9 @@ Test(cache, binary_keys) {
     struct {
         const void *k;
         size_t len;
-    } keys[] = {{"a\0b", 3},         {"a\0c", 3}, {"a", 1},          {" sp ace ", 8},
-                {"crlf\r\nkey\r\n", 11}, {"\0", 1},   {"\r\n", 2},        {all, sizeof all},
-                {"\0\0\0\0", 4},     {"*3\r\n$3\r\nSET", 14}};
+    } keys[] = {
+        {S("a\0b")}, {S("a\0c")}, {S("a")},          {S(" sp ace ")}, {S("crlf\r\nkey\r\n")},
+        {S("\0")},   {S("\r\n")}, {all, sizeof all}, {S("\0\0\0\0")}, {S("*3\r\n$3\r\nSET")}};
     size_t n = sizeof keys / sizeof keys[0];
     char val[32];
     for (size_t i = 0; i < n; i++)

@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PREFIX "t:xp:"
-#define CHANNEL "t:xp:inval"
+#define PREFIX   "t:xp:"
+#define CHANNEL  "t:xp:inval"
 #define BOUND_MS (100u * TC_TEST_SLOW)
 
 static tc_test_redis_t *redis;
@@ -166,8 +166,11 @@ Test(crossproc, binary_keys_across_processes) {
     static const struct {
         const char *k;
         size_t len;
-    } keys[] = {{"bin\0key", 7}, {"with spaces in it", 17}, {"crlf\r\n\r\nkey", 11},
-                {"\0", 1},       {"\xff\xfe\x00\x01", 4}};
+    } keys[] = {{"bin\0key", 7},
+                {"with spaces in it", 17},
+                {"crlf\r\n\r\nkey", 11},
+                {"\0", 1},
+                {"\xff\xfe\x00\x01", 4}};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         peer_write_evicts_here(keys[i].k, keys[i].len);
         local_write_evicts_peer(keys[i].k, keys[i].len);

@@ -29,11 +29,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PREFIX "t:race:"
-#define CHANNEL "t:race:inval"
-#define NKEYS 8
+#define PREFIX   "t:race:"
+#define CHANNEL  "t:race:inval"
+#define NKEYS    8
 #define NTHREADS 4
-#define SECONDS 3
+#define SECONDS  3
 
 static tc_test_redis_t *redis;
 static tc_test_peer_t *peers[2];
@@ -51,8 +51,8 @@ static void teardown(void) {
 TestSuite(race, .init = setup, .fini = teardown, .timeout = 300);
 
 static const char *const peer_env[] = {"TC_PEER_COMMAND_TIMEOUT=5s",
-                                       "TC_PEER_CONNECT_TIMEOUT=2s",
-                                       "TC_PEER_LISTENER_PING=1s", NULL};
+                                       "TC_PEER_CONNECT_TIMEOUT=2s", "TC_PEER_LISTENER_PING=1s",
+                                       NULL};
 
 static void race_config(tc_config_t *cfg) {
     tc_test_config(cfg, tc_test_redis_url(redis), PREFIX, CHANNEL);
@@ -114,7 +114,7 @@ static void *stress_main(void *arg) {
 
 /* ---- the truth in Redis ---- */
 
-/* Redis's value for key: 1 and *out/*len when present, 0 when absent. */
+/* Redis's value for key: 1 (out and len filled) when present, 0 when absent. */
 static int redis_value(redisContext *rc, const char *key, char *out, size_t *len) {
     redisReply *r = redisCommand(rc, "GET %sk:%s", PREFIX, key);
     cr_assert_not_null(r);
@@ -144,8 +144,8 @@ static void check_local(tc_cache_t *c, const char *who, const char *key, int pre
         return;
     }
     cr_assert_eq(rc, 0, "%s: %s: %s", who, key, tc_err_name(rc));
-    cr_assert(got == len && memcmp(buf, val, len) == 0,
-              "%s: %s is '%.*s', Redis has '%.*s'", who, key, (int)got, buf, (int)len, val);
+    cr_assert(got == len && memcmp(buf, val, len) == 0, "%s: %s is '%.*s', Redis has '%.*s'",
+              who, key, (int)got, buf, (int)len, val);
 }
 
 static void check_peer(int i, const char *key, int present, const char *val, size_t len) {

@@ -22,7 +22,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define NTHREADS 32
+#define NTHREADS      32
 #define LOAD_SLEEP_MS (100u * TC_TEST_SLOW)
 
 static tc_test_redis_t *redis;
@@ -116,13 +116,11 @@ Test(singleflight, one_load_for_32_concurrent_misses) {
     loader_ctx_t lc = {.ret = 0, .value = "the-one-value"};
     worker_t ws[NTHREADS];
     run_fetches(c, &lc, ws);
-    cr_assert_eq(atomic_load(&lc.calls), 1, "the loader ran %d times",
-                 atomic_load(&lc.calls));
+    cr_assert_eq(atomic_load(&lc.calls), 1, "the loader ran %d times", atomic_load(&lc.calls));
     for (int i = 0; i < NTHREADS; i++) {
         cr_assert_eq(ws[i].rc, 0, "thread %d: %s", i, tc_err_name(ws[i].rc));
         cr_assert_eq(ws[i].got_len, 13);
-        cr_assert_eq(memcmp(ws[i].got, "the-one-value", 13), 0, "thread %d got other bytes",
-                     i);
+        cr_assert_eq(memcmp(ws[i].got, "the-one-value", 13), 0, "thread %d got other bytes", i);
     }
     tc_stats_t st;
     cr_assert_eq(tc_stats(c, &st), 0);
@@ -138,11 +136,10 @@ Test(singleflight, loader_error_reaches_every_waiter_and_is_not_cached) {
     worker_t ws[NTHREADS];
     run_fetches(c, &lc, ws);
     int calls = atomic_load(&lc.calls);
-    cr_assert(calls >= 1 && calls <= NTHREADS / 4,
-              "%d loader calls for one burst of misses", calls);
+    cr_assert(calls >= 1 && calls <= NTHREADS / 4, "%d loader calls for one burst of misses",
+              calls);
     for (int i = 0; i < NTHREADS; i++)
-        cr_assert_eq(ws[i].rc, -1234, "thread %d: got %d, not the loader's error", i,
-                     ws[i].rc);
+        cr_assert_eq(ws[i].rc, -1234, "thread %d: got %d, not the loader's error", i, ws[i].rc);
     tc_ref_t *ref = NULL;
     cr_assert_eq(tc_get(c, "sf\0key\n", 7, &ref), TC_ENOTFOUND, "a failed load was cached");
     cr_assert_eq(raw_exists("t:sf2:"), 0);

@@ -144,11 +144,10 @@ static void cmd_stats(void) {
           "l2_errors=%llu l2_timeouts=%llu breaker_opens=%llu breaker_state=%d "
           "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu",
           U(l1_hits), U(l1_misses), U(l2_hits), U(l2_misses), U(loads), U(load_errors),
-          U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions),
-          U(l1_expirations), U(l1_fills_rejected), U(inval_published), U(inval_received),
-          U(inval_applied), U(inval_malformed), U(l2_errors), U(l2_timeouts),
-          U(breaker_opens), s.breaker_state, s.listener_connected, U(listener_reconnects),
-          U(l1_flushes));
+          U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions), U(l1_expirations),
+          U(l1_fills_rejected), U(inval_published), U(inval_received), U(inval_applied),
+          U(inval_malformed), U(l2_errors), U(l2_timeouts), U(breaker_opens), s.breaker_state,
+          s.listener_connected, U(listener_reconnects), U(l1_flushes));
 #undef U
 }
 

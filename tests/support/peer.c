@@ -34,9 +34,9 @@
 #define TC_TEST_PEER_PATH "tc-peer"
 #endif
 
-#define PEER_BUF 65536
+#define PEER_BUF                65536
 #define PEER_DEFAULT_TIMEOUT_MS (5000 * TC_TEST_SLOW)
-#define PEER_OPEN_TIMEOUT_MS (10000 * TC_TEST_SLOW)
+#define PEER_OPEN_TIMEOUT_MS    (10000 * TC_TEST_SLOW)
 
 extern char **environ;
 
@@ -73,8 +73,8 @@ int tc_test_wait_listener(tc_cache_t *c, int want, unsigned timeout_ms) {
     }
 }
 
-long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val,
-                      size_t vlen, unsigned timeout_ms) {
+long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
+                      unsigned timeout_ms) {
     uint64_t start = tc_test_now_ms();
     for (;;) {
         tc_ref_t *ref = NULL;
@@ -228,7 +228,9 @@ void tc_test_peer_send(tc_test_peer_t *p, const char *fmt, ...) {
     int n = vsnprintf(line, sizeof line - 1, fmt, ap);
     va_end(ap);
     cr_assert(n > 0 && (size_t)n < sizeof line - 1, "peer: command too long");
-    snprintf(p->last, sizeof p->last, "%s", line);
+    size_t keep = (size_t)n < sizeof p->last ? (size_t)n : sizeof p->last - 1;
+    memcpy(p->last, line, keep);
+    p->last[keep] = '\0';
     line[n++] = '\n';
     for (int off = 0; off < n;) {
         ssize_t w = send(p->fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);

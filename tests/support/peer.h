@@ -70,14 +70,13 @@ void tc_test_sleep_ms(unsigned ms);
 int tc_test_wait_listener(tc_cache_t *c, int want, unsigned timeout_ms);
 /* Poll tc_get until it returns exactly val (val NULL: until TC_ENOTFOUND). Returns the
  * milliseconds it took, or -1 when timeout_ms passed first. */
-long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val,
-                      size_t vlen, unsigned timeout_ms);
+long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
+                      unsigned timeout_ms);
 
 /* The suites' common configuration: url (NULL = L1-only), a private prefix and channel,
  * and small timeouts (connect 200 ms, command 100 ms, breaker cooldown 200 ms, listener
  * ping 100 ms) so that faults resolve fast. */
-void tc_test_config(tc_config_t *cfg, const char *url, const char *prefix,
-                    const char *channel);
+void tc_test_config(tc_config_t *cfg, const char *url, const char *prefix, const char *channel);
 /* tc_open that fails the test on error and, with a URL, waits for the listener to
  * subscribe (so values read from L2 may be kept in L1). */
 tc_cache_t *tc_test_open(const tc_config_t *cfg);
