@@ -42,7 +42,7 @@ typedef struct tcb_report_ctx {
     uint64_t duration_ns, warmup_ns, ops;
     uint64_t source_ns, ttl_ms;
     int preload;
-    char redis[256];
+    char redis[320];
     uint64_t seed;
     char l1[96];
 } tcb_report_ctx_t;

@@ -31,7 +31,9 @@ size_t tc__alloc_total_bytes(void);
 #include <malloc.h>
 
 static inline size_t tc__alloc_charge(size_t n) {
-    /* glibc: chunk = n + 8 rounded up to 16, at least 32; usable = chunk - 8. */
+    /* glibc: chunk = n + 8 rounded up to 16, at least 32. Nothing asked, nothing charged. */
+    if (n == 0)
+        return 0;
     size_t chunk = (n + 8 + 15) & ~(size_t)15;
     if (chunk < 32)
         chunk = 32;

@@ -355,10 +355,16 @@ static int commit_allowed_locked(const tc__l1_t *l1, const tc__pending_t *p, uin
     return p->max_inval <= e->version;
 }
 
+/* Whether e could be kept if every other entry were evicted. uthash never shrinks its
+ * bucket array, so the current table's charge stays whatever we evict: deciding up front
+ * keeps an unkeepable value from evicting others for nothing. */
 static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
     if (e->vlen > l1->max_value_bytes || s->budget == 0)
         return 0;
-    return tc__entry_charge(e) + tc__alloc_charge(sizeof(UT_hash_table)) <= s->budget;
+    size_t table = s->entries ? table_charge_locked(s)
+                              : tc__alloc_charge(HASH_INITIAL_NUM_BUCKETS * sizeof(UT_hash_bucket)) +
+                                    tc__alloc_charge(sizeof(UT_hash_table));
+    return tc__entry_charge(e) + table <= s->budget;
 }
 
 int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags) {

@@ -5,6 +5,8 @@
  *   0       1     magic 0xC1 ("tiercache invalidation, format 1")
  *   1       1     op: 1 = key written, 2 = key deleted
  *   2       8     version, big-endian u64 (assigned by Redis, see l2.c)
+ *                 (never below Redis's clock in microseconds: ~1.8e15 in 2026, not a
+ *                 small counter; see L2_LUA_NEXT_VERSION in l2.c)
  *   10      16    origin: the publishing cache's random instance id
  *   26      n     key, 1 <= n <= TC_MAX_KEY_LEN, binary
  *

@@ -8,6 +8,8 @@
  *   3       1     reserved, 0
  *   4       8     version, big-endian u64: assigned by Redis's INCR inside the write script,
  *                 totally ordered across every writer of this key prefix
+ *                 (never below Redis's clock in microseconds: ~1.8e15 in 2026, not a
+ *                 small counter; see L2_LUA_NEXT_VERSION in l2.c)
  *   12      8     logical expiry, big-endian u64 unix-epoch ms; 0 = none (reserved for
  *                 stale-while-revalidate: Redis's own TTL then covers the stale window)
  *   20      n     the user's value

@@ -1,0 +1,426 @@
+/*
+ * test_l1_threads.c - the L1 under concurrency: the race logic of l1.c against a model of
+ * Redis, and tc_fetch's single-flight through the public API (L1-only mode).
+ *
+ * The stress test plays every part of the system on a few keys and a tiny budget:
+ *
+ *   "Redis"    a mutex-guarded table of (version, present) per key and one version
+ *              counter, so versions totally order the writes as Redis's counter does;
+ *   writers    register, write "Redis", commit their version (TC__COMMIT_WRITE) and
+ *              queue the invalidation message, as tc_set does;
+ *   deleters   bump the version in "Redis", invalidate locally and queue the message;
+ *   fillers    register, read "Redis", commit what they read (TC__COMMIT_FROM_L2);
+ *   loaders    tc__l1_fetch_begin/finish with an unversioned value read from "Redis";
+ *   listener   any thread may apply queued messages, and now and then plays a lost
+ *              connection: untrusted, flush, trusted again;
+ *   readers    tc__l1_get, checking the bytes of every hit against its version.
+ *
+ * After all threads join and every queued message is applied, the safety argument of
+ * l1.c promises that each key's L1 entry is either absent or exactly the latest version
+ * in "Redis". Every value encodes its version, so the check reads the bytes, not a field
+ * that the code under test set. The run is short so that it also fits under TSan.
+ */
+/* tc-test-labels: unit concurrency */
+#include "clock.h"
+#include "l1.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NKEYS          16
+#define NTHREADS       4
+#define OPS_PER_THREAD 40000
+#define MAX_ENTRIES    8
+#define MAX_BYTES      4096
+#define MAXQ           (NTHREADS * OPS_PER_THREAD)
+
+/* ---- the model of Redis and its channel ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    uint64_t next_version;
+    uint64_t version[NKEYS]; /* version of the last write or delete */
+    int present[NKEYS];
+    struct msg {
+        int key;
+        uint64_t version;
+    } queue[MAXQ];
+    size_t qhead, qtail;
+} redis = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static tc__l1_t *g_l1;
+static pthread_barrier_t g_start;
+static atomic_int g_bad_bytes;
+static char g_keys[NKEYS][16];
+
+static size_t vlen_of(uint64_t version) {
+    return 8 + (size_t)(version * 7919 % 300);
+}
+
+static unsigned char byte_of(uint64_t version, size_t i) {
+    return (unsigned char)(version * 31 + i);
+}
+
+/* A value that carries its version in its first 8 bytes and a pattern after them. */
+static tc_ref_t *make_value(int k, uint64_t version, uint64_t entry_version) {
+    size_t n = vlen_of(version);
+    tc_ref_t *e = tc__entry_new(g_keys[k], strlen(g_keys[k]), NULL, n);
+    if (!e)
+        abort();
+    unsigned char *v = tc__entry_value_mut(e);
+    memcpy(v, &version, 8);
+    for (size_t i = 8; i < n; i++)
+        v[i] = byte_of(version, i);
+    e->version = entry_version;
+    e->expiry_ms = TC__NO_EXPIRY;
+    return e;
+}
+
+/* The version a value encodes, or UINT64_MAX when its bytes are inconsistent. */
+static uint64_t value_version(const tc_ref_t *r) {
+    const unsigned char *v = tc_ref_data(r);
+    uint64_t version;
+    if (tc_ref_size(r) < 8)
+        return UINT64_MAX;
+    memcpy(&version, v, 8);
+    if (tc_ref_size(r) != vlen_of(version))
+        return UINT64_MAX;
+    for (size_t i = 8; i < tc_ref_size(r); i++)
+        if (v[i] != byte_of(version, i))
+            return UINT64_MAX;
+    return version;
+}
+
+static void check_ref(const tc_ref_t *r) {
+    if (value_version(r) == UINT64_MAX)
+        atomic_fetch_add(&g_bad_bytes, 1);
+}
+
+static uint64_t hash_of(int k) {
+    return tc__l1_hash(g_l1, g_keys[k], strlen(g_keys[k]));
+}
+
+static void queue_locked(int k, uint64_t version) {
+    redis.queue[redis.qtail].key = k;
+    redis.queue[redis.qtail].version = version;
+    redis.qtail++;
+}
+
+/* Apply one queued message, if any (as the listener would). */
+static void apply_one(void) {
+    pthread_mutex_lock(&redis.lock);
+    int have = redis.qhead < redis.qtail;
+    struct msg m = have ? redis.queue[redis.qhead++] : (struct msg){0, 0};
+    pthread_mutex_unlock(&redis.lock);
+    if (have)
+        tc__l1_invalidate(g_l1, hash_of(m.key), g_keys[m.key], strlen(g_keys[m.key]),
+                          m.version);
+}
+
+/* ---- the parts ---- */
+
+static void op_get(int k) {
+    tc_ref_t *r;
+    if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) == TC_OK) {
+        check_ref(r);
+        tc_ref_release(r);
+    }
+}
+
+static void op_write(int k) {
+    uint64_t snap, h = hash_of(k);
+    tc__pending_t *p = tc__l1_pending_begin(g_l1, h, g_keys[k], strlen(g_keys[k]), &snap);
+    if (!p)
+        abort();
+    pthread_mutex_lock(&redis.lock);
+    uint64_t v = ++redis.next_version;
+    redis.version[k] = v;
+    redis.present[k] = 1;
+    queue_locked(k, v);
+    pthread_mutex_unlock(&redis.lock);
+    tc_ref_t *e = make_value(k, v, v);
+    tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_WRITE);
+    tc_ref_release(e);
+    tc__l1_pending_end(g_l1, p);
+}
+
+static void op_delete(int k) {
+    pthread_mutex_lock(&redis.lock);
+    uint64_t v = ++redis.next_version;
+    redis.version[k] = v;
+    redis.present[k] = 0;
+    queue_locked(k, v);
+    pthread_mutex_unlock(&redis.lock);
+    tc__l1_invalidate(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), v);
+}
+
+/* Read "Redis" for key k: 1 and *v when present. */
+static int read_redis(int k, uint64_t *v) {
+    pthread_mutex_lock(&redis.lock);
+    int present = redis.present[k];
+    *v = redis.version[k];
+    pthread_mutex_unlock(&redis.lock);
+    return present;
+}
+
+static void op_fill(int k) {
+    uint64_t snap, v, h = hash_of(k);
+    tc__pending_t *p = tc__l1_pending_begin(g_l1, h, g_keys[k], strlen(g_keys[k]), &snap);
+    if (!p)
+        abort();
+    if (read_redis(k, &v)) {
+        tc_ref_t *e = make_value(k, v, v);
+        tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_FROM_L2);
+        tc_ref_release(e);
+    }
+    tc__l1_pending_end(g_l1, p);
+}
+
+/* tc_fetch's path with an unversioned value (a loader in L1-only mode). */
+static void op_fetch(int k) {
+    uint64_t snap = 0, v;
+    tc_ref_t *r = NULL;
+    tc__pending_t *p = NULL;
+    int status = 0;
+    int how = tc__l1_fetch_begin(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r, &p, &snap,
+                                 &status);
+    if (how == TC__FETCH_LEAD) {
+        if (!read_redis(k, &v)) {
+            tc__l1_fetch_finish(g_l1, p, TC_ENOTFOUND, NULL);
+            return;
+        }
+        tc_ref_t *e = make_value(k, v, 0);
+        tc__l1_commit(g_l1, p, snap, e, 0);
+        tc__l1_fetch_finish(g_l1, p, TC_OK, e);
+        r = e; /* the leader's own reference */
+    }
+    if (r) {
+        check_ref(r);
+        tc_ref_release(r);
+    }
+}
+
+static void op_lose_connection(void) {
+    tc__l1_set_trusted(g_l1, 0);
+    tc__l1_flush(g_l1);
+    tc__l1_flush(g_l1); /* again at re-subscription */
+    tc__l1_set_trusted(g_l1, 1);
+}
+
+static void *worker(void *arg) {
+    uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+    pthread_barrier_wait(&g_start); /* all start together, so the operations overlap */
+    for (int i = 0; i < OPS_PER_THREAD; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        int k = (int)(s % NKEYS);
+        unsigned dice = (unsigned)((s >> 20) % 100);
+        if (dice < 35)
+            op_get(k);
+        else if (dice < 55)
+            op_fill(k);
+        else if (dice < 70)
+            op_write(k);
+        else if (dice < 80)
+            op_fetch(k);
+        else if (dice < 85)
+            op_delete(k);
+        else if (dice < 87)
+            tc__l1_evict(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]));
+        else if (dice < 88)
+            op_lose_connection();
+        else
+            apply_one();
+    }
+    return NULL;
+}
+
+Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
+    tc__l1_opts_t o = {.max_bytes = MAX_BYTES,
+                       .max_entries = MAX_ENTRIES,
+                       .max_value_bytes = 1 << 20,
+                       .shards = 2,
+                       .seed = 99};
+    cr_assert_eq(tc__l1_open(&o, &g_l1), TC_OK);
+    for (int k = 0; k < NKEYS; k++)
+        snprintf(g_keys[k], sizeof g_keys[k], "key%d", k);
+    pthread_t t[NTHREADS];
+    pthread_barrier_init(&g_start, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1)), 0);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&g_start);
+    while (redis.qhead < redis.qtail) /* deliver every message still in flight */
+        apply_one();
+
+    cr_assert_eq(atomic_load(&g_bad_bytes), 0, "a reader saw torn or freed bytes");
+    tc__l1_counters_t c;
+    tc__l1_counters(g_l1, &c);
+    cr_assert_leq(c.entries, MAX_ENTRIES);
+    cr_assert_leq(c.bytes, MAX_BYTES);
+    cr_assert_gt(c.hits, 0, "the workload never hit: the test would prove nothing");
+    cr_assert_gt(c.rejected, 0, "no fill was ever refused: the races did not happen");
+    uint64_t present = 0, charged = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        tc_ref_t *r;
+        if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) != TC_OK)
+            continue;
+        present++;
+        charged += tc__entry_charge(r);
+        uint64_t v = value_version(r);
+        cr_assert(redis.present[k] && v == redis.version[k],
+                  "%s: L1 holds version %llu, Redis %s version %llu", g_keys[k],
+                  (unsigned long long)v, redis.present[k] ? "holds" : "deleted it at",
+                  (unsigned long long)redis.version[k]);
+        tc_ref_release(r);
+    }
+    cr_assert_eq(present, c.entries);
+    cr_assert_geq(c.bytes, charged);
+    tc__l1_flush(g_l1);
+    tc__l1_counters(g_l1, &c);
+    cr_assert_eq(c.entries, 0);
+    cr_assert_eq(c.bytes, 0);
+    tc__l1_close(g_l1);
+}
+
+/* ---- single-flight through the public API ---- */
+
+#define NFETCH 16
+
+typedef struct sf {
+    tc_cache_t *cache;
+    atomic_int calls;
+    int rc;              /* what the loader returns */
+    uint64_t base_waits; /* singleflight_waits before this round */
+    pthread_barrier_t start;
+    int got[NFETCH];  /* each caller's result */
+    int same[NFETCH]; /* and whether its bytes were the loaded ones */
+} sf_t;
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Sleeps 50 ms, then (bounded) until every other caller is waiting on it, so a lost
+ * single-flight shows up as extra calls, never as a lucky timing. */
+static int slow_loader(void *arg, const void *key, size_t klen, tc_load_t *load) {
+    (void)key;
+    (void)klen;
+    sf_t *x = arg;
+    atomic_fetch_add(&x->calls, 1);
+    sleep_ms(50);
+    for (int i = 0; i < 5000; i++) {
+        tc_stats_t s;
+        if (tc_stats(x->cache, &s) == TC_OK &&
+            s.singleflight_waits >= x->base_waits + NFETCH - 1)
+            break;
+        sleep_ms(1);
+    }
+    if (x->rc == TC_OK)
+        return tc_load_set_value(load, "the value", 9);
+    return x->rc;
+}
+
+typedef struct sf_arg {
+    sf_t *x;
+    int i;
+    const char *key;
+} sf_arg_t;
+
+static void *sf_thread(void *arg) {
+    sf_arg_t *a = arg;
+    tc_ref_t *r = (tc_ref_t *)(uintptr_t)1;
+    pthread_barrier_wait(&a->x->start);
+    a->x->got[a->i] = tc_fetch(a->x->cache, a->key, strlen(a->key), slow_loader, a->x, &r);
+    if (a->x->got[a->i] != TC_OK) {
+        a->x->same[a->i] = r == NULL; /* *ref is NULL whenever the return is not 0 */
+        return NULL;
+    }
+    a->x->same[a->i] = r != NULL && r != (tc_ref_t *)(uintptr_t)1 && tc_ref_size(r) == 9 &&
+                       memcmp(tc_ref_data(r), "the value", 9) == 0;
+    if (r != (tc_ref_t *)(uintptr_t)1)
+        tc_ref_release(r);
+    return NULL;
+}
+
+static void run_fetchers(sf_t *x, const char *key) {
+    pthread_t t[NFETCH];
+    sf_arg_t a[NFETCH];
+    tc_stats_t s;
+    cr_assert_eq(tc_stats(x->cache, &s), TC_OK);
+    x->base_waits = s.singleflight_waits;
+    pthread_barrier_init(&x->start, NULL, NFETCH);
+    for (int i = 0; i < NFETCH; i++) {
+        a[i] = (sf_arg_t){x, i, key};
+        cr_assert_eq(pthread_create(&t[i], NULL, sf_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < NFETCH; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&x->start);
+}
+
+static tc_cache_t *open_local(void) {
+    tc_config_t cfg;
+    tc_config_init(&cfg);
+    cfg.l1_shards = 4;
+    tc_cache_t *c = NULL;
+    cr_assert_eq(tc_open(&cfg, &c, NULL), TC_OK);
+    return c;
+}
+
+Test(l1_threads, fetch_single_flight_one_load, .timeout = 60) {
+    static sf_t x;
+    x.cache = open_local();
+    x.rc = TC_OK;
+    run_fetchers(&x, "hot");
+    cr_assert_eq(atomic_load(&x.calls), 1, "16 concurrent misses ran the loader %d times",
+                 atomic_load(&x.calls));
+    for (int i = 0; i < NFETCH; i++) {
+        cr_assert_eq(x.got[i], TC_OK, "caller %d got %s", i, tc_err_name(x.got[i]));
+        cr_assert(x.same[i], "caller %d got other bytes", i);
+    }
+    tc_stats_t s;
+    tc_stats(x.cache, &s);
+    cr_assert_eq(s.loads, 1);
+    cr_assert_eq(s.singleflight_waits, NFETCH - 1);
+    run_fetchers(&x, "hot"); /* now every call hits */
+    cr_assert_eq(atomic_load(&x.calls), 1);
+    for (int i = 0; i < NFETCH; i++)
+        cr_assert(x.got[i] == TC_OK && x.same[i]);
+    tc_close(x.cache);
+}
+
+Test(l1_threads, fetch_single_flight_error_reaches_everyone, .timeout = 60) {
+    static sf_t x;
+    x.cache = open_local();
+    x.rc = TC_ETIMEDOUT;
+    run_fetchers(&x, "failing");
+    cr_assert_eq(atomic_load(&x.calls), 1);
+    for (int i = 0; i < NFETCH; i++) {
+        cr_assert_eq(x.got[i], TC_ETIMEDOUT, "caller %d got %s", i, tc_err_name(x.got[i]));
+        cr_assert(x.same[i], "caller %d got a ref with an error", i);
+    }
+    tc_stats_t s;
+    tc_stats(x.cache, &s);
+    cr_assert_eq(s.load_errors, 1);
+    cr_assert_eq(s.l1_entries, 0, "a failed load cached something");
+    tc_ref_t *r;
+    cr_assert_eq(tc_get(x.cache, "failing", 7, &r), TC_ENOTFOUND);
+    /* The failure is not remembered: the next round loads again, and succeeds. */
+    x.rc = TC_OK;
+    run_fetchers(&x, "failing");
+    cr_assert_eq(atomic_load(&x.calls), 2);
+    for (int i = 0; i < NFETCH; i++)
+        cr_assert(x.got[i] == TC_OK && x.same[i], "caller %d", i);
+    tc_close(x.cache);
+}
