@@ -20,11 +20,11 @@
 #include "workload.h"
 
 #include <signal.h>
-#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#define TCB_MAX_LIST 16
+#define TCB_MAX_LIST   16
 #define TCB_MAX_TRACES 16
 
 typedef enum tcb_cmd {
@@ -79,12 +79,12 @@ typedef struct tcb_opts {
 } tcb_opts_t;
 
 #define TCB_GIVEN_DURATION 0x1u
-#define TCB_GIVEN_WARMUP 0x2u
-#define TCB_GIVEN_THREADS 0x4u
-#define TCB_GIVEN_L1 0x8u
-#define TCB_GIVEN_KEYS 0x10u
-#define TCB_GIVEN_SHARDS 0x20u
-#define TCB_GIVEN_VSIZE 0x40u
+#define TCB_GIVEN_WARMUP   0x2u
+#define TCB_GIVEN_THREADS  0x4u
+#define TCB_GIVEN_L1       0x8u
+#define TCB_GIVEN_KEYS     0x10u
+#define TCB_GIVEN_SHARDS   0x20u
+#define TCB_GIVEN_VSIZE    0x40u
 
 /* Set by SIGINT/SIGTERM: runs stop early, cleanup still happens. */
 extern volatile sig_atomic_t tcb_interrupted;
@@ -98,8 +98,8 @@ void tcb_cli_usage(FILE *f);
 /* ---- Redis environment (env.c) ---- */
 typedef struct tcb_env {
     tcb_server_t server;
-    int owned;          /* 1: the throwaway server (everything on it is ours) */
-    const char *url;    /* server.url or opts->redis_url */
+    int owned;           /* 1: the throwaway server (everything on it is ours) */
+    const char *url;     /* server.url or opts->redis_url */
     char url_shown[200]; /* url with any password masked */
     tcb_endpoint_t ep;
     redisContext *ctl; /* control connection: INFO, preload, cleanup */
@@ -117,7 +117,8 @@ void tcb_env_close(tcb_env_t *e);
 /* ---- shared helpers (env.c) ---- */
 uint64_t tcb_now_ns(void);
 /* Status line on stderr unless --quiet: "tiercache-bench: ..." */
-void tcb_status(const tcb_opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tcb_status(const tcb_opts_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* L1 capacity for a run over nkeys keys: entries cap (0 none) and byte budget. */
 void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *entries,
                      uint64_t *bytes);

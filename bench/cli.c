@@ -269,7 +269,7 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         return parse_workload(o, v);
     case 's':
         return tcb_parse_double(v, 0.0, 20.0, &o->zipf_s) ? bad("--zipf", v, "expected 0..20")
-                                                           : 0;
+                                                          : 0;
     case OPT_HOT_KEYS:
         if (parse_pct("--hot-keys", v, &o->hot_frac) != 0 || o->hot_frac <= 0)
             return bad("--hot-keys", v, "must be above 0%");
@@ -338,8 +338,7 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
     case OPT_ENTRIES:
         return parse_entries(o, v);
     case OPT_PCT:
-        o->nreplay_pcts =
-            tcb_parse_double_list(v, 0.0001, 100.0, o->replay_pcts, TCB_MAX_LIST);
+        o->nreplay_pcts = tcb_parse_double_list(v, 0.0001, 100.0, o->replay_pcts, TCB_MAX_LIST);
         return o->nreplay_pcts > 0 ? 0 : bad("--pct", v, "expected percentages such as 1,10");
     case OPT_COUNT:
         return parse_uint("--count", v, 1, 10000000, &o->inval_count);
@@ -362,10 +361,14 @@ static int parse_command(tcb_opts_t *o, const char *w) {
     static const struct {
         const char *name;
         tcb_cmd_t cmd;
-    } cmds[] = {{"compare", TCB_CMD_COMPARE}, {"sweep", TCB_CMD_SWEEP},
-                {"miss", TCB_CMD_MISS},       {"replay", TCB_CMD_REPLAY},
-                {"micro", TCB_CMD_MICRO},     {"inval", TCB_CMD_INVAL},
-                {"inval-reader", TCB_CMD_INVAL_READER}, {"help", TCB_CMD_HELP}};
+    } cmds[] = {{"compare", TCB_CMD_COMPARE},
+                {"sweep", TCB_CMD_SWEEP},
+                {"miss", TCB_CMD_MISS},
+                {"replay", TCB_CMD_REPLAY},
+                {"micro", TCB_CMD_MICRO},
+                {"inval", TCB_CMD_INVAL},
+                {"inval-reader", TCB_CMD_INVAL_READER},
+                {"help", TCB_CMD_HELP}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(w, cmds[i].name) == 0) {
             o->cmd = cmds[i].cmd;
@@ -436,7 +439,8 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
         }
         if (c == '?' || c == ':') {
             const char *arg = argv[optind - 1];
-            fprintf(stderr, "tiercache-bench: %s: unknown option or missing value (see --help)\n",
+            fprintf(stderr,
+                    "tiercache-bench: %s: unknown option or missing value (see --help)\n",
                     arg ? arg : "?");
             return -1;
         }

@@ -17,7 +17,8 @@
 #include <stdint.h>
 
 #define TCB_HIST_SUB_BITS 6
-#define TCB_HIST_BUCKETS ((64 - TCB_HIST_SUB_BITS) * (1 << TCB_HIST_SUB_BITS) + (1 << TCB_HIST_SUB_BITS))
+#define TCB_HIST_BUCKETS                                                                       \
+    ((64 - TCB_HIST_SUB_BITS) * (1 << TCB_HIST_SUB_BITS) + (1 << TCB_HIST_SUB_BITS))
 
 typedef struct tcb_hist {
     uint64_t total;

@@ -169,7 +169,7 @@ static int open_cache(micro_t *m) {
 }
 
 typedef struct micro_res {
-    double per_entry;   /* jemalloc bytes per entry beyond key and value; < 0 unknown */
+    double per_entry;     /* jemalloc bytes per entry beyond key and value; < 0 unknown */
     double lib_per_entry; /* tc_stats l1_bytes / l1_entries */
     uint64_t resident;
     unsigned nthreads[64];

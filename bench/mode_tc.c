@@ -77,7 +77,8 @@ int tcb_tc_open(const tcb_env_t *env, const tcb_opts_t *o, const char *tc_prefix
     cfg.default_ttl_ms = o->ttl_ms;
     cfg.pool_size = o->threads > cfg.pool_size ? o->threads : cfg.pool_size;
     cfg.require_redis = 1;
-    cfg.command_timeout_ms = 2000; /* a loaded 2-core box can stall; do not count it as an outage */
+    cfg.command_timeout_ms =
+        2000; /* a loaded 2-core box can stall; do not count it as an outage */
     cfg.connect_timeout_ms = 5000;
     tc_error_t err;
     int rc = tc_open(&cfg, out, &err);

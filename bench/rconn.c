@@ -188,8 +188,9 @@ int tcb_endpoint_parse(const char *url, tcb_endpoint_t *ep, char *err, size_t er
 static int auth_and_select(redisContext *c, const tcb_endpoint_t *ep, char *err,
                            size_t errlen) {
     if (ep->has_password) {
-        int r = ep->has_user ? tcb_rconn_ok(c, err, errlen, "AUTH %s %s", ep->user, ep->password)
-                             : tcb_rconn_ok(c, err, errlen, "AUTH %s", ep->password);
+        int r = ep->has_user
+                    ? tcb_rconn_ok(c, err, errlen, "AUTH %s %s", ep->user, ep->password)
+                    : tcb_rconn_ok(c, err, errlen, "AUTH %s", ep->password);
         if (r != 0)
             return -1;
     }

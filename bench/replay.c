@@ -84,8 +84,7 @@ static double exact_lru(const uint64_t *ids, size_t n, uint64_t entries) {
     return (double)misses / (double)n;
 }
 
-static int library_lru(const tcb_opts_t *o, const uint64_t *ids, size_t n,
-                       replay_row_t *row) {
+static int library_lru(const tcb_opts_t *o, const uint64_t *ids, size_t n, replay_row_t *row) {
     tc_config_t cfg;
     tc_config_init(&cfg);
     cfg.redis_url = NULL;
@@ -124,9 +123,8 @@ static int library_lru(const tcb_opts_t *o, const uint64_t *ids, size_t n,
 }
 
 static void print_header(void) {
-    printf("\n%-20s %10s %9s %9s %6s %10s %10s %8s %10s %8s\n", "trace", "requests",
-           "distinct", "entries", "shards", "tiercache", "exact LRU", "diff", "README LRU",
-           "Mreq/s");
+    printf("\n%-20s %10s %9s %9s %6s %10s %10s %8s %10s %8s\n", "trace", "requests", "distinct",
+           "entries", "shards", "tiercache", "exact LRU", "diff", "README LRU", "Mreq/s");
 }
 
 static void print_row(const replay_row_t *r) {

@@ -135,7 +135,8 @@ static void hit_rows(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc) {
 
 static void redis_rows(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc) {
     cell_t x, y, r;
-    double a = tcb_res_per_op(ro, ro->redis.commands), b = tcb_res_per_op(tc, tc->redis.commands);
+    double a = tcb_res_per_op(ro, ro->redis.commands),
+           b = tcb_res_per_op(tc, tc->redis.commands);
     c_num(x, a, 3);
     c_num(y, b, 3);
     c_ratio(r, b, a);
@@ -322,8 +323,9 @@ static void json_ratios(tcb_json_t *j, const tcb_result_t *ro, const tcb_result_
     tcb_json_dbl(j, "throughput", got);
     tcb_json_dbl(j, "p50", ratio((double)tc->p50, (double)ro->p50));
     tcb_json_dbl(j, "p99", ratio((double)tc->p99, (double)ro->p99));
-    tcb_json_dbl(j, "redis_commands_per_op", ratio(tcb_res_per_op(tc, tc->redis.commands),
-                                                   tcb_res_per_op(ro, ro->redis.commands)));
+    tcb_json_dbl(
+        j, "redis_commands_per_op",
+        ratio(tcb_res_per_op(tc, tc->redis.commands), tcb_res_per_op(ro, ro->redis.commands)));
     tcb_json_dbl(j, "net_bytes_per_op",
                  ratio(tcb_res_per_op(tc, tc->redis.net_in + tc->redis.net_out),
                        tcb_res_per_op(ro, ro->redis.net_in + ro->redis.net_out)));
@@ -360,8 +362,8 @@ void tcb_report_compare_json(FILE *f, const tcb_report_ctx_t *c, const tcb_resul
 void tcb_report_sweep_table(FILE *f, const tcb_report_ctx_t *c, const tcb_result_t *base,
                             const tcb_result_t *pts, int n) {
     header(f, c);
-    fprintf(f, "  %-10s %10s %10s %12s %9s %10s %10s %9s\n", "L1 %keys", "entries",
-            "L1 miss", "ops/s", "speedup", "p50", "p99", "cmds/op");
+    fprintf(f, "  %-10s %10s %10s %12s %9s %10s %10s %9s\n", "L1 %keys", "entries", "L1 miss",
+            "ops/s", "speedup", "p50", "p99", "cmds/op");
     cell_t a, b, d, e;
     c_count(b, (uint64_t)llround(tcb_res_ops_per_s(base)));
     c_ns(d, base->p50);
@@ -413,7 +415,8 @@ static void csv_num(FILE *f, double v, int prec) {
 static void csv_row(FILE *f, const tcb_result_t *r, const tcb_result_t *base) {
     fprintf(f, "%s", r->mode);
     csv_num(f, r->has_l1 ? r->l1_pct : 0.0, 6);
-    fprintf(f, ",%llu,%llu", (unsigned long long)r->l1_entries, (unsigned long long)r->l1_bytes);
+    fprintf(f, ",%llu,%llu", (unsigned long long)r->l1_entries,
+            (unsigned long long)r->l1_bytes);
     csv_num(f, r->has_l1 ? 1.0 - tcb_res_l1_hit(r) : 1.0, 6);
     csv_num(f, tcb_res_l2_hit(r), 6);
     csv_num(f, tcb_res_ops_per_s(r), 1);

@@ -48,8 +48,8 @@ typedef struct tcb_report_ctx {
 } tcb_report_ctx_t;
 
 double tcb_res_ops_per_s(const tcb_result_t *r);
-double tcb_res_l1_hit(const tcb_result_t *r);  /* NaN without L1 */
-double tcb_res_l2_hit(const tcb_result_t *r);  /* share of Redis lookups that hit */
+double tcb_res_l1_hit(const tcb_result_t *r);      /* NaN without L1 */
+double tcb_res_l2_hit(const tcb_result_t *r);      /* share of Redis lookups that hit */
 double tcb_res_overall_hit(const tcb_result_t *r); /* reads served without the source */
 double tcb_res_per_op(const tcb_result_t *r, uint64_t v);
 /* Share of operations that had to reach Redis (L1 misses + writes). */

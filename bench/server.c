@@ -29,11 +29,11 @@ static void child_exec(const tcb_server_t *s, int report_fd) {
         dup2(devnull, STDOUT_FILENO);
     }
     setpgid(0, 0); /* a Ctrl-C at the terminal stops the bench, which stops the server */
-    const char *argv[] = {"redis-server", "--port",       "0",        "--unixsocket",
-                          s->sock,        "--unixsocketperm", "700",  "--save",
-                          "",             "--appendonly", "no",       "--dir",
-                          s->dir,         "--logfile",    logf,       "--daemonize",
-                          "no",           "--protected-mode", "no",   NULL};
+    const char *argv[] = {
+        "redis-server", "--port",    "0",  "--unixsocket", s->sock, "--unixsocketperm",
+        "700",          "--save",    "",   "--appendonly", "no",    "--dir",
+        s->dir,         "--logfile", logf, "--daemonize",  "no",    "--protected-mode",
+        "no",           NULL};
     execvp(argv[0], (char *const *)argv);
     int e = errno;
     if (write(report_fd, &e, sizeof e) < 0)

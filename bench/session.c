@@ -190,8 +190,7 @@ int tcb_measure_redis_only(tcb_session_t *s, tcb_result_t *r) {
     snprintf(ro.prefix, sizeof ro.prefix, "%sro:", s->env.prefix);
     if (s->o->preload) {
         char n[32];
-        tcb_status(s->o, "redis-only: preloading %s keys",
-                   tcb_fmt_count(s->ks.n, n, sizeof n));
+        tcb_status(s->o, "redis-only: preloading %s keys", tcb_fmt_count(s->ks.n, n, sizeof n));
         if (tcb_preload_redis_only(s->o, s->env.ctl, &ro, &s->ks) != 0)
             return -1;
     }

@@ -44,8 +44,8 @@ static FILE *open_out(const char *prefix, const char *ext, char *path, size_t ca
 
 /* The title goes inside gnuplot single quotes: keep quotes out of it. */
 static void gp_title(const tcb_report_ctx_t *c, char *out, size_t cap) {
-    snprintf(out, cap, "%s, %llu keys, %u threads", c->workload,
-             (unsigned long long)c->nkeys, c->threads);
+    snprintf(out, cap, "%s, %llu keys, %u threads", c->workload, (unsigned long long)c->nkeys,
+             c->threads);
     for (char *p = out; *p; p++)
         if (*p == '\'' || *p == '\\')
             *p = '_';
@@ -84,8 +84,9 @@ static void draw(const tcb_opts_t *o, const char *csv, const tcb_result_t *base,
                  const tcb_report_ctx_t *c) {
     char gp[512];
     if (!on_path("gnuplot")) {
-        tcb_status(o, "gnuplot is not installed: no picture (install gnuplot and run "
-                      "`gnuplot %s.gp` after the next sweep, or plot %s yourself)",
+        tcb_status(o,
+                   "gnuplot is not installed: no picture (install gnuplot and run "
+                   "`gnuplot %s.gp` after the next sweep, or plot %s yourself)",
                    o->out_prefix, csv);
         if (write_gp(o->out_prefix, csv, base, c, gp, sizeof gp) == 0)
             tcb_status(o, "gnuplot script written to %s", gp);

@@ -62,10 +62,17 @@ int tcb_parse_count(const char *s, uint64_t *out) {
 }
 
 int tcb_parse_bytes(const char *s, uint64_t *out) {
-    static const unit_t t[] = {
-        {"B", 1},           {"K", 1024.0},      {"KiB", 1024.0},     {"M", 1048576.0},
-        {"MiB", 1048576.0}, {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"KB", 1e3},
-        {"MB", 1e6},        {"GB", 1e9},         {NULL, 0}};
+    static const unit_t t[] = {{"B", 1},
+                               {"K", 1024.0},
+                               {"KiB", 1024.0},
+                               {"M", 1048576.0},
+                               {"MiB", 1048576.0},
+                               {"G", 1073741824.0},
+                               {"GiB", 1073741824.0},
+                               {"KB", 1e3},
+                               {"MB", 1e6},
+                               {"GB", 1e9},
+                               {NULL, 0}};
     double v;
     if (!out || parse_scaled(s, t, 1, &v) != 0)
         return -1;
@@ -73,8 +80,8 @@ int tcb_parse_bytes(const char *s, uint64_t *out) {
 }
 
 int tcb_parse_duration(const char *s, uint64_t bare_unit_ns, uint64_t *out_ns) {
-    static const unit_t t[] = {{"ns", 1},     {"us", 1e3},   {"ms", 1e6},     {"s", 1e9},
-                               {"m", 60e9},   {"h", 3600e9}, {NULL, 0}};
+    static const unit_t t[] = {{"ns", 1},   {"us", 1e3},   {"ms", 1e6}, {"s", 1e9},
+                               {"m", 60e9}, {"h", 3600e9}, {NULL, 0}};
     double v;
     if (!out_ns || parse_scaled(s, t, (double)bare_unit_ns, &v) != 0)
         return -1;

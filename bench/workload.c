@@ -64,7 +64,8 @@ uint64_t tcb_zipf_next(const tcb_zipf_t *z, tcb_rng_t *r) {
         double x = zipf_hint_inv(z, u);
         double kd = floor(x + 0.5);
         uint64_t k = kd < 1.0 ? 1 : (kd > (double)z->n ? z->n : (uint64_t)kd);
-        if ((double)k - x <= z->squeeze || u >= zipf_hint(z, (double)k + 0.5) - zipf_h(z, (double)k))
+        if ((double)k - x <= z->squeeze ||
+            u >= zipf_hint(z, (double)k + 0.5) - zipf_h(z, (double)k))
             return k;
     }
 }

@@ -44,8 +44,9 @@ static void read_profile(tc_cache_t *cache, const char *user, int *db_calls) {
     int rc = tc_fetch(cache, user, strlen(user), load_profile, db_calls, &ref);
     double took = now_ms() - t0;
     if (rc == TC_OK) {
-        printf("  %-9s %8.3f ms  %-6s %.*s\n", user, took, *db_calls > before ? "source" : "cache",
-               (int)tc_ref_size(ref), (const char *)tc_ref_data(ref));
+        printf("  %-9s %8.3f ms  %-6s %.*s\n", user, took,
+               *db_calls > before ? "source" : "cache", (int)tc_ref_size(ref),
+               (const char *)tc_ref_data(ref));
         tc_ref_release(ref);
     } else {
         printf("  %-9s %8.3f ms  %s\n", user, took, tc_strerror(rc));
@@ -77,7 +78,8 @@ int main(void) {
     }
     const char *updated = "{\"id\":\"user:1\",\"plan\":\"enterprise\"}";
     int rc = tc_set(cache, "user:1", 6, updated, strlen(updated), 0);
-    printf("update user:1 -> %s\n", rc == TC_OK ? "ok (published to every process)" : tc_strerror(rc));
+    printf("update user:1 -> %s\n",
+           rc == TC_OK ? "ok (published to every process)" : tc_strerror(rc));
     read_profile(cache, "user:1", &db_calls);
     tc_del(cache, "user:2", 6);
 

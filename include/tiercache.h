@@ -39,9 +39,9 @@ extern "C" {
 #define TC_EXPORT
 #endif
 
-#define TC_VERSION_MAJOR 0
-#define TC_VERSION_MINOR 1
-#define TC_VERSION_PATCH 0
+#define TC_VERSION_MAJOR  0
+#define TC_VERSION_MINOR  1
+#define TC_VERSION_PATCH  0
 #define TC_VERSION_STRING "0.1.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, comparable at compile time. */
 #define TC_VERSION_NUMBER (TC_VERSION_MAJOR * 10000 + TC_VERSION_MINOR * 100 + TC_VERSION_PATCH)
@@ -50,20 +50,20 @@ extern "C" {
 #define TC_MAX_KEY_LEN 65535u
 
 /* Error codes: X(name, value, message). tc_strerror() and tc_err_name() come from it. */
-#define TC_ERRNO_MAP(X)                                                                    \
-    X(TC_OK, 0, "success")                                                                 \
-    X(TC_ENOTFOUND, -1, "key not found")                                                   \
-    X(TC_EINVAL, -2, "invalid argument (NULL pointer or out-of-range value)")              \
-    X(TC_ENOMEM, -3, "out of memory")                                                      \
-    X(TC_ENOSPC, -4, "buffer too small for the value")                                     \
-    X(TC_EKEYLEN, -5, "key is empty or longer than TC_MAX_KEY_LEN")                        \
-    X(TC_ETOOBIG, -6, "value is larger than max_value_bytes")                              \
-    X(TC_EUNAVAILABLE, -7, "Redis is unavailable (unreachable or circuit breaker open)")   \
-    X(TC_ETIMEDOUT, -8, "Redis did not answer within the configured timeout")              \
-    X(TC_EPROTO, -9, "unexpected reply or malformed data from Redis")                      \
-    X(TC_EREDIS, -10, "Redis returned an error reply")                                     \
-    X(TC_ECONFIG, -11, "invalid configuration")                                            \
-    X(TC_ELOADER, -12, "loader failed without a tiercache error code")                     \
+#define TC_ERRNO_MAP(X)                                                                        \
+    X(TC_OK, 0, "success")                                                                     \
+    X(TC_ENOTFOUND, -1, "key not found")                                                       \
+    X(TC_EINVAL, -2, "invalid argument (NULL pointer or out-of-range value)")                  \
+    X(TC_ENOMEM, -3, "out of memory")                                                          \
+    X(TC_ENOSPC, -4, "buffer too small for the value")                                         \
+    X(TC_EKEYLEN, -5, "key is empty or longer than TC_MAX_KEY_LEN")                            \
+    X(TC_ETOOBIG, -6, "value is larger than max_value_bytes")                                  \
+    X(TC_EUNAVAILABLE, -7, "Redis is unavailable (unreachable or circuit breaker open)")       \
+    X(TC_ETIMEDOUT, -8, "Redis did not answer within the configured timeout")                  \
+    X(TC_EPROTO, -9, "unexpected reply or malformed data from Redis")                          \
+    X(TC_EREDIS, -10, "Redis returned an error reply")                                         \
+    X(TC_ECONFIG, -11, "invalid configuration")                                                \
+    X(TC_ELOADER, -12, "loader failed without a tiercache error code")                         \
     X(TC_EINTERNAL, -13, "internal error")
 
 typedef enum tc_err {
@@ -108,18 +108,18 @@ typedef struct tc_config {
                                   Default 64 MiB, at most 511 MiB. Env: MAX_VALUE_BYTES */
 
     /* L2 */
-    const char *redis_url; /* redis://[user:password@]host[:port][/db] or
-                              unix:///path.sock[?db=N&password=P&user=U]; NULL = L1-only.
-                              Env: REDIS_URL */
+    const char *redis_url;     /* redis://[user:password@]host[:port][/db] or
+                                  unix:///path.sock[?db=N&password=P&user=U]; NULL = L1-only.
+                                  Env: REDIS_URL */
     const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
     const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
     unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */
-    uint32_t connect_timeout_ms; /* Default 500. Env: CONNECT_TIMEOUT (e.g. 500ms) */
-    uint32_t command_timeout_ms; /* Default 250. Env: COMMAND_TIMEOUT */
-    int require_redis;           /* nonzero: tc_open fails if Redis is unreachable.
-                                    Default 0 (open degraded). Env: REQUIRE_REDIS */
-    unsigned breaker_threshold;  /* consecutive L2 failures that open the breaker. Default 5.
-                                    Env: BREAKER_THRESHOLD */
+    uint32_t connect_timeout_ms;  /* Default 500. Env: CONNECT_TIMEOUT (e.g. 500ms) */
+    uint32_t command_timeout_ms;  /* Default 250. Env: COMMAND_TIMEOUT */
+    int require_redis;            /* nonzero: tc_open fails if Redis is unreachable.
+                                     Default 0 (open degraded). Env: REQUIRE_REDIS */
+    unsigned breaker_threshold;   /* consecutive L2 failures that open the breaker. Default 5.
+                                     Env: BREAKER_THRESHOLD */
     uint32_t breaker_cooldown_ms; /* how long L2 is skipped before a probe. Default 1000.
                                      Env: BREAKER_COOLDOWN */
     uint32_t listener_ping_ms;    /* listener watchdog: PING after this much silence; the
@@ -135,24 +135,24 @@ typedef struct tc_config {
 typedef struct tc_stats {
     uint64_t l1_hits, l1_misses;
     uint64_t l2_hits, l2_misses;
-    uint64_t loads, load_errors;         /* loader calls made by tc_fetch, and failures */
-    uint64_t singleflight_waits;         /* tc_fetch calls that waited on another's load */
-    uint64_t l1_entries, l1_bytes;       /* gauges */
-    uint64_t l1_max_bytes;               /* gauge: the configured budget */
-    uint64_t l1_evictions;               /* entries dropped to stay within budget */
-    uint64_t l1_expirations;             /* entries dropped because their TTL passed */
-    uint64_t l1_fills_rejected;          /* L2/loader results not kept because an
-                                            invalidation superseded them in flight */
-    uint64_t inval_published;            /* writes/deletes published by this process */
-    uint64_t inval_received;             /* messages read from the channel */
-    uint64_t inval_applied;              /* well-formed messages applied to L1 */
-    uint64_t inval_malformed;            /* messages ignored as malformed */
-    uint64_t l2_errors, l2_timeouts;     /* failed L2 calls (timeouts counted in both) */
-    uint64_t breaker_opens;              /* times the breaker opened */
-    int breaker_state;                   /* gauge: 0 closed, 1 open, 2 half-open */
-    int listener_connected;              /* gauge: 1 while subscribed and trusted */
-    uint64_t listener_reconnects;        /* successful re-subscriptions after a loss */
-    uint64_t l1_flushes;                 /* whole-L1 flushes (listener loss / resubscribe) */
+    uint64_t loads, load_errors;     /* loader calls made by tc_fetch, and failures */
+    uint64_t singleflight_waits;     /* tc_fetch calls that waited on another's load */
+    uint64_t l1_entries, l1_bytes;   /* gauges */
+    uint64_t l1_max_bytes;           /* gauge: the configured budget */
+    uint64_t l1_evictions;           /* entries dropped to stay within budget */
+    uint64_t l1_expirations;         /* entries dropped because their TTL passed */
+    uint64_t l1_fills_rejected;      /* L2/loader results not kept because an
+                                        invalidation superseded them in flight */
+    uint64_t inval_published;        /* writes/deletes published by this process */
+    uint64_t inval_received;         /* messages read from the channel */
+    uint64_t inval_applied;          /* well-formed messages applied to L1 */
+    uint64_t inval_malformed;        /* messages ignored as malformed */
+    uint64_t l2_errors, l2_timeouts; /* failed L2 calls (timeouts counted in both) */
+    uint64_t breaker_opens;          /* times the breaker opened */
+    int breaker_state;               /* gauge: 0 closed, 1 open, 2 half-open */
+    int listener_connected;          /* gauge: 1 while subscribed and trusted */
+    uint64_t listener_reconnects;    /* successful re-subscriptions after a loss */
+    uint64_t l1_flushes;             /* whole-L1 flushes (listener loss / resubscribe) */
 } tc_stats_t;
 
 /* ---- Errors and version (thread-safe, no allocation) ---- */

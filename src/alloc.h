@@ -19,8 +19,12 @@
 #include <jemalloc/jemalloc.h>
 
 /* Bytes the allocator will charge for a request of size n. */
-static inline size_t tc__alloc_charge(size_t n) { return n ? nallocx(n, 0) : 0; }
-static inline void *tc__alloc(size_t n) { return mallocx(n ? n : 1, 0); }
+static inline size_t tc__alloc_charge(size_t n) {
+    return n ? nallocx(n, 0) : 0;
+}
+static inline void *tc__alloc(size_t n) {
+    return mallocx(n ? n : 1, 0);
+}
 static inline void tc__free(void *p, size_t n) {
     if (p)
         sdallocx(p, n ? n : 1, 0);
@@ -39,7 +43,9 @@ static inline size_t tc__alloc_charge(size_t n) {
         chunk = 32;
     return chunk;
 }
-static inline void *tc__alloc(size_t n) { return malloc(n ? n : 1); }
+static inline void *tc__alloc(size_t n) {
+    return malloc(n ? n : 1);
+}
 static inline void tc__free(void *p, size_t n) {
     (void)n;
     free(p);

@@ -34,9 +34,13 @@ size_t tc__entry_charge(const tc_ref_t *e) {
     return tc__alloc_charge(tc__entry_alloc_size(e->hh.keylen, e->vlen));
 }
 
-const void *tc_ref_data(const tc_ref_t *ref) { return ref->data + ref->hh.keylen; }
+const void *tc_ref_data(const tc_ref_t *ref) {
+    return ref->data + ref->hh.keylen;
+}
 
-size_t tc_ref_size(const tc_ref_t *ref) { return ref->vlen; }
+size_t tc_ref_size(const tc_ref_t *ref) {
+    return ref->vlen;
+}
 
 void tc_ref_release(tc_ref_t *ref) {
     if (!ref)

@@ -38,8 +38,12 @@ struct tc_ref {
 
 #define TC__NO_EXPIRY UINT64_MAX
 
-static inline size_t tc__entry_klen(const tc_ref_t *e) { return e->hh.keylen; }
-static inline const unsigned char *tc__entry_key(const tc_ref_t *e) { return e->data; }
+static inline size_t tc__entry_klen(const tc_ref_t *e) {
+    return e->hh.keylen;
+}
+static inline const unsigned char *tc__entry_key(const tc_ref_t *e) {
+    return e->data;
+}
 static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
     return sizeof(struct tc_ref) + klen + vlen;
 }
@@ -47,7 +51,9 @@ static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
 /* New standalone entry (refs = 1) holding copies of key and value; value may be NULL to
  * leave the bytes for the caller to fill through tc__entry_value_mut(). NULL on ENOMEM. */
 tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t vlen);
-static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) { return e->data + e->hh.keylen; }
+static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
+    return e->data + e->hh.keylen;
+}
 /* Bytes the allocator charges for e. */
 size_t tc__entry_charge(const tc_ref_t *e);
 /* Add a reference (caller already holds one, or holds the lock guarding L1's). */

@@ -9,8 +9,8 @@
 
 const char *tc_strerror(int code) {
     switch (code) {
-#define TC__ERR_MSG(name, value, msg)                                                      \
-    case value:                                                                            \
+#define TC__ERR_MSG(name, value, msg)                                                          \
+    case value:                                                                                \
         return msg;
         TC_ERRNO_MAP(TC__ERR_MSG)
 #undef TC__ERR_MSG
@@ -20,8 +20,8 @@ const char *tc_strerror(int code) {
 
 const char *tc_err_name(int code) {
     switch (code) {
-#define TC__ERR_NAME(name, value, msg)                                                     \
-    case value:                                                                            \
+#define TC__ERR_NAME(name, value, msg)                                                         \
+    case value:                                                                                \
         return #name;
         TC_ERRNO_MAP(TC__ERR_NAME)
 #undef TC__ERR_NAME
@@ -29,7 +29,9 @@ const char *tc_err_name(int code) {
     return "TC_E?";
 }
 
-const char *tc_version(void) { return TC_VERSION_STRING; }
+const char *tc_version(void) {
+    return TC_VERSION_STRING;
+}
 
 int tc__fail(tc_error_t *err, int code, const char *fmt, ...) {
     if (err) {

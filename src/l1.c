@@ -51,9 +51,9 @@
 
 /* uthash allocates its tables through the same accounted allocator as entries, and must
  * not abort the process on ENOMEM. */
-#define HASH_NONFATAL_OOM 1
-#define uthash_malloc(sz) tc__alloc(sz)
-#define uthash_free(ptr, sz) tc__free((ptr), (sz))
+#define HASH_NONFATAL_OOM        1
+#define uthash_malloc(sz)        tc__alloc(sz)
+#define uthash_free(ptr, sz)     tc__free((ptr), (sz))
 #define uthash_nonfatal_oom(obj) ((void)(obj))
 
 #include "l1.h"
@@ -68,15 +68,15 @@
 
 struct tc__pending {
     UT_hash_handle hh;
-    uint64_t inval_seq;   /* invalidations (and poisons) seen while this record lived */
-    uint64_t poison_seq;  /* inval_seq at the last poison: older snapshots are void */
-    uint64_t max_inval;   /* newest invalidation version seen */
-    unsigned users;       /* fillers / writers / fetch leader in flight */
-    unsigned waiters;     /* tc_fetch callers waiting for the leader */
-    int leading;          /* a tc_fetch leader is loading */
-    uint64_t results;     /* completed leader loads; waiters wait for it to move */
-    int result_status;    /* last leader's result */
-    tc_ref_t *result;     /* ... and its value (a reference owned by this record) */
+    uint64_t inval_seq;  /* invalidations (and poisons) seen while this record lived */
+    uint64_t poison_seq; /* inval_seq at the last poison: older snapshots are void */
+    uint64_t max_inval;  /* newest invalidation version seen */
+    unsigned users;      /* fillers / writers / fetch leader in flight */
+    unsigned waiters;    /* tc_fetch callers waiting for the leader */
+    int leading;         /* a tc_fetch leader is loading */
+    uint64_t results;    /* completed leader loads; waiters wait for it to move */
+    int result_status;   /* last leader's result */
+    tc_ref_t *result;    /* ... and its value (a reference owned by this record) */
     pthread_cond_t done;
     uint64_t h; /* the key's hash, so ending a fill never rehashes */
     size_t klen;
@@ -115,7 +115,9 @@ static size_t table_charge_locked(const tc__shard_t *s) {
            tc__alloc_charge(sizeof(UT_hash_table));
 }
 
-static void entry_unref(tc_ref_t *e) { tc_ref_release(e); }
+static void entry_unref(tc_ref_t *e) {
+    tc_ref_release(e);
+}
 
 /* Unlink e from the table and drop L1's reference. */
 static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
@@ -156,12 +158,14 @@ static void keep_chains_short_locked(tc__shard_t *s) {
     }
 }
 
-static size_t shard_used_locked(const tc__shard_t *s) { return s->bytes + table_charge_locked(s); }
+static size_t shard_used_locked(const tc__shard_t *s) {
+    return s->bytes + table_charge_locked(s);
+}
 
 /* Evict from the LRU head until the shard is within budget; `keep` is never evicted. */
 static void evict_locked(tc__shard_t *s, tc_ref_t *keep, uint64_t now) {
-    while (s->entries && (shard_used_locked(s) > s->budget ||
-                          (s->max_count && s->count > s->max_count))) {
+    while (s->entries &&
+           (shard_used_locked(s) > s->budget || (s->max_count && s->count > s->max_count))) {
         tc_ref_t *victim = s->entries;
         if (victim == keep) {
             victim = victim->hh.next;
@@ -263,7 +267,9 @@ void tc__l1_close(tc__l1_t *l1) {
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         tc_ref_t *e, *tmp;
-        HASH_ITER(hh, s->entries, e, tmp) { remove_locked(s, e); }
+        HASH_ITER(hh, s->entries, e, tmp) {
+            remove_locked(s, e);
+        }
         tc__pending_t *p, *ptmp;
         HASH_ITER(hh, s->pending, p, ptmp) { /* none remain once every call returned */
             p->users = p->waiters = 0;
@@ -361,9 +367,10 @@ static int commit_allowed_locked(const tc__l1_t *l1, const tc__pending_t *p, uin
 static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
     if (e->vlen > l1->max_value_bytes || s->budget == 0)
         return 0;
-    size_t table = s->entries ? table_charge_locked(s)
-                              : tc__alloc_charge(HASH_INITIAL_NUM_BUCKETS * sizeof(UT_hash_bucket)) +
-                                    tc__alloc_charge(sizeof(UT_hash_table));
+    size_t table = s->entries
+                       ? table_charge_locked(s)
+                       : tc__alloc_charge(HASH_INITIAL_NUM_BUCKETS * sizeof(UT_hash_bucket)) +
+                             tc__alloc_charge(sizeof(UT_hash_table));
     return tc__entry_charge(e) + table <= s->budget;
 }
 
@@ -522,17 +529,25 @@ void tc__l1_flush(tc__l1_t *l1) {
         tc__shard_t *s = &l1->shards[i];
         pthread_mutex_lock(&s->lock);
         tc_ref_t *e, *tmp;
-        HASH_ITER(hh, s->entries, e, tmp) { remove_locked(s, e); }
+        HASH_ITER(hh, s->entries, e, tmp) {
+            remove_locked(s, e);
+        }
         tc__pending_t *p, *ptmp;
-        HASH_ITER(hh, s->pending, p, ptmp) { pending_poison_locked(p); }
+        HASH_ITER(hh, s->pending, p, ptmp) {
+            pending_poison_locked(p);
+        }
         pthread_mutex_unlock(&s->lock);
     }
     atomic_fetch_add(&l1->flushes, 1);
 }
 
-void tc__l1_set_trusted(tc__l1_t *l1, int trusted) { atomic_store(&l1->trusted, trusted); }
+void tc__l1_set_trusted(tc__l1_t *l1, int trusted) {
+    atomic_store(&l1->trusted, trusted);
+}
 
-int tc__l1_trusted(const tc__l1_t *l1) { return atomic_load(&l1->trusted); }
+int tc__l1_trusted(const tc__l1_t *l1) {
+    return atomic_load(&l1->trusted);
+}
 
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
     memset(out, 0, sizeof *out);

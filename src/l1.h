@@ -29,10 +29,12 @@ typedef struct tc__l1_counters {
 
 /* Commit flags. */
 #define TC__COMMIT_FROM_L2 1u /* value read from Redis: refused while L1 is untrusted */
-#define TC__COMMIT_WRITE 2u   /* this process wrote it (version from Redis): it supersedes
-                                 every older version, including other fills in flight */
-#define TC__COMMIT_FORCE 4u   /* replace whatever is there regardless of versions (a local
-                                 write while Redis is unavailable) */
+#define TC__COMMIT_WRITE                                                                       \
+    2u /* this process wrote it (version from Redis): it supersedes                            \
+          every older version, including other fills in flight */
+#define TC__COMMIT_FORCE                                                                       \
+    4u /* replace whatever is there regardless of versions (a local                            \
+          write while Redis is unavailable) */
 
 int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out);
 void tc__l1_close(tc__l1_t *l1);
@@ -61,8 +63,8 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
  *  TC__FETCH_SHARED another thread loaded: *status is its result and *ref (when status
  *                   is 0) a pinned reference to its value.
  *  TC_ENOMEM. */
-#define TC__FETCH_HIT 1
-#define TC__FETCH_LEAD 2
+#define TC__FETCH_HIT    1
+#define TC__FETCH_LEAD   2
 #define TC__FETCH_SHARED 3
 int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
                        tc__pending_t **p, uint64_t *snap, int *status);
@@ -72,8 +74,7 @@ void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *v
 
 /* Evict key if its version is older than `version`, and mark in-flight fills of key.
  * Returns 1 if an entry was evicted or a pending fill marked. */
-int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
-                      uint64_t version);
+int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, uint64_t version);
 
 /* Evict key whatever its version and poison its in-flight fills: used when a local write
  * or delete failed and its effect on Redis is unknown. */

@@ -76,21 +76,20 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
 /* KEYS: data, version. ARGV: val head, expiry, payload, ttl ms (0 = none), channel,
  * msg head, msg tail. */
-static const char script_set[] = L2_LUA_NEXT_VERSION
-                                 "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
-                                 "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
-                                 "return v\n";
+static const char script_set[] =
+    L2_LUA_NEXT_VERSION "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
+                        "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
+                        "return v\n";
 /* KEYS: data, version. ARGV: channel, msg head, msg tail. */
-static const char script_del[] = L2_LUA_NEXT_VERSION
-                                 "redis.call('DEL', KEYS[1])\n"
-                                 "local pv = " L2_LUA_PACK "\n"
-                                 "redis.call('PUBLISH', ARGV[1], ARGV[2] .. pv .. ARGV[3])\n"
-                                 "return v\n";
+static const char script_del[] =
+    L2_LUA_NEXT_VERSION "redis.call('DEL', KEYS[1])\n"
+                        "local pv = " L2_LUA_PACK "\n"
+                        "redis.call('PUBLISH', ARGV[1], ARGV[2] .. pv .. ARGV[3])\n"
+                        "return v\n";
 /* KEYS: data, version. ARGV: as SET's first four. {0, value, pttl} or {1, version}. */
 static const char script_add[] =
     "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n"
-    L2_LUA_NEXT_VERSION
+    "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n" L2_LUA_NEXT_VERSION
     "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE "return {1, v}\n";
 
 static const char *const script_body[SCRIPT_COUNT] = {script_set, script_del, script_add};

@@ -33,15 +33,15 @@ typedef struct tc__l2_opts {
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
 typedef struct tc__l2_value {
-    void *reply_;     /* private: redisReply to free */
-    tc__val_t val;    /* decoded header and payload */
-    int64_t pttl_ms;  /* remaining TTL; -1 = no expiry; -2 = vanished after the read */
+    void *reply_;    /* private: redisReply to free */
+    tc__val_t val;   /* decoded header and payload */
+    int64_t pttl_ms; /* remaining TTL; -1 = no expiry; -2 = vanished after the read */
 } tc__l2_value_t;
 
 typedef struct tc__l2_counters {
-    uint64_t errors;   /* failed operations, timeouts included */
+    uint64_t errors; /* failed operations, timeouts included */
     uint64_t timeouts;
-    uint64_t opens;    /* breaker transitions to open */
+    uint64_t opens; /* breaker transitions to open */
     uint64_t published;
     int breaker_state; /* 0 closed, 1 open, 2 half-open */
 } tc__l2_counters_t;

@@ -197,8 +197,8 @@ static void *listener_main(void *arg) {
     uint32_t backoff_ms = 0;
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;
-        if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms, &c,
-                          NULL) == TC_OK) {
+        if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
+                          &c, NULL) == TC_OK) {
             serve(ls, c);
             redisFree(c);
             if (atomic_load(&ls->connected))

@@ -23,13 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TC__MSG_MAGIC 0xC1u
-#define TC__MSG_OP_WRITE 1u
-#define TC__MSG_OP_DELETE 2u
-#define TC__MSG_ORIGIN_LEN 16u
-#define TC__MSG_HEAD_LEN 2u
+#define TC__MSG_MAGIC       0xC1u
+#define TC__MSG_OP_WRITE    1u
+#define TC__MSG_OP_DELETE   2u
+#define TC__MSG_ORIGIN_LEN  16u
+#define TC__MSG_HEAD_LEN    2u
 #define TC__MSG_VERSION_LEN 8u
-#define TC__MSG_FIXED_LEN (TC__MSG_HEAD_LEN + TC__MSG_VERSION_LEN + TC__MSG_ORIGIN_LEN) /* 26 */
+/* 26 bytes before the key */
+#define TC__MSG_FIXED_LEN (TC__MSG_HEAD_LEN + TC__MSG_VERSION_LEN + TC__MSG_ORIGIN_LEN)
 
 typedef struct tc__msg {
     unsigned op;

@@ -25,12 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TC__VAL_MAGIC 0xC7u
-#define TC__VAL_FORMAT 1u
-#define TC__VAL_HEAD_LEN 4u
+#define TC__VAL_MAGIC       0xC7u
+#define TC__VAL_FORMAT      1u
+#define TC__VAL_HEAD_LEN    4u
 #define TC__VAL_VERSION_LEN 8u
-#define TC__VAL_EXPIRY_LEN 8u
-#define TC__VAL_HDR_LEN (TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN + TC__VAL_EXPIRY_LEN) /* 20 */
+#define TC__VAL_EXPIRY_LEN  8u
+#define TC__VAL_HDR_LEN     (TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN + TC__VAL_EXPIRY_LEN) /* 20 */
 #define TC__VAL_FLAG_ABSENT 0x01u
 
 typedef struct tc__val {

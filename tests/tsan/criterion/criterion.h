@@ -66,22 +66,22 @@ static inline void tc_shim_add(struct tc_shim_test **head, struct tc_shim_test *
 }
 
 #define TC_SHIM_CAT2(a, b) a##_##b
-#define TC_SHIM_CAT(a, b) TC_SHIM_CAT2(a, b)
+#define TC_SHIM_CAT(a, b)  TC_SHIM_CAT2(a, b)
 
-#define Test(suite, name, ...)                                                             \
-    static void suite##_##name##_impl(void);                                               \
-    static struct tc_shim_test suite##_##name##_desc = {                                   \
-        .suite_name = #suite, .test_name = #name, .body = suite##_##name##_impl, __VA_ARGS__};       \
-    __attribute__((constructor)) static void suite##_##name##_reg(void) {                  \
-        tc_shim_add(&tc_shim_registry_.tests, &tc_shim_registry_.last,                     \
-                    &suite##_##name##_desc);                                               \
-    }                                                                                      \
+#define Test(suite, name, ...)                                                                 \
+    static void suite##_##name##_impl(void);                                                   \
+    static struct tc_shim_test suite##_##name##_desc = {                                       \
+        .suite_name = #suite, .test_name = #name, .body = suite##_##name##_impl, __VA_ARGS__}; \
+    __attribute__((constructor)) static void suite##_##name##_reg(void) {                      \
+        tc_shim_add(&tc_shim_registry_.tests, &tc_shim_registry_.last,                         \
+                    &suite##_##name##_desc);                                                   \
+    }                                                                                          \
     static void suite##_##name##_impl(void)
 
-#define TestSuite(suite, ...)                                                              \
-    static struct tc_shim_test suite##_suite_desc = {.suite_name = #suite, __VA_ARGS__};        \
-    __attribute__((constructor)) static void suite##_suite_reg(void) {                     \
-        tc_shim_add(&tc_shim_registry_.suites, NULL, &suite##_suite_desc);                 \
+#define TestSuite(suite, ...)                                                                  \
+    static struct tc_shim_test suite##_suite_desc = {.suite_name = #suite, __VA_ARGS__};       \
+    __attribute__((constructor)) static void suite##_suite_reg(void) {                         \
+        tc_shim_add(&tc_shim_registry_.suites, NULL, &suite##_suite_desc);                     \
     }
 
 static inline void tc_shim_fail(int fatal, const char *file, int line, const char *expr,
@@ -103,39 +103,41 @@ static inline void tc_shim_fail(int fatal, const char *file, int line, const cha
 
 /* The first variadic argument, when present, is always a string literal (Criterion's
  * message format), so "" __VA_ARGS__ yields the format or an empty one. */
-#define TC_SHIM_CHECK(fatal, cond, expr, ...)                                              \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            tc_shim_fail(fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__);                 \
+#define TC_SHIM_CHECK(fatal, cond, expr, ...)                                                  \
+    do {                                                                                       \
+        if (!(cond))                                                                           \
+            tc_shim_fail(fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__);                     \
     } while (0)
 
-#define cr_assert(cond, ...) TC_SHIM_CHECK(1, (cond), #cond, __VA_ARGS__)
-#define cr_assert_not(cond, ...) TC_SHIM_CHECK(1, !(cond), "!(" #cond ")", __VA_ARGS__)
-#define cr_assert_eq(a, b, ...) TC_SHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_assert_neq(a, b, ...) TC_SHIM_CHECK(1, (a) != (b), #a " != " #b, __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) TC_SHIM_CHECK(1, (a) < (b), #a " < " #b, __VA_ARGS__)
-#define cr_assert_leq(a, b, ...) TC_SHIM_CHECK(1, (a) <= (b), #a " <= " #b, __VA_ARGS__)
-#define cr_assert_gt(a, b, ...) TC_SHIM_CHECK(1, (a) > (b), #a " > " #b, __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) TC_SHIM_CHECK(1, (a) >= (b), #a " >= " #b, __VA_ARGS__)
-#define cr_assert_null(p, ...) TC_SHIM_CHECK(1, (p) == NULL, #p " == NULL", __VA_ARGS__)
+#define cr_assert(cond, ...)       TC_SHIM_CHECK(1, (cond), #cond, __VA_ARGS__)
+#define cr_assert_not(cond, ...)   TC_SHIM_CHECK(1, !(cond), "!(" #cond ")", __VA_ARGS__)
+#define cr_assert_eq(a, b, ...)    TC_SHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_assert_neq(a, b, ...)   TC_SHIM_CHECK(1, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_assert_lt(a, b, ...)    TC_SHIM_CHECK(1, (a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_assert_leq(a, b, ...)   TC_SHIM_CHECK(1, (a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_assert_gt(a, b, ...)    TC_SHIM_CHECK(1, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_assert_geq(a, b, ...)   TC_SHIM_CHECK(1, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_assert_null(p, ...)     TC_SHIM_CHECK(1, (p) == NULL, #p " == NULL", __VA_ARGS__)
 #define cr_assert_not_null(p, ...) TC_SHIM_CHECK(1, (p) != NULL, #p " != NULL", __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...)                                                        \
+#define cr_assert_str_eq(a, b, ...)                                                            \
     TC_SHIM_CHECK(1, strcmp((a), (b)) == 0, #a " equals " #b, __VA_ARGS__)
-#define cr_assert_str_neq(a, b, ...)                                                       \
+#define cr_assert_str_neq(a, b, ...)                                                           \
     TC_SHIM_CHECK(1, strcmp((a), (b)) != 0, #a " differs from " #b, __VA_ARGS__)
-#define cr_assert_str_empty(a, ...) TC_SHIM_CHECK(1, (a)[0] == '\0', #a " is empty", __VA_ARGS__)
-#define cr_assert_arr_eq(a, b, n, ...)                                                     \
+#define cr_assert_str_empty(a, ...)                                                            \
+    TC_SHIM_CHECK(1, (a)[0] == '\0', #a " is empty", __VA_ARGS__)
+#define cr_assert_arr_eq(a, b, n, ...)                                                         \
     TC_SHIM_CHECK(1, memcmp((a), (b), (n)) == 0, #a " equals " #b, __VA_ARGS__)
-#define cr_assert_float_eq(a, b, eps, ...)                                                 \
+#define cr_assert_float_eq(a, b, eps, ...)                                                     \
     TC_SHIM_CHECK(1, fabs((double)(a) - (double)(b)) <= (eps), #a " ~= " #b, __VA_ARGS__)
-#define cr_assert_fail(...) tc_shim_fail(1, __FILE__, __LINE__, "cr_assert_fail", "" __VA_ARGS__)
-#define cr_fatal(...) tc_shim_fail(1, __FILE__, __LINE__, "cr_fatal", "" __VA_ARGS__)
-#define cr_expect(cond, ...) TC_SHIM_CHECK(0, (cond), #cond, __VA_ARGS__)
-#define cr_expect_eq(a, b, ...) TC_SHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_assert_fail(...)                                                                    \
+    tc_shim_fail(1, __FILE__, __LINE__, "cr_assert_fail", "" __VA_ARGS__)
+#define cr_fatal(...)            tc_shim_fail(1, __FILE__, __LINE__, "cr_fatal", "" __VA_ARGS__)
+#define cr_expect(cond, ...)     TC_SHIM_CHECK(0, (cond), #cond, __VA_ARGS__)
+#define cr_expect_eq(a, b, ...)  TC_SHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)
 #define cr_expect_neq(a, b, ...) TC_SHIM_CHECK(0, (a) != (b), #a " != " #b, __VA_ARGS__)
-#define cr_log_info(...) (fprintf(stderr, "[LOG ] " __VA_ARGS__), fputc('\n', stderr))
-#define cr_log_warn(...) (fprintf(stderr, "[WARN] " __VA_ARGS__), fputc('\n', stderr))
-#define cr_log_error(...) (fprintf(stderr, "[ERR ] " __VA_ARGS__), fputc('\n', stderr))
+#define cr_log_info(...)         (fprintf(stderr, "[LOG ] " __VA_ARGS__), fputc('\n', stderr))
+#define cr_log_warn(...)         (fprintf(stderr, "[WARN] " __VA_ARGS__), fputc('\n', stderr))
+#define cr_log_error(...)        (fprintf(stderr, "[ERR ] " __VA_ARGS__), fputc('\n', stderr))
 
 static inline const struct tc_shim_test *tc_shim_suite(const char *name) {
     for (const struct tc_shim_test *s = tc_shim_registry_.suites; s; s = s->next)
@@ -171,10 +173,11 @@ static inline int tc_shim_run_one(const struct tc_shim_test *t) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 1;
     if (WIFSIGNALED(status))
-        fprintf(stderr, "[FAIL] %s::%s: crashed or timed out (signal %d)\n", t->suite_name, t->test_name,
-                WTERMSIG(status));
+        fprintf(stderr, "[FAIL] %s::%s: crashed or timed out (signal %d)\n", t->suite_name,
+                t->test_name, WTERMSIG(status));
     else
-        fprintf(stderr, "[FAIL] %s::%s: exit %d\n", t->suite_name, t->test_name, WEXITSTATUS(status));
+        fprintf(stderr, "[FAIL] %s::%s: exit %d\n", t->suite_name, t->test_name,
+                WEXITSTATUS(status));
     return 0;
 }
 
