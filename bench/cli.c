@@ -178,7 +178,10 @@ void tcb_opts_defaults(tcb_opts_t *o) {
 }
 
 static int bad(const char *opt, const char *val, const char *want) {
-    fprintf(stderr, "tiercache-bench: %s %s: %s (see --help)\n", opt, val ? val : "", want);
+    if (val && *val)
+        fprintf(stderr, "tiercache-bench: %s %s: %s (see --help)\n", opt, val, want);
+    else
+        fprintf(stderr, "tiercache-bench: %s: %s (see --help)\n", opt, want);
     return -1;
 }
 
@@ -398,7 +401,7 @@ static void command_defaults(tcb_opts_t *o) {
         if (!(o->given & TCB_GIVEN_THREADS))
             o->threads = 1;
         if (!(o->given & TCB_GIVEN_DURATION))
-            o->duration_ns = 5000000000ull;
+            o->duration_ns = 10000000000ull;
         if (!(o->given & TCB_GIVEN_WARMUP))
             o->warmup_ns = 1000000000ull;
         o->l1_in_bytes = 0;
@@ -455,7 +458,7 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
         return 1;
     }
     command_defaults(o);
-    if (o->wl_kind == TCB_WL_TRACE && o->cmd == TCB_CMD_MICRO)
-        return bad("--workload", o->trace_path, "micro uses zipf over resident keys");
+    if (o->cmd == TCB_CMD_MICRO && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "micro draws resident keys from zipf or uniform");
     return check_positionals(o, argc, argv, first);
 }

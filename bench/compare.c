@@ -2,25 +2,77 @@
  * compare.c - `compare` (the default) and `miss`: redis-only, then tiercache, same
  * workload, same Redis, same threads, one table.
  *
- * redis-only runs first and its keys are deleted before tiercache preloads its own, so
- * the two never share Redis memory or keys and neither warms the other's data. `miss`
- * is compare with the L1 switched off and one thread: every read takes tiercache's miss
- * path, which the issue wants within 5% of a raw GET.
+ * compare: redis-only runs first and its keys are deleted before tiercache preloads its
+ * own, so the two never share Redis memory or keys and neither warms the other's data.
+ *
+ * miss: the L1 is switched off and one thread reads, so every read takes tiercache's miss
+ * path, which should cost within 5% of a raw GET. A 5% difference is smaller than the
+ * drift of a shared machine over a few seconds, so here both modes are preloaded side by
+ * side and measured in alternating half-second windows (3 to 20 rounds); the verdict uses the
+ * median of the per-round ratios, which one disturbed round cannot move.
  */
 #include "session.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-static void miss_summary(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc) {
-    double a = (double)ro->p50, b = (double)tc->p50;
-    double ta = tcb_res_ops_per_s(ro), tb = tcb_res_ops_per_s(tc);
-    if (a <= 0 || ta <= 0)
-        return;
+#define MISS_MAX_ROUNDS 20
+#define MISS_WINDOW_NS  500000000ull /* half a second per window */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void miss_summary(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc,
+                         const double *ratios, int n) {
+    double sorted[MISS_MAX_ROUNDS];
+    memcpy(sorted, ratios, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    double median = sorted[n / 2];
+    fprintf(f, "  Miss path (L1 off, every read goes to Redis), %d alternating rounds:\n", n);
+    fprintf(f, "    tiercache / raw hiredis GET throughput, per round:");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s %.3f", i % 10 == 0 ? "\n     " : "", ratios[i]);
     fprintf(f,
-            "  Miss path (L1 off, every read goes to Redis): at p50 tiercache took %+.1f%% "
-            "vs a raw\n  hiredis GET, and its throughput was %+.1f%% (target: no more than "
-            "5%% slower).\n\n",
-            100.0 * (b / a - 1.0), 100.0 * (tb / ta - 1.0));
+            "\n    median %.3f: tiercache's miss path is %.1f%% %s than a raw GET "
+            "(target: at most 5%% slower)\n",
+            median, 100.0 * fabs(1.0 / median - 1.0), median < 1.0 ? "slower" : "faster");
+    fprintf(f, "    p50 %.1f us vs %.1f us; Redis commands per read %.2f vs %.2f\n\n",
+            (double)tc->p50 / 1e3, (double)ro->p50 / 1e3,
+            tcb_res_per_op(tc, tc->redis.commands), tcb_res_per_op(ro, ro->redis.commands));
+}
+
+static int run_miss(tcb_session_t *s, tcb_result_t *ro, tcb_result_t *tc) {
+    double ratios[MISS_MAX_ROUNDS];
+    uint64_t r = s->o->duration_ns / MISS_WINDOW_NS;
+    int rounds = r < 3 ? 3 : r > MISS_MAX_ROUNDS ? MISS_MAX_ROUNDS : (int)r;
+    int rc = tcb_measure_interleaved(s, rounds, ro, tc, ratios);
+    if (rc != 0 || tcb_interrupted)
+        return rc;
+    if (s->o->json) {
+        tcb_report_compare_json(stdout, &s->ctx, ro, tc);
+    } else {
+        tcb_report_compare_table(stdout, &s->ctx, ro, tc);
+        miss_summary(stdout, ro, tc, ratios, rounds);
+    }
+    return 0;
+}
+
+static int run_compare(tcb_session_t *s, tcb_result_t *ro, tcb_result_t *tc) {
+    int rc = tcb_measure_redis_only(s, ro);
+    if (rc == 0 && !tcb_interrupted) {
+        tcb_env_purge(&s->env, "");
+        rc = tcb_measure_tiercache(s, s->o->l1_pct, 1, NULL, tc);
+    }
+    if (rc == 0 && !tcb_interrupted) {
+        if (s->o->json)
+            tcb_report_compare_json(stdout, &s->ctx, ro, tc);
+        else
+            tcb_report_compare_table(stdout, &s->ctx, ro, tc);
+    }
+    return rc;
 }
 
 int tcb_cmd_compare(const tcb_opts_t *o) {
@@ -29,22 +81,7 @@ int tcb_cmd_compare(const tcb_opts_t *o) {
     if (tcb_session_open(&s, o, miss ? "miss" : "compare") != 0)
         return 1;
     tcb_result_t ro, tc;
-    memset(&ro, 0, sizeof ro);
-    memset(&tc, 0, sizeof tc);
-    int rc = tcb_measure_redis_only(&s, &ro);
-    if (rc == 0 && !tcb_interrupted) {
-        tcb_env_purge(&s.env, "");
-        rc = tcb_measure_tiercache(&s, o->l1_pct, 1, NULL, &tc);
-    }
-    if (rc == 0 && !tcb_interrupted) {
-        if (o->json) {
-            tcb_report_compare_json(stdout, &s.ctx, &ro, &tc);
-        } else {
-            tcb_report_compare_table(stdout, &s.ctx, &ro, &tc);
-            if (miss)
-                miss_summary(stdout, &ro, &tc);
-        }
-    }
+    int rc = miss ? run_miss(&s, &ro, &tc) : run_compare(&s, &ro, &tc);
     tcb_session_close(&s);
     if (tcb_interrupted)
         fprintf(stderr, "tiercache-bench: interrupted; Redis keys cleaned up\n");

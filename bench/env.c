@@ -50,25 +50,25 @@ void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *
     *bytes = *entries * per;
 }
 
-/* URL for display: the password (between ':' and '@', or after password=) masked. */
+/* URL for display with the credentials masked: the password (or a bare userinfo) and a
+ * password= query value become three stars. Built into out piece by piece, never in place. */
 static void mask_url(const char *url, char *out, size_t cap) {
-    snprintf(out, cap, "%s", url);
-    char *at = strchr(out, '@');
-    char *scheme = strstr(out, "://");
-    if (at && scheme) {
-        char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
-        if (colon) {
-            memmove(colon + 4, at, strlen(at) + 1);
-            memcpy(colon + 1, "***", 3);
-        }
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+    if (at && (!slash || at < slash)) {
+        const char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
+        const char *keep_end = colon ? colon + 1 : scheme + 3;
+        snprintf(out, cap, "%.*s***%s", (int)(keep_end - url), url, at);
+        return;
     }
-    char *pw = strstr(out, "password=");
+    const char *pw = strstr(url, "password=");
     if (pw) {
-        char *end = strchr(pw, '&');
-        const char *tail = end ? end : "";
-        memmove(pw + 12, tail, strlen(tail) + 1);
-        memcpy(pw + 9, "***", 3);
+        const char *end = strchr(pw, '&');
+        snprintf(out, cap, "%.*s***%s", (int)(pw + 9 - url), url, end ? end : "");
+        return;
     }
+    snprintf(out, cap, "%s", url);
 }
 
 int tcb_env_open(tcb_env_t *e, const tcb_opts_t *o) {

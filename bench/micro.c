@@ -5,9 +5,13 @@
  * made resident in an L1-only cache sized to hold them all; then, at 1..T threads, each
  * operation kind runs for --duration:
  *
- *   get-hit  tc_get + tc_ref_release of a Zipf(0.99)-drawn key (every one is resident)
- *   set      tc_set of a Zipf-drawn key (replacing the entry: allocate, swap, free)
+ *   get-hit  tc_get + tc_ref_release of a Zipf(0.99)-drawn key (every one is resident;
+ *            --zipf changes the exponent, --workload uniform spreads the keys evenly)
+ *   set      tc_set of such a key (replacing the entry: allocate, swap, free)
  *   mixed    nine get-hits then one set, repeated
+ *   cpu-only a few ns of private arithmetic per "operation", no library at all: the
+ *            calibration row. On a machine shared with other work, threads cannot scale
+ *            better than this row does, so read the library's scaling against it.
  *
  * Key indexes are drawn before timing into a per-thread ring of 2^20 entries, and keys
  * are preformatted in one flat array, so the timed loop is the library call and an index
@@ -38,8 +42,8 @@
 
 #define RING (1u << 20)
 
-typedef enum { OP_GET, OP_SET, OP_MIX, OP_COUNT } micro_op_t;
-static const char *const op_names[OP_COUNT] = {"get-hit", "set", "mixed 90/10"};
+typedef enum { OP_CPU, OP_GET, OP_SET, OP_MIX, OP_COUNT } micro_op_t;
+static const char *const op_names[OP_COUNT] = {"cpu-only", "get-hit", "set", "mixed 90/10"};
 
 typedef struct micro {
     const tcb_opts_t *o;
@@ -75,6 +79,10 @@ static size_t jemalloc_allocated(void) {
 }
 
 static int do_op(micro_t *m, micro_op_t op, uint64_t i, uint32_t k) {
+    if (op == OP_CPU) { /* the machine's own scaling: private arithmetic, no library */
+        volatile uint64_t x = tcb_mix64(i ^ k);
+        return x == 0 && i == UINT64_MAX;
+    }
     const char *key = m->keys + (size_t)k * TCB_KEY_LEN;
     if (op == OP_SET || (op == OP_MIX && i % 10 == 9))
         return tc_set(m->cache, key, TCB_KEY_LEN, m->value, m->vlen, 0);
@@ -139,15 +147,18 @@ static int setup_keys(micro_t *m, unsigned maxt) {
         memcpy(m->keys + i * TCB_KEY_LEN, k, TCB_KEY_LEN);
     }
     memset(m->value, 'v', m->vlen);
-    tcb_zipf_t z;
-    tcb_zipf_init(&z, m->n, 0.99);
+    tcb_workload_t w;
+    if (m->o->wl_kind == TCB_WL_UNIFORM)
+        tcb_workload_uniform(&w, m->n);
+    else
+        tcb_workload_zipf(&w, m->n, m->o->zipf_s);
     for (unsigned t = 0; t < maxt; t++) {
         if (!(m->rings[t] = malloc(RING * sizeof(uint32_t))))
             return -1;
-        tcb_rng_t r;
-        tcb_rng_seed(&r, m->o->seed, t);
+        tcb_cursor_t c;
+        tcb_cursor_init(&c, &w, m->o->seed, t, maxt);
         for (uint32_t i = 0; i < RING; i++)
-            m->rings[t][i] = (uint32_t)(tcb_zipf_next(&z, &r) - 1);
+            m->rings[t][i] = (uint32_t)tcb_workload_next(&w, &c, 0);
     }
     return 0;
 }
@@ -213,14 +224,18 @@ static int thread_points(unsigned max, unsigned *out) {
 
 static void print_text(const micro_t *m, const micro_res_t *r) {
     char a[32];
+    char wl[64] = "uniform";
+    if (m->o->wl_kind != TCB_WL_UNIFORM)
+        snprintf(wl, sizeof wl, "Zipf %.3g", m->o->zipf_s);
     printf("\ntiercache-bench micro: L1 only, %s resident keys (17 B keys, %zu B values), "
-           "Zipf 0.99,\n  %s per point, shards: %s\n",
-           tcb_fmt_count(r->resident, a, sizeof a), m->vlen,
+           "%s,\n  %s per point, shards: %s\n",
+           tcb_fmt_count(r->resident, a, sizeof a), m->vlen, wl,
            tcb_fmt_ns((double)m->o->duration_ns, (char[32]){0}, 32),
            m->o->shards ? "--shards" : "library default");
     if (r->per_entry >= 0)
         printf("  L1 memory: %.1f bytes per entry beyond key and value (jemalloc "
-               "stats.allocated); the library charges %.1f bytes per entry in total\n",
+               "stats.allocated);\n  the library's own accounting charges %.1f bytes per "
+               "entry in total\n",
                r->per_entry, r->lib_per_entry);
     else
         printf("  L1 memory: jemalloc statistics unavailable; the library charges %.1f bytes "

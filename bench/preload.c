@@ -3,9 +3,11 @@
  *
  * Commands go out in batches of PIPE: append them all, then read all the replies, so a
  * million SETs cost a few seconds instead of a million round trips. The tiercache
- * variant stores values in the library's format v1 (src/valfmt.h) with version 1 and
- * sets the version counter to 1, so the first real write gets version 2 and supersedes
- * the preloaded copy everywhere, exactly as if tc_set had written it.
+ * variant stores values in the library's format v1 (src/valfmt.h) with version 1, no
+ * logical expiry (always fresh) and Redis's own TTL, and sets the version counter to 1:
+ * every version the library assigns afterwards is higher (see L2_LUA_NEXT_VERSION in
+ * src/l2.c), so the first real write supersedes a preloaded copy everywhere, exactly as
+ * if it had been written by tc_set.
  */
 #include "modes.h"
 

@@ -107,3 +107,23 @@ void tcb_info_delta(const tcb_info_t *before, const tcb_info_t *after, tcb_info_
     }
     *out = d;
 }
+
+void tcb_info_add(tcb_info_t *dst, const tcb_info_t *src) {
+    dst->commands += src->commands;
+    dst->net_in += src->net_in;
+    dst->net_out += src->net_out;
+    for (size_t i = 0; i < src->ncmds; i++) {
+        size_t j = 0;
+        while (j < dst->ncmds && strcmp(dst->cmds[j].name, src->cmds[i].name) != 0)
+            j++;
+        if (j == dst->ncmds) {
+            if (dst->ncmds == TCB_INFO_MAX_CMDS)
+                continue;
+            dst->cmds[dst->ncmds++] = src->cmds[i];
+        } else {
+            dst->cmds[j].calls += src->cmds[i].calls;
+        }
+    }
+    if (!dst->version[0])
+        memcpy(dst->version, src->version, sizeof dst->version);
+}

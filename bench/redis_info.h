@@ -39,4 +39,7 @@ int tcb_info_fetch(redisContext *c, tcb_info_t *out);
 /* out = after - before, minus the before snapshot's own INFO command and bytes. */
 void tcb_info_delta(const tcb_info_t *before, const tcb_info_t *after, tcb_info_t *out);
 
+/* dst += src (counters and per-command calls, matched by name): sums of several windows. */
+void tcb_info_add(tcb_info_t *dst, const tcb_info_t *src);
+
 #endif

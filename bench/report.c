@@ -85,7 +85,10 @@ static void c_ratio(cell_t c, double a, double b) {
 }
 
 static void row(FILE *f, const char *label, const char *a, const char *b, const char *r) {
-    fprintf(f, "  %-30s %14s %14s %12s\n", label, a, b, r ? r : "");
+    fprintf(f, "  %-30s %14s %14s", label, a, b);
+    if (r && *r)
+        fprintf(f, " %12s", r);
+    fputc('\n', f);
 }
 
 static void header(FILE *f, const tcb_report_ctx_t *c) {
@@ -97,10 +100,13 @@ static void header(FILE *f, const tcb_report_ctx_t *c) {
         snprintf(dur, sizeof dur, "%s ops", tcb_fmt_count(c->ops, warm, sizeof warm));
     else
         tcb_fmt_ns((double)c->duration_ns, dur, sizeof dur);
-    tcb_fmt_ns((double)c->warmup_ns, warm, sizeof warm);
+    char wdesc[48] = "no warm-up";
+    if (c->warmup_ns)
+        snprintf(wdesc, sizeof wdesc, "%s warm-up",
+                 tcb_fmt_ns((double)c->warmup_ns, warm, sizeof warm));
     tcb_fmt_ns((double)c->source_ns, src, sizeof src);
-    fprintf(f, "  %u threads, %s measured per mode after %s warm-up; source latency %s;\n",
-            c->threads, dur, warm, src);
+    fprintf(f, "  %u thread%s, %s measured per mode after %s; source latency %s;\n", c->threads,
+            c->threads == 1 ? "" : "s", dur, wdesc, src);
     fprintf(f, "  TTL %llu s; Redis %s\n", (unsigned long long)(c->ttl_ms / 1000),
             c->preload ? "preloaded with every key" : "empty at start");
     fprintf(f, "  Redis: %s\n  L1: %s\n\n", c->redis, c->l1);
@@ -182,8 +188,8 @@ static void l1_rows(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc) {
 static void bound_line(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc) {
     double share = tcb_res_redis_share(tc);
     double got = ratio(tcb_res_ops_per_s(tc), tcb_res_ops_per_s(ro));
-    if (!tc->has_l1 || isnan(share) || share <= 0 || isnan(got))
-        return;
+    if (!tc->has_l1 || tc->l1_cap_bytes == 0 || isnan(share) || share <= 0 || isnan(got))
+        return; /* no L1, no bound to speak of */
     double bound = 1.0 / share;
     fprintf(f,
             "\n  %.1f%% of tiercache's operations reached Redis (L1 misses + writes). If L1 "
@@ -330,9 +336,10 @@ static void json_ratios(tcb_json_t *j, const tcb_result_t *ro, const tcb_result_
                  ratio(tcb_res_per_op(tc, tc->redis.net_in + tc->redis.net_out),
                        tcb_res_per_op(ro, ro->redis.net_in + ro->redis.net_out)));
     double share = tcb_res_redis_share(tc);
-    tcb_json_dbl(j, "redis_share_of_ops", tc->has_l1 ? share : NAN);
-    tcb_json_dbl(j, "throughput_bound", tc->has_l1 ? ratio(1.0, share) : NAN);
-    tcb_json_dbl(j, "fraction_of_bound", tc->has_l1 ? got * share : NAN);
+    int l1_on = tc->has_l1 && tc->l1_cap_bytes > 0;
+    tcb_json_dbl(j, "redis_share_of_ops", l1_on ? share : NAN);
+    tcb_json_dbl(j, "throughput_bound", l1_on ? ratio(1.0, share) : NAN);
+    tcb_json_dbl(j, "fraction_of_bound", l1_on ? got * share : NAN);
     tcb_json_obj_end(j);
 }
 

@@ -135,6 +135,21 @@ static void collect(thread_ctx_t *ts, unsigned n, tcb_run_out_t *out) {
     }
 }
 
+void tcb_run_out_add(tcb_run_out_t *dst, const tcb_run_out_t *src) {
+    dst->ops += src->ops;
+    dst->reads += src->reads;
+    dst->writes += src->writes;
+    dst->hits += src->hits;
+    dst->misses += src->misses;
+    dst->loads += src->loads;
+    if (src->errors && dst->errors == 0)
+        dst->first_error = src->first_error;
+    dst->errors += src->errors;
+    dst->wall_ns += src->wall_ns;
+    dst->interrupted |= src->interrupted;
+    tcb_hist_merge(&dst->hist, &src->hist);
+}
+
 static thread_ctx_t *alloc_threads(const tcb_run_cfg_t *cfg, run_shared_t *sh) {
     thread_ctx_t *ts = aligned_alloc(64, sizeof *ts * cfg->threads);
     if (!ts)

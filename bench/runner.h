@@ -64,6 +64,9 @@ typedef struct tcb_run_out {
     tcb_hist_t hist; /* merged over threads */
 } tcb_run_out_t;
 
+/* dst += src: counters, wall time and histogram (for results built from several runs). */
+void tcb_run_out_add(tcb_run_out_t *dst, const tcb_run_out_t *src);
+
 /* Run to completion. 0, or -1 when a thread could not be set up (message printed). */
 int tcb_run(const tcb_run_cfg_t *cfg, tcb_run_out_t *out);
 

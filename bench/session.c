@@ -120,7 +120,7 @@ void tcb_session_close(tcb_session_t *s) {
 }
 
 static void run_cfg(const tcb_session_t *s, const tcb_mode_ops_t *m, void *arg,
-                    tcb_run_cfg_t *c, int warmup) {
+                    tcb_run_cfg_t *c, uint64_t duration_ns, uint64_t ops, uint64_t seed) {
     const tcb_opts_t *o = s->o;
     memset(c, 0, sizeof *c);
     c->mode = m;
@@ -129,48 +129,102 @@ static void run_cfg(const tcb_session_t *s, const tcb_mode_ops_t *m, void *arg,
     c->src = &s->src;
     c->write_frac = o->write_frac;
     c->threads = o->threads;
-    c->duration_ns = warmup ? o->warmup_ns : o->duration_ns;
-    c->total_ops = warmup ? 0 : o->ops;
+    c->duration_ns = duration_ns;
+    c->total_ops = ops;
     c->hot_shift_ns = s->wl.kind == TCB_WL_HOTSET ? o->hot_shift_ns : 0;
-    /* The warm-up draws a different stream than the measurement, like time passing. */
-    c->seed = warmup ? o->seed * 0x9E3779B97F4A7C15ull + 7 : o->seed;
+    c->seed = seed;
     c->quiet = o->quiet;
 }
 
-/* Warm-up (unless disabled) and the measured run between two INFO snapshots. */
-static int warm_and_run(tcb_session_t *s, tcb_run_cfg_t *cfg, tcb_run_out_t *out,
-                        tcb_info_t *redis, const char *name, void (*snap)(void *, int),
-                        void *snap_arg) {
-    char label[48];
-    if (s->o->warmup_ns > 0) {
-        run_cfg(s, cfg->mode, cfg->arg, cfg, 1);
-        snprintf(label, sizeof label, "%s warm-up", name);
-        cfg->label = label;
-        tcb_status(s->o, "%s: warming up", name);
-        if (tcb_run(cfg, out) != 0 || tcb_interrupted)
-            return -1;
+/* One mode being measured: its callbacks, its tiercache handle (for tc_stats), and the
+ * sums over every measured window so far. */
+typedef struct meas {
+    tcb_session_t *s;
+    const char *name;
+    const tcb_mode_ops_t *mode;
+    void *arg;
+    tc_cache_t *cache; /* NULL for redis-only */
+    tcb_run_out_t *acc;
+    tcb_result_t *r;
+} meas_t;
+
+static int meas_init(meas_t *m, tcb_session_t *s, const char *name, const tcb_mode_ops_t *mode,
+                     void *arg, tc_cache_t *cache, tcb_result_t *r) {
+    *m = (meas_t){.s = s, .name = name, .mode = mode, .arg = arg, .cache = cache, .r = r};
+    m->acc = malloc(sizeof *m->acc);
+    if (!m->acc)
+        return -1;
+    memset(m->acc, 0, offsetof(tcb_run_out_t, hist));
+    tcb_hist_reset(&m->acc->hist);
+    memset(&r->redis, 0, sizeof r->redis);
+    snprintf(r->mode, sizeof r->mode, "%s", mode->name);
+    r->has_l1 = cache != NULL;
+    return 0;
+}
+
+static int meas_warmup(meas_t *m) {
+    const tcb_opts_t *o = m->s->o;
+    if (o->warmup_ns == 0)
+        return 0;
+    tcb_run_cfg_t cfg;
+    /* The warm-up draws another stream than the measurement, like time passing. */
+    run_cfg(m->s, m->mode, m->arg, &cfg, o->warmup_ns, 0, o->seed * 0x9E3779B97F4A7C15ull + 7);
+    char label[64];
+    snprintf(label, sizeof label, "%s warm-up", m->name);
+    cfg.label = label;
+    tcb_status(o, "%s: warming up", m->name);
+    tcb_run_out_t *out = malloc(sizeof *out);
+    int rc = out ? tcb_run(&cfg, out) : -1;
+    free(out);
+    return rc == 0 && !tcb_interrupted ? 0 : -1;
+}
+
+static void add_tc_delta(tcb_result_t *r, const tc_stats_t *a, const tc_stats_t *b) {
+    r->l1_hits += b->l1_hits - a->l1_hits;
+    r->l1_misses += b->l1_misses - a->l1_misses;
+    r->l2_hits += b->l2_hits - a->l2_hits;
+    r->l2_misses += b->l2_misses - a->l2_misses;
+    r->loads += b->loads - a->loads;
+    r->l1_evictions += b->l1_evictions - a->l1_evictions;
+    r->inval_sent += b->inval_published - a->inval_published;
+    r->inval_applied += b->inval_applied - a->inval_applied;
+    r->l1_bytes = b->l1_bytes; /* gauges: the latest */
+    r->l1_entries = b->l1_entries;
+}
+
+/* One measured window between two snapshots (INFO, and tc_stats for tiercache), added to
+ * the sums. */
+static int meas_window(meas_t *m, uint64_t duration_ns, uint64_t ops, uint64_t seed) {
+    tcb_run_cfg_t cfg;
+    run_cfg(m->s, m->mode, m->arg, &cfg, duration_ns, ops, seed);
+    cfg.label = m->name;
+    tcb_run_out_t *out = malloc(sizeof *out);
+    if (!out)
+        return -1;
+    tcb_info_t a, b, d;
+    tc_stats_t sa, sb;
+    if (m->cache)
+        tc_stats(m->cache, &sa);
+    int ia = tcb_info_fetch(m->s->env.ctl, &a);
+    int rc = tcb_run(&cfg, out);
+    int ib = tcb_info_fetch(m->s->env.ctl, &b);
+    if (m->cache) {
+        tc_stats(m->cache, &sb);
+        add_tc_delta(m->r, &sa, &sb);
     }
-    run_cfg(s, cfg->mode, cfg->arg, cfg, 0);
-    cfg->label = name;
-    tcb_status(s->o, "%s: measuring", name);
-    tcb_info_t a, b;
-    if (snap)
-        snap(snap_arg, 0);
-    int ia = tcb_info_fetch(s->env.ctl, &a);
-    int rc = tcb_run(cfg, out);
-    int ib = tcb_info_fetch(s->env.ctl, &b);
-    if (snap)
-        snap(snap_arg, 1);
-    if (ia == 0 && ib == 0)
-        tcb_info_delta(&a, &b, redis);
-    else
-        memset(redis, 0, sizeof *redis);
+    if (ia == 0 && ib == 0) {
+        tcb_info_delta(&a, &b, &d);
+        tcb_info_add(&m->r->redis, &d);
+    }
+    tcb_run_out_add(m->acc, out);
+    free(out);
     return rc;
 }
 
-static void fill_common(tcb_result_t *r, const char *mode, const tcb_run_out_t *out) {
-    memset(r, 0, offsetof(tcb_result_t, redis));
-    snprintf(r->mode, sizeof r->mode, "%s", mode);
+/* Percentiles and counts from the merged windows; frees the sums. */
+static void meas_finish(meas_t *m) {
+    tcb_result_t *r = m->r;
+    const tcb_run_out_t *out = m->acc;
     r->ops = out->ops;
     r->reads = out->reads;
     r->writes = out->writes;
@@ -183,59 +237,47 @@ static void fill_common(tcb_result_t *r, const char *mode, const tcb_run_out_t *
     r->max = out->hist.max;
     r->mean = tcb_hist_mean(&out->hist);
     r->interrupted = out->interrupted;
-}
-
-int tcb_measure_redis_only(tcb_session_t *s, tcb_result_t *r) {
-    tcb_ro_t ro = {.ep = &s->env.ep, .ttl_ms = s->o->ttl_ms, .src = &s->src};
-    snprintf(ro.prefix, sizeof ro.prefix, "%sro:", s->env.prefix);
-    if (s->o->preload) {
-        char n[32];
-        tcb_status(s->o, "redis-only: preloading %s keys", tcb_fmt_count(s->ks.n, n, sizeof n));
-        if (tcb_preload_redis_only(s->o, s->env.ctl, &ro, &s->ks) != 0)
-            return -1;
-    }
-    tcb_run_cfg_t cfg = {.mode = &tcb_mode_redis_only, .arg = &ro};
-    tcb_run_out_t *out = malloc(sizeof *out);
-    if (!out)
-        return -1;
-    tcb_info_t redis;
-    int rc = warm_and_run(s, &cfg, out, &redis, "redis-only", NULL, NULL);
-    if (rc == 0 || tcb_interrupted) {
-        fill_common(r, "redis-only", out);
-        r->redis = redis;
+    if (!m->cache) { /* redis-only counts its own hits, misses and loads */
         r->l2_hits = out->hits;
         r->l2_misses = out->misses;
         r->loads = out->loads;
-        snprintf(r->first_error, sizeof r->first_error, "%s",
-                 out->errors ? "hiredis error" : "");
     }
-    free(out);
-    return rc;
+    const char *err = !out->errors ? ""
+                      : m->cache   ? tc_err_name(out->first_error)
+                                   : "hiredis error";
+    snprintf(r->first_error, sizeof r->first_error, "%s", err);
+    free(m->acc);
+    m->acc = NULL;
 }
 
-typedef struct tc_snap {
-    tc_cache_t *cache;
-    tc_stats_t st[2];
-} tc_snap_t;
-
-static void tc_snap(void *arg, int which) {
-    tc_snap_t *t = arg;
-    tc_stats(t->cache, &t->st[which]);
+static int measure_all(meas_t *m) {
+    const tcb_opts_t *o = m->s->o;
+    if (meas_warmup(m) != 0)
+        return -1;
+    tcb_status(o, "%s: measuring", m->name);
+    int rc = meas_window(m, o->duration_ns, o->ops, o->seed);
+    meas_finish(m);
+    return rc == 0 || tcb_interrupted ? rc : -1;
 }
 
-static void fill_tc(tcb_result_t *r, const tc_snap_t *t) {
-    const tc_stats_t *a = &t->st[0], *b = &t->st[1];
-    r->has_l1 = 1;
-    r->l1_hits = b->l1_hits - a->l1_hits;
-    r->l1_misses = b->l1_misses - a->l1_misses;
-    r->l2_hits = b->l2_hits - a->l2_hits;
-    r->l2_misses = b->l2_misses - a->l2_misses;
-    r->loads = b->loads - a->loads;
-    r->l1_bytes = b->l1_bytes;
-    r->l1_entries = b->l1_entries;
-    r->l1_evictions = b->l1_evictions - a->l1_evictions;
-    r->inval_sent = b->inval_published - a->inval_published;
-    r->inval_applied = b->inval_applied - a->inval_applied;
+static int ro_prepare(tcb_session_t *s, tcb_ro_t *ro) {
+    *ro = (tcb_ro_t){.ep = &s->env.ep, .ttl_ms = s->o->ttl_ms, .src = &s->src};
+    snprintf(ro->prefix, sizeof ro->prefix, "%sro:", s->env.prefix);
+    if (!s->o->preload)
+        return 0;
+    char n[32];
+    tcb_status(s->o, "redis-only: preloading %s keys", tcb_fmt_count(s->ks.n, n, sizeof n));
+    return tcb_preload_redis_only(s->o, s->env.ctl, ro, &s->ks);
+}
+
+int tcb_measure_redis_only(tcb_session_t *s, tcb_result_t *r) {
+    memset(r, 0, sizeof *r);
+    tcb_ro_t ro;
+    meas_t m;
+    if (ro_prepare(s, &ro) != 0 ||
+        meas_init(&m, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, r) != 0)
+        return -1;
+    return measure_all(&m);
 }
 
 static int tc_prepare(tcb_session_t *s, double pct, int preload, const char *tc_prefix,
@@ -255,6 +297,7 @@ static int tc_prepare(tcb_session_t *s, double pct, int preload, const char *tc_
         return -1;
     if (preload && tcb_tc_check_preload(*cache, &s->src, &s->ks) != 0) {
         tc_close(*cache);
+        *cache = NULL;
         return -1;
     }
     return 0;
@@ -262,30 +305,64 @@ static int tc_prepare(tcb_session_t *s, double pct, int preload, const char *tc_
 
 int tcb_measure_tiercache(tcb_session_t *s, double pct, int preload, const char *label,
                           tcb_result_t *r) {
+    memset(r, 0, sizeof *r);
     char tc_prefix[96];
-    const char *name = label ? label : "tiercache";
     snprintf(tc_prefix, sizeof tc_prefix, "%stc:", s->env.prefix);
-    tcb_result_t caps;
     tc_cache_t *cache = NULL;
-    if (tc_prepare(s, pct, preload && s->o->preload, tc_prefix, &cache, &caps) != 0)
+    if (tc_prepare(s, pct, preload && s->o->preload, tc_prefix, &cache, r) != 0)
         return -1;
-    tcb_tcm_t m = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
-    tcb_run_cfg_t cfg = {.mode = &tcb_mode_tiercache, .arg = &m};
-    tcb_run_out_t *out = malloc(sizeof *out);
-    tc_snap_t snap = {.cache = cache};
-    tcb_info_t redis;
-    int rc = out ? warm_and_run(s, &cfg, out, &redis, name, tc_snap, &snap) : -1;
-    if (out && (rc == 0 || tcb_interrupted)) {
-        fill_common(r, "tiercache", out);
-        r->redis = redis;
-        r->l1_pct = caps.l1_pct;
-        r->l1_cap_entries = caps.l1_cap_entries;
-        r->l1_cap_bytes = caps.l1_cap_bytes;
-        fill_tc(r, &snap);
-        snprintf(r->first_error, sizeof r->first_error, "%s",
-                 out->errors ? tc_err_name(out->first_error) : "");
+    tcb_tcm_t tcm = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
+    meas_t m;
+    int rc = meas_init(&m, s, label ? label : "tiercache", &tcb_mode_tiercache, &tcm, cache, r);
+    if (rc == 0)
+        rc = measure_all(&m);
+    tc_close(cache);
+    return rc;
+}
+
+/* Both modes in alternating windows: slow drift of a shared machine hits both alike. */
+static int interleave(tcb_session_t *s, meas_t *mr, meas_t *mt, int rounds, double *ratios) {
+    const tcb_opts_t *o = s->o;
+    if (meas_warmup(mr) != 0 || meas_warmup(mt) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < rounds && rc == 0 && !tcb_interrupted; i++) {
+        tcb_status(o, "round %d of %d: redis-only, then tiercache", i + 1, rounds);
+        uint64_t ops = o->ops / (uint64_t)rounds, seed = o->seed + (uint64_t)i;
+        uint64_t before_r = mr->acc->ops, before_t = mt->acc->ops;
+        uint64_t wr = mr->acc->wall_ns, wt = mt->acc->wall_ns;
+        rc = meas_window(mr, o->duration_ns / (uint64_t)rounds, ops, seed);
+        if (rc == 0)
+            rc = meas_window(mt, o->duration_ns / (uint64_t)rounds, ops, seed);
+        double tr = (double)(mr->acc->ops - before_r) / (double)(mr->acc->wall_ns - wr + 1);
+        double tt = (double)(mt->acc->ops - before_t) / (double)(mt->acc->wall_ns - wt + 1);
+        ratios[i] = tr > 0 ? tt / tr : 0;
     }
-    free(out);
+    return rc;
+}
+
+int tcb_measure_interleaved(tcb_session_t *s, int rounds, tcb_result_t *ro_r,
+                            tcb_result_t *tc_r, double *ratios) {
+    memset(ro_r, 0, sizeof *ro_r);
+    memset(tc_r, 0, sizeof *tc_r);
+    char tc_prefix[96];
+    snprintf(tc_prefix, sizeof tc_prefix, "%stc:", s->env.prefix);
+    tcb_ro_t ro;
+    tc_cache_t *cache = NULL;
+    if (ro_prepare(s, &ro) != 0 ||
+        tc_prepare(s, s->o->l1_pct, s->o->preload, tc_prefix, &cache, tc_r) != 0)
+        return -1;
+    tcb_tcm_t tcm = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
+    meas_t mr, mt;
+    int rc = meas_init(&mr, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, ro_r);
+    if (rc == 0 &&
+        (rc = meas_init(&mt, s, "tiercache", &tcb_mode_tiercache, &tcm, cache, tc_r)) != 0)
+        free(mr.acc);
+    if (rc == 0) {
+        rc = interleave(s, &mr, &mt, rounds, ratios);
+        meas_finish(&mr);
+        meas_finish(&mt);
+    }
     tc_close(cache);
     return rc;
 }

@@ -37,6 +37,11 @@ int tcb_measure_redis_only(tcb_session_t *s, tcb_result_t *out);
 int tcb_measure_tiercache(tcb_session_t *s, double pct, int preload, const char *label,
                           tcb_result_t *out);
 
+/* redis-only and tiercache (L1 per --l1) in `rounds` alternating windows that together
+ * last --duration; ratios[i] is round i's tiercache/redis-only throughput. 0 or -1. */
+int tcb_measure_interleaved(tcb_session_t *s, int rounds, tcb_result_t *ro, tcb_result_t *tc,
+                            double *ratios);
+
 /* L1 description for headers ("10% of the keys (100,000 entries)" / "64.0 MiB"). */
 void tcb_l1_describe(const tcb_opts_t *o, double pct, uint64_t nkeys, char *buf, size_t cap);
 

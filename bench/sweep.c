@@ -68,7 +68,7 @@ static int write_gp(const char *prefix, const char *csv, const tcb_result_t *bas
             "set output '%s.png'\n"
             "set datafile separator ','\n"
             "set multiplot layout 1,2 title '%s'\n"
-            "set logscale x\nset grid\nset key bottom right\n"
+            "set logscale x\nset autoscale xfix\nset grid\nset key bottom right\n"
             "set xlabel 'L1 size (%% of keys)'\n"
             "set ylabel 'L1 miss ratio'\nset yrange [0:1]\n"
             "plot '%s' skip 2 using 2:5 with linespoints lw 2 title 'tiercache L1'\n"

@@ -129,7 +129,59 @@ typedef struct tc_config {
     /* Hooks */
     tc_inval_hook_fn inval_hook; /* optional; see tc_inval_hook_fn */
     void *inval_hook_arg;
+
+    /* Freshness under load (see README "Freshness"). Every feature is off at 0 unless a
+     * default is given. Trade-offs: stale windows and fail-safe keep values (in both tiers)
+     * longer than their TTL; early refresh and stale-while-revalidate call the loader from a
+     * background thread, so a tc_fetch loader's `arg` must stay valid until tc_close when
+     * they are on. */
+    uint64_t stale_ttl_ms;          /* stale-while-revalidate: after the fresh TTL, tc_fetch
+                                       serves the old value at once (tc_ref_stale() == 1) and
+                                       refreshes it in the background. Env: STALE_TTL */
+    uint64_t failsafe_max_stale_ms; /* fail-safe: when a reload fails or times out, tc_fetch
+                                       serves the last value (stale) up to this long past its
+                                       fresh TTL. Env: FAILSAFE_MAX_STALE */
+    uint32_t failsafe_backoff_ms;   /* after a failed reload, a key is not reloaded again for
+                                       this long (stale served meanwhile). Default 1000.
+                                       Env: FAILSAFE_BACKOFF */
+    double early_refresh_beta;      /* XFetch: refresh a hot key in the background with a
+                                       probability rising as expiry nears, scaled by the
+                                       measured load time. 0 = off, 1.0 = the paper's default.
+                                       Env: EARLY_REFRESH_BETA */
+    uint64_t negative_ttl_ms;       /* a loader's TC_ENOTFOUND is cached (both tiers) this
+                                       long. Env: NEGATIVE_TTL */
+    uint32_t load_soft_timeout_ms;  /* a load slower than this returns the stale value if
+                                       there is one and finishes in the background.
+                                       Env: LOAD_SOFT_TIMEOUT */
+    uint32_t load_hard_timeout_ms;  /* a load slower than this returns TC_ETIMEDOUT (it still
+                                       finishes, and caches, in the background).
+                                       Env: LOAD_HARD_TIMEOUT */
+    unsigned refresh_threads; /* background load threads. Default 2. Env: REFRESH_THREADS */
+    unsigned refresh_queue;   /* pending background loads; beyond it they are dropped
+                                 (counted). Default 1024. Env: REFRESH_QUEUE */
+    uint32_t lock_ttl_ms;     /* cross-process single-flight: an L2 miss in tc_fetch
+                                 takes a Redis lock (SET NX PX) this long; 0 = off.
+                                 Default 5000. Env: LOCK_TTL */
+    uint32_t lock_wait_ms;    /* a process that finds the lock taken waits this long to
+                                 be woken by the value's publication, then loads itself.
+                                 Default 5000. Env: LOCK_WAIT */
+    int sliding_ttl;          /* nonzero: an L1 hit extends the entry's L1 life by its
+                                 TTL again, never past sliding_max_ms after it was
+                                 stored. Env: SLIDING_TTL */
+    uint64_t sliding_max_ms;  /* absolute cap for sliding expiration. Default 1 h.
+                                 Env: SLIDING_MAX */
+    const struct tc_ttl_rule *ttl_rules; /* per-prefix TTLs (first match wins), used when a
+                                            call passes ttl 0; borrowed, copied by tc_open */
+    size_t ttl_rules_count;
 } tc_config_t;
+
+/* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
+typedef struct tc_ttl_rule {
+    const void *prefix;
+    size_t prefix_len;
+    uint64_t ttl_ms;       /* fresh TTL; 0 = default_ttl_ms */
+    uint64_t stale_ttl_ms; /* stale window for these keys; 0 = the cache's stale_ttl_ms */
+} tc_ttl_rule_t;
 
 /* Statistics: monotonic counters since tc_open, plus gauges (marked). */
 typedef struct tc_stats {
@@ -153,6 +205,17 @@ typedef struct tc_stats {
     int listener_connected;          /* gauge: 1 while subscribed and trusted */
     uint64_t listener_reconnects;    /* successful re-subscriptions after a loss */
     uint64_t l1_flushes;             /* whole-L1 flushes (listener loss / resubscribe) */
+    /* Freshness */
+    uint64_t early_refreshes;   /* background refreshes started by XFetch */
+    uint64_t stale_refreshes;   /* background refreshes started by a stale read */
+    uint64_t refreshes_dropped; /* background loads dropped: queue full */
+    uint64_t stale_serves;      /* stale-while-revalidate answers */
+    uint64_t failsafe_serves;   /* stale answers because a reload failed / backs off */
+    uint64_t negative_hits;     /* TC_ENOTFOUND answered from a cached absence */
+    uint64_t lock_acquired;     /* cross-process locks taken for a load */
+    uint64_t lock_waits;        /* tc_fetch calls that waited on another process's load */
+    uint64_t lock_timeouts;     /* ... and gave up waiting, loading themselves */
+    uint64_t load_timeouts;     /* loads that passed a soft or hard timeout */
 } tc_stats_t;
 
 /* ---- Errors and version (thread-safe, no allocation) ---- */
@@ -261,8 +324,13 @@ TC_EXPORT int tc_load_set_ttl(tc_load_t *load, uint64_t ttl_ms);
  * and in L1, and returned in *ref. Concurrent misses of one key in one process run the
  * loader once; the others wait for its result (value, TC_ENOTFOUND or error).
  * When L2 is unavailable the loader's value is still cached in L1 and returned.
- * Returns 0; TC_ENOTFOUND (the loader said so); the loader's error; TC_EINVAL; TC_EKEYLEN;
- * TC_ENOMEM. *ref is NULL whenever the return is not 0.
+ * With the freshness options (tc_config_t): a stale value may be returned at once while a
+ * background refresh runs (tc_ref_stale(*ref) == 1); a failed or timed-out reload may be
+ * answered with the last value; a cached absence answers TC_ENOTFOUND without a load; and
+ * processes sharing Redis run one load for the whole cluster (lock_ttl_ms).
+ * Returns 0; TC_ENOTFOUND (the loader said so, now or within negative_ttl_ms); the loader's
+ * error; TC_ETIMEDOUT (load_hard_timeout_ms passed); TC_EINVAL; TC_EKEYLEN; TC_ENOMEM.
+ * *ref is NULL whenever the return is not 0.
  */
 TC_EXPORT int tc_fetch(tc_cache_t *cache, const void *key, size_t klen, tc_loader_fn loader,
                        void *arg, tc_ref_t **ref);
@@ -274,6 +342,9 @@ TC_EXPORT int tc_fetch(tc_cache_t *cache, const void *key, size_t klen, tc_loade
 TC_EXPORT const void *tc_ref_data(const tc_ref_t *ref);
 /* Size of the value in bytes. ref must not be NULL. */
 TC_EXPORT size_t tc_ref_size(const tc_ref_t *ref);
+/* 1 when the value was served past its fresh TTL (stale-while-revalidate or fail-safe),
+ * 0 when fresh. Judged at the time of the call. ref must not be NULL. */
+TC_EXPORT int tc_ref_stale(const tc_ref_t *ref);
 /* Drop the reference; the memory is freed when no one else holds it. NULL is a no-op. */
 TC_EXPORT void tc_ref_release(tc_ref_t *ref);
 

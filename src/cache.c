@@ -1,21 +1,23 @@
 /*
- * cache.c - the tiers together: the public data calls, open/close and stats.
+ * cache.c - the tiers together: open/close, stats, tc_get, tc_set, tc_del, and the helpers
+ * that turn TTLs and Redis replies into entries. tc_fetch and loading live in fetch.c.
  *
  *   tc_get    L1 hit -> done.   Miss -> register a pending fill, GET+PTTL from Redis, commit
  *             into L1 unless an invalidation overtook the read (l1.c rule 1).
  *   tc_set    register, run the Redis write+publish script, commit our version into L1.
  *   tc_del    run the delete+publish script, evict locally with that version.
- *   tc_fetch  single-flight leader: Redis, else the loader; a loaded value is stored in Redis
- *             only if the key is still absent (a concurrent writer's newer value wins) and
- *             only if no invalidation reached the key during the load (the load may predate
- *             the change that caused it); waiters get the leader's result.
  *
  * Degraded mode: every Redis failure is local to one call. L2 unavailable (breaker open or
- * no connection) makes tc_get a miss, tc_fetch use the loader, and tc_set/tc_del update
- * the local L1 and report TC_EUNAVAILABLE. A write whose outcome is unknown (timeout)
- * evicts the key locally: if Redis applied it, its message will arrive; if not, nothing
- * stale was kept. See l1.c for why L1 never keeps a superseded value, and listener.c for
- * what happens while the invalidation channel is down.
+ * no connection) makes tc_get a miss and tc_set/tc_del update the local L1 and report
+ * TC_EUNAVAILABLE. A write whose outcome is unknown (timeout) evicts the key locally: if
+ * Redis applied it, its message will arrive; if not, nothing stale was kept. See l1.c for
+ * why L1 never keeps a superseded value, and listener.c for what happens while the
+ * invalidation channel is down.
+ *
+ * Lifetimes: a value is fresh for its TTL, then stale (served by tc_get marked stale, and
+ * by tc_fetch under stale-while-revalidate or fail-safe) until keep = TTL + the larger of
+ * the stale window and the fail-safe age; Redis holds it exactly as long (PX keep), and the
+ * value's header carries the end of its fresh period so every process agrees on it.
  *
  * The cache owns copies of every configuration string, so the caller's config may die.
  */
@@ -30,7 +32,7 @@
 
 /* ---- small helpers ---- */
 
-static int check_key(const tc_cache_t *c, const void *key, size_t klen) {
+int tc__check_key(const tc_cache_t *c, const void *key, size_t klen) {
     if (!c || !key)
         return TC_EINVAL;
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
@@ -38,7 +40,7 @@ static int check_key(const tc_cache_t *c, const void *key, size_t klen) {
     return TC_OK;
 }
 
-static uint64_t rand64(void) {
+uint64_t tc__rand64(void) {
     static _Thread_local uint64_t state;
     if (state == 0) {
         if (getrandom(&state, sizeof state, GRND_NONBLOCK) != (ssize_t)sizeof state)
@@ -58,54 +60,137 @@ uint64_t tc__effective_ttl_ms(const tc_cache_t *c, uint64_t ttl_ms) {
     double j = c->cfg.ttl_jitter;
     if (j <= 0)
         return ttl_ms;
-    double u = (double)(rand64() >> 11) / 9007199254740992.0; /* [0, 1) */
+    double u = (double)(tc__rand64() >> 11) / 9007199254740992.0; /* [0, 1) */
     double scaled = (double)ttl_ms * (1.0 + j * (2.0 * u - 1.0));
     return scaled < 1.0 ? 1 : (uint64_t)scaled;
 }
 
-static uint64_t expiry_after(uint64_t ttl_ms) {
-    uint64_t now = tc__now_ms();
-    return ttl_ms >= TC__NO_EXPIRY - now ? TC__NO_EXPIRY : now + ttl_ms;
-}
-
-static void count(atomic_uint_fast64_t *counter) {
+void tc__count(atomic_uint_fast64_t *counter) {
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
-/* An entry for a value read from Redis; its L1 life never exceeds the key's PTTL. */
-static tc_ref_t *entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
-                               const tc__l2_value_t *v) {
-    tc_ref_t *e = tc__entry_new(key, klen, v->val.data, v->val.len);
+static const tc_ttl_rule_t *rule_for(const tc_cache_t *c, const void *key, size_t klen) {
+    for (size_t i = 0; i < c->cfg.ttl_rules_count; i++) {
+        const tc_ttl_rule_t *r = &c->rules[i];
+        if (r->prefix_len <= klen && memcmp(r->prefix, key, r->prefix_len) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+    return a > b ? a : b;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+    return a > TC__NO_EXPIRY - b ? TC__NO_EXPIRY : a + b;
+}
+
+void tc__plan_ttl(const tc_cache_t *c, const void *key, size_t klen, uint64_t ttl_ms,
+                  tc__ttl_plan_t *plan) {
+    const tc_ttl_rule_t *rule = c->cfg.ttl_rules_count ? rule_for(c, key, klen) : NULL;
+    if (!ttl_ms && rule)
+        ttl_ms = rule->ttl_ms;
+    plan->fresh_ms = tc__effective_ttl_ms(c, ttl_ms);
+    plan->stale_ms = rule && rule->stale_ttl_ms ? rule->stale_ttl_ms : c->cfg.stale_ttl_ms;
+    plan->keep_ms =
+        add_sat(plan->fresh_ms, max_u64(plan->stale_ms, c->cfg.failsafe_max_stale_ms));
+}
+
+tc_ref_t *tc__cache_entry(const tc_cache_t *c, const void *key, size_t klen, const void *value,
+                          size_t vlen) {
+    return tc__entry_new_ext(key, klen, value, vlen, c->ext);
+}
+
+void tc__stamp(const tc_cache_t *c, tc_ref_t *e, const tc__ttl_plan_t *plan, uint32_t load_ms) {
+    uint64_t now = tc__now_ms();
+    e->expiry_ms = add_sat(now, plan->keep_ms);
+    tc__entry_ext_t *x = tc__entry_ext(e);
+    if (!x)
+        return;
+    uint64_t fresh = add_sat(now, plan->fresh_ms);
+    atomic_store_explicit(&x->fresh_until_ms, fresh, memory_order_relaxed);
+    atomic_store_explicit(&x->stale_until_ms, add_sat(fresh, plan->stale_ms),
+                          memory_order_relaxed);
+    x->ttl_ms = plan->fresh_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)plan->fresh_ms;
+    x->load_ms = load_ms;
+    x->slide_cap_ms = c->cfg.sliding_ttl ? add_sat(now, c->cfg.sliding_max_ms) : 0;
+}
+
+static uint64_t unix_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned flags,
+                     tc__l2_meta_t *meta) {
+    meta->flags = flags;
+    /* Only caches with stale windows need the fresh end; 0 means "fresh until PTTL". */
+    meta->logical_expiry_ms = c->ext ? add_sat(unix_now_ms(), plan->fresh_ms) : 0;
+}
+
+int tc__entry_absent(const tc_ref_t *e) {
+    const tc__entry_ext_t *x = tc__entry_ext(e);
+    return x && (x->flags & TC__ENTRY_ABSENT);
+}
+
+tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
+                            const tc__l2_value_t *v) {
+    tc_ref_t *e = tc__cache_entry(c, key, klen, v->val.data, v->val.len);
     if (!e)
         return NULL;
     e->version = v->val.version;
-    if (v->pttl_ms >= 0)
-        e->expiry_ms = expiry_after((uint64_t)v->pttl_ms);
-    else
-        e->expiry_ms = expiry_after(tc__effective_ttl_ms(c, 0));
+    tc__ttl_plan_t plan;
+    tc__plan_ttl(c, key, klen, 0, &plan);
+    uint64_t now = tc__now_ms();
+    e->expiry_ms = add_sat(now, v->pttl_ms >= 0 ? (uint64_t)v->pttl_ms : plan.keep_ms);
+    tc__entry_ext_t *x = tc__entry_ext(e);
+    if (!x)
+        return e;
+    uint64_t fresh = e->expiry_ms;
+    if (v->val.logical_expiry_ms) { /* the writer's fresh end, moved onto our clock */
+        uint64_t wall = unix_now_ms();
+        fresh = v->val.logical_expiry_ms > wall ? add_sat(now, v->val.logical_expiry_ms - wall)
+                                                : now;
+        if (fresh > e->expiry_ms)
+            fresh = e->expiry_ms;
+    }
+    uint64_t stale = add_sat(fresh, plan.stale_ms);
+    atomic_store_explicit(&x->fresh_until_ms, fresh, memory_order_relaxed);
+    atomic_store_explicit(&x->stale_until_ms, stale < e->expiry_ms ? stale : e->expiry_ms,
+                          memory_order_relaxed);
+    x->ttl_ms = plan.fresh_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)plan.fresh_ms;
+    x->slide_cap_ms = c->cfg.sliding_ttl ? add_sat(now, c->cfg.sliding_max_ms) : 0;
+    if (v->val.flags & TC__VAL_FLAG_ABSENT)
+        x->flags |= TC__ENTRY_ABSENT;
     return e;
 }
 
-/* Read key from Redis into a new entry, committing it into L1 under pending record p.
- * Returns 0 (*out set), TC_ENOTFOUND, or an L2 error. */
-static int read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
-                        size_t klen, tc_ref_t **out) {
+int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
+                     size_t klen, tc_ref_t **out) {
     tc__l2_value_t v;
     int rc = tc__l2_get(c->l2, key, klen, &v);
     if (rc == TC_ENOTFOUND || rc == TC_EPROTO) { /* EPROTO: not ours, never served */
-        count(&c->l2_misses);
+        tc__count(&c->l2_misses);
         return TC_ENOTFOUND;
     }
     if (rc != TC_OK)
         return rc;
-    count(&c->l2_hits);
-    tc_ref_t *e = entry_from_l2(c, key, klen, &v);
+    tc__count(&c->l2_hits);
+    int absent = (v.val.flags & TC__VAL_FLAG_ABSENT) != 0;
+    tc_ref_t *e = tc__entry_from_l2(c, key, klen, &v);
     int vanished = v.pttl_ms == -2;
     tc__l2_value_release(&v);
     if (!e)
         return TC_ENOMEM;
     if (!vanished) /* deleted between GET and PTTL: serve what we read, keep nothing */
         tc__l1_commit(c->l1, p, snap, e, TC__COMMIT_FROM_L2);
+    if (absent) {
+        tc__count(&c->negative_hits);
+        tc_ref_release(e);
+        return TC__ABSENT;
+    }
     *out = e;
     return TC_OK;
 }
@@ -116,21 +201,27 @@ int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
     if (!ref)
         return TC_EINVAL;
     *ref = NULL;
-    int rc = check_key(c, key, klen);
+    int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
     uint64_t h = tc__l1_hash(c->l1, key, klen);
-    if (tc__l1_get(c->l1, h, key, klen, ref) == TC_OK)
-        return TC_OK;
+    if (tc__l1_get(c->l1, h, key, klen, ref) == TC_OK) {
+        if (!tc__entry_absent(*ref))
+            return TC_OK;
+        tc__count(&c->negative_hits);
+        tc_ref_release(*ref);
+        *ref = NULL;
+        return TC_ENOTFOUND;
+    }
     if (!c->l2)
         return TC_ENOTFOUND;
     uint64_t snap;
     tc__pending_t *p = tc__l1_pending_begin(c->l1, h, key, klen, &snap);
     if (!p)
         return TC_ENOMEM;
-    rc = read_through(c, p, snap, key, klen, ref);
+    rc = tc__read_through(c, p, snap, key, klen, ref);
     tc__l1_pending_end(c->l1, p);
-    return rc == TC_EUNAVAILABLE ? TC_ENOTFOUND : rc;
+    return rc == TC_EUNAVAILABLE || rc == TC__ABSENT ? TC_ENOTFOUND : rc;
 }
 
 int tc_get_copy(tc_cache_t *c, const void *key, size_t klen, void *buf, size_t *len) {
@@ -155,7 +246,7 @@ int tc_get_copy(tc_cache_t *c, const void *key, size_t klen, void *buf, size_t *
 
 /* ---- tc_set / tc_del ---- */
 
-static int check_value(const tc_cache_t *c, const void *value, size_t vlen) {
+int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen) {
     if (!value && vlen > 0)
         return TC_EINVAL;
     if (vlen > c->cfg.max_value_bytes)
@@ -165,17 +256,18 @@ static int check_value(const tc_cache_t *c, const void *value, size_t vlen) {
 
 int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
            uint64_t ttl_ms) {
-    int rc = check_key(c, key, klen);
+    int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
-        rc = check_value(c, value, vlen);
+        rc = tc__check_value(c, value, vlen);
     if (rc != TC_OK)
         return rc;
-    uint64_t ttl = tc__effective_ttl_ms(c, ttl_ms);
+    tc__ttl_plan_t plan;
+    tc__plan_ttl(c, key, klen, ttl_ms, &plan);
     uint64_t h = tc__l1_hash(c->l1, key, klen);
-    tc_ref_t *e = tc__entry_new(key, klen, value, vlen);
+    tc_ref_t *e = tc__cache_entry(c, key, klen, value, vlen);
     if (!e)
         return TC_ENOMEM;
-    e->expiry_ms = expiry_after(ttl);
+    tc__stamp(c, e, &plan, 0);
     uint64_t snap;
     tc__pending_t *p = tc__l1_pending_begin(c->l1, h, key, klen, &snap);
     if (!p) {
@@ -184,7 +276,9 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     }
     unsigned flags = TC__COMMIT_WRITE;
     if (c->l2) {
-        rc = tc__l2_set(c->l2, key, klen, value, vlen, ttl, &e->version);
+        tc__l2_meta_t meta;
+        tc__l2_meta_for(c, &plan, 0, &meta);
+        rc = tc__l2_set_meta(c->l2, key, klen, value, vlen, plan.keep_ms, &meta, &e->version);
         if (rc == TC_EUNAVAILABLE)
             flags = TC__COMMIT_FORCE; /* Redis never saw it: L1 holds the caller's write */
     } else {
@@ -202,7 +296,7 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
 }
 
 int tc_del(tc_cache_t *c, const void *key, size_t klen) {
-    int rc = check_key(c, key, klen);
+    int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
     uint64_t h = tc__l1_hash(c->l1, key, klen);
@@ -218,127 +312,6 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
     return rc;
 }
 
-/* ---- tc_fetch ---- */
-
-struct tc_load {
-    const tc_cache_t *cache;
-    const void *key;
-    size_t klen;
-    tc_ref_t *value;
-    uint64_t ttl_ms;
-};
-
-int tc_load_set_value(tc_load_t *ld, const void *value, size_t vlen) {
-    if (!ld)
-        return TC_EINVAL;
-    int rc = check_value(ld->cache, value, vlen);
-    if (rc != TC_OK)
-        return rc;
-    tc_ref_t *e = tc__entry_new(ld->key, ld->klen, value, vlen);
-    if (!e)
-        return TC_ENOMEM;
-    tc_ref_release(ld->value);
-    ld->value = e;
-    return TC_OK;
-}
-
-int tc_load_set_ttl(tc_load_t *ld, uint64_t ttl_ms) {
-    if (!ld)
-        return TC_EINVAL;
-    ld->ttl_ms = ttl_ms;
-    return TC_OK;
-}
-
-/* Store a freshly loaded value in both tiers. Returns the entry to hand out: the loaded
- * one, or Redis's if a concurrent writer got there first. */
-static tc_ref_t *store_loaded(tc_cache_t *c, tc__pending_t *p, uint64_t snap, tc_ref_t *e,
-                              uint64_t ttl) {
-    e->expiry_ms = expiry_after(ttl);
-    if (tc__l1_pending_invalidated(c->l1, p, snap))
-        return e; /* the source changed while we loaded: serve it, cache nothing */
-    if (c->l2) {
-        tc__l2_value_t existing;
-        const void *key = tc__entry_key(e);
-        size_t klen = tc__entry_klen(e);
-        int rc = tc__l2_add(c->l2, key, klen, tc_ref_data(e), tc_ref_size(e), ttl, &e->version,
-                            &existing);
-        if (rc == 1) {
-            tc_ref_t *theirs = entry_from_l2(c, key, klen, &existing);
-            tc__l2_value_release(&existing);
-            if (theirs) {
-                tc_ref_release(e);
-                tc__l1_commit(c->l1, p, snap, theirs, TC__COMMIT_FROM_L2);
-                return theirs;
-            }
-            return e; /* ENOMEM copying theirs: serve ours, keep nothing */
-        }
-        if (rc != TC_OK)
-            e->version = 0; /* Redis unavailable: keep it locally, unversioned */
-    }
-    tc__l1_commit(c->l1, p, snap, e, 0);
-    return e;
-}
-
-/* The single-flight leader's work: L2, else the loader. */
-static int lead_load(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
-                     size_t klen, tc_loader_fn loader, void *arg, tc_ref_t **out) {
-    if (c->l2) {
-        int rc = read_through(c, p, snap, key, klen, out);
-        if (rc == TC_OK || rc == TC_ENOMEM)
-            return rc;
-        /* Missing, or L2 failing: the source of truth decides. */
-    }
-    tc_load_t ld = {.cache = c, .key = key, .klen = klen};
-    count(&c->loads);
-    int rc = loader(arg, key, klen, &ld);
-    if (rc == TC_OK && !ld.value)
-        rc = TC_ELOADER;
-    if (rc > 0)
-        rc = TC_ELOADER;
-    if (rc != TC_OK) {
-        if (rc != TC_ENOTFOUND)
-            count(&c->load_errors);
-        tc_ref_release(ld.value);
-        return rc;
-    }
-    *out = store_loaded(c, p, snap, ld.value, tc__effective_ttl_ms(c, ld.ttl_ms));
-    return TC_OK;
-}
-
-int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
-             tc_ref_t **ref) {
-    if (!ref)
-        return TC_EINVAL;
-    *ref = NULL;
-    int rc = check_key(c, key, klen);
-    if (rc != TC_OK)
-        return rc;
-    if (!loader)
-        return TC_EINVAL;
-    uint64_t h = tc__l1_hash(c->l1, key, klen);
-    tc__pending_t *p;
-    uint64_t snap = 0;
-    int status = TC_OK;
-    int how = tc__l1_fetch_begin(c->l1, h, key, klen, ref, &p, &snap, &status);
-    switch (how) {
-    case TC__FETCH_HIT:
-        return TC_OK;
-    case TC__FETCH_SHARED:
-        if (status == TC_OK && !*ref)
-            return TC_EINTERNAL;
-        return status;
-    case TC__FETCH_LEAD:
-        break;
-    default:
-        return how; /* TC_ENOMEM */
-    }
-    tc_ref_t *value = NULL;
-    status = lead_load(c, p, snap, key, klen, loader, arg, &value);
-    tc__l1_fetch_finish(c->l1, p, status, value);
-    *ref = status == TC_OK ? value : NULL;
-    return status;
-}
-
 /* ---- lifecycle ---- */
 
 static char *dup_str(const char *s) {
@@ -349,14 +322,58 @@ static char *dup_str(const char *s) {
     return d;
 }
 
+static void free_rules(tc_cache_t *c) {
+    for (size_t i = 0; c->rules && i < c->cfg.ttl_rules_count; i++)
+        free((void *)(uintptr_t)c->rules[i].prefix);
+    free(c->rules);
+}
+
 static void free_cache(tc_cache_t *c) {
+    tc__refresh_close(c->pool); /* first: its tasks use L1, L2 and the loaders */
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
     tc__l1_close(c->l1);
     tc__endpoint_deinit(&c->endpoint);
     free(c->key_prefix);
     free(c->channel);
+    free_rules(c);
     free(c);
+}
+
+static int copy_rules(tc_cache_t *c, const tc_config_t *cfg) {
+    c->cfg.ttl_rules = NULL;
+    if (!cfg->ttl_rules_count)
+        return TC_OK;
+    c->rules = calloc(cfg->ttl_rules_count, sizeof *c->rules);
+    if (!c->rules) {
+        c->cfg.ttl_rules_count = 0;
+        return TC_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->ttl_rules_count; i++) {
+        c->rules[i] = cfg->ttl_rules[i];
+        void *prefix = malloc(cfg->ttl_rules[i].prefix_len);
+        c->rules[i].prefix = prefix;
+        if (!prefix)
+            return TC_ENOMEM;
+        memcpy(prefix, cfg->ttl_rules[i].prefix, cfg->ttl_rules[i].prefix_len);
+    }
+    c->cfg.ttl_rules = c->rules;
+    return TC_OK;
+}
+
+/* Which freshness machinery this configuration needs. */
+static void plan_features(tc_cache_t *c) {
+    const tc_config_t *f = &c->cfg;
+    int rule_stale = 0;
+    for (size_t i = 0; i < f->ttl_rules_count; i++)
+        rule_stale |= c->rules[i].stale_ttl_ms != 0;
+    c->ext = f->stale_ttl_ms || f->failsafe_max_stale_ms || f->early_refresh_beta > 0 ||
+             f->negative_ttl_ms || f->sliding_ttl || rule_stale;
+}
+
+static int needs_pool(const tc_cache_t *c) {
+    const tc_config_t *f = &c->cfg;
+    return c->ext || f->load_soft_timeout_ms || f->load_hard_timeout_ms;
 }
 
 static int open_l1(tc_cache_t *c) {
@@ -439,9 +456,18 @@ int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
     c->cfg.key_prefix = c->key_prefix;
     c->cfg.inval_channel = c->channel;
     c->cfg.redis_url = NULL; /* parsed into c->endpoint; the caller's string may die */
-    if (!c->key_prefix || !c->channel) {
+    if (!c->key_prefix || !c->channel || copy_rules(c, cfg) != TC_OK) {
         free_cache(c);
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
+    }
+    plan_features(c);
+    if (needs_pool(c)) {
+        rc = tc__refresh_open(cfg->refresh_threads, cfg->refresh_queue, &c->pool);
+        if (rc != TC_OK) {
+            free_cache(c);
+            return tc__fail(err, rc, "tc_open: could not start %u refresh threads",
+                            cfg->refresh_threads);
+        }
     }
     rc = open_l1(c);
     if (rc != TC_OK) {
@@ -490,6 +516,16 @@ int tc_stats(tc_cache_t *c, tc_stats_t *out) {
     out->l2_misses = load_counter(&c->l2_misses);
     out->loads = load_counter(&c->loads);
     out->load_errors = load_counter(&c->load_errors);
+    out->early_refreshes = load_counter(&c->early_refreshes);
+    out->stale_refreshes = load_counter(&c->stale_refreshes);
+    out->refreshes_dropped = load_counter(&c->refreshes_dropped);
+    out->stale_serves = load_counter(&c->stale_serves);
+    out->failsafe_serves = load_counter(&c->failsafe_serves);
+    out->negative_hits = load_counter(&c->negative_hits);
+    out->lock_acquired = load_counter(&c->lock_acquired);
+    out->lock_waits = load_counter(&c->lock_waits);
+    out->lock_timeouts = load_counter(&c->lock_timeouts);
+    out->load_timeouts = load_counter(&c->load_timeouts);
     if (c->l2) {
         tc__l2_counters_t l2;
         tc__l2_counters(c->l2, &l2);

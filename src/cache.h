@@ -1,6 +1,6 @@
 /*
- * cache.h - the tc_cache_t behind the opaque handle: one L1, optionally one L2 pool and
- * one listener, the copied configuration and the call counters.
+ * cache.h - the tc_cache_t behind the opaque handle, and the helpers cache.c (get, set,
+ * del, lifecycle) shares with fetch.c (tc_fetch and everything about loading).
  */
 #ifndef TC_CACHE_H
 #define TC_CACHE_H
@@ -9,6 +9,7 @@
 #include "l1.h"
 #include "l2.h"
 #include "listener.h"
+#include "refresh.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -16,16 +17,53 @@
 struct tc_cache {
     tc_config_t cfg; /* validated copy; strings point at the owned copies below */
     char *key_prefix, *channel;
+    tc_ttl_rule_t *rules;               /* owned copies (prefixes too) */
     tc__endpoint_t endpoint;            /* parsed redis_url (zeroed in L1-only mode) */
     unsigned char origin[16];           /* random instance id carried by our messages */
     tc__l1_t *l1;                       /* always present (a 0-byte budget keeps nothing) */
     tc__l2_t *l2;                       /* NULL in L1-only mode */
     tc__listener_t *listener;           /* NULL in L1-only mode */
+    tc__refresh_t *pool;                /* background loads; NULL when no feature needs them */
+    int ext;                            /* entries carry freshness metadata (entry.h) */
     atomic_uint_fast64_t local_version; /* L1-only mode's write versions */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
+    atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
+        failsafe_serves, negative_hits, lock_acquired, lock_waits, lock_timeouts, load_timeouts;
 };
+
+/* How long a value lives: fresh, then stale-while-revalidate, and in both tiers until
+ * keep (fresh + the larger of the stale window and the fail-safe age). */
+typedef struct tc__ttl_plan {
+    uint64_t fresh_ms, stale_ms, keep_ms;
+} tc__ttl_plan_t;
 
 /* ttl_ms (0 = default) with the configured jitter applied; at least 1 ms. */
 uint64_t tc__effective_ttl_ms(const tc_cache_t *c, uint64_t ttl_ms);
+/* The plan for key: ttl_ms, else a matching TTL rule, else the default; jitter applied. */
+void tc__plan_ttl(const tc_cache_t *c, const void *key, size_t klen, uint64_t ttl_ms,
+                  tc__ttl_plan_t *plan);
+/* A new entry for this cache (with a freshness block when the cache uses one). */
+tc_ref_t *tc__cache_entry(const tc_cache_t *c, const void *key, size_t klen, const void *value,
+                          size_t vlen);
+/* Stamp e's expiry and freshness from plan, starting now. */
+void tc__stamp(const tc_cache_t *c, tc_ref_t *e, const tc__ttl_plan_t *plan, uint32_t load_ms);
+/* The L2 header metadata for a value stamped with plan (flags: TC__VAL_FLAG_ABSENT or 0). */
+void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned flags,
+                     tc__l2_meta_t *meta);
+/* An entry for a value read from Redis; its L1 life never exceeds the key's PTTL. */
+tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
+                            const tc__l2_value_t *v);
+/* Read key from Redis under pending record p and commit it into L1. Returns 0 (*out set),
+ * TC__ABSENT (a cached absence: committed, nothing returned), TC_ENOTFOUND or an L2 error. */
+#define TC__ABSENT 1
+int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
+                     size_t klen, tc_ref_t **out);
+/* 1 if e is a cached absence. */
+int tc__entry_absent(const tc_ref_t *e);
+void tc__count(atomic_uint_fast64_t *counter);
+/* Argument checks shared by the data calls: TC_EINVAL / TC_EKEYLEN / TC_ETOOBIG or 0. */
+int tc__check_key(const tc_cache_t *c, const void *key, size_t klen);
+int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen);
+uint64_t tc__rand64(void);
 
 #endif

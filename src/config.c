@@ -17,7 +17,11 @@
  * tc_config_from_env() checks syntax and that a value fits its field's C type; range rules
  * (power-of-two shards, jitter <= 0.5, ...) live only in tc__config_validate() so they are
  * written once. It fills a copy and commits it only when every variable parsed, so a failed
- * call leaves cfg untouched (stronger than the header promises).
+ * call leaves cfg untouched (stronger than the header promises). One exception:
+ * EARLY_REFRESH_BETA refuses more than 100 while parsing, because a double has no C-type
+ * bound to check and a 15-digit "beta" is a typo worth naming at the variable.
+ * ttl_rules are not read from the environment: a rule is a binary prefix plus two TTLs,
+ * and a list of them has no honest one-variable spelling; callers set them in code.
  *
  * Invariants: every error goes through tc__fail(); an endpoint is either fully parsed or
  * deinit'ed (all pointers NULL, nothing leaked); quoted user text in messages is bounded
@@ -49,6 +53,9 @@
 #define TC__MAX_POOL        1024u
 #define TC__MIN_PING_MS     10u
 #define TC__MAX_DB          65535
+#define TC__MAX_BETA        100.0
+#define TC__MAX_REFRESH_THR 64u
+#define TC__MAX_REFRESH_Q   (1u << 20)
 /* 100 years: far beyond any real TTL, far below overflow when added to a clock or
  * scaled by (1 + jitter), and accepted by Redis PX. */
 #define TC__MAX_TTL_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
@@ -241,8 +248,9 @@ int tc__parse_duration_ms(const char *s, uint64_t *out) {
 }
 
 /* "0.1", "10%", "0": a non-negative decimal, computed as mantissa / 10^k so it rounds once
- * (and never depends on the C locale, unlike strtod). Range is left to validation. */
-static num_why_t parse_fraction(const char *s, double *out) {
+ * (and never depends on the C locale, unlike strtod). '%' only when pct_ok. Range is left
+ * to the caller. */
+static num_why_t parse_decimal(const char *s, bool pct_ok, double *out) {
     uint64_t mant = 0;
     unsigned scale = 0;
     unsigned digits = 0;
@@ -270,7 +278,7 @@ static num_why_t parse_fraction(const char *s, double *out) {
         mant = mant * 10 + (uint64_t)(*s - '0');
         scale += dot;
     }
-    if (*s == '%') {
+    if (*s == '%' && pct_ok) {
         scale += 2;
         s++;
     }
@@ -313,6 +321,12 @@ void tc_config_init(tc_config_t *cfg) {
     cfg->breaker_threshold = 5;
     cfg->breaker_cooldown_ms = 1000;
     cfg->listener_ping_ms = 1000;
+    cfg->failsafe_backoff_ms = 1000;
+    cfg->refresh_threads = 2;
+    cfg->refresh_queue = 1024;
+    cfg->lock_ttl_ms = 5000;
+    cfg->lock_wait_ms = 5000;
+    cfg->sliding_max_ms = 3600000;
 }
 
 unsigned tc__default_shards(void) {
@@ -336,7 +350,8 @@ typedef enum env_kind {
     ENV_COUNT_U,  /* unsigned, plain count */
     ENV_DUR64,    /* uint64_t, duration in ms */
     ENV_DUR32,    /* uint32_t, duration in ms */
-    ENV_FRACTION, /* double */
+    ENV_FRACTION, /* double, decimal or percent */
+    ENV_BETA,     /* double, decimal in 0..TC__MAX_BETA, no percent */
     ENV_BOOL,     /* int */
     ENV_STRING,   /* const char *, non-empty */
     ENV_URL,      /* const char *, empty means NULL */
@@ -368,6 +383,20 @@ static const env_field_t env_fields[] = {
     F("BREAKER_THRESHOLD", ENV_COUNT_U, breaker_threshold),
     F("BREAKER_COOLDOWN", ENV_DUR32, breaker_cooldown_ms),
     F("LISTENER_PING", ENV_DUR32, listener_ping_ms),
+    F("STALE_TTL", ENV_DUR64, stale_ttl_ms),
+    F("FAILSAFE_MAX_STALE", ENV_DUR64, failsafe_max_stale_ms),
+    F("FAILSAFE_BACKOFF", ENV_DUR32, failsafe_backoff_ms),
+    F("EARLY_REFRESH_BETA", ENV_BETA, early_refresh_beta),
+    F("NEGATIVE_TTL", ENV_DUR64, negative_ttl_ms),
+    F("LOAD_SOFT_TIMEOUT", ENV_DUR32, load_soft_timeout_ms),
+    F("LOAD_HARD_TIMEOUT", ENV_DUR32, load_hard_timeout_ms),
+    F("REFRESH_THREADS", ENV_COUNT_U, refresh_threads),
+    F("REFRESH_QUEUE", ENV_COUNT_U, refresh_queue),
+    F("LOCK_TTL", ENV_DUR32, lock_ttl_ms),
+    F("LOCK_WAIT", ENV_DUR32, lock_wait_ms),
+    F("SLIDING_TTL", ENV_BOOL, sliding_ttl),
+    F("SLIDING_MAX", ENV_DUR64, sliding_max_ms),
+    /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
 
@@ -380,6 +409,8 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a duration (use ms, s, m, h; a bare number is milliseconds)";
     case ENV_FRACTION:
         return "is not a decimal fraction (e.g. 0.1 or 10%)";
+    case ENV_BETA:
+        return "is not a non-negative decimal (e.g. 1 or 0.5)";
     case ENV_BOOL:
         return "is not a boolean (use 1/0, true/false, yes/no, on/off)";
     default:
@@ -455,6 +486,20 @@ static int env_number(const env_field_t *f, const char *var, const char *val, tc
     return 0;
 }
 
+/* Parsed into a local first: a refused value must not reach the field. */
+static int env_beta(const char *var, const char *val, double *dst, tc_error_t *err) {
+    double v = 0.0;
+    num_why_t why = parse_decimal(val, false, &v);
+    if (why == NUM_OK && v > TC__MAX_BETA) {
+        why = NUM_RANGE;
+    }
+    if (why != NUM_OK) {
+        return env_fail(err, var, ENV_BETA, val, why, (uint64_t)TC__MAX_BETA);
+    }
+    *dst = v;
+    return 0;
+}
+
 static int env_apply(const env_field_t *f, const char *var, const char *val, tc_config_t *cfg,
                      tc_error_t *err) {
     char *dst = (char *)cfg + f->off;
@@ -474,9 +519,11 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
         }
         return 0;
     case ENV_FRACTION: {
-        num_why_t why = parse_fraction(val, (double *)(void *)dst);
+        num_why_t why = parse_decimal(val, true, (double *)(void *)dst);
         return why == NUM_OK ? 0 : env_fail(err, var, f->kind, val, why, 0);
     }
+    case ENV_BETA:
+        return env_beta(var, val, (double *)(void *)dst, err);
     default:
         return env_number(f, var, val, cfg, err);
     }
@@ -875,12 +922,112 @@ static int validate_redis(const tc_config_t *cfg, tc_error_t *err) {
     return 0;
 }
 
+/* The 100-year ceiling of default_ttl_ms, for every other stored duration: each is added
+ * to a clock or to a TTL and must stay far from overflow. */
+static int check_max_ttl(const char *field, uint64_t v, tc_error_t *err) {
+    if (v > TC__MAX_TTL_MS) {
+        return tc__fail(err, TC_ECONFIG, "%s: %llu is more than %llu (100 years)", field,
+                        (unsigned long long)v, (unsigned long long)TC__MAX_TTL_MS);
+    }
+    return 0;
+}
+
+static int check_range_u(const char *field, unsigned v, unsigned lo, unsigned hi,
+                         tc_error_t *err) {
+    if (v < lo || v > hi) {
+        return tc__fail(err, TC_ECONFIG, "%s: %u is not in %u..%u", field, v, lo, hi);
+    }
+    return 0;
+}
+
+/* Background loading: the pool and queue are built at open whether or not a feature uses
+ * them, so they are checked even when every freshness feature is off. */
+static int validate_refresh(const tc_config_t *cfg, tc_error_t *err) {
+    double b = cfg->early_refresh_beta;
+    int rc;
+    if (!(b >= 0.0 && b <= TC__MAX_BETA)) { /* also refuses NaN */
+        return tc__fail(err, TC_ECONFIG, "early_refresh_beta: %g is not in 0..%g", b,
+                        TC__MAX_BETA);
+    }
+    if ((rc = check_range_u("refresh_threads", cfg->refresh_threads, 1, TC__MAX_REFRESH_THR,
+                            err)) ||
+        (rc = check_range_u("refresh_queue", cfg->refresh_queue, 1, TC__MAX_REFRESH_Q, err))) {
+        return rc;
+    }
+    uint32_t soft = cfg->load_soft_timeout_ms, hard = cfg->load_hard_timeout_ms;
+    if (soft && hard && soft > hard) {
+        return tc__fail(err, TC_ECONFIG,
+                        "load_soft_timeout_ms: %u is more than load_hard_timeout_ms (%u)",
+                        (unsigned)soft, (unsigned)hard);
+    }
+    return 0;
+}
+
+static int validate_freshness(const tc_config_t *cfg, tc_error_t *err) {
+    int rc;
+    if ((rc = validate_refresh(cfg, err)) ||
+        (rc = check_min_u32("failsafe_backoff_ms", cfg->failsafe_backoff_ms, 1, err)) ||
+        (rc = check_max_ttl("stale_ttl_ms", cfg->stale_ttl_ms, err)) ||
+        (rc = check_max_ttl("failsafe_max_stale_ms", cfg->failsafe_max_stale_ms, err)) ||
+        (rc = check_max_ttl("negative_ttl_ms", cfg->negative_ttl_ms, err)) ||
+        (rc = check_max_ttl("sliding_max_ms", cfg->sliding_max_ms, err))) {
+        return rc;
+    }
+    if (cfg->lock_ttl_ms > 0 && cfg->lock_wait_ms < 1) {
+        return tc__fail(err, TC_ECONFIG,
+                        "lock_wait_ms: is 0 while lock_ttl_ms is %u (use >= 1)",
+                        (unsigned)cfg->lock_ttl_ms);
+    }
+    if (cfg->sliding_ttl && cfg->sliding_max_ms < 1) {
+        return tc__fail(err, TC_ECONFIG, "sliding_max_ms: is 0 while sliding_ttl is on");
+    }
+    return 0;
+}
+
+static int validate_rule(const tc_ttl_rule_t *r, size_t i, tc_error_t *err) {
+    char field[64];
+    if (!r->prefix) {
+        return tc__fail(err, TC_ECONFIG, "ttl_rules[%zu].prefix: is NULL", i);
+    }
+    if (r->prefix_len < 1 || r->prefix_len > TC_MAX_KEY_LEN) {
+        return tc__fail(err, TC_ECONFIG, "ttl_rules[%zu].prefix_len: %zu is not in 1..%u", i,
+                        r->prefix_len, TC_MAX_KEY_LEN);
+    }
+    int rc;
+    snprintf(field, sizeof field, "ttl_rules[%zu].ttl_ms", i);
+    if ((rc = check_max_ttl(field, r->ttl_ms, err)) != 0) {
+        return rc;
+    }
+    snprintf(field, sizeof field, "ttl_rules[%zu].stale_ttl_ms", i);
+    return check_max_ttl(field, r->stale_ttl_ms, err);
+}
+
+/* A count without rules would make tc_open read through NULL; a count whose copy size
+ * overflows could only come from garbage, and is refused before anything is read. */
+static int validate_rules(const tc_config_t *cfg, tc_error_t *err) {
+    size_t n = cfg->ttl_rules_count;
+    int rc;
+    if (n > 0 && !cfg->ttl_rules) {
+        return tc__fail(err, TC_ECONFIG, "ttl_rules: is NULL but ttl_rules_count is %zu", n);
+    }
+    if (n > SIZE_MAX / sizeof(tc_ttl_rule_t)) {
+        return tc__fail(err, TC_ECONFIG, "ttl_rules_count: %zu is too large", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = validate_rule(&cfg->ttl_rules[i], i, err)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int tc__config_validate(const tc_config_t *cfg, tc_error_t *err) {
     int rc;
     if (!cfg) {
         return tc__fail(err, TC_EINVAL, "cfg: is NULL");
     }
     if ((rc = validate_l1(cfg, err)) || (rc = validate_values(cfg, err)) ||
+        (rc = validate_freshness(cfg, err)) || (rc = validate_rules(cfg, err)) ||
         (rc = check_name("key_prefix", cfg->key_prefix, err)) ||
         (rc = check_name("inval_channel", cfg->inval_channel, err))) {
         return rc;

@@ -9,17 +9,19 @@
 #include "entry.h"
 
 #include "alloc.h"
+#include "clock.h"
 
 #include <string.h>
 
-tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t vlen) {
-    size_t size = tc__entry_alloc_size(klen, vlen);
+tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, size_t vlen,
+                            int ext) {
+    size_t size = tc__entry_alloc_size_ext(klen, vlen, ext);
     tc_ref_t *e = tc__alloc(size);
     if (!e)
         return NULL;
     memset(e, 0, sizeof *e);
     atomic_init(&e->refs, 1);
-    e->vlen = (uint32_t)vlen;
+    e->vlen_bits = (uint32_t)vlen | (ext ? TC__ENTRY_HAS_EXT : 0);
     e->expiry_ms = TC__NO_EXPIRY;
     memcpy(e->data, key, klen);
     if (value && vlen)
@@ -27,11 +29,27 @@ tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t 
     /* uthash sets these on insert; set them now so standalone entries work the same. */
     e->hh.key = e->data;
     e->hh.keylen = (unsigned)klen;
+    tc__entry_ext_t *x = tc__entry_ext(e);
+    if (x) {
+        memset(x, 0, sizeof *x);
+        atomic_init(&x->fresh_until_ms, TC__NO_EXPIRY);
+        atomic_init(&x->stale_until_ms, TC__NO_EXPIRY);
+        atomic_init(&x->retry_after_ms, 0);
+    }
     return e;
 }
 
+tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t vlen) {
+    return tc__entry_new_ext(key, klen, value, vlen, 0);
+}
+
+static size_t entry_size(const tc_ref_t *e) {
+    return tc__entry_alloc_size_ext(e->hh.keylen, tc__entry_vlen(e),
+                                    (e->vlen_bits & TC__ENTRY_HAS_EXT) != 0);
+}
+
 size_t tc__entry_charge(const tc_ref_t *e) {
-    return tc__alloc_charge(tc__entry_alloc_size(e->hh.keylen, e->vlen));
+    return tc__alloc_charge(entry_size(e));
 }
 
 const void *tc_ref_data(const tc_ref_t *ref) {
@@ -39,7 +57,12 @@ const void *tc_ref_data(const tc_ref_t *ref) {
 }
 
 size_t tc_ref_size(const tc_ref_t *ref) {
-    return ref->vlen;
+    return tc__entry_vlen(ref);
+}
+
+int tc_ref_stale(const tc_ref_t *ref) {
+    const tc__entry_ext_t *x = tc__entry_ext(ref);
+    return x && tc__now_ms() >= atomic_load_explicit(&x->fresh_until_ms, memory_order_relaxed);
 }
 
 void tc_ref_release(tc_ref_t *ref) {
@@ -47,5 +70,5 @@ void tc_ref_release(tc_ref_t *ref) {
         return;
     /* acq_rel: every reader's use of the bytes happens-before the free below. */
     if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1)
-        tc__free(ref, tc__entry_alloc_size(ref->hh.keylen, ref->vlen));
+        tc__free(ref, entry_size(ref));
 }

@@ -5,10 +5,11 @@
  *   | UT_hash_handle hh   56 B  |  bucket chain + uthash's insertion-order list, which
  *   |                           |  L1 reuses as its LRU list (no extra links)
  *   | refs                 4 B  |  1 for L1 membership + 1 per tc_ref_t handed out
- *   | vlen                 4 B  |
+ *   | vlen (+ has-ext bit) 4 B  |
  *   | expiry_ms            8 B  |  coarse-monotonic ms; UINT64_MAX = never
  *   | version              8 B  |  Redis write version (0 = not from Redis)
  *   | data[klen + vlen]         |  key bytes, then value bytes (hh.key points here)
+ *   | [tc__entry_ext_t    48 B] |  optional freshness block (see below)
  *   +---------------------------+
  *
  * A tc_ref_t is the entry itself: handing one out is a reference-count increment, so a hit
@@ -30,13 +31,31 @@
 struct tc_ref {
     UT_hash_handle hh;
     atomic_uint refs;
-    uint32_t vlen;
+    uint32_t vlen_bits; /* value length, and TC__ENTRY_HAS_EXT in the top bit */
     uint64_t expiry_ms;
     uint64_t version;
     unsigned char data[];
 };
 
-#define TC__NO_EXPIRY UINT64_MAX
+/* Freshness metadata, present only in caches that use stale windows, fail-safe, early
+ * refresh, negative caching or sliding TTLs (so the others keep 80-byte entries). It sits
+ * after the key and value, 8-byte aligned. Fields a hit may change (sliding, back-off) are
+ * atomics: readers look at them outside the shard lock. */
+typedef struct tc__entry_ext {
+    _Atomic uint64_t fresh_until_ms; /* stale from here on (coarse monotonic ms) */
+    _Atomic uint64_t stale_until_ms; /* stale-while-revalidate ends here; fail-safe may
+                                        serve until expiry_ms */
+    uint64_t slide_cap_ms;           /* sliding TTL never extends past this; 0 = no sliding */
+    uint32_t ttl_ms;                 /* the fresh TTL (the sliding step) */
+    uint32_t load_ms;                /* how long the value took to load (early refresh) */
+    _Atomic uint64_t retry_after_ms; /* fail-safe back-off: no reload before this; 0 = none */
+    uint32_t flags;                  /* TC__ENTRY_ABSENT */
+    uint32_t reserved;
+} tc__entry_ext_t;
+
+#define TC__NO_EXPIRY     UINT64_MAX
+#define TC__ENTRY_HAS_EXT 0x80000000u
+#define TC__ENTRY_ABSENT  1u /* a cached "not found" (negative caching) */
 
 static inline size_t tc__entry_klen(const tc_ref_t *e) {
     return e->hh.keylen;
@@ -44,13 +63,33 @@ static inline size_t tc__entry_klen(const tc_ref_t *e) {
 static inline const unsigned char *tc__entry_key(const tc_ref_t *e) {
     return e->data;
 }
+static inline size_t tc__entry_vlen(const tc_ref_t *e) {
+    return e->vlen_bits & ~TC__ENTRY_HAS_EXT;
+}
+static inline size_t tc__entry_ext_offset(size_t klen, size_t vlen) {
+    return (klen + vlen + 7u) & ~(size_t)7u;
+}
+static inline size_t tc__entry_alloc_size_ext(size_t klen, size_t vlen, int ext) {
+    return sizeof(struct tc_ref) +
+           (ext ? tc__entry_ext_offset(klen, vlen) + sizeof(tc__entry_ext_t) : klen + vlen);
+}
 static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
-    return sizeof(struct tc_ref) + klen + vlen;
+    return tc__entry_alloc_size_ext(klen, vlen, 0);
+}
+/* The freshness block, or NULL for a plain entry. */
+static inline tc__entry_ext_t *tc__entry_ext(const tc_ref_t *e) {
+    if (!(e->vlen_bits & TC__ENTRY_HAS_EXT))
+        return NULL;
+    return (tc__entry_ext_t *)(void *)((unsigned char *)(uintptr_t)e->data +
+                                       tc__entry_ext_offset(e->hh.keylen, tc__entry_vlen(e)));
 }
 
 /* New standalone entry (refs = 1) holding copies of key and value; value may be NULL to
  * leave the bytes for the caller to fill through tc__entry_value_mut(). NULL on ENOMEM. */
 tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t vlen);
+/* The same with a zeroed freshness block when ext is nonzero. */
+tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, size_t vlen,
+                            int ext);
 static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
     return e->data + e->hh.keylen;
 }

@@ -61,6 +61,7 @@
 #include "clock.h"
 #include "hash.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -195,7 +196,12 @@ static tc__pending_t *pending_get_locked(tc__shard_t *s, uint64_t h, const void 
     p = calloc(1, sizeof *p + klen);
     if (!p)
         return NULL;
-    if (pthread_cond_init(&p->done, NULL) != 0) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timed waits use tc__now_ns */
+    int rc = pthread_cond_init(&p->done, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0) {
         free(p);
         return NULL;
     }
@@ -288,6 +294,24 @@ uint64_t tc__l1_hash(const tc__l1_t *l1, const void *key, size_t klen) {
 
 /* ---- the hit path ---- */
 
+/* Sliding expiration: a hit moves the entry's fresh, stale and hard ends forward by the time
+ * since it was last stored or extended, never past its cap. Entries without a cap (every
+ * plain entry) are untouched. */
+static void slide_locked(tc_ref_t *e, uint64_t now) {
+    tc__entry_ext_t *x = tc__entry_ext(e);
+    if (!x || !x->slide_cap_ms)
+        return;
+    uint64_t fresh = atomic_load_explicit(&x->fresh_until_ms, memory_order_relaxed);
+    uint64_t target = now + x->ttl_ms < x->slide_cap_ms ? now + x->ttl_ms : x->slide_cap_ms;
+    if (target <= fresh)
+        return;
+    uint64_t delta = target - fresh;
+    uint64_t stale = atomic_load_explicit(&x->stale_until_ms, memory_order_relaxed);
+    atomic_store_explicit(&x->fresh_until_ms, target, memory_order_relaxed);
+    atomic_store_explicit(&x->stale_until_ms, stale + delta, memory_order_relaxed);
+    e->expiry_ms += delta; /* bounded: delta never moves fresh past the cap */
+}
+
 /* Find a live entry; an expired one is reclaimed on the spot. Counts the hit or miss. */
 static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size_t klen,
                                uint64_t now) {
@@ -304,6 +328,7 @@ static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size
     }
     s->hits++;
     lru_touch_locked(s, e);
+    slide_locked(e, now);
     tc__entry_pin(e);
     return e;
 }
@@ -365,7 +390,7 @@ static int commit_allowed_locked(const tc__l1_t *l1, const tc__pending_t *p, uin
  * bucket array, so the current table's charge stays whatever we evict: deciding up front
  * keeps an unkeepable value from evicting others for nothing. */
 static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
-    if (e->vlen > l1->max_value_bytes || s->budget == 0)
+    if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0)
         return 0;
     size_t table = s->entries
                        ? table_charge_locked(s)
@@ -409,11 +434,12 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
                 s->bytes += tc__entry_charge(e);
                 s->count++;
                 keep_chains_short_locked(s);
-                evict_locked(s, e, now);
-                inserted = 1;
-                if (shard_used_locked(s) > s->budget) { /* table growth left no room */
+                /* Decide before evicting anyone: the table may just have doubled. */
+                if (tc__entry_charge(e) + table_charge_locked(s) > s->budget) {
                     remove_locked(s, e);
-                    inserted = 0;
+                } else {
+                    evict_locked(s, e, now);
+                    inserted = 1;
                 }
             } else {
                 entry_unref(e); /* uthash ENOMEM: serve it, do not keep it */
@@ -428,12 +454,17 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 
 int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
                        tc__pending_t **pout, uint64_t *snap, int *status) {
+    return tc__l1_fetch_begin2(l1, h, key, klen, 1, ref, pout, snap, status);
+}
+
+int tc__l1_fetch_begin2(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, int lookup,
+                        tc_ref_t **ref, tc__pending_t **pout, uint64_t *snap, int *status) {
     uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
     *ref = NULL;
     *pout = NULL;
     pthread_mutex_lock(&s->lock);
-    tc_ref_t *e = lookup_locked(s, h, key, klen, now);
+    tc_ref_t *e = lookup ? lookup_locked(s, h, key, klen, now) : NULL;
     if (e) {
         pthread_mutex_unlock(&s->lock);
         *ref = e;
@@ -487,6 +518,81 @@ void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *v
     tc_ref_release(previous);
 }
 
+tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
+                               uint64_t *snap) {
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    tc__pending_t *p = pending_get_locked(s, h, key, klen);
+    if (p && p->leading) {
+        p = NULL; /* a load is in flight: it will refresh the key */
+    } else if (p) {
+        p->leading = 1;
+        p->users++;
+        *snap = p->inval_seq;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return p;
+}
+
+uint64_t tc__l1_pending_seq(tc__l1_t *l1, tc__pending_t *p) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    pthread_mutex_lock(&s->lock);
+    uint64_t seq = p->inval_seq;
+    pthread_mutex_unlock(&s->lock);
+    return seq;
+}
+
+uint64_t tc__l1_fetch_results(tc__l1_t *l1, tc__pending_t *p) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    pthread_mutex_lock(&s->lock);
+    uint64_t r = p->results;
+    p->waiters++; /* keeps p alive until tc__l1_fetch_await */
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static void deadline_ts(uint64_t deadline_ns, struct timespec *ts) {
+    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
+    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
+}
+
+int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t deadline_ns,
+                       int *status, tc_ref_t **ref) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    struct timespec ts;
+    deadline_ts(deadline_ns, &ts);
+    *ref = NULL;
+    pthread_mutex_lock(&s->lock);
+    int timed_out = 0;
+    while (p->results == seen && !timed_out)
+        timed_out = pthread_cond_timedwait(&p->done, &s->lock, &ts) == ETIMEDOUT;
+    int done = p->results != seen;
+    if (done) {
+        *status = p->result_status;
+        if (p->result_status == TC_OK && p->result) {
+            tc__entry_pin(p->result);
+            *ref = p->result;
+        }
+    }
+    p->waiters--;
+    pending_maybe_free_locked(s, p);
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t deadline_ns) {
+    tc__shard_t *s = shard_of(l1, p->h);
+    struct timespec ts;
+    deadline_ts(deadline_ns, &ts);
+    pthread_mutex_lock(&s->lock);
+    int timed_out = 0;
+    while (p->inval_seq == snap && !timed_out)
+        timed_out = pthread_cond_timedwait(&p->done, &s->lock, &ts) == ETIMEDOUT;
+    int woken = p->inval_seq != snap;
+    pthread_mutex_unlock(&s->lock);
+    return woken;
+}
+
 /* ---- invalidation ---- */
 
 int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
@@ -506,6 +612,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
         if (version > p->max_inval)
             p->max_inval = version;
         applied = 1;
+        pthread_cond_broadcast(&p->done); /* a cross-process lock waiter may be waiting */
     }
     pthread_mutex_unlock(&s->lock);
     return applied;

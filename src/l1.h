@@ -68,6 +68,27 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 #define TC__FETCH_SHARED 3
 int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
                        tc__pending_t **p, uint64_t *snap, int *status);
+/* As tc__l1_fetch_begin; lookup 0 skips L1 (the caller holds a stale entry it wants
+ * reloaded) and goes straight to lead-or-wait. */
+int tc__l1_fetch_begin2(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, int lookup,
+                        tc_ref_t **ref, tc__pending_t **p, uint64_t *snap, int *status);
+/* Become key's leader if nobody leads (background refresh). NULL when a load is already in
+ * flight (or ENOMEM). End with tc__l1_fetch_finish. */
+tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
+                               uint64_t *snap);
+/* p's invalidation count now (a snapshot for tc__l1_wait_inval). */
+uint64_t tc__l1_pending_seq(tc__l1_t *l1, tc__pending_t *p);
+/* The leader's completion count, registering the caller as a waiter: pair with exactly one
+ * tc__l1_fetch_await (used when the load runs on another thread). */
+uint64_t tc__l1_fetch_results(tc__l1_t *l1, tc__pending_t *p);
+/* Wait until a load completes after `seen` or deadline_ns (tc__now_ns clock). Returns 1
+ * with *status and *ref (pinned when status is 0), or 0 on timeout. */
+int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t deadline_ns,
+                       int *status, tc_ref_t **ref);
+/* Wait until an invalidation (or FILL message) reaches key after snap, or deadline_ns.
+ * Returns 1 if woken by one. The caller must hold p (a pending_begin or leader reference). */
+int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t deadline_ns);
+
 /* Publish the leader's result (status, and value when status is 0) to its waiters and end
  * the leader's pending record. Takes no reference from the caller. */
 void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value);

@@ -49,10 +49,18 @@
 #include <string.h>
 
 enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
-enum { SCRIPT_SET, SCRIPT_DEL, SCRIPT_ADD, SCRIPT_COUNT };
+enum {
+    SCRIPT_SET,
+    SCRIPT_DEL,
+    SCRIPT_ADD,
+    SCRIPT_CAS,
+    SCRIPT_LOCK,
+    SCRIPT_UNLOCK,
+    SCRIPT_COUNT
+};
 enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
-#define L2_MAX_ARGS      12
+#define L2_MAX_ARGS      16
 #define L2_SHA_LEN       40
 #define L2_STACK_SCRATCH 512
 #define L2_MAX_VALUE     ((size_t)511 << 20) /* below Redis's 512 MiB bulk limit */
@@ -92,7 +100,40 @@ static const char script_add[] =
     "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n" L2_LUA_NEXT_VERSION
     "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE "return {1, v}\n";
 
-static const char *const script_body[SCRIPT_COUNT] = {script_set, script_del, script_add};
+/* KEYS: data, version. ARGV: as SET, then the expected version (8 bytes). Replaces the
+ * value only if it still carries that version (or vanished): a background refresh must not
+ * overwrite a newer write. {1, version} or {0, value, pttl}. */
+static const char script_cas[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur and string.sub(cur, 5, 12) ~= ARGV[8] then\n"
+    "  return {0, cur, redis.call('PTTL', KEYS[1])} end\n" L2_LUA_NEXT_VERSION
+    "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
+    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
+    "return {1, v}\n";
+/* KEYS: lock. ARGV: token, ttl ms. {1, 0}: taken. {0, pttl}: held by another, now marked
+ * contended (a trailing '+') so that its holder wakes us when it is done. */
+static const char script_lock[] =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end\n"
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur and string.sub(cur, -1) ~= '+' then\n"
+    "  redis.call('SET', KEYS[1], cur .. '+', 'KEEPTTL') end\n"
+    "return {0, redis.call('PTTL', KEYS[1])}\n";
+/* KEYS: lock, data. ARGV: token, channel, msg head, msg tail. Compare-and-delete: only our
+ * own lock is released, never a successor's. If others waited, publish a FILL message with
+ * the stored value's version (0 if none) to wake them. 1 released, 0 not ours. */
+static const char script_unlock[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur ~= ARGV[1] and cur ~= ARGV[1] .. '+' then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "if cur == ARGV[1] then return 1 end\n"
+    "local val = redis.call('GET', KEYS[2])\n"
+    "local pv = string.rep('\\0', 8)\n"
+    "if val then pv = string.sub(val, 5, 12) end\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[3] .. pv .. ARGV[4])\n"
+    "return 1\n";
+
+static const char *const script_body[SCRIPT_COUNT] = {script_set, script_del,  script_add,
+                                                      script_cas, script_lock, script_unlock};
 
 struct tc__l2 {
     tc__endpoint_t ep;
@@ -727,9 +768,10 @@ static unsigned char *write_scratch(tc__l2_t *l2, scratch_t *s, const void *key,
 
 /* ARGV[1..4] of SET and ADD: value head, expiry, payload, ttl. */
 static void push_value(l2_call_t *call, unsigned char *head, unsigned char *expiry, char *ttl,
-                       size_t ttl_cap, const void *value, size_t vlen, uint64_t ttl_ms) {
-    tc__val_head(0, head);
-    tc__val_expiry(0, expiry);
+                       size_t ttl_cap, const void *value, size_t vlen, uint64_t ttl_ms,
+                       const tc__l2_meta_t *meta) {
+    tc__val_head(meta ? meta->flags : 0, head);
+    tc__val_expiry(meta ? meta->logical_expiry_ms : 0, expiry);
     int n = snprintf(ttl, ttl_cap, "%llu", (unsigned long long)ttl_ms);
     push(call, head, TC__VAL_HEAD_LEN);
     push(call, expiry, TC__VAL_EXPIRY_LEN);
@@ -739,6 +781,11 @@ static void push_value(l2_call_t *call, unsigned char *head, unsigned char *expi
 
 int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version) {
+    return tc__l2_set_meta(l2, key, klen, value, vlen, ttl_ms, NULL, version);
+}
+
+int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version) {
     int rc = check_key(l2, key, klen);
     if (rc == 0)
         rc = check_value(value, vlen);
@@ -754,7 +801,7 @@ int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
         return finish(l2, TC_ENOMEM);
     l2_call_t call;
     start_script(&call, l2, SCRIPT_SET, dkey, dlen);
-    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms);
+    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
     tc__msg_head(TC__MSG_OP_WRITE, mhead);
     push(&call, l2->channel, l2->channel_len);
     push(&call, mhead, sizeof mhead);
@@ -817,6 +864,12 @@ static int add_result(l2_call_t *call, uint64_t *version, tc__l2_value_t *existi
 
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version, tc__l2_value_t *existing) {
+    return tc__l2_add_meta(l2, key, klen, value, vlen, ttl_ms, NULL, version, existing);
+}
+
+int tc__l2_add_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version,
+                    tc__l2_value_t *existing) {
     if (existing)
         memset(existing, 0, sizeof *existing);
     int rc = check_key(l2, key, klen);
@@ -832,11 +885,132 @@ int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
         return finish(l2, TC_ENOMEM);
     l2_call_t call;
     start_script(&call, l2, SCRIPT_ADD, dkey, build_data_key(l2, key, klen, dkey));
-    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms);
+    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
     rc = l2_run(l2, &call);
     if (rc == 0)
         rc = add_result(&call, version, existing);
     free_reply(&call.reply);
+    scratch_put(&s);
+    return finish(l2, rc);
+}
+
+int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                   uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t expected_version,
+                   uint64_t *version, tc__l2_value_t *existing) {
+    if (existing)
+        memset(existing, 0, sizeof *existing);
+    int rc = check_key(l2, key, klen);
+    if (rc == 0)
+        rc = check_value(value, vlen);
+    if (rc != 0)
+        return rc;
+    scratch_t s;
+    size_t dlen, tlen;
+    unsigned char *tail, head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
+    unsigned char mhead[TC__MSG_HEAD_LEN], expected[8];
+    char ttl[24];
+    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
+    if (!dkey)
+        return finish(l2, TC_ENOMEM);
+    l2_call_t call;
+    start_script(&call, l2, SCRIPT_CAS, dkey, dlen);
+    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
+    tc__msg_head(TC__MSG_OP_WRITE, mhead);
+    push(&call, l2->channel, l2->channel_len);
+    push(&call, mhead, sizeof mhead);
+    push(&call, tail, tlen);
+    tc__put_be64(expected, expected_version);
+    push(&call, expected, sizeof expected);
+    rc = l2_run(l2, &call);
+    if (rc == 0)
+        rc = add_result(&call, version, existing);
+    if (rc == 0)
+        count(&l2->published);
+    free_reply(&call.reply);
+    scratch_put(&s);
+    return finish(l2, rc);
+}
+
+/* Lock key <prefix>"l:"<key> into buf (prefix_len + 2 + klen bytes). */
+static size_t build_lock_key(const tc__l2_t *l2, const void *key, size_t klen,
+                             unsigned char *buf) {
+    size_t n = build_data_key(l2, key, klen, buf);
+    buf[l2->prefix_len] = 'l';
+    return n;
+}
+
+int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
+                uint32_t ttl_ms, int64_t *pttl) {
+    int rc = check_key(l2, key, klen);
+    if (rc != 0 || !token || !pttl)
+        return rc ? rc : TC_EINVAL;
+    scratch_t s;
+    unsigned char *lkey = scratch_get(&s, l2->prefix_len + 2 + klen);
+    if (!lkey)
+        return finish(l2, TC_ENOMEM);
+    char ttl[16];
+    int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
+    l2_call_t call;
+    memset(&call, 0, sizeof call);
+    call.kind = CALL_SCRIPT;
+    call.script = SCRIPT_LOCK;
+    call.argc = 2;
+    push(&call, "1", 1);
+    push(&call, lkey, build_lock_key(l2, key, klen, lkey));
+    push(&call, token, tlen);
+    push(&call, ttl, (size_t)n);
+    rc = l2_run(l2, &call);
+    if (rc == 0) {
+        redisReply *r = call.reply;
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = TC_EREDIS;
+        else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                 r->element[0]->type != REDIS_REPLY_INTEGER ||
+                 r->element[1]->type != REDIS_REPLY_INTEGER)
+            rc = TC_EPROTO;
+        else {
+            rc = r->element[0]->integer == 1 ? 0 : 1;
+            *pttl = r->element[1]->integer;
+        }
+    }
+    free_reply(&call.reply);
+    scratch_put(&s);
+    return finish(l2, rc);
+}
+
+int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen) {
+    int rc = check_key(l2, key, klen);
+    if (rc != 0 || !token)
+        return rc ? rc : TC_EINVAL;
+    scratch_t s;
+    size_t dlen, tlen_msg;
+    unsigned char *tail, mhead[TC__MSG_HEAD_LEN];
+    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen_msg);
+    unsigned char *lkey = dkey ? malloc(dlen) : NULL;
+    if (!lkey) {
+        if (dkey)
+            scratch_put(&s);
+        return finish(l2, TC_ENOMEM);
+    }
+    build_lock_key(l2, key, klen, lkey);
+    l2_call_t call;
+    memset(&call, 0, sizeof call);
+    call.kind = CALL_SCRIPT;
+    call.script = SCRIPT_UNLOCK;
+    call.argc = 2;
+    push(&call, "2", 1);
+    push(&call, lkey, dlen);
+    push(&call, dkey, dlen);
+    push(&call, token, tlen);
+    push(&call, l2->channel, l2->channel_len);
+    tc__msg_head(TC__MSG_OP_FILL, mhead);
+    push(&call, mhead, sizeof mhead);
+    push(&call, tail, tlen_msg);
+    rc = l2_run(l2, &call);
+    if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
+        rc = TC_EREDIS;
+    free_reply(&call.reply);
+    free(lkey);
     scratch_put(&s);
     return finish(l2, rc);
 }

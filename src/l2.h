@@ -72,6 +72,35 @@ int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version);
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version, tc__l2_value_t *existing);
 
+/* Header metadata for a stored value (valfmt.h): flags and logical (fresh) expiry. */
+typedef struct tc__l2_meta {
+    unsigned flags;             /* TC__VAL_FLAG_ABSENT for a cached absence */
+    uint64_t logical_expiry_ms; /* unix ms when the value stops being fresh; 0 = none */
+} tc__l2_meta_t;
+
+/* tc__l2_set / tc__l2_add with header metadata (meta may be NULL). */
+int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version);
+int tc__l2_add_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version,
+                    tc__l2_value_t *existing);
+
+/* A background refresh's write: store and publish like tc__l2_set, but only if the key
+ * still holds expected_version (or vanished). 0 and *version; 1 with *existing when a
+ * newer value is there (release it); or an error. */
+int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                   uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t expected_version,
+                   uint64_t *version, tc__l2_value_t *existing);
+
+/* Cross-process single-flight lock <prefix>"l:"<key> holding `token`, PX ttl_ms.
+ * 0: taken. 1: held by another (*pttl its remaining ms; the lock is marked contended so
+ * its holder's unlock wakes us). Or an error. */
+int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
+                uint32_t ttl_ms, int64_t *pttl);
+/* Release the lock if it still holds token (compare-and-delete, never a plain DEL); when it
+ * was contended, publish OP_FILL for key. 0 or an error. */
+int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen);
+
 /* Snapshot of the counters (relaxed atomics). */
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);
 

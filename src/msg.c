@@ -21,7 +21,7 @@
 #include <string.h>
 
 static int msg_op_valid(unsigned op) {
-    return op == TC__MSG_OP_WRITE || op == TC__MSG_OP_DELETE;
+    return op == TC__MSG_OP_WRITE || op == TC__MSG_OP_DELETE || op == TC__MSG_OP_FILL;
 }
 
 static int msg_key_valid(const void *key, size_t klen) {

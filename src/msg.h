@@ -3,7 +3,8 @@
  *
  *   offset  size  field
  *   0       1     magic 0xC1 ("tiercache invalidation, format 1")
- *   1       1     op: 1 = key written, 2 = key deleted
+ *   1       1     op: 1 = key written, 2 = key deleted, 3 = key filled by a lock holder
+ *                 (wakes processes waiting on its cross-process lock; version = stored one)
  *   2       8     version, big-endian u64 (assigned by Redis, see l2.c)
  *                 (never below Redis's clock in microseconds: ~1.8e15 in 2026, not a
  *                 small counter; see L2_LUA_NEXT_VERSION in l2.c)
@@ -26,6 +27,7 @@
 #define TC__MSG_MAGIC       0xC1u
 #define TC__MSG_OP_WRITE    1u
 #define TC__MSG_OP_DELETE   2u
+#define TC__MSG_OP_FILL     3u
 #define TC__MSG_ORIGIN_LEN  16u
 #define TC__MSG_HEAD_LEN    2u
 #define TC__MSG_VERSION_LEN 8u

@@ -48,6 +48,22 @@ Test(config, defaults) {
     cr_assert_eq(c.listener_ping_ms, 1000);
     cr_assert_null(c.inval_hook);
     cr_assert_null(c.inval_hook_arg);
+    /* Freshness: off unless a default is documented. */
+    cr_assert_eq(c.stale_ttl_ms, 0);
+    cr_assert_eq(c.failsafe_max_stale_ms, 0);
+    cr_assert_eq(c.failsafe_backoff_ms, 1000);
+    cr_assert_eq(c.early_refresh_beta, 0.0);
+    cr_assert_eq(c.negative_ttl_ms, 0);
+    cr_assert_eq(c.load_soft_timeout_ms, 0);
+    cr_assert_eq(c.load_hard_timeout_ms, 0);
+    cr_assert_eq(c.refresh_threads, 2);
+    cr_assert_eq(c.refresh_queue, 1024);
+    cr_assert_eq(c.lock_ttl_ms, 5000);
+    cr_assert_eq(c.lock_wait_ms, 5000);
+    cr_assert_eq(c.sliding_ttl, 0);
+    cr_assert_eq(c.sliding_max_ms, 3600000);
+    cr_assert_null(c.ttl_rules);
+    cr_assert_eq(c.ttl_rules_count, 0);
     tc_config_init(NULL); /* no-op, no crash */
 }
 
@@ -190,11 +206,14 @@ Test(config, parse_duration_bad) {
 /* ---- Environment ---- */
 
 static const char *const all_vars[] = {
-    "L1_MAX_BYTES",    "L1_MAX_ENTRIES", "L1_SHARDS",         "L1_MAX_VALUE_BYTES",
-    "DEFAULT_TTL",     "TTL_JITTER",     "MAX_VALUE_BYTES",   "REDIS_URL",
-    "KEY_PREFIX",      "INVAL_CHANNEL",  "POOL_SIZE",         "CONNECT_TIMEOUT",
-    "COMMAND_TIMEOUT", "REQUIRE_REDIS",  "BREAKER_THRESHOLD", "BREAKER_COOLDOWN",
-    "LISTENER_PING",
+    "L1_MAX_BYTES",       "L1_MAX_ENTRIES", "L1_SHARDS",          "L1_MAX_VALUE_BYTES",
+    "DEFAULT_TTL",        "TTL_JITTER",     "MAX_VALUE_BYTES",    "REDIS_URL",
+    "KEY_PREFIX",         "INVAL_CHANNEL",  "POOL_SIZE",          "CONNECT_TIMEOUT",
+    "COMMAND_TIMEOUT",    "REQUIRE_REDIS",  "BREAKER_THRESHOLD",  "BREAKER_COOLDOWN",
+    "LISTENER_PING",      "STALE_TTL",      "FAILSAFE_MAX_STALE", "FAILSAFE_BACKOFF",
+    "EARLY_REFRESH_BETA", "NEGATIVE_TTL",   "LOAD_SOFT_TIMEOUT",  "LOAD_HARD_TIMEOUT",
+    "REFRESH_THREADS",    "REFRESH_QUEUE",  "LOCK_TTL",           "LOCK_WAIT",
+    "SLIDING_TTL",        "SLIDING_MAX",
 };
 
 static void set_var(const char *prefix, const char *name, const char *val) {
@@ -239,6 +258,19 @@ Test(config_env, every_variable) {
     set_var(P, "BREAKER_THRESHOLD", "3");
     set_var(P, "BREAKER_COOLDOWN", "1m");
     set_var(P, "LISTENER_PING", "500");
+    set_var(P, "STALE_TTL", "10m");
+    set_var(P, "FAILSAFE_MAX_STALE", "2h");
+    set_var(P, "FAILSAFE_BACKOFF", "3s");
+    set_var(P, "EARLY_REFRESH_BETA", "1.5");
+    set_var(P, "NEGATIVE_TTL", "15s");
+    set_var(P, "LOAD_SOFT_TIMEOUT", "200ms");
+    set_var(P, "LOAD_HARD_TIMEOUT", "2s");
+    set_var(P, "REFRESH_THREADS", "8");
+    set_var(P, "REFRESH_QUEUE", "4096");
+    set_var(P, "LOCK_TTL", "0");
+    set_var(P, "LOCK_WAIT", "750");
+    set_var(P, "SLIDING_TTL", "on");
+    set_var(P, "SLIDING_MAX", "0.5h");
     cr_assert_eq(tc_config_from_env(&c, P, &err), 0, "%s", err.msg);
     cr_assert_eq(c.l1_max_bytes, 256u << 20);
     cr_assert_eq(c.l1_max_entries, 100000);
@@ -257,6 +289,20 @@ Test(config_env, every_variable) {
     cr_assert_eq(c.breaker_threshold, 3);
     cr_assert_eq(c.breaker_cooldown_ms, 60000);
     cr_assert_eq(c.listener_ping_ms, 500);
+    cr_assert_eq(c.stale_ttl_ms, 600000);
+    cr_assert_eq(c.failsafe_max_stale_ms, 7200000);
+    cr_assert_eq(c.failsafe_backoff_ms, 3000);
+    cr_assert_eq(c.early_refresh_beta, 1.5);
+    cr_assert_eq(c.negative_ttl_ms, 15000);
+    cr_assert_eq(c.load_soft_timeout_ms, 200);
+    cr_assert_eq(c.load_hard_timeout_ms, 2000);
+    cr_assert_eq(c.refresh_threads, 8);
+    cr_assert_eq(c.refresh_queue, 4096);
+    cr_assert_eq(c.lock_ttl_ms, 0);
+    cr_assert_eq(c.lock_wait_ms, 750);
+    cr_assert_eq(c.sliding_ttl, 1);
+    cr_assert_eq(c.sliding_max_ms, 1800000);
+    cr_assert_null(c.ttl_rules); /* not configurable from the environment */
     cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
 }
 
@@ -307,13 +353,19 @@ Test(config_env, booleans) {
     tc_config_init(&c);
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         c.require_redis = 0;
+        c.sliding_ttl = 0;
         set_var(P, "REQUIRE_REDIS", yes[i]);
+        set_var(P, "SLIDING_TTL", yes[i]);
         cr_assert_eq(tc_config_from_env(&c, P, NULL), 0, "%s", yes[i]);
         cr_assert_eq(c.require_redis, 1, "%s", yes[i]);
+        cr_assert_eq(c.sliding_ttl, 1, "%s", yes[i]);
         c.require_redis = 1;
+        c.sliding_ttl = 1;
         set_var(P, "REQUIRE_REDIS", no[i]);
+        set_var(P, "SLIDING_TTL", no[i]);
         cr_assert_eq(tc_config_from_env(&c, P, NULL), 0, "%s", no[i]);
         cr_assert_eq(c.require_redis, 0, "%s", no[i]);
+        cr_assert_eq(c.sliding_ttl, 0, "%s", no[i]);
     }
 }
 
@@ -340,6 +392,26 @@ Test(config_env, jitter_forms) {
     tc_error_t err;
     cr_assert_eq(tc__config_validate(&c, &err), TC_ECONFIG);
     assert_msg_has(&err, "ttl_jitter");
+}
+
+Test(config_env, beta_forms) {
+    static const struct {
+        const char *in;
+        double want;
+    } ok[] = {{"0", 0.0},         {"1", 1.0},     {"1.0", 1.0},
+              {"0.5", 0.5},       {"2.25", 2.25}, {"100", 100.0},
+              {"100.000", 100.0}, {"007.5", 7.5}, {"0.10000000000000000001", 0.1}};
+    tc_config_t c;
+    tc_error_t err;
+    tc_config_init(&c);
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        c.early_refresh_beta = -1.0;
+        set_var(P, "EARLY_REFRESH_BETA", ok[i].in);
+        cr_assert_eq(tc_config_from_env(&c, P, &err), 0, "%s: %s", ok[i].in, err.msg);
+        cr_assert_eq(c.early_refresh_beta, ok[i].want, "%s -> %.17g", ok[i].in,
+                     c.early_refresh_beta);
+        cr_assert_eq(tc__config_validate(&c, &err), 0, "%s: %s", ok[i].in, err.msg);
+    }
 }
 
 typedef struct {
@@ -400,6 +472,50 @@ Test(config_env, errors_name_the_variable) {
         {"TTL_JITTER", "nan", "fraction"},
         {"TTL_JITTER", "0.1.2", "fraction"},
         {"TTL_JITTER", "9999999999999999999", "too large"},
+        /* freshness durations */
+        {"STALE_TTL", "10 minutes", "is not a duration"},
+        {"STALE_TTL", "-1s", "negative"},
+        {"STALE_TTL", "", "empty"},
+        {"STALE_TTL", "0.1ms", "whole number of milliseconds"},
+        {"STALE_TTL", "18446744073709551616", "too large"},
+        {"FAILSAFE_MAX_STALE", "1d", "duration"},
+        {"FAILSAFE_MAX_STALE", "5124095576030432h", "too large"},
+        {"NEGATIVE_TTL", "soon", "duration"},
+        {"NEGATIVE_TTL", "-5", "negative"},
+        {"SLIDING_MAX", "1w", "duration"},
+        {"SLIDING_MAX", "", "empty"},
+        {"FAILSAFE_BACKOFF", "4294967296", "too large (at most 4294967295)"},
+        {"FAILSAFE_BACKOFF", "1s ", "duration"},
+        {"LOAD_SOFT_TIMEOUT", "1194h", "too large (at most 4294967295)"},
+        {"LOAD_SOFT_TIMEOUT", "fast", "duration"},
+        {"LOAD_HARD_TIMEOUT", "4294967296ms", "too large"},
+        {"LOAD_HARD_TIMEOUT", "-2s", "negative"},
+        {"LOCK_TTL", "71583m", "too large"},
+        {"LOCK_TTL", "5 sec", "duration"},
+        {"LOCK_WAIT", "4294967.296s", "too large"},
+        {"LOCK_WAIT", "", "empty"},
+        /* freshness counts and switches */
+        {"REFRESH_THREADS", "two", "not a non-negative whole number"},
+        {"REFRESH_THREADS", "-1", "negative"},
+        {"REFRESH_THREADS", "4294967296", "too large (at most 4294967295)"},
+        {"REFRESH_QUEUE", "1k", "whole number"},
+        {"REFRESH_QUEUE", "", "empty"},
+        {"SLIDING_TTL", "sometimes", "is not a boolean"},
+        {"SLIDING_TTL", "", "empty"},
+        /* beta: exact decimal, no percent, at most 100 */
+        {"EARLY_REFRESH_BETA", "abc", "is not a non-negative decimal"},
+        {"EARLY_REFRESH_BETA", "", "empty"},
+        {"EARLY_REFRESH_BETA", "-1", "negative"},
+        {"EARLY_REFRESH_BETA", "50%", "decimal"},
+        {"EARLY_REFRESH_BETA", "1e2", "decimal"},
+        {"EARLY_REFRESH_BETA", ".5", "decimal"},
+        {"EARLY_REFRESH_BETA", "1.", "decimal"},
+        {"EARLY_REFRESH_BETA", "nan", "decimal"},
+        {"EARLY_REFRESH_BETA", "inf", "decimal"},
+        {"EARLY_REFRESH_BETA", "1,5", "decimal"},
+        {"EARLY_REFRESH_BETA", "100.5", "too large (at most 100)"},
+        {"EARLY_REFRESH_BETA", "101", "too large (at most 100)"},
+        {"EARLY_REFRESH_BETA", "9999999999999999999", "too large (at most 100)"},
         /* strings */
         {"KEY_PREFIX", "", "empty"},
         {"INVAL_CHANNEL", "", "empty"},
@@ -443,6 +559,21 @@ Test(config_env, message_quotes_binary_safely) {
 
 typedef void (*mutate_fn)(tc_config_t *c);
 
+/* Three valid rules; a case breaks the last one so the message must carry index 2. */
+static tc_ttl_rule_t good_rules[3] = {
+    {"user:", 5, 1000, 0},
+    {"\0bin", 4, 0, 5000},
+    {"s", 1, 0, 0},
+};
+static tc_ttl_rule_t bad_rules[3];
+
+static void use_bad_rules(tc_config_t *c, tc_ttl_rule_t last) {
+    memcpy(bad_rules, good_rules, sizeof bad_rules);
+    bad_rules[2] = last;
+    c->ttl_rules = bad_rules;
+    c->ttl_rules_count = 3;
+}
+
 #define MUT(name, body)                                                                        \
     static void name(tc_config_t *c) {                                                         \
         body;                                                                                  \
@@ -470,6 +601,42 @@ MUT(m_command_zero, c->redis_url = "redis://h"; c->command_timeout_ms = 0)
 MUT(m_breaker_zero, c->redis_url = "redis://h"; c->breaker_threshold = 0)
 MUT(m_cooldown_zero, c->redis_url = "redis://h"; c->breaker_cooldown_ms = 0)
 MUT(m_ping_small, c->redis_url = "unix:///tmp/r.sock"; c->listener_ping_ms = 9)
+/* Freshness: checked with or without a URL. */
+#define YEARS100 ((uint64_t)100 * 365 * 24 * 3600 * 1000)
+MUT(m_beta_neg, c->early_refresh_beta = -0.5)
+MUT(m_beta_big, c->early_refresh_beta = 100.001)
+MUT(m_beta_nan, c->early_refresh_beta = NAN)
+MUT(m_beta_inf, c->early_refresh_beta = INFINITY)
+MUT(m_threads_zero, c->refresh_threads = 0)
+MUT(m_threads_big, c->refresh_threads = 65)
+MUT(m_queue_zero, c->refresh_queue = 0)
+MUT(m_queue_big, c->refresh_queue = (1u << 20) + 1)
+MUT(m_soft_over_hard, c->load_soft_timeout_ms = 501; c->load_hard_timeout_ms = 500)
+MUT(m_backoff_zero, c->failsafe_backoff_ms = 0)
+MUT(m_lock_wait_zero, c->lock_ttl_ms = 1; c->lock_wait_ms = 0)
+MUT(m_sliding_max_zero, c->sliding_ttl = 1; c->sliding_max_ms = 0)
+MUT(m_stale_huge, c->stale_ttl_ms = YEARS100 + 1)
+MUT(m_failsafe_huge, c->failsafe_max_stale_ms = UINT64_MAX)
+MUT(m_negative_huge, c->negative_ttl_ms = YEARS100 + 1)
+MUT(m_sliding_max_huge, c->sliding_max_ms = YEARS100 + 1)
+MUT(m_rules_null, c->ttl_rules = NULL; c->ttl_rules_count = 1)
+MUT(m_rules_count_huge, c->ttl_rules = &good_rules[0]; c->ttl_rules_count = SIZE_MAX)
+
+static void m_rule_prefix_null(tc_config_t *c) {
+    use_bad_rules(c, (tc_ttl_rule_t){NULL, 3, 0, 0});
+}
+static void m_rule_len_zero(tc_config_t *c) {
+    use_bad_rules(c, (tc_ttl_rule_t){"abc", 0, 0, 0});
+}
+static void m_rule_len_big(tc_config_t *c) {
+    use_bad_rules(c, (tc_ttl_rule_t){"abc", (size_t)TC_MAX_KEY_LEN + 1, 0, 0});
+}
+static void m_rule_ttl_huge(tc_config_t *c) {
+    use_bad_rules(c, (tc_ttl_rule_t){"abc", 3, YEARS100 + 1, 0});
+}
+static void m_rule_stale_huge(tc_config_t *c) {
+    use_bad_rules(c, (tc_ttl_rule_t){"abc", 3, 0, UINT64_MAX});
+}
 
 static char long_name[300];
 static void m_prefix_long(tc_config_t *c) {
@@ -513,6 +680,29 @@ Test(config, validate_errors_name_the_field) {
         {m_breaker_zero, "breaker_threshold"},
         {m_cooldown_zero, "breaker_cooldown_ms"},
         {m_ping_small, "listener_ping_ms"},
+        {m_beta_neg, "early_refresh_beta"},
+        {m_beta_big, "early_refresh_beta: 100.001 is not in 0..100"},
+        {m_beta_nan, "early_refresh_beta"},
+        {m_beta_inf, "early_refresh_beta"},
+        {m_threads_zero, "refresh_threads: 0 is not in 1..64"},
+        {m_threads_big, "refresh_threads: 65"},
+        {m_queue_zero, "refresh_queue: 0"},
+        {m_queue_big, "refresh_queue: 1048577 is not in 1..1048576"},
+        {m_soft_over_hard, "load_soft_timeout_ms: 501 is more than load_hard_timeout_ms"},
+        {m_backoff_zero, "failsafe_backoff_ms"},
+        {m_lock_wait_zero, "lock_wait_ms"},
+        {m_sliding_max_zero, "sliding_max_ms"},
+        {m_stale_huge, "stale_ttl_ms: 3153600000001 is more than"},
+        {m_failsafe_huge, "failsafe_max_stale_ms"},
+        {m_negative_huge, "negative_ttl_ms"},
+        {m_sliding_max_huge, "sliding_max_ms"},
+        {m_rules_null, "ttl_rules: is NULL"},
+        {m_rules_count_huge, "ttl_rules_count"},
+        {m_rule_prefix_null, "ttl_rules[2].prefix: is NULL"},
+        {m_rule_len_zero, "ttl_rules[2].prefix_len: 0 is not in 1..65535"},
+        {m_rule_len_big, "ttl_rules[2].prefix_len: 65536"},
+        {m_rule_ttl_huge, "ttl_rules[2].ttl_ms"},
+        {m_rule_stale_huge, "ttl_rules[2].stale_ttl_ms"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tc_config_t c;
@@ -552,6 +742,48 @@ Test(config, validate_edges_accepted) {
     c.listener_ping_ms = 10;
     c.connect_timeout_ms = c.command_timeout_ms = c.breaker_cooldown_ms = 1;
     c.breaker_threshold = 1;
+    cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
+}
+
+Test(config, validate_freshness_edges_accepted) {
+    static char max_prefix[TC_MAX_KEY_LEN];
+    tc_ttl_rule_t rules[2] = {
+        {max_prefix, TC_MAX_KEY_LEN, YEARS100, YEARS100},
+        {"\xff", 1, 0, 0},
+    };
+    tc_config_t c;
+    tc_error_t err;
+    tc_config_init(&c);
+    c.early_refresh_beta = 100.0;
+    c.refresh_threads = 64;
+    c.refresh_queue = 1u << 20;
+    c.load_soft_timeout_ms = c.load_hard_timeout_ms = 500; /* equal is fine */
+    c.failsafe_backoff_ms = 1;
+    c.lock_wait_ms = 1;
+    c.sliding_ttl = 1;
+    c.sliding_max_ms = 1;
+    c.stale_ttl_ms = c.failsafe_max_stale_ms = c.negative_ttl_ms = YEARS100;
+    c.ttl_rules = rules;
+    c.ttl_rules_count = 2;
+    cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
+    /* Lower edges: 0 turns a feature off, and a zero in either timeout skips the order. */
+    c.early_refresh_beta = 0.0;
+    c.refresh_threads = c.refresh_queue = 1;
+    c.load_soft_timeout_ms = 9000;
+    c.load_hard_timeout_ms = 0;
+    c.lock_ttl_ms = 0;
+    c.lock_wait_ms = 0; /* unused without the lock */
+    c.sliding_ttl = 0;
+    c.sliding_max_ms = 0; /* unused without sliding */
+    c.stale_ttl_ms = c.failsafe_max_stale_ms = c.negative_ttl_ms = 0;
+    c.ttl_rules = NULL;
+    c.ttl_rules_count = 0;
+    cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
+    c.ttl_rules = rules; /* rules given but count 0: nothing to read */
+    rules[0].prefix = NULL;
+    cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
+    c.load_soft_timeout_ms = 0;
+    c.load_hard_timeout_ms = 1;
     cr_assert_eq(tc__config_validate(&c, &err), 0, "%s", err.msg);
 }
 

@@ -472,6 +472,33 @@ Test(l1_bytes, unkeepable_entry_does_not_evict_others) {
                  (unsigned long long)(2 - k.entries));
 }
 
+/* The same when the entry would fit beside the current table, but inserting it makes
+ * uthash double its buckets and the larger table leaves no room for it. */
+Test(l1_bytes, unkeepable_after_table_growth_does_not_evict_others) {
+    static char val[16384];
+    char b[16];
+    size_t vlen = 7000;
+    size_t c = tc__alloc_charge(tc__entry_alloc_size(3, vlen));
+    size_t t32 = table_charge(32), t64 = table_charge(64);
+    size_t budget = c + t32 + (t64 - t32) / 2; /* fits beside 32 buckets, not beside 64 */
+    tc__l1_t *l1 = l1_new(budget, NO_CAP, BIG, 1);
+    int small = 0;
+    for (int i = 0; i < 32; i++)
+        small += put(l1, kname(b, sizeof b, i), "s", 0);
+    tc__l1_counters_t before = counters(l1);
+    unsigned nb = buckets_of(l1, "k31");
+    int kept = put_exp(l1, "big", val, vlen, 0, TC__NO_EXPIRY, 0);
+    tc__l1_counters_t after = counters(l1);
+    tc__l1_close(l1);
+    cr_assert_eq(small, 32);
+    cr_assert_eq(before.entries, 32, "setup: the 32 small entries must all fit");
+    cr_assert_eq(nb, 32, "setup: the table should still have 32 buckets");
+    cr_assert_leq(after.bytes, budget);
+    cr_assert_eq(kept, 0, "it cannot fit beside a 64-bucket table");
+    cr_assert_eq(after.entries, 32, "a value that was not kept evicted %llu others",
+                 (unsigned long long)(32 - after.entries));
+}
+
 /* ---- expiry ---- */
 
 Test(l1_expiry, expired_entry_is_never_returned) {

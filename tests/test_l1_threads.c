@@ -1,24 +1,33 @@
 /*
  * test_l1_threads.c - the L1 under concurrency: the race logic of l1.c against a model of
- * Redis, and tc_fetch's single-flight through the public API (L1-only mode).
+ * Redis and its channel, and tc_fetch's single-flight through the public API (L1-only).
  *
  * The stress test plays every part of the system on a few keys and a tiny budget:
  *
  *   "Redis"    a mutex-guarded table of (version, present) per key and one version
  *              counter, so versions totally order the writes as Redis's counter does;
- *   writers    register, write "Redis", commit their version (TC__COMMIT_WRITE) and
- *              queue the invalidation message, as tc_set does;
- *   deleters   bump the version in "Redis", invalidate locally and queue the message;
+ *   channel    a queue of (key, version) messages; while the listener is "down" new
+ *              messages are lost, as pub/sub loses them;
+ *   writers    register, write "Redis", commit their version (TC__COMMIT_WRITE), as
+ *              tc_set does; remote writers (other processes) only touch "Redis";
+ *   deleters   bump the version in "Redis" and invalidate locally, as tc_del does;
  *   fillers    register, read "Redis", commit what they read (TC__COMMIT_FROM_L2);
  *   loaders    tc__l1_fetch_begin/finish with an unversioned value read from "Redis";
- *   listener   any thread may apply queued messages, and now and then plays a lost
- *              connection: untrusted, flush, trusted again;
- *   readers    tc__l1_get, checking the bytes of every hit against its version.
+ *   readers    tc__l1_get, checking the bytes of every hit against its version;
+ *   listener   its own thread: applies messages as they come and now and then loses
+ *              its connection: untrusted, flush, (messages lost), re-subscribe, flush,
+ *              trusted, as listener.c does.
  *
- * After all threads join and every queued message is applied, the safety argument of
- * l1.c promises that each key's L1 entry is either absent or exactly the latest version
- * in "Redis". Every value encodes its version, so the check reads the bytes, not a field
- * that the code under test set. The run is short so that it also fits under TSan.
+ * What must hold, from the safety argument of l1.c, is checked two ways. Continuously: each
+ * key has a floor, raised once an event that kills older versions has completed (a message
+ * applied, a local write or delete returned, the flush after re-subscribing); a hit that
+ * began after the floor was raised must not return an older value. And at the end of each
+ * short epoch (workers joined, every queued message applied): each key's entry is absent
+ * or exactly the latest version in "Redis". Also, no value read from Redis may be kept
+ * while the listener is known to be untrusted. Every value encodes its version, so checks
+ * read the bytes, not a field the code under test set. Small random yields between
+ * reading "Redis" and committing widen the race windows. It runs in about a second, so it
+ * also fits under TSan.
  */
 /* tc-test-labels: unit concurrency */
 #include "clock.h"
@@ -26,6 +35,7 @@
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,31 +43,50 @@
 #include <string.h>
 #include <time.h>
 
-#define NKEYS          16
-#define NTHREADS       4
-#define OPS_PER_THREAD 40000
-#define MAX_ENTRIES    8
-#define MAX_BYTES      4096
-#define MAXQ           (NTHREADS * OPS_PER_THREAD)
+#define NKEYS         16
+#define NWORKERS      3 /* plus the listener: 4 threads */
+#define EPOCHS        60
+#define OPS_PER_EPOCH 600
+#define MAX_ENTRIES   8
+#define MAX_BYTES     4096
+#define MAXQ          (NWORKERS * OPS_PER_EPOCH + 16)
 
 /* ---- the model of Redis and its channel ---- */
+
+struct msg {
+    int key;
+    uint64_t version;
+};
 
 static struct {
     pthread_mutex_t lock;
     uint64_t next_version;
     uint64_t version[NKEYS]; /* version of the last write or delete */
     int present[NKEYS];
-    struct msg {
-        int key;
-        uint64_t version;
-    } queue[MAXQ];
+    int down; /* the listener is not subscribed: messages are lost */
+    struct msg queue[MAXQ];
     size_t qhead, qtail;
 } redis = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static tc__l1_t *g_l1;
-static pthread_barrier_t g_start;
-static atomic_int g_bad_bytes;
+static atomic_int g_bad_bytes, g_stale_hits, g_untrusted_fills, g_stop;
+static atomic_uint_fast64_t g_floor[NKEYS]; /* no hit may return an older version */
+static atomic_uint g_trust_seq;             /* odd while the listener is untrusted */
 static char g_keys[NKEYS][16];
+
+static uint64_t rng(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Usually nothing, sometimes a yield, now and then a long stall. */
+static void maybe_yield(uint64_t *s) {
+    uint64_t r = rng(s) % 32;
+    for (int i = r < 2 ? 20 : r < 10 ? 1 : 0; i > 0; i--)
+        sched_yield();
+}
 
 static size_t vlen_of(uint64_t version) {
     return 8 + (size_t)(version * 7919 % 300);
@@ -97,71 +126,47 @@ static uint64_t value_version(const tc_ref_t *r) {
     return version;
 }
 
-static void check_ref(const tc_ref_t *r) {
-    if (value_version(r) == UINT64_MAX)
+static void raise_floor(int k, uint64_t v) {
+    uint64_t cur = atomic_load(&g_floor[k]);
+    while (cur < v && !atomic_compare_exchange_weak(&g_floor[k], &cur, v)) {
+    }
+}
+
+/* A hit on key k that began when its floor was `floor`. */
+static void check_hit(const tc_ref_t *r, uint64_t floor) {
+    uint64_t v = value_version(r);
+    if (v == UINT64_MAX)
         atomic_fetch_add(&g_bad_bytes, 1);
+    else if (v < floor)
+        atomic_fetch_add(&g_stale_hits, 1);
 }
 
 static uint64_t hash_of(int k) {
     return tc__l1_hash(g_l1, g_keys[k], strlen(g_keys[k]));
 }
 
-static void queue_locked(int k, uint64_t version) {
-    redis.queue[redis.qtail].key = k;
-    redis.queue[redis.qtail].version = version;
-    redis.qtail++;
-}
-
-/* Apply one queued message, if any (as the listener would). */
-static void apply_one(void) {
-    pthread_mutex_lock(&redis.lock);
-    int have = redis.qhead < redis.qtail;
-    struct msg m = have ? redis.queue[redis.qhead++] : (struct msg){0, 0};
-    pthread_mutex_unlock(&redis.lock);
-    if (have)
-        tc__l1_invalidate(g_l1, hash_of(m.key), g_keys[m.key], strlen(g_keys[m.key]),
-                          m.version);
-}
-
-/* ---- the parts ---- */
-
-static void op_get(int k) {
-    tc_ref_t *r;
-    if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) == TC_OK) {
-        check_ref(r);
-        tc_ref_release(r);
+/* A write or delete in "Redis": the next version, and its message (lost while down). */
+static uint64_t redis_write_locked(int k, int present) {
+    uint64_t v = ++redis.next_version;
+    redis.version[k] = v;
+    redis.present[k] = present;
+    if (!redis.down) {
+        redis.queue[redis.qtail].key = k;
+        redis.queue[redis.qtail].version = v;
+        redis.qtail++;
     }
+    return v;
 }
 
-static void op_write(int k) {
-    uint64_t snap, h = hash_of(k);
-    tc__pending_t *p = tc__l1_pending_begin(g_l1, h, g_keys[k], strlen(g_keys[k]), &snap);
-    if (!p)
-        abort();
+static uint64_t redis_write(int k, int present) {
     pthread_mutex_lock(&redis.lock);
-    uint64_t v = ++redis.next_version;
-    redis.version[k] = v;
-    redis.present[k] = 1;
-    queue_locked(k, v);
+    uint64_t v = redis_write_locked(k, present);
     pthread_mutex_unlock(&redis.lock);
-    tc_ref_t *e = make_value(k, v, v);
-    tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_WRITE);
-    tc_ref_release(e);
-    tc__l1_pending_end(g_l1, p);
-}
-
-static void op_delete(int k) {
-    pthread_mutex_lock(&redis.lock);
-    uint64_t v = ++redis.next_version;
-    redis.version[k] = v;
-    redis.present[k] = 0;
-    queue_locked(k, v);
-    pthread_mutex_unlock(&redis.lock);
-    tc__l1_invalidate(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), v);
+    return v;
 }
 
 /* Read "Redis" for key k: 1 and *v when present. */
-static int read_redis(int k, uint64_t *v) {
+static int redis_read(int k, uint64_t *v) {
     pthread_mutex_lock(&redis.lock);
     int present = redis.present[k];
     *v = redis.version[k];
@@ -169,77 +174,200 @@ static int read_redis(int k, uint64_t *v) {
     return present;
 }
 
-static void op_fill(int k) {
-    uint64_t snap, v, h = hash_of(k);
-    tc__pending_t *p = tc__l1_pending_begin(g_l1, h, g_keys[k], strlen(g_keys[k]), &snap);
+/* ---- the listener ---- */
+
+/* Apply one queued message; 0 when the queue was empty. */
+static int apply_one(void) {
+    pthread_mutex_lock(&redis.lock);
+    int have = redis.qhead < redis.qtail;
+    struct msg m = have ? redis.queue[redis.qhead++] : (struct msg){0, 0};
+    pthread_mutex_unlock(&redis.lock);
+    if (have) {
+        tc__l1_invalidate(g_l1, hash_of(m.key), g_keys[m.key], strlen(g_keys[m.key]),
+                          m.version);
+        raise_floor(m.key, m.version);
+    }
+    return have;
+}
+
+/* Versions at the moment of the change: what a flush right after it makes the floor. */
+static void set_down(int down, uint64_t *versions) {
+    pthread_mutex_lock(&redis.lock);
+    redis.down = down;
+    if (down)
+        redis.qhead = redis.qtail; /* undelivered messages die with the connection */
+    memcpy(versions, redis.version, sizeof redis.version);
+    pthread_mutex_unlock(&redis.lock);
+}
+
+static void lose_connection(uint64_t *s) {
+    uint64_t versions[NKEYS];
+    tc__l1_set_trusted(g_l1, 0);
+    atomic_fetch_add(&g_trust_seq, 1); /* odd: untrusted */
+    set_down(1, versions);
+    tc__l1_flush(g_l1);
+    for (int i = 0; i < 4; i++) /* the outage lasts a while */
+        maybe_yield(s);
+    set_down(0, versions); /* re-subscribed: messages flow again, then flush, then trust */
+    tc__l1_flush(g_l1);
+    for (int k = 0; k < NKEYS; k++) /* the flush made up for every lost message */
+        raise_floor(k, versions[k]);
+    atomic_fetch_add(&g_trust_seq, 1);
+    tc__l1_set_trusted(g_l1, 1);
+}
+
+static void *listener(void *arg) {
+    uint64_t s = (uint64_t)(uintptr_t)arg;
+    while (!atomic_load(&g_stop)) {
+        uint64_t r = rng(&s) % 400;
+        if (r == 0)
+            lose_connection(&s);
+        else if (r < 100 || !apply_one()) /* messages take a while to arrive */
+            sched_yield();
+    }
+    while (apply_one()) {
+    }
+    return NULL;
+}
+
+/* ---- the workers ---- */
+
+static void op_get(int k) {
+    tc_ref_t *r;
+    uint64_t floor = atomic_load(&g_floor[k]);
+    if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) == TC_OK) {
+        check_hit(r, floor);
+        tc_ref_release(r);
+    }
+}
+
+static tc__pending_t *begin(int k, uint64_t *snap) {
+    tc__pending_t *p =
+        tc__l1_pending_begin(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), snap);
     if (!p)
         abort();
-    if (read_redis(k, &v)) {
+    return p;
+}
+
+static void op_write(int k, uint64_t *s) {
+    uint64_t snap;
+    tc__pending_t *p = begin(k, &snap);
+    uint64_t v = redis_write(k, 1);
+    maybe_yield(s);
+    tc_ref_t *e = make_value(k, v, v);
+    if (!tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_WRITE)) /* as tc_set: drop older */
+        tc__l1_invalidate(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), v);
+    tc_ref_release(e);
+    tc__l1_pending_end(g_l1, p);
+    raise_floor(k, v); /* read-your-writes: nothing older is visible from now on */
+}
+
+static void op_delete(int k) {
+    uint64_t v = redis_write(k, 0);
+    tc__l1_invalidate(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), v);
+    raise_floor(k, v);
+}
+
+static void op_fill(int k, uint64_t *s) {
+    uint64_t snap, v;
+    tc__pending_t *p = begin(k, &snap);
+    if (redis_read(k, &v)) {
+        maybe_yield(s);
         tc_ref_t *e = make_value(k, v, v);
-        tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_FROM_L2);
+        unsigned seq = atomic_load(&g_trust_seq);
+        int kept = tc__l1_commit(g_l1, p, snap, e, TC__COMMIT_FROM_L2);
+        if (kept && (seq & 1) && seq == atomic_load(&g_trust_seq))
+            atomic_fetch_add(&g_untrusted_fills, 1); /* kept while surely untrusted */
         tc_ref_release(e);
     }
     tc__l1_pending_end(g_l1, p);
 }
 
 /* tc_fetch's path with an unversioned value (a loader in L1-only mode). */
-static void op_fetch(int k) {
+static void op_fetch(int k, uint64_t *s) {
     uint64_t snap = 0, v;
     tc_ref_t *r = NULL;
     tc__pending_t *p = NULL;
     int status = 0;
+    uint64_t floor = atomic_load(&g_floor[k]);
     int how = tc__l1_fetch_begin(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r, &p, &snap,
                                  &status);
     if (how == TC__FETCH_LEAD) {
-        if (!read_redis(k, &v)) {
+        if (!redis_read(k, &v)) {
             tc__l1_fetch_finish(g_l1, p, TC_ENOTFOUND, NULL);
             return;
         }
+        maybe_yield(s);
         tc_ref_t *e = make_value(k, v, 0);
         tc__l1_commit(g_l1, p, snap, e, 0);
         tc__l1_fetch_finish(g_l1, p, TC_OK, e);
         r = e; /* the leader's own reference */
     }
-    if (r) {
-        check_ref(r);
+    if (r) { /* a load's result may predate the floor; only an L1 hit may not */
+        check_hit(r, how == TC__FETCH_HIT ? floor : 0);
         tc_ref_release(r);
     }
 }
 
-static void op_lose_connection(void) {
-    tc__l1_set_trusted(g_l1, 0);
-    tc__l1_flush(g_l1);
-    tc__l1_flush(g_l1); /* again at re-subscription */
-    tc__l1_set_trusted(g_l1, 1);
-}
-
 static void *worker(void *arg) {
     uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
-    pthread_barrier_wait(&g_start); /* all start together, so the operations overlap */
-    for (int i = 0; i < OPS_PER_THREAD; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        int k = (int)(s % NKEYS);
-        unsigned dice = (unsigned)((s >> 20) % 100);
+    for (int i = 0; i < OPS_PER_EPOCH; i++) {
+        int k = (int)(rng(&s) % NKEYS);
+        unsigned dice = (unsigned)(rng(&s) % 100);
         if (dice < 35)
             op_get(k);
         else if (dice < 55)
-            op_fill(k);
-        else if (dice < 70)
-            op_write(k);
-        else if (dice < 80)
-            op_fetch(k);
-        else if (dice < 85)
-            op_delete(k);
+            op_fill(k, &s);
+        else if (dice < 67)
+            op_write(k, &s);
+        else if (dice < 75)
+            redis_write(k, 1); /* another process's write */
         else if (dice < 87)
+            op_fetch(k, &s);
+        else if (dice < 93)
+            op_delete(k);
+        else if (dice < 95)
             tc__l1_evict(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]));
-        else if (dice < 88)
-            op_lose_connection();
         else
-            apply_one();
+            op_get((k + 1) % NKEYS);
     }
     return NULL;
+}
+
+static void run_epoch(int epoch) {
+    pthread_t t[NWORKERS + 1];
+    atomic_store(&g_stop, 0);
+    redis.qhead = redis.qtail = 0; /* every thread is joined: no one else touches it */
+    cr_assert_eq(pthread_create(&t[NWORKERS], NULL, listener, (void *)(uintptr_t)(epoch + 7)),
+                 0);
+    for (int i = 0; i < NWORKERS; i++)
+        cr_assert_eq(
+            pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(epoch * NWORKERS + i + 1)),
+            0);
+    for (int i = 0; i < NWORKERS; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&g_stop, 1);
+    pthread_join(t[NWORKERS], NULL);
+}
+
+/* Each key absent or exactly Redis's latest version; returns how many are present. */
+static uint64_t check_latest(int epoch, uint64_t *charged) {
+    uint64_t present = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        tc_ref_t *r;
+        if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) != TC_OK)
+            continue;
+        present++;
+        *charged += tc__entry_charge(r);
+        uint64_t v = value_version(r);
+        tc_ref_release(r);
+        cr_assert(redis.present[k] && v == redis.version[k],
+                  "epoch %d: %s: L1 holds version %llu, Redis %s version %llu", epoch,
+                  g_keys[k], (unsigned long long)v,
+                  redis.present[k] ? "holds" : "deleted it at",
+                  (unsigned long long)redis.version[k]);
+    }
+    return present;
 }
 
 Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
@@ -251,39 +379,28 @@ Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
     cr_assert_eq(tc__l1_open(&o, &g_l1), TC_OK);
     for (int k = 0; k < NKEYS; k++)
         snprintf(g_keys[k], sizeof g_keys[k], "key%d", k);
-    pthread_t t[NTHREADS];
-    pthread_barrier_init(&g_start, NULL, NTHREADS);
-    for (int i = 0; i < NTHREADS; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1)), 0);
-    for (int i = 0; i < NTHREADS; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&g_start);
-    while (redis.qhead < redis.qtail) /* deliver every message still in flight */
-        apply_one();
-
-    cr_assert_eq(atomic_load(&g_bad_bytes), 0, "a reader saw torn or freed bytes");
+    for (int epoch = 0; epoch < EPOCHS; epoch++) {
+        run_epoch(epoch);
+        cr_assert_eq(atomic_load(&g_bad_bytes), 0, "a reader saw torn or freed bytes");
+        cr_assert_eq(atomic_load(&g_stale_hits), 0,
+                     "epoch %d: a hit returned a version older than a completed "
+                     "invalidation, write or re-subscription",
+                     epoch);
+        cr_assert_eq(atomic_load(&g_untrusted_fills), 0,
+                     "epoch %d: a value from Redis was kept while L1 was untrusted", epoch);
+        tc__l1_counters_t c;
+        tc__l1_counters(g_l1, &c);
+        cr_assert_leq(c.entries, MAX_ENTRIES);
+        cr_assert_leq(c.bytes, MAX_BYTES);
+        uint64_t charged = 0;
+        cr_assert_eq(check_latest(epoch, &charged), c.entries);
+        cr_assert_geq(c.bytes, charged);
+    }
     tc__l1_counters_t c;
     tc__l1_counters(g_l1, &c);
-    cr_assert_leq(c.entries, MAX_ENTRIES);
-    cr_assert_leq(c.bytes, MAX_BYTES);
     cr_assert_gt(c.hits, 0, "the workload never hit: the test would prove nothing");
     cr_assert_gt(c.rejected, 0, "no fill was ever refused: the races did not happen");
-    uint64_t present = 0, charged = 0;
-    for (int k = 0; k < NKEYS; k++) {
-        tc_ref_t *r;
-        if (tc__l1_get(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r) != TC_OK)
-            continue;
-        present++;
-        charged += tc__entry_charge(r);
-        uint64_t v = value_version(r);
-        cr_assert(redis.present[k] && v == redis.version[k],
-                  "%s: L1 holds version %llu, Redis %s version %llu", g_keys[k],
-                  (unsigned long long)v, redis.present[k] ? "holds" : "deleted it at",
-                  (unsigned long long)redis.version[k]);
-        tc_ref_release(r);
-    }
-    cr_assert_eq(present, c.entries);
-    cr_assert_geq(c.bytes, charged);
+    cr_assert_gt(c.flushes, 0);
     tc__l1_flush(g_l1);
     tc__l1_counters(g_l1, &c);
     cr_assert_eq(c.entries, 0);

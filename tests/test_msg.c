@@ -137,7 +137,7 @@ Test(msg, encode_rejects_bad_arguments) {
     unsigned char out[64];
     memset(out, 0x5A, sizeof out);
     cr_assert_eq(tc__msg_encode(0, 1, ORIGIN, "k", 1, out), 0u, "op 0");
-    cr_assert_eq(tc__msg_encode(3, 1, ORIGIN, "k", 1, out), 0u, "op 3");
+    cr_assert_eq(tc__msg_encode(4, 1, ORIGIN, "k", 1, out), 0u, "op 4");
     cr_assert_eq(tc__msg_encode(0x101, 1, ORIGIN, "k", 1, out), 0u, "op 0x101 aliases 1");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", 0, out), 0u, "klen 0");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", (size_t)TC_MAX_KEY_LEN + 1, out), 0u,
@@ -183,7 +183,7 @@ Test(msg, decode_rejects_bad_magic_and_op) {
                      "magic 0x%02x", b);
         valid_msg(buf);
         buf[1] = (unsigned char)b;
-        int ok = b == TC__MSG_OP_WRITE || b == TC__MSG_OP_DELETE;
+        int ok = b == TC__MSG_OP_WRITE || b == TC__MSG_OP_DELETE || b == TC__MSG_OP_FILL;
         cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), ok ? 0 : -1, "op %u", b);
     }
 }
@@ -206,7 +206,8 @@ Test(msg, decode_key_length_limits) {
 /* The decoder's whole contract, stated independently of its code. */
 static int oracle_accepts(const unsigned char *b, size_t len) {
     return len > TC__MSG_FIXED_LEN && len - TC__MSG_FIXED_LEN <= TC_MAX_KEY_LEN &&
-           b[0] == TC__MSG_MAGIC && (b[1] == TC__MSG_OP_WRITE || b[1] == TC__MSG_OP_DELETE);
+           b[0] == TC__MSG_MAGIC &&
+           (b[1] == TC__MSG_OP_WRITE || b[1] == TC__MSG_OP_DELETE || b[1] == TC__MSG_OP_FILL);
 }
 
 static size_t fuzz_len(uint64_t *s) {

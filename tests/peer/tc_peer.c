@@ -14,6 +14,8 @@
  *   stats                           -> stats name=value ... (every tc_stats_t field)
  *   stress SECONDS NKEYS THREADS SEED
  *                                   -> done WRITES READS ERRORS
+ *   xfetch HEXKEY THREADS SLEEPMS [COUNTERKEY]
+ *                                   -> xdone OK ERR VALHEX FIRSTRC
  *   quit                            -> (exits)
  *   anything else                   -> bad COMMAND
  *
@@ -23,10 +25,21 @@
  * test can tell which write a process ended up holding. ERRORS counts tc_set calls that
  * failed: after one, the process's L1 may legitimately disagree with Redis.
  *
+ * `xfetch` is the cross-process single-flight probe: THREADS threads meet at a barrier and
+ * tc_fetch one key; the loader INCRs COUNTERKEY (default "tc-peer:xcount") over its own
+ * hiredis connection to the peer's Redis (unix:// or redis://host:port; credentials are
+ * not used), sleeps SLEEPMS, and yields "x-<pid>-<count>". Counting in Redis, outside any
+ * cache, is what lets a test prove that one load ran for the whole cluster. OK counts
+ * callers that got the value the first successful caller got, ERR the rest; VALHEX is that
+ * value and FIRSTRC the first failure's code (0 if none). The reply comes when every
+ * thread is done, so a test may send the command and read the reply later, or kill the
+ * peer while the loader sleeps (holding the cluster's load lock).
+ *
  * Invariant: exactly one reply line per command line, so the driver never desynchronises.
  */
 #include "tiercache.h"
 
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -40,6 +53,7 @@
 #define PEER_MAX_BYTES (1u << 20)
 
 static tc_cache_t *cache;
+static const char *redis_url;
 static unsigned char keybuf[PEER_MAX_BYTES], valbuf[PEER_MAX_BYTES];
 static char outbuf[2 * PEER_MAX_BYTES + 16];
 
@@ -142,12 +156,18 @@ static void cmd_stats(void) {
           "l1_evictions=%llu l1_expirations=%llu l1_fills_rejected=%llu "
           "inval_published=%llu inval_received=%llu inval_applied=%llu inval_malformed=%llu "
           "l2_errors=%llu l2_timeouts=%llu breaker_opens=%llu breaker_state=%d "
-          "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu",
+          "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu "
+          "early_refreshes=%llu stale_refreshes=%llu refreshes_dropped=%llu "
+          "stale_serves=%llu failsafe_serves=%llu negative_hits=%llu lock_acquired=%llu "
+          "lock_waits=%llu lock_timeouts=%llu load_timeouts=%llu",
           U(l1_hits), U(l1_misses), U(l2_hits), U(l2_misses), U(loads), U(load_errors),
           U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions), U(l1_expirations),
           U(l1_fills_rejected), U(inval_published), U(inval_received), U(inval_applied),
           U(inval_malformed), U(l2_errors), U(l2_timeouts), U(breaker_opens), s.breaker_state,
-          s.listener_connected, U(listener_reconnects), U(l1_flushes));
+          s.listener_connected, U(listener_reconnects), U(l1_flushes), U(early_refreshes),
+          U(stale_refreshes), U(refreshes_dropped), U(stale_serves), U(failsafe_serves),
+          U(negative_hits), U(lock_acquired), U(lock_waits), U(lock_timeouts),
+          U(load_timeouts));
 #undef U
 }
 
@@ -212,6 +232,144 @@ static void cmd_stress(char *secs, char *nkeys, char *threads, char *seed) {
           (unsigned long long)e);
 }
 
+/* ---- xfetch ---- */
+
+#define XFETCH_MAX_THREADS 64
+#define XFETCH_MAX_CMDS    256
+
+/* One xfetch command's loader argument. It lives until tc_close (a background refresh
+ * may still call the loader later), so every command gets its own. */
+typedef struct xload {
+    char counter[128];
+    unsigned sleep_ms;
+} xload_t;
+
+static xload_t *xloads[XFETCH_MAX_CMDS];
+static unsigned nxloads;
+
+typedef struct xcaller {
+    pthread_t tid;
+    pthread_barrier_t *barrier;
+    xload_t *xl;
+    const unsigned char *key;
+    size_t klen;
+    int rc;
+    char val[64];
+    size_t vlen;
+} xcaller_t;
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* A fresh connection to the peer's Redis, from its URL (credentials ignored). */
+static redisContext *counter_connect(void) {
+    struct timeval tv = {1, 0};
+    char host[256];
+    if (strncmp(redis_url, "unix://", 7) == 0) {
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(redis_url + 7, "?"), redis_url + 7);
+        return redisConnectUnixWithTimeout(host, tv);
+    }
+    const char *h = strncmp(redis_url, "redis://", 8) == 0 ? redis_url + 8 : redis_url;
+    const char *at = strchr(h, '@');
+    h = at ? at + 1 : h;
+    snprintf(host, sizeof host, "%.*s", (int)strcspn(h, ":/"), h);
+    int port = h[strlen(host)] == ':' ? atoi(h + strlen(host) + 1) : 6379;
+    return redisConnectWithTimeout(host, port, tv);
+}
+
+/* INCR the counter; its new value, or -1. */
+static long long counter_incr(const char *counter) {
+    redisContext *rc = counter_connect();
+    long long n = -1;
+    if (rc && !rc->err) {
+        redisReply *r = redisCommand(rc, "INCR %s", counter);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            n = r->integer;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (rc)
+        redisFree(rc);
+    return n;
+}
+
+static int xloader(void *arg, const void *key, size_t klen, tc_load_t *load) {
+    xload_t *xl = arg;
+    (void)key;
+    (void)klen;
+    long long n = counter_incr(xl->counter);
+    if (n < 0)
+        return TC_ELOADER;
+    sleep_ms(xl->sleep_ms);
+    char v[64];
+    int vlen = snprintf(v, sizeof v, "x-%ld-%lld", (long)getpid(), n);
+    return tc_load_set_value(load, v, (size_t)vlen);
+}
+
+static void *xcaller_main(void *arg) {
+    xcaller_t *x = arg;
+    tc_ref_t *ref = NULL;
+    pthread_barrier_wait(x->barrier);
+    x->rc = tc_fetch(cache, x->key, x->klen, xloader, x->xl, &ref);
+    if (x->rc == 0) {
+        x->vlen = tc_ref_size(ref) < sizeof x->val ? tc_ref_size(ref) : sizeof x->val;
+        memcpy(x->val, tc_ref_data(ref), x->vlen);
+    }
+    tc_ref_release(ref);
+    return NULL;
+}
+
+static void xfetch_reply(const xcaller_t *x, unsigned n) {
+    const xcaller_t *first = NULL;
+    unsigned ok = 0, err = 0;
+    int firstrc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (x[i].rc == 0 && !first)
+            first = &x[i];
+        if (x[i].rc == 0 && x[i].vlen == first->vlen &&
+            memcmp(x[i].val, first->val, first->vlen) == 0) {
+            ok++;
+            continue;
+        }
+        err++;
+        if (firstrc == 0)
+            firstrc = x[i].rc;
+    }
+    reply("xdone %u %u %s %d", ok, err, first ? hex(first->val, first->vlen) : "-", firstrc);
+}
+
+static void cmd_xfetch(char *hk, char *threads, char *sleepms, char *counter) {
+    long klen = unhex(hk, keybuf);
+    unsigned n = threads ? (unsigned)atoi(threads) : 0;
+    if (klen <= 0 || n == 0 || n > XFETCH_MAX_THREADS || !sleepms ||
+        nxloads == XFETCH_MAX_CMDS) {
+        reply("bad xfetch");
+        return;
+    }
+    xload_t *xl = calloc(1, sizeof *xl);
+    if (!xl) {
+        reply("bad xfetch");
+        return;
+    }
+    snprintf(xl->counter, sizeof xl->counter, "%s", counter ? counter : "tc-peer:xcount");
+    xl->sleep_ms = (unsigned)strtoul(sleepms, NULL, 10);
+    xloads[nxloads++] = xl;
+    xcaller_t x[XFETCH_MAX_THREADS];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, n);
+    for (unsigned i = 0; i < n; i++) {
+        x[i] = (xcaller_t){.barrier = &barrier, .xl = xl, .key = keybuf, .klen = (size_t)klen};
+        pthread_create(&x[i].tid, NULL, xcaller_main, &x[i]);
+    }
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(x[i].tid, NULL);
+    pthread_barrier_destroy(&barrier);
+    xfetch_reply(x, n);
+}
+
 /* ---- main ---- */
 
 /* One command line; returns 0 on quit. */
@@ -235,6 +393,8 @@ static int dispatch(char *line) {
         cmd_stats();
     else if (strcmp(cmd, "stress") == 0)
         cmd_stress(a[0], a[1], a[2], a[3]);
+    else if (strcmp(cmd, "xfetch") == 0)
+        cmd_xfetch(a[0], a[1], a[2], a[3]);
     else
         reply("bad %s", cmd);
     return 1;
@@ -245,6 +405,7 @@ static int open_cache(int argc, char **argv) {
     tc_error_t err = {0};
     tc_config_init(&cfg);
     cfg.redis_url = argv[1];
+    redis_url = argv[1];
     if (argc >= 4) {
         cfg.key_prefix = argv[2];
         cfg.inval_channel = argv[3];
@@ -275,5 +436,7 @@ int main(int argc, char **argv) {
     }
     free(line);
     tc_close(cache);
+    for (unsigned i = 0; i < nxloads; i++)
+        free(xloads[i]);
     return 0;
 }

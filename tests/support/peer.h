@@ -55,6 +55,9 @@ const char *tc_test_peer_cmd(tc_test_peer_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Ask the peer to quit, wait briefly, then SIGKILL; reap and free. NULL is a no-op. */
 void tc_test_peer_stop(tc_test_peer_t *p);
+/* SIGKILL the peer now, mid-command if need be, and reap it: a process dying with its
+ * locks held. Afterwards only tc_test_peer_stop (which then just frees) may be called. */
+void tc_test_peer_kill(tc_test_peer_t *p);
 
 /* Hex helpers of the line protocol. tc_test_hex writes "-" for len 0; out needs
  * 2 * len + 2 bytes. tc_test_unhex returns 0 and *len, or -1 on bad input/overflow. */

@@ -1,0 +1,54 @@
+/*
+ * main.c - tiercache-bench's entry point: parse, install signal handlers, dispatch.
+ *
+ * SIGINT and SIGTERM only raise a flag: runs stop at the next check, and every command
+ * still deletes its Redis keys and stops its throwaway server on the way out. A second
+ * Ctrl-C exits at once (the default action is restored after the first). SIGPIPE is
+ * ignored so a Redis that goes away is an error code, not a dead bench.
+ */
+#include "bench.h"
+
+#include <signal.h>
+#include <string.h>
+
+static void on_signal(int sig) {
+    tcb_interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv) {
+    tcb_opts_t o;
+    int rc = tcb_cli_parse(argc, argv, &o);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    install_signals();
+    switch (o.cmd) {
+    case TCB_CMD_COMPARE:
+    case TCB_CMD_MISS:
+        return tcb_cmd_compare(&o);
+    case TCB_CMD_SWEEP:
+        return tcb_cmd_sweep(&o);
+    case TCB_CMD_REPLAY:
+        return tcb_cmd_replay(&o);
+    case TCB_CMD_MICRO:
+        return tcb_cmd_micro(&o);
+    case TCB_CMD_INVAL:
+        return tcb_cmd_inval(&o, "/proc/self/exe");
+    case TCB_CMD_INVAL_READER:
+        return tcb_cmd_inval_reader(&o);
+    case TCB_CMD_HELP:
+        break;
+    }
+    tcb_cli_usage(stdout);
+    return 0;
+}

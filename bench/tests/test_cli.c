@@ -1,0 +1,237 @@
+/*
+ * test_cli.c - the command line, unit parsing, Redis URLs and INFO parsing: everything a
+ * user types or Redis answers is parsed strictly, and a typo is an error, not a default.
+ */
+/* tc-test-labels: unit */
+#include "bench.h"
+#include "redis_info.h"
+#include "units.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static int parse(tcb_opts_t *o, const char *line) {
+    static char buf[512]; /* parsed strings point into it: it must outlive the call */
+    char *argv[64];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", line);
+    argv[argc++] = (char *)"tiercache-bench";
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    /* stderr noise from expected failures is fine; stdout (help) goes to /dev/null */
+    FILE *saved = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rc = tcb_cli_parse(argc, argv, o);
+    fclose(stdout);
+    stdout = saved;
+    return rc;
+}
+
+Test(cli, no_arguments_is_the_default_comparison) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, ""), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_COMPARE);
+    cr_expect_null(o.redis_url);
+    cr_expect_eq(o.keys, 1000000);
+    cr_expect_eq(o.wl_kind, TCB_WL_ZIPF);
+    cr_expect_eq(o.zipf_s, 0.99);
+    cr_expect_eq(o.l1_in_bytes, 0);
+    cr_expect_eq(o.l1_pct, 10.0);
+    cr_expect_eq(o.source_ns, 1000000);
+    cr_expect_eq(o.preload, 1);
+    cr_expect_gt(o.threads, 0);
+}
+
+Test(cli, options_land_where_they_should) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, "compare --redis redis://h:7000/2 -n 250k -w hotset --hot-keys 2 "
+                           "--hot-share 80 --hot-shift 500ms -W 5 -v 64-1024 -t 4 -d 30s "
+                           "--warmup 0 --l1 64MiB --source-latency 50us --ttl 2m "
+                           "--no-preload --seed 9 --json -q"),
+                 0);
+    cr_expect_str_eq(o.redis_url, "redis://h:7000/2");
+    cr_expect_eq(o.keys, 250000);
+    cr_expect_eq(o.wl_kind, TCB_WL_HOTSET);
+    cr_expect_eq(o.hot_frac, 0.02);
+    cr_expect_eq(o.hot_share, 0.8);
+    cr_expect_eq(o.hot_shift_ns, 500000000ull);
+    cr_expect_eq(o.write_frac, 0.05);
+    cr_expect(o.vsize.kind == TCB_VS_UNIFORM && o.vsize.a == 64 && o.vsize.b == 1024);
+    cr_expect_eq(o.threads, 4);
+    cr_expect_eq(o.duration_ns, 30000000000ull);
+    cr_expect_eq(o.warmup_ns, 0);
+    cr_expect(o.l1_in_bytes && o.l1_bytes == 64ull << 20);
+    cr_expect_eq(o.source_ns, 50000);
+    cr_expect_eq(o.ttl_ms, 120000);
+    cr_expect_eq(o.preload, 0);
+    cr_expect_eq(o.seed, 9);
+    cr_expect(o.json && o.quiet);
+}
+
+Test(cli, subcommands_and_their_defaults) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, "sweep --sizes 1,5,10"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_SWEEP);
+    cr_expect_eq(o.nsweep, 3);
+    cr_expect_eq(o.sweep_pcts[2], 10.0);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+
+    cr_assert_eq(parse(&o, "replay a.gz b.gz --entries 568,1000"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_REPLAY);
+    cr_expect_eq(o.ntraces, 2);
+    cr_expect_str_eq(o.traces[1], "b.gz");
+    cr_expect_eq(o.nentries, 2);
+    cr_expect_eq(o.entries[0], 568);
+    cr_expect_eq(o.shards, 1);
+
+    cr_assert_eq(parse(&o, "replay a.gz --pct 10 --shards 16"), 0);
+    cr_expect_eq(o.shards, 16);
+    cr_expect_eq(o.replay_pcts[0], 10.0);
+
+    cr_assert_eq(parse(&o, "miss"), 0);
+    cr_expect_eq(o.threads, 1);
+    cr_expect_eq(o.l1_pct, 0.0);
+
+    cr_assert_eq(parse(&o, "micro -t 8"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_MICRO);
+    cr_expect_eq(o.duration_ns, 1000000000ull);
+    cr_expect_eq(o.threads, 8);
+
+    cr_assert_eq(parse(&o, "-w trace:/x/y.gz"), 0);
+    cr_expect_eq(o.wl_kind, TCB_WL_TRACE);
+    cr_expect_str_eq(o.trace_path, "/x/y.gz");
+}
+
+Test(cli, help_and_errors) {
+    tcb_opts_t o;
+    cr_expect_eq(parse(&o, "--help"), 1);
+    cr_expect_eq(parse(&o, "help"), 1);
+    const char *bad[] = {"frobnicate",
+                         "--keys 0",
+                         "--keys 1.5",
+                         "--keys ten",
+                         "--zipf -1",
+                         "--writes 101",
+                         "--l1 120%",
+                         "--l1 12 MB",
+                         "--threads 0",
+                         "--duration 0",
+                         "--duration 5 parsecs",
+                         "--shards 3",
+                         "--value-size 10-5",
+                         "--workload zipfian",
+                         "--workload trace:",
+                         "--sizes 1,,2",
+                         "--no-such-option",
+                         "replay",
+                         "replay a.gz",
+                         "compare extra",
+                         "--ttl 0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
+}
+
+Test(units, counts_bytes_durations) {
+    uint64_t v;
+    cr_expect(tcb_parse_count("1M", &v) == 0 && v == 1000000);
+    cr_expect(tcb_parse_count("250k", &v) == 0 && v == 250000);
+    cr_expect_eq(tcb_parse_count("-1", &v), -1);
+    cr_expect_eq(tcb_parse_count("", &v), -1);
+    cr_expect_eq(tcb_parse_count("1e30", &v), -1);
+    cr_expect(tcb_parse_bytes("64MiB", &v) == 0 && v == 64ull << 20);
+    cr_expect(tcb_parse_bytes("1GB", &v) == 0 && v == 1000000000ull);
+    cr_expect(tcb_parse_bytes("4096", &v) == 0 && v == 4096);
+    cr_expect_eq(tcb_parse_bytes("64 MiB", &v), -1);
+    cr_expect_eq(tcb_parse_bytes("64Mb", &v), -1);
+    cr_expect(tcb_parse_duration("1ms", 1, &v) == 0 && v == 1000000);
+    cr_expect(tcb_parse_duration("2.5s", 1, &v) == 0 && v == 2500000000ull);
+    cr_expect(tcb_parse_duration("3", 1000000000ull, &v) == 0 && v == 3000000000ull);
+    cr_expect(tcb_parse_duration("0", 1000000, &v) == 0 && v == 0);
+    cr_expect(tcb_parse_duration("1m", 1, &v) == 0 && v == 60000000000ull);
+    cr_expect_eq(tcb_parse_duration("1 s", 1, &v), -1);
+    cr_expect_eq(tcb_parse_duration("s", 1, &v), -1);
+    double d[4];
+    cr_expect_eq(tcb_parse_double_list("0.1,1,10", 0, 100, d, 4), 3);
+    cr_expect_eq(tcb_parse_double_list("1,2,3,4,5", 0, 100, d, 4), -1);
+    cr_expect_eq(tcb_parse_double_list("1,", 0, 100, d, 4), -1);
+    char buf[32];
+    cr_expect_str_eq(tcb_fmt_count(1234567, buf, sizeof buf), "1,234,567");
+    cr_expect_str_eq(tcb_fmt_count(999, buf, sizeof buf), "999");
+    cr_expect_str_eq(tcb_fmt_count(1000, buf, sizeof buf), "1,000");
+    cr_expect_str_eq(tcb_fmt_ns(31200, buf, sizeof buf), "31.2 us");
+    cr_expect_str_eq(tcb_fmt_bytes(25690112.0, buf, sizeof buf), "24.5 MiB");
+}
+
+Test(url, tcp_unix_and_credentials) {
+    tcb_endpoint_t ep;
+    char err[256];
+    cr_assert_eq(tcb_endpoint_parse("redis://127.0.0.1:7000/3", &ep, err, sizeof err), 0);
+    cr_expect(!ep.is_unix && strcmp(ep.host, "127.0.0.1") == 0 && ep.port == 7000 &&
+              ep.db == 3);
+    cr_assert_eq(tcb_endpoint_parse("redis://localhost", &ep, err, sizeof err), 0);
+    cr_expect(ep.port == 6379 && ep.db == 0 && !ep.has_password);
+    cr_assert_eq(tcb_endpoint_parse("redis://al%40x:p%3Aw@[::1]:6380", &ep, err, sizeof err),
+                 0);
+    cr_expect_str_eq(ep.user, "al@x");
+    cr_expect_str_eq(ep.password, "p:w");
+    cr_expect_str_eq(ep.host, "::1");
+    cr_expect_eq(ep.port, 6380);
+    cr_assert_eq(tcb_endpoint_parse("redis://secret@h", &ep, err, sizeof err), 0);
+    cr_expect(ep.has_password && !ep.has_user && strcmp(ep.password, "secret") == 0);
+    cr_assert_eq(tcb_endpoint_parse("redis://:pw@h:1", &ep, err, sizeof err), 0);
+    cr_expect(ep.has_password && !ep.has_user && strcmp(ep.password, "pw") == 0);
+    cr_assert_eq(tcb_endpoint_parse("unix:///tmp/r.sock?db=2&password=x", &ep, err, sizeof err),
+                 0);
+    cr_expect(ep.is_unix && strcmp(ep.path, "/tmp/r.sock") == 0 && ep.db == 2 &&
+              strcmp(ep.password, "x") == 0);
+    const char *bad[] = {"http://h",         "redis://",         "redis://h:0",
+                         "redis://h:99999",  "redis://h:12x",    "redis://h/x",
+                         "unix://relative",  "unix:///s?dbx=1",  "redis://[::1",
+                         "redis://u:p%zz@h", "unix:///s?db=abc", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(tcb_endpoint_parse(bad[i], &ep, err, sizeof err), -1, "'%s' accepted",
+                     bad[i]);
+    cr_expect_eq(tcb_endpoint_parse(NULL, &ep, err, sizeof err), -1);
+}
+
+static const char info_a[] = "# Server\r\nredis_version:7.0.15\r\nuptime:5\r\n\r\n"
+                             "# Stats\r\ntotal_commands_processed:1000\r\n"
+                             "total_net_input_bytes:50000\r\ntotal_net_output_bytes:90000\r\n"
+                             "\r\n# Commandstats\r\n"
+                             "cmdstat_get:calls=800,usec=1000,usec_per_call=1.25\r\n"
+                             "cmdstat_info:calls=3,usec=10,usec_per_call=3.3\r\n";
+static const char info_b[] = "# Stats\r\ntotal_commands_processed:1501\r\n"
+                             "total_net_input_bytes:60050\r\ntotal_net_output_bytes:99100\r\n"
+                             "# Commandstats\r\n"
+                             "cmdstat_get:calls=1200,usec=1,usec_per_call=1\r\n"
+                             "cmdstat_info:calls=4,usec=10,usec_per_call=3.3\r\n"
+                             "cmdstat_pttl:calls=100,usec=1,usec_per_call=1\r\n";
+
+Test(info, parse_and_delta) {
+    tcb_info_t a, b, d;
+    cr_assert_eq(tcb_info_parse(info_a, sizeof info_a - 1, &a), 0);
+    cr_expect_eq(a.commands, 1000);
+    cr_expect_eq(a.net_in, 50000);
+    cr_expect_eq(a.net_out, 90000);
+    cr_expect_str_eq(a.version, "7.0.15");
+    cr_expect_eq(a.ncmds, 2);
+    cr_expect_str_eq(a.cmds[0].name, "get");
+    cr_expect_eq(a.cmds[0].calls, 800);
+    a.req_bytes = 1050; /* 50 in, 1000 out */
+    cr_assert_eq(tcb_info_parse(info_b, sizeof info_b - 1, &b), 0);
+    tcb_info_delta(&a, &b, &d);
+    cr_expect_eq(d.commands, 500); /* 501 minus the first INFO */
+    cr_expect_eq(d.net_in, 10000);
+    cr_expect_eq(d.net_out, 8100);
+    for (size_t i = 0; i < d.ncmds; i++) {
+        if (strcmp(d.cmds[i].name, "get") == 0)
+            cr_expect_eq(d.cmds[i].calls, 400);
+        if (strcmp(d.cmds[i].name, "info") == 0)
+            cr_expect_eq(d.cmds[i].calls, 0);
+        if (strcmp(d.cmds[i].name, "pttl") == 0)
+            cr_expect_eq(d.cmds[i].calls, 100);
+    }
+    cr_expect_eq(tcb_info_parse("# Nothing\r\nfoo:1\r\n", 19, &a), -1);
+    cr_expect_eq(tcb_info_parse(NULL, 0, &a), -1);
+}
