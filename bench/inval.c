@@ -405,11 +405,10 @@ static void print_text(const writer_t *w, const inval_res_t *r) {
            tcb_fmt_count(r->r_entries, b, sizeof b));
     printf("\n  invalidation rate of one listener: %s messages/s applied\n",
            tcb_fmt_count((uint64_t)r->recv_rate, a, sizeof a));
-    printf("    %s of %s published in %.1f s; the publisher offered %s msg/s and the backlog\n"
-           "    window was full %.0f%% of the time: %s\n",
+    printf("    %s of %s published in %.1f s; the publisher offered %s msg/s;\n",
            tcb_fmt_count(r->applied, b, sizeof b), tcb_fmt_count(r->published, c, sizeof c),
-           r->rate_secs, tcb_fmt_count((uint64_t)r->pub_rate, d, sizeof d),
-           100.0 * r->full_share,
+           r->rate_secs, tcb_fmt_count((uint64_t)r->pub_rate, d, sizeof d));
+    printf("    the backlog window was full %.0f%% of the time: %s\n", 100.0 * r->full_share,
            r->full_share > 0.5 ? "the listener was the bottleneck"
                                : "Redis or the publisher was the limit, the listener kept up");
     printf("    reader totals: %s received, %s applied, %llu malformed; listener %s\n\n",
