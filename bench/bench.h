@@ -2,11 +2,15 @@
  * bench.h - the pieces of tiercache-bench that every subcommand shares: the parsed
  * options, the Redis environment a run happens in, and the subcommand entry points.
  *
- *   main.c      CLI -> tcb_opts_t -> one of the tcb_cmd_* below
- *   env.c       Redis to run on (throwaway or --redis), unique key prefix, cleanup
- *   runner.c    threads x workload x mode -> latencies and counters
- *   mode_*.c    redis-only (raw hiredis cache-aside) and tiercache (tc_fetch)
- *   report.c    tables, JSON and CSV
+ *   main.c, cli.c      CLI -> tcb_opts_t -> one of the tcb_cmd_* below
+ *   env.c, server.c    Redis to run on (throwaway or --redis), key prefix, cleanup
+ *   session.c          preload -> warm-up -> measured window(s) for compare/miss/sweep
+ *   runner.c           threads x workload x mode -> latencies and counters
+ *   mode_*.c, preload.c  redis-only (raw hiredis cache-aside) and tiercache (tc_fetch)
+ *   workload.c, trace.c, source.c   keys, traces, the simulated source of truth
+ *   hist.c, redis_info.c, report.c, json.c   measuring and printing
+ *   fresh.c            stampede / failing-source measurements (answer kinds, timelines)
+ *   compare.c sweep.c replay.c micro.c inval.c stampede.c failing.c   the subcommands
  *
  * Everything the bench writes to Redis lives under "tcbench:<pid>:" and is deleted at
  * exit; nothing else is ever touched. Status lines go to stderr, results to stdout, so
@@ -35,6 +39,9 @@ typedef enum tcb_cmd {
     TCB_CMD_MICRO,
     TCB_CMD_INVAL,
     TCB_CMD_INVAL_READER, /* hidden: the reader process of `inval` */
+    TCB_CMD_STAMPEDE,
+    TCB_CMD_STAMPEDE_WORKER, /* hidden: one process of `stampede --procs P` */
+    TCB_CMD_FAILING,         /* failing-source */
     TCB_CMD_HELP,
 } tcb_cmd_t;
 
@@ -57,6 +64,7 @@ typedef struct tcb_opts {
     unsigned shards; /* 0: library default (compare) or 1 (replay) */
     uint64_t source_ns;
     uint64_t ttl_ms;
+    const char *ttl_arg; /* --ttl as given: its bare unit depends on the command */
     int preload;
     int json, quiet;
     uint64_t seed;
@@ -75,6 +83,10 @@ typedef struct tcb_opts {
     /* hidden inval-reader arguments */
     int reader_shm_fd;
     const char *reader_prefix, *reader_channel;
+    /* stampede, failing-source */
+    unsigned procs;
+    uint64_t load_ns, fail_after_ns, max_stale_ns, backoff_ns;
+    unsigned worker_slot; /* hidden stampede-worker argument */
     unsigned given; /* TCB_GIVEN_* bits: options the user set explicitly */
 } tcb_opts_t;
 
@@ -85,6 +97,7 @@ typedef struct tcb_opts {
 #define TCB_GIVEN_KEYS     0x10u
 #define TCB_GIVEN_SHARDS   0x20u
 #define TCB_GIVEN_VSIZE    0x40u
+#define TCB_GIVEN_TTL      0x80u
 
 /* Set by SIGINT/SIGTERM: runs stop early, cleanup still happens. */
 extern volatile sig_atomic_t tcb_interrupted;
@@ -119,6 +132,11 @@ uint64_t tcb_now_ns(void);
 /* Status line on stderr unless --quiet: "tiercache-bench: ..." */
 void tcb_status(const tcb_opts_t *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* environ with NAME=value put first, for a re-executed child: secrets such as a Redis
+ * password travel this way rather than in argv, where ps shows them. Built before fork
+ * (the child may only call async-signal-safe functions). NULL on ENOMEM. */
+char **tcb_child_env(const char *name, const char *value);
+void tcb_child_env_free(char **env);
 /* L1 capacity for a run over nkeys keys: entries cap (0 none) and byte budget. */
 void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *entries,
                      uint64_t *bytes);
@@ -130,5 +148,8 @@ int tcb_cmd_replay(const tcb_opts_t *o);
 int tcb_cmd_micro(const tcb_opts_t *o);
 int tcb_cmd_inval(const tcb_opts_t *o, const char *self_exe);
 int tcb_cmd_inval_reader(const tcb_opts_t *o);
+int tcb_cmd_stampede(const tcb_opts_t *o, const char *self_exe);
+int tcb_cmd_stampede_worker(const tcb_opts_t *o);
+int tcb_cmd_failing(const tcb_opts_t *o);
 
 #endif

@@ -33,6 +33,12 @@ enum {
     OPT_SHM_FD,
     OPT_PREFIX,
     OPT_CHANNEL,
+    OPT_PROCS,
+    OPT_LOAD,
+    OPT_FAIL_AFTER,
+    OPT_MAX_STALE,
+    OPT_BACKOFF,
+    OPT_SLOT,
 };
 
 static const struct option long_opts[] = {
@@ -66,6 +72,12 @@ static const struct option long_opts[] = {
     {"shm-fd", required_argument, NULL, OPT_SHM_FD},
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"channel", required_argument, NULL, OPT_CHANNEL},
+    {"procs", required_argument, NULL, OPT_PROCS},
+    {"load-ms", required_argument, NULL, OPT_LOAD},
+    {"fail-after", required_argument, NULL, OPT_FAIL_AFTER},
+    {"max-stale", required_argument, NULL, OPT_MAX_STALE},
+    {"backoff", required_argument, NULL, OPT_BACKOFF},
+    {"slot", required_argument, NULL, OPT_SLOT},
     {NULL, 0, NULL, 0},
 };
 
@@ -119,7 +131,8 @@ void tcb_cli_usage(FILE *f) {
         "                         replay: 1, so sharding does not blur the LRU figure)\n"
         "      --source-latency D time to load one value from the simulated source of\n"
         "                         truth on a Redis miss (default 1ms; 0 allowed; bare = ms)\n"
-        "      --ttl DUR          TTL of cached values (default 10m; bare = s)\n"
+        "      --ttl DUR          TTL of cached values (default 10m; bare = s; stampede and\n"
+        "                         failing-source: default 500ms, bare = ms)\n"
         "      --no-preload       start with Redis empty (default: every key is written to\n"
         "                         Redis before the run, so the comparison is steady state)\n"
         "      --seed N           random seed (default 1); same seed, same key sequence\n"
@@ -133,6 +146,16 @@ void tcb_cli_usage(FILE *f) {
         "      --pct LIST         replay: capacities as % of the trace's distinct keys\n"
         "      --count N          inval: writes timed for the latency (default 2000)\n"
         "\n"
+        "Freshness (stampede, failing-source; -t, -d and --ttl apply too):\n"
+        "      --load-ms DUR      time one load from the source takes (default 50; bare = ms)\n"
+        "      --procs P          stampede: processes sharing the hot key, each with -t\n"
+        "                         threads (default 1; the bench re-executes itself)\n"
+        "      --fail-after DUR   failing-source: every load fails from then on (default 2s;\n"
+        "                         bare = s)\n"
+        "      --max-stale DUR    failing-source: fail-safe's longest stale age (default 3s)\n"
+        "      --backoff DUR      failing-source: fail-safe's back-off after a failed reload\n"
+        "                         (default 500; bare = ms)\n"
+        "\n"
         "Output:\n"
         "  -j, --json             print results as JSON on stdout (status stays on stderr)\n"
         "  -q, --quiet            no status lines or progress bar\n"
@@ -145,7 +168,9 @@ void tcb_cli_usage(FILE *f) {
         "  tiercache-bench sweep --out /tmp/sweep\n"
         "  tiercache-bench replay ../shared/traces/lirs-sprite.txt.gz --entries 707\n"
         "  tiercache-bench micro -t 2\n"
-        "  tiercache-bench inval\n",
+        "  tiercache-bench inval\n"
+        "  tiercache-bench stampede --procs 2 -t 16\n"
+        "  tiercache-bench failing-source --max-stale 5s\n",
         f);
 }
 
@@ -175,6 +200,11 @@ void tcb_opts_defaults(tcb_opts_t *o) {
     memcpy(o->sweep_pcts, sizes, sizeof sizes);
     o->inval_count = 2000;
     o->reader_shm_fd = -1;
+    o->procs = 1;
+    o->load_ns = 50000000ull;
+    o->fail_after_ns = 2000000000ull;
+    o->max_stale_ns = 3000000000ull;
+    o->backoff_ns = 500000000ull;
 }
 
 static int bad(const char *opt, const char *val, const char *want) {
@@ -258,6 +288,40 @@ static int parse_entries(tcb_opts_t *o, const char *v) {
     return 0;
 }
 
+/* The freshness scenarios' options. Returns 0, -1 on a bad value. */
+static int apply_fresh_opt(tcb_opts_t *o, int c, const char *v) {
+    uint64_t u;
+    switch (c) {
+    case OPT_PROCS:
+        if (parse_uint("--procs", v, 1, 64, &u) != 0)
+            return -1;
+        o->procs = (unsigned)u;
+        return 0;
+    case OPT_LOAD:
+        if (parse_dur("--load-ms", v, 1000000ull, &o->load_ns) != 0)
+            return -1;
+        return o->load_ns <= 60000000000ull ? 0 : bad("--load-ms", v, "at most 60 s");
+    case OPT_FAIL_AFTER:
+        return parse_dur("--fail-after", v, 1000000000ull, &o->fail_after_ns);
+    case OPT_MAX_STALE:
+        if (parse_dur("--max-stale", v, 1000000000ull, &o->max_stale_ns) != 0)
+            return -1;
+        return o->max_stale_ns >= 1000000ull ? 0 : bad("--max-stale", v, "at least 1ms");
+    case OPT_BACKOFF:
+        if (parse_dur("--backoff", v, 1000000ull, &o->backoff_ns) != 0)
+            return -1;
+        if (o->backoff_ns < 1000000ull || o->backoff_ns > 3600000000000ull)
+            return bad("--backoff", v, "expected 1ms to 1h");
+        return 0;
+    case OPT_SLOT:
+        if (parse_uint("--slot", v, 0, 63, &u) != 0)
+            return -1;
+        o->worker_slot = (unsigned)u;
+        return 0;
+    }
+    return -1;
+}
+
 /* Options shared by every command. Returns 0, -1 on a bad value. */
 static int apply_opt(tcb_opts_t *o, int c, const char *v) {
     uint64_t u;
@@ -316,10 +380,9 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         return 0;
     case OPT_SOURCE:
         return parse_dur("--source-latency", v, 1000000ull, &o->source_ns);
-    case OPT_TTL:
-        if (parse_dur("--ttl", v, 1000000000ull, &u) != 0 || u < 1000000ull)
-            return bad("--ttl", v, "must be at least 1ms");
-        o->ttl_ms = u / 1000000ull;
+    case OPT_TTL: /* parsed once the command is known: its bare unit depends on it */
+        o->given |= TCB_GIVEN_TTL;
+        o->ttl_arg = v;
         return 0;
     case OPT_NO_PRELOAD:
         o->preload = 0;
@@ -357,7 +420,7 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         o->reader_channel = v;
         return 0;
     }
-    return -1;
+    return apply_fresh_opt(o, c, v);
 }
 
 static int parse_command(tcb_opts_t *o, const char *w) {
@@ -371,6 +434,9 @@ static int parse_command(tcb_opts_t *o, const char *w) {
                 {"micro", TCB_CMD_MICRO},
                 {"inval", TCB_CMD_INVAL},
                 {"inval-reader", TCB_CMD_INVAL_READER},
+                {"stampede", TCB_CMD_STAMPEDE},
+                {"stampede-worker", TCB_CMD_STAMPEDE_WORKER},
+                {"failing-source", TCB_CMD_FAILING},
                 {"help", TCB_CMD_HELP}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(w, cmds[i].name) == 0) {
@@ -380,13 +446,43 @@ static int parse_command(tcb_opts_t *o, const char *w) {
     }
     fprintf(stderr,
             "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
-            "inval; see --help)\n",
+            "inval, stampede, failing-source; see --help)\n",
             w);
     return -1;
 }
 
+static int is_fresh_cmd(tcb_cmd_t c) {
+    return c == TCB_CMD_STAMPEDE || c == TCB_CMD_STAMPEDE_WORKER || c == TCB_CMD_FAILING;
+}
+
+/* --ttl: a bare number is seconds for the long-lived caches of compare and sweep, and
+ * milliseconds for the freshness scenarios, whose TTLs are a fraction of a second. */
+static int parse_ttl(tcb_opts_t *o) {
+    uint64_t u;
+    if (!(o->given & TCB_GIVEN_TTL)) {
+        if (is_fresh_cmd(o->cmd))
+            o->ttl_ms = 500;
+        return 0;
+    }
+    uint64_t bare = is_fresh_cmd(o->cmd) ? 1000000ull : 1000000000ull;
+    if (parse_dur("--ttl", o->ttl_arg, bare, &u) != 0 || u < 1000000ull)
+        return bad("--ttl", o->ttl_arg, "must be at least 1ms");
+    o->ttl_ms = u / 1000000ull;
+    return 0;
+}
+
+static void fresh_defaults(tcb_opts_t *o) {
+    int stampede = o->cmd == TCB_CMD_STAMPEDE;
+    if (!(o->given & TCB_GIVEN_THREADS))
+        o->threads = stampede ? 32 : 4;
+    if (!(o->given & TCB_GIVEN_DURATION))
+        o->duration_ns = stampede ? 5000000000ull : 8000000000ull;
+}
+
 /* Defaults that depend on the command, for options the user left alone. */
 static void command_defaults(tcb_opts_t *o) {
+    if (o->cmd == TCB_CMD_STAMPEDE || o->cmd == TCB_CMD_FAILING)
+        fresh_defaults(o);
     if (o->cmd == TCB_CMD_SWEEP) {
         if (!(o->given & TCB_GIVEN_DURATION))
             o->duration_ns = 3000000000ull;
@@ -458,6 +554,10 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
         return 1;
     }
     command_defaults(o);
+    if (parse_ttl(o) != 0)
+        return -1;
+    if (o->cmd == TCB_CMD_FAILING && o->fail_after_ns >= o->duration_ns)
+        return bad("--fail-after", "", "must be shorter than --duration");
     if (o->cmd == TCB_CMD_MICRO && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
         return bad("--workload", "", "micro draws resident keys from zipf or uniform");
     return check_positionals(o, argc, argv, first);

@@ -10,6 +10,7 @@
 #include "redis_info.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,31 @@ void tcb_status(const tcb_opts_t *o, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+char **tcb_child_env(const char *name, const char *value) {
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    size_t len = strlen(name) + strlen(value) + 2;
+    char *var = malloc(len);
+    if (!env || !var) {
+        free(env);
+        free(var);
+        return NULL;
+    }
+    snprintf(var, len, "%s=%s", name, value);
+    env[0] = var; /* first, so it wins over a stale copy in environ */
+    memcpy(env + 1, environ, n * sizeof *env);
+    return env;
+}
+
+void tcb_child_env_free(char **env) {
+    if (env)
+        free(env[0]);
+    free(env);
 }
 
 void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *entries,

@@ -180,36 +180,9 @@ static int write_key(tc_cache_t *c, uint64_t id, uint64_t version) {
     return tc_set(c, key, TCB_KEY_LEN, val, sizeof val, 0);
 }
 
-/* environ plus the reader's URL (passed this way, not in argv, so a password in it does
- * not show in ps). Built before fork: the child may only call async-signal-safe functions. */
-static char **reader_env(const char *url) {
-    extern char **environ;
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 2, sizeof *env);
-    size_t len = strlen(URL_ENV) + strlen(url) + 2;
-    char *var = malloc(len);
-    if (!env || !var) {
-        free(env);
-        free(var);
-        return NULL;
-    }
-    snprintf(var, len, "%s=%s", URL_ENV, url);
-    env[0] = var; /* first, so it wins over a stale copy in environ */
-    memcpy(env + 1, environ, n * sizeof *env);
-    return env;
-}
-
-static void free_env(char **env) {
-    if (env)
-        free(env[0]);
-    free(env);
-}
-
 static int spawn_reader(writer_t *w, const char *self_exe) {
     int in[2] = {-1, -1}, out[2] = {-1, -1};
-    char **env = reader_env(w->env.url);
+    char **env = tcb_child_env(URL_ENV, w->env.url);
     if (!env || pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
         for (int i = 0; i < 2; i++) {
             if (in[i] >= 0)
@@ -217,7 +190,7 @@ static int spawn_reader(writer_t *w, const char *self_exe) {
             if (out[i] >= 0)
                 close(out[i]);
         }
-        free_env(env);
+        tcb_child_env_free(env);
         return -1;
     }
     char fd[16], count[32];
@@ -233,7 +206,7 @@ static int spawn_reader(writer_t *w, const char *self_exe) {
         execve(self_exe, (char *const *)argv, env);
         _exit(127);
     }
-    free_env(env);
+    tcb_child_env_free(env);
     close(in[0]);
     close(out[1]);
     if (pid < 0)

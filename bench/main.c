@@ -46,6 +46,12 @@ int main(int argc, char **argv) {
         return tcb_cmd_inval(&o, "/proc/self/exe");
     case TCB_CMD_INVAL_READER:
         return tcb_cmd_inval_reader(&o);
+    case TCB_CMD_STAMPEDE:
+        return tcb_cmd_stampede(&o, "/proc/self/exe");
+    case TCB_CMD_STAMPEDE_WORKER:
+        return tcb_cmd_stampede_worker(&o);
+    case TCB_CMD_FAILING:
+        return tcb_cmd_failing(&o);
     case TCB_CMD_HELP:
         break;
     }

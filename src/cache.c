@@ -376,6 +376,15 @@ static int needs_pool(const tc_cache_t *c) {
     return c->ext || f->load_soft_timeout_ms || f->load_hard_timeout_ms;
 }
 
+/* The CPU-based default, halved while a shard's share of the budget could not hold two
+ * values of l1_max_value_bytes (a large value must fit one shard to be kept at all). */
+static unsigned default_shards(const tc_config_t *cfg) {
+    unsigned n = tc__default_shards();
+    while (n > 1 && cfg->l1_max_bytes / n < 2 * cfg->l1_max_value_bytes)
+        n >>= 1;
+    return n;
+}
+
 static int open_l1(tc_cache_t *c) {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
@@ -384,7 +393,7 @@ static int open_l1(tc_cache_t *c) {
         .max_bytes = c->cfg.l1_max_bytes,
         .max_entries = c->cfg.l1_max_entries,
         .max_value_bytes = c->cfg.l1_max_value_bytes,
-        .shards = c->cfg.l1_shards ? c->cfg.l1_shards : tc__default_shards(),
+        .shards = c->cfg.l1_shards ? c->cfg.l1_shards : default_shards(&c->cfg),
         .seed = seed,
     };
     return tc__l1_open(&o, &c->l1);

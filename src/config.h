@@ -38,7 +38,8 @@ void tc__endpoint_deinit(tc__endpoint_t *ep);
 int tc__config_validate(const tc_config_t *cfg, tc_error_t *err);
 
 /* Shard count for cfg->l1_shards == 0: a power of two from the online CPU count
- * (4 shards per CPU, at least 8, at most 1024). */
+ * (16 shards per CPU, at least 16, at most 1024). tc_open may lower it so that every shard
+ * can hold a value of l1_max_value_bytes. */
 unsigned tc__default_shards(void);
 
 /* "256MiB" -> bytes (see tc_config_from_env for the units). Returns 0 or TC_EINVAL. */

@@ -84,13 +84,16 @@ struct tc__pending {
     unsigned char key[];
 };
 
+/* The first cache line holds everything a hit writes (lock, LRU head, hit/miss counters),
+ * so a hit moves one shard line between cores, not two. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
-    tc_ref_t *entries;      /* uthash head = LRU head (oldest) */
+    tc_ref_t *entries; /* uthash head = LRU head (oldest) */
+    uint64_t hits, misses;
     tc__pending_t *pending; /* uthash head */
     size_t bytes, budget;
     size_t count, max_count;
-    uint64_t hits, misses, evictions, expirations, rejected, waits;
+    uint64_t evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
 
 struct tc__l1 {

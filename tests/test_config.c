@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define P "TCTEST_"
 
@@ -80,7 +81,11 @@ Test(config, defaults_validate) {
 
 Test(config, default_shards) {
     unsigned n = tc__default_shards();
-    cr_assert(n >= 8 && n <= 1024, "shards %u", n);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = ncpu > 64 ? 1024u : 16u * (unsigned)(ncpu < 1 ? 1 : ncpu);
+    cr_assert(n >= 16 && n <= 1024, "shards %u", n);
+    cr_assert(n >= want || n == 1024, "shards %u for %ld CPUs", n, ncpu);
+    cr_assert(n < 2 * want || n == 16, "shards %u is more than the next power of two", n);
     cr_assert_eq(n & (n - 1), 0, "shards %u not a power of two", n);
 }
 
