@@ -16,7 +16,7 @@
  * waited on the load can fail it. Sliding expiration is never polled with tc_get, since
  * every hit would extend the life being measured.
  */
-/* tc-test-labels: integration */
+/* tc-test-labels: integration concurrency */
 #include "peer.h"
 #include "redis_server.h"
 #include "tiercache.h"

@@ -13,7 +13,7 @@
  * process arrives while the lock is held; the bounds on waits are generous (the lock's
  * TTL give or take a few hundred ms) because two shared cores are slow to wake a process.
  */
-/* tc-test-labels: integration fault */
+/* tc-test-labels: integration fault concurrency */
 #include "peer.h"
 #include "redis_server.h"
 #include "tiercache.h"
