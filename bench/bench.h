@@ -87,7 +87,7 @@ typedef struct tcb_opts {
     unsigned procs;
     uint64_t load_ns, fail_after_ns, max_stale_ns, backoff_ns;
     unsigned worker_slot; /* hidden stampede-worker argument */
-    unsigned given; /* TCB_GIVEN_* bits: options the user set explicitly */
+    unsigned given;       /* TCB_GIVEN_* bits: options the user set explicitly */
 } tcb_opts_t;
 
 #define TCB_GIVEN_DURATION 0x1u

@@ -13,9 +13,16 @@
  *
  * Each thread keeps a timeline (fresh.h) of its answers, by the instant they returned;
  * the loader records its calls, under a mutex, in one more. The run merges them, prints
- * one row per 500 ms and a summary: the stale span (first failed load to last stale
- * answer), failed loader calls per second from the first failure on, and the answers'
- * error share from the moment the source started failing.
+ * one row per 500 ms and a summary, all of it counted from the first failed load (the
+ * moment the cache learns of the failure; until the key expires it had no reason to ask):
+ * the stale span (first failed load to last stale answer), failed loader calls per second
+ * (while stale values were served, and after), and the share of answers that were errors.
+ * The readers move their timelines' split to the first failed load as soon as the loader
+ * has published it, so those shares count exactly the answers from then on.
+ *
+ * Readers run in a closed loop, so a share of answers weighs a stale hit (under a
+ * microsecond) like an error that waited for a failing load (a whole load time): the
+ * timeline, and the instant the first error was answered, say when errors began.
  */
 #include "bench.h"
 
@@ -41,7 +48,8 @@ typedef struct fs_run {
     tc_cache_t *cache;
     tcb_source_t src;
     atomic_uint_fast64_t t0; /* 0 until the measured run starts: loads before are not timed */
-    pthread_mutex_t mu;      /* loads, and the start gate */
+    atomic_uint_fast64_t first_fail; /* ns since t0 of the first failed load, or NONE */
+    pthread_mutex_t mu;              /* loads, and the start gate */
     pthread_cond_t cv;
     int gate; /* 0 closed, 1 open, -1 abandoned */
     tcb_timeline_t loads;
@@ -66,6 +74,9 @@ static int fs_loader(void *arg, const void *key, size_t klen, tc_load_t *ld) {
         pthread_mutex_lock(&r->mu);
         tcb_tl_load(&r->loads, now - t0, failing);
         pthread_mutex_unlock(&r->mu);
+        uint_fast64_t none = TCB_TL_NONE;
+        if (failing)
+            atomic_compare_exchange_strong(&r->first_fail, &none, now - t0);
     }
     tcb_source_wait(&r->src);
     if (failing)
@@ -118,13 +129,14 @@ static void *reader_main(void *arg) {
     while (now < d && !tcb_interrupted) {
         tcb_answer_t kind = read_once(r);
         now = tcb_now_ns() - t0;
+        t->tl.split_ns = atomic_load_explicit(&r->first_fail, memory_order_relaxed);
         tcb_tl_answer(&t->tl, now, kind);
     }
     return NULL;
 }
 
 static int open_cache(fs_run_t *r) {
-    char prefix[128], channel[128];
+    char prefix[128], channel[160];
     snprintf(prefix, sizeof prefix, "%sfs:%s:", r->env->prefix, r->failsafe ? "on" : "off");
     snprintf(channel, sizeof channel, "%sinval", prefix);
     tc_config_t cfg;
@@ -167,8 +179,9 @@ static int measure(fs_run_t *r, fs_thread_t *ts) {
 }
 
 static int init_timelines(fs_run_t *r, fs_thread_t *ts) {
-    uint64_t d = r->o->duration_ns, split = r->o->fail_after_ns;
-    int rc = tcb_tl_init(&r->loads, d, BUCKET_NS, split) | tcb_tl_init(&r->all, d, BUCKET_NS, split);
+    uint64_t d = r->o->duration_ns, split = TCB_TL_NONE; /* moved at the first failure */
+    int rc =
+        tcb_tl_init(&r->loads, d, BUCKET_NS, split) | tcb_tl_init(&r->all, d, BUCKET_NS, split);
     for (unsigned i = 0; i < r->o->threads; i++) {
         ts[i].r = r;
         rc |= tcb_tl_init(&ts[i].tl, d, BUCKET_NS, split);
@@ -208,13 +221,16 @@ static void print_cell(const tcb_tl_bucket_t *b) {
         printf("  %7s %7s %7s %6llu", "-", "-", "-", (unsigned long long)b->loads);
         return;
     }
-    printf("  %6.1f%% %6.1f%% %6.1f%% %6llu", 100.0 * (double)b->answers[TCB_ANS_FRESH] / (double)n,
-           100.0 * (double)b->answers[TCB_ANS_STALE] / (double)n,
-           100.0 * (double)b->answers[TCB_ANS_ERROR] / (double)n, (unsigned long long)b->loads);
+    char f[16], s[16], e[16];
+    printf("  %7s %7s %7s %6llu",
+           tcb_fmt_pct(100.0 * (double)b->answers[TCB_ANS_FRESH] / (double)n, f, sizeof f),
+           tcb_fmt_pct(100.0 * (double)b->answers[TCB_ANS_STALE] / (double)n, s, sizeof s),
+           tcb_fmt_pct(100.0 * (double)b->answers[TCB_ANS_ERROR] / (double)n, e, sizeof e),
+           (unsigned long long)b->loads);
 }
 
 static void print_timeline(const fs_run_t *runs) {
-    printf("  %-6s   %-30s   %-30s\n", "", "fail-safe off", "fail-safe on");
+    printf("  %-6s  %-30s  %s\n", "", "fail-safe off", "fail-safe on");
     printf("  %-6s", "time");
     for (int i = 0; i < 2; i++)
         printf("  %7s %7s %7s %6s", "fresh", "stale", "error", "loads");
@@ -227,49 +243,81 @@ static void print_timeline(const fs_run_t *runs) {
     }
 }
 
+static void summary_row(const char *label, const char *off, const char *on) {
+    printf("  %-46s %14s %14s\n", label, off, on);
+}
+
+/* An instant or a duration in seconds; "-" when there is none. */
+static char *secs(uint64_t ns, char *buf) {
+    if (ns == TCB_TL_NONE)
+        snprintf(buf, 32, "-");
+    else
+        snprintf(buf, 32, "%.2f s", (double)ns / 1e9);
+    return buf;
+}
+
+static char *rate(double per_sec, char *buf) {
+    if (per_sec < 0)
+        snprintf(buf, 32, "-");
+    else
+        snprintf(buf, 32, "%.1f", per_sec);
+    return buf;
+}
+
 static void print_summary(const fs_run_t *runs) {
     tcb_fail_summary_t s[2];
+    char a[32], b[32];
     for (int i = 0; i < 2; i++)
         tcb_tl_summarize(&runs[i].all, runs[i].end_ns, &s[i]);
-    printf("\n  %-48s %14s %14s\n", "", "fail-safe off", "fail-safe on");
-    printf("  %-48s", "first failed load at");
-    for (int i = 0; i < 2; i++)
-        if (s[i].failed)
-            printf(" %12.2f s", (double)runs[i].all.first_fail_ns / 1e9);
-        else
-            printf(" %14s", "none");
-    printf("\n  %-48s %12.2f s %12.2f s\n", "stale answers served after it, for",
-           s[0].stale_secs, s[1].stale_secs);
-    printf("  %-48s %14.1f %14.1f\n", "loader calls per second while failing",
-           s[0].loads_per_sec, s[1].loads_per_sec);
-    printf("  %-48s %13.1f%% %13.1f%%\n", "error rate of answers while failing",
-           100.0 * s[0].error_share, 100.0 * s[1].error_share);
-    printf("  %-48s %13.1f%% %13.1f%%\n", "stale answers while failing",
-           100.0 * s[0].stale_share, 100.0 * s[1].stale_share);
-    printf("  %-48s %14s %14s\n", "answers while failing",
-           tcb_fmt_count(s[0].tail_answers, (char[32]){0}, 32),
-           tcb_fmt_count(s[1].tail_answers, (char[32]){0}, 32));
+    printf("\n");
+    summary_row("", "fail-safe off", "fail-safe on");
+    summary_row("first failed load at", secs(runs[0].all.first_fail_ns, a),
+                secs(runs[1].all.first_fail_ns, b));
+    summary_row("stale answers served after it for", secs((uint64_t)(s[0].stale_secs * 1e9), a),
+                secs((uint64_t)(s[1].stale_secs * 1e9), b));
+    summary_row("first error answered at", secs(runs[0].all.first_error_ns, a),
+                secs(runs[1].all.first_error_ns, b));
+    summary_row("loader calls / s from the first failure", rate(s[0].loads_per_sec, a),
+                rate(s[1].loads_per_sec, b));
+    summary_row("  ... while stale answers were served", rate(s[0].stale_loads_per_sec, a),
+                rate(s[1].stale_loads_per_sec, b));
+    summary_row("  ... after the last stale answer", rate(s[0].after_loads_per_sec, a),
+                rate(s[1].after_loads_per_sec, b));
+    summary_row("answers from the first failure", tcb_fmt_count(s[0].tail_answers, a, 32),
+                tcb_fmt_count(s[1].tail_answers, b, 32));
+    summary_row("  ... errors (error rate)", tcb_fmt_pct(100.0 * s[0].error_share, a, 32),
+                tcb_fmt_pct(100.0 * s[1].error_share, b, 32));
+    summary_row("  ... stale", tcb_fmt_pct(100.0 * s[0].stale_share, a, 32),
+                tcb_fmt_pct(100.0 * s[1].stale_share, b, 32));
 }
 
 static void print_text(const tcb_opts_t *o, const tcb_env_t *env, const fs_run_t *runs) {
     char load[32], backoff[32];
-    printf("\ntiercache-bench failing-source: one hot key, %u thread(s), TTL %llu ms (no "
-           "jitter), loads take %s;\n  every load fails from %.2f s on; fail-safe on = max "
-           "stale %.2f s, back-off %s;\n  %.1f s per run; %s\n\n",
-           o->threads, (unsigned long long)o->ttl_ms,
+    printf("\ntiercache-bench failing-source: one hot key read in a tight loop by %u "
+           "thread%s;\n  TTL %llu ms (no jitter), loads take %s and every one fails from "
+           "%.2f s on;\n  fail-safe on = max stale %.2f s, back-off %s; %.1f s per run; %s\n\n",
+           o->threads, o->threads == 1 ? "" : "s", (unsigned long long)o->ttl_ms,
            tcb_fmt_ns((double)o->load_ns, load, sizeof load), (double)o->fail_after_ns / 1e9,
-           (double)o->max_stale_ns / 1e9, tcb_fmt_ns((double)o->backoff_ns, backoff, sizeof backoff),
-           (double)o->duration_ns / 1e9, env->owned ? "throwaway redis-server" : env->url_shown);
+           (double)o->max_stale_ns / 1e9,
+           tcb_fmt_ns((double)o->backoff_ns, backoff, sizeof backoff),
+           (double)o->duration_ns / 1e9,
+           env->owned ? "throwaway redis-server" : env->url_shown);
     print_timeline(runs);
     print_summary(runs);
-    printf("\n  rows: answers returned in each 500 ms (fresh / stale / error shares) and loader "
-           "calls\n  started in it; \"while failing\" counts from --fail-after (answers) or "
-           "from the first\n  failed load (loader calls) to the end of the run\n");
+    printf("\n  rows: shares of the answers returned in each 500 ms, and loader calls started "
+           "in it;\n  the summary counts from the first failed load to the end of the run\n");
     for (int i = 0; i < 2; i++)
         if (runs[i].err[0])
             printf("  fail-safe %s: errors other than the failing loader's (first: %s)\n",
                    runs[i].failsafe ? "on" : "off", runs[i].err);
     printf("\n");
+}
+
+static void json_rate(tcb_json_t *j, const char *key, double per_sec) {
+    if (per_sec < 0)
+        tcb_json_null(j, key);
+    else
+        tcb_json_dbl(j, key, per_sec);
 }
 
 static void json_run(tcb_json_t *j, const fs_run_t *r) {
@@ -295,10 +343,16 @@ static void json_run(tcb_json_t *j, const fs_run_t *r) {
     else
         tcb_json_null(j, "first_failed_load_s");
     tcb_json_dbl(j, "stale_served_s", s.stale_secs);
+    if (r->all.first_error_ns != TCB_TL_NONE)
+        tcb_json_dbl(j, "first_error_s", (double)r->all.first_error_ns / 1e9);
+    else
+        tcb_json_null(j, "first_error_s");
     tcb_json_dbl(j, "failing_loads_per_sec", s.loads_per_sec);
+    json_rate(j, "failing_loads_per_sec_while_stale", s.stale_loads_per_sec);
+    json_rate(j, "failing_loads_per_sec_after_stale", s.after_loads_per_sec);
+    tcb_json_u64(j, "answers_while_failing", s.tail_answers);
     tcb_json_dbl(j, "error_share_while_failing", s.error_share);
     tcb_json_dbl(j, "stale_share_while_failing", s.stale_share);
-    tcb_json_u64(j, "answers_while_failing", s.tail_answers);
     tcb_json_u64(j, "loads", r->all.loads);
     tcb_json_u64(j, "failed_loads", r->all.failed_loads);
     tcb_json_str(j, "first_other_error", r->err[0] ? r->err : NULL);
@@ -338,6 +392,7 @@ int tcb_cmd_failing(const tcb_opts_t *o) {
         runs[i].src.latency_ns = o->load_ns;
         runs[i].src.vsize = (tcb_vsize_t){.kind = TCB_VS_FIXED, .a = VALUE_LEN};
         atomic_init(&runs[i].t0, 0);
+        atomic_init(&runs[i].first_fail, TCB_TL_NONE);
         pthread_mutex_init(&runs[i].mu, NULL);
         pthread_cond_init(&runs[i].cv, NULL);
     }

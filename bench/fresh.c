@@ -1,9 +1,10 @@
 /*
  * fresh.c - answer classification, timelines and the failing-source summary (fresh.h).
  *
- * Invariants: every answer recorded is in exactly one bucket and, from split_ns on, in
- * tail[] too; first_fail_ns only moves earlier and last_stale_ns only later, so merging
- * per-thread timelines in any order gives the same result.
+ * Invariants: every answer recorded is in exactly one bucket and, when at or after the
+ * split, in tail[] too; first_fail_ns and first_error_ns only move earlier and
+ * last_stale_ns only later; fail_at holds one instant per failed load (unordered). So
+ * merging per-thread timelines in any order gives the same result.
  */
 #include "fresh.h"
 
@@ -36,14 +37,17 @@ int tcb_tl_init(tcb_timeline_t *tl, uint64_t duration_ns, uint64_t bucket_ns,
     tl->bucket_ns = bucket_ns;
     tl->split_ns = split_ns;
     tl->first_fail_ns = TCB_TL_NONE;
+    tl->first_error_ns = TCB_TL_NONE;
     tl->last_stale_ns = TCB_TL_NONE;
     return 0;
 }
 
 void tcb_tl_free(tcb_timeline_t *tl) {
     free(tl->b);
+    free(tl->fail_at);
     tl->b = NULL;
-    tl->nbuckets = 0;
+    tl->fail_at = NULL;
+    tl->nbuckets = tl->nfail_at = tl->cap_fail_at = 0;
 }
 
 size_t tcb_tl_index(const tcb_timeline_t *tl, uint64_t t_ns) {
@@ -57,16 +61,39 @@ void tcb_tl_answer(tcb_timeline_t *tl, uint64_t t_ns, tcb_answer_t kind) {
         tl->tail[kind]++;
     if (kind == TCB_ANS_STALE && (tl->last_stale_ns == TCB_TL_NONE || t_ns > tl->last_stale_ns))
         tl->last_stale_ns = t_ns;
+    if (kind == TCB_ANS_ERROR && t_ns < tl->first_error_ns)
+        tl->first_error_ns = t_ns;
 }
 
-void tcb_tl_load(tcb_timeline_t *tl, uint64_t t_ns, int failed) {
+static int keep_fail(tcb_timeline_t *tl, uint64_t t_ns) {
+    if (tl->nfail_at == tl->cap_fail_at) {
+        size_t cap = tl->cap_fail_at ? 2 * tl->cap_fail_at : 64;
+        uint64_t *p = realloc(tl->fail_at, cap * sizeof *p);
+        if (!p)
+            return -1;
+        tl->fail_at = p;
+        tl->cap_fail_at = cap;
+    }
+    tl->fail_at[tl->nfail_at++] = t_ns;
+    return 0;
+}
+
+int tcb_tl_load(tcb_timeline_t *tl, uint64_t t_ns, int failed) {
     tl->b[tcb_tl_index(tl, t_ns)].loads++;
     tl->loads++;
     if (!failed)
-        return;
+        return 0;
     tl->failed_loads++;
     if (t_ns < tl->first_fail_ns)
         tl->first_fail_ns = t_ns;
+    return keep_fail(tl, t_ns);
+}
+
+uint64_t tcb_tl_failed_between(const tcb_timeline_t *tl, uint64_t from_ns, uint64_t to_ns) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < tl->nfail_at; i++)
+        n += tl->fail_at[i] >= from_ns && tl->fail_at[i] <= to_ns;
+    return n;
 }
 
 static uint64_t later(uint64_t a, uint64_t b) {
@@ -77,9 +104,12 @@ static uint64_t later(uint64_t a, uint64_t b) {
     return a > b ? a : b;
 }
 
+static uint64_t earlier(uint64_t a, uint64_t b) {
+    return a < b ? a : b; /* TCB_TL_NONE is the largest value */
+}
+
 int tcb_tl_merge(tcb_timeline_t *dst, const tcb_timeline_t *src) {
-    if (dst->nbuckets != src->nbuckets || dst->bucket_ns != src->bucket_ns ||
-        dst->split_ns != src->split_ns)
+    if (dst->nbuckets != src->nbuckets || dst->bucket_ns != src->bucket_ns)
         return -1;
     for (size_t i = 0; i < dst->nbuckets; i++) {
         for (int k = 0; k < TCB_ANS_KINDS; k++)
@@ -90,10 +120,17 @@ int tcb_tl_merge(tcb_timeline_t *dst, const tcb_timeline_t *src) {
         dst->tail[k] += src->tail[k];
     dst->loads += src->loads;
     dst->failed_loads += src->failed_loads;
-    if (src->first_fail_ns < dst->first_fail_ns)
-        dst->first_fail_ns = src->first_fail_ns;
+    dst->first_fail_ns = earlier(dst->first_fail_ns, src->first_fail_ns);
+    dst->first_error_ns = earlier(dst->first_error_ns, src->first_error_ns);
     dst->last_stale_ns = later(dst->last_stale_ns, src->last_stale_ns);
+    for (size_t i = 0; i < src->nfail_at; i++)
+        if (keep_fail(dst, src->fail_at[i]) != 0)
+            return -1;
     return 0;
+}
+
+static double per_sec(uint64_t n, uint64_t from_ns, uint64_t to_ns) {
+    return to_ns > from_ns ? (double)n / ((double)(to_ns - from_ns) / 1e9) : 0.0;
 }
 
 void tcb_tl_summarize(const tcb_timeline_t *tl, uint64_t end_ns, tcb_fail_summary_t *s) {
@@ -108,8 +145,14 @@ void tcb_tl_summarize(const tcb_timeline_t *tl, uint64_t end_ns, tcb_fail_summar
     if (ff == TCB_TL_NONE)
         return;
     s->failed = 1;
-    if (tl->last_stale_ns != TCB_TL_NONE && tl->last_stale_ns > ff)
-        s->stale_secs = (double)(tl->last_stale_ns - ff) / 1e9;
-    if (end_ns > ff)
-        s->loads_per_sec = (double)tl->failed_loads / ((double)(end_ns - ff) / 1e9);
+    s->loads_per_sec = per_sec(tl->failed_loads, ff, end_ns);
+    s->stale_loads_per_sec = s->after_loads_per_sec = -1.0;
+    uint64_t ls = tl->last_stale_ns;
+    if (ls == TCB_TL_NONE || ls <= ff)
+        return;
+    s->stale_secs = (double)(ls - ff) / 1e9;
+    s->stale_loads_per_sec = per_sec(tcb_tl_failed_between(tl, ff, ls), ff, ls);
+    if (end_ns > ls)
+        s->after_loads_per_sec =
+            per_sec(tcb_tl_failed_between(tl, ls + 1, UINT64_MAX), ls, end_ns);
 }

@@ -148,6 +148,24 @@ char *tcb_fmt_bytes(double v, char *buf, size_t cap) {
     return buf;
 }
 
+char *tcb_fmt_pct(double pct, char *buf, size_t cap) {
+    if (pct <= 0.0)
+        snprintf(buf, cap, "0%%");
+    else if (pct >= 100.0)
+        snprintf(buf, cap, "100%%");
+    else if (pct > 99.9) /* "100.0%" would hide the few that were not */
+        snprintf(buf, cap, ">99.9%%");
+    else if (pct >= 1.0)
+        snprintf(buf, cap, "%.1f%%", pct);
+    else if (pct >= 0.01)
+        snprintf(buf, cap, "%.2f%%", pct);
+    else if (pct >= 0.0001)
+        snprintf(buf, cap, "%.4f%%", pct);
+    else
+        snprintf(buf, cap, "<0.0001%%");
+    return buf;
+}
+
 char *tcb_fmt_ns(double ns, char *buf, size_t cap) {
     if (ns < 1e3)
         snprintf(buf, cap, "%.0f ns", ns);

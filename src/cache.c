@@ -124,8 +124,9 @@ static uint64_t unix_now_ms(void) {
 }
 
 void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned flags,
-                     tc__l2_meta_t *meta) {
+                     uint32_t load_ms, tc__l2_meta_t *meta) {
     meta->flags = flags;
+    meta->load_ms = load_ms;
     /* Only caches with stale windows need the fresh end; 0 means "fresh until PTTL". */
     meta->logical_expiry_ms = c->ext ? add_sat(unix_now_ms(), plan->fresh_ms) : 0;
 }
@@ -162,6 +163,7 @@ tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
                           memory_order_relaxed);
     x->ttl_ms = plan.fresh_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)plan.fresh_ms;
     x->slide_cap_ms = c->cfg.sliding_ttl ? add_sat(now, c->cfg.sliding_max_ms) : 0;
+    x->load_ms = tc__val_load_ms(v->val.load_class);
     if (v->val.flags & TC__VAL_FLAG_ABSENT)
         x->flags |= TC__ENTRY_ABSENT;
     return e;
@@ -277,7 +279,7 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     unsigned flags = TC__COMMIT_WRITE;
     if (c->l2) {
         tc__l2_meta_t meta;
-        tc__l2_meta_for(c, &plan, 0, &meta);
+        tc__l2_meta_for(c, &plan, 0, 0, &meta);
         rc = tc__l2_set_meta(c->l2, key, klen, value, vlen, plan.keep_ms, &meta, &e->version);
         if (rc == TC_EUNAVAILABLE)
             flags = TC__COMMIT_FORCE; /* Redis never saw it: L1 holds the caller's write */

@@ -49,7 +49,7 @@ tc_ref_t *tc__cache_entry(const tc_cache_t *c, const void *key, size_t klen, con
 void tc__stamp(const tc_cache_t *c, tc_ref_t *e, const tc__ttl_plan_t *plan, uint32_t load_ms);
 /* The L2 header metadata for a value stamped with plan (flags: TC__VAL_FLAG_ABSENT or 0). */
 void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned flags,
-                     tc__l2_meta_t *meta);
+                     uint32_t load_ms, tc__l2_meta_t *meta);
 /* An entry for a value read from Redis; its L1 life never exceeds the key's PTTL. */
 tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
                             const tc__l2_value_t *v);

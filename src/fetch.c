@@ -134,7 +134,8 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
         return e; /* the source changed while we loaded: serve it, cache nothing */
     if (c->l2) {
         tc__l2_meta_t meta;
-        tc__l2_meta_for(c, plan, flags, &meta);
+        const tc__entry_ext_t *x = tc__entry_ext(e);
+        tc__l2_meta_for(c, plan, flags, x ? x->load_ms : 0, &meta);
         tc__l2_value_t theirs;
         const void *data = tc_ref_data(e);
         size_t len = tc_ref_size(e);
@@ -247,14 +248,40 @@ static int finish_job(load_job_t *j, int status, tc_ref_t *value, tc_ref_t **out
     return status;
 }
 
+static void make_token(load_job_t *j) {
+    uint64_t r = tc__rand64(), r2 = tc__rand64();
+    snprintf(j->token, sizeof j->token, "%016llx%016llx", (unsigned long long)r,
+             (unsigned long long)r2);
+}
+
+/* A background refresh loads only if it can take the key's Redis lock: when another
+ * process holds it, that process is refreshing (or loading) the key, and its write will
+ * reach us as an invalidation. So a stale key is refreshed once per cluster. */
+static int refresh_elsewhere(load_job_t *j) {
+    tc_cache_t *c = j->c;
+    if (!c->l2 || !c->cfg.lock_ttl_ms)
+        return 0;
+    make_token(j);
+    int64_t pttl;
+    int rc = tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
+                         &pttl);
+    j->locked = rc == TC_OK;
+    return rc == 1;
+}
+
 /* The job's whole load (after the leader's Redis read and lock). */
 static int do_load(load_job_t *j, tc_ref_t **out) {
     tc_ref_t *value = NULL;
     int status;
-    if (j->refresh && fresher_in_l2(j, &value))
+    if (j->refresh && fresher_in_l2(j, &value)) {
         status = value ? TC_OK : TC_ENOTFOUND;
-    else
+    } else if (j->refresh && j->stale && refresh_elsewhere(j)) {
+        tc__entry_pin(j->stale); /* keep serving it; the other's write will replace it */
+        value = j->stale;
+        status = TC_OK;
+    } else {
         status = run_loader(j, &value);
+    }
     return finish_job(j, status, value, out);
 }
 
@@ -298,6 +325,11 @@ static int xfetch_due(const tc_cache_t *c, const tc__entry_ext_t *x, uint64_t no
     double left = (double)(fresh - now);
     if (x->load_ms == 0 || left > window * 40.0) /* e^-40: never, skip the log */
         return 0;
+    /* At millions of hits per second a per-hit probability fires as soon as it is not
+     * negligible, i.e. ~ln(rate * load) * load * beta before expiry, which for a short TTL
+     * is right after the last refresh. Never refresh in the first 3/4 of the TTL. */
+    if (left * 4.0 > (double)x->ttl_ms)
+        return 0;
     double u = (double)((tc__rand64() >> 11) + 1) / 9007199254740992.0;
     return left <= -window * log(u);
 }
@@ -311,9 +343,7 @@ enum { LOCK_HELD = 2, LOCK_NONE = 3 };
  * TC__ABSENT. */
 static int lock_or_wait(load_job_t *j, tc_ref_t **out) {
     tc_cache_t *c = j->c;
-    uint64_t r = tc__rand64(), r2 = tc__rand64();
-    snprintf(j->token, sizeof j->token, "%016llx%016llx", (unsigned long long)r,
-             (unsigned long long)r2);
+    make_token(j);
     uint64_t deadline = tc__now_ns() + (uint64_t)c->cfg.lock_wait_ms * 1000000u;
     int waited = 0;
     for (;;) {

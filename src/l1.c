@@ -91,6 +91,11 @@ typedef struct tc__shard {
     tc_ref_t *entries; /* uthash head = LRU head (oldest) */
     uint64_t hits, misses;
     tc__pending_t *pending; /* uthash head */
+    /* uthash's bucket array and mask, republished under the lock whenever the table is
+     * made, grown or freed, so a lookup can prefetch its bucket before taking the lock
+     * (relaxed atomics: a stale value only wastes a prefetch). */
+    _Atomic(UT_hash_bucket *) buckets;
+    atomic_uint bucket_mask;
     size_t bytes, budget;
     size_t count, max_count;
     uint64_t evictions, expirations, rejected, waits;
@@ -119,6 +124,22 @@ static size_t table_charge_locked(const tc__shard_t *s) {
            tc__alloc_charge(sizeof(UT_hash_table));
 }
 
+static void publish_buckets_locked(tc__shard_t *s) {
+    UT_hash_table *t = s->entries ? s->entries->hh.tbl : NULL;
+    atomic_store_explicit(&s->buckets, t ? t->buckets : NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->bucket_mask, t ? t->num_buckets - 1 : 0, memory_order_relaxed);
+}
+
+/* Start fetching key's bucket while we go for the lock: on a cold key the bucket is the
+ * first of the hit's cache misses, and a miss taken inside the lock is paid by every
+ * thread waiting on it. */
+static void prefetch_bucket(const tc__shard_t *s, uint64_t h) {
+    UT_hash_bucket *b = atomic_load_explicit(&s->buckets, memory_order_relaxed);
+    if (b)
+        __builtin_prefetch(
+            &b[(unsigned)h & atomic_load_explicit(&s->bucket_mask, memory_order_relaxed)]);
+}
+
 static void entry_unref(tc_ref_t *e) {
     tc_ref_release(e);
 }
@@ -126,6 +147,8 @@ static void entry_unref(tc_ref_t *e) {
 /* Unlink e from the table and drop L1's reference. */
 static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
     HASH_DELETE(hh, s->entries, e);
+    if (!s->entries)
+        publish_buckets_locked(s); /* the last delete freed the table */
     s->bytes -= tc__entry_charge(e);
     s->count--;
     entry_unref(e);
@@ -255,9 +278,16 @@ int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
     l1->max_value_bytes = opts->max_value_bytes;
     atomic_init(&l1->trusted, 1);
     atomic_init(&l1->flushes, 0);
+    /* Adaptive: a shard lock is held for a lookup and a few pointer writes, but that can
+     * include a DRAM miss (~170 ns); a thread that finds it taken should spin that long,
+     * not sleep in the kernel (a futex round trip costs microseconds: the profile of two
+     * threads on a Zipf workload spent most of its excess there). */
+    pthread_mutexattr_t spin_then_sleep;
+    pthread_mutexattr_init(&spin_then_sleep);
+    pthread_mutexattr_settype(&spin_then_sleep, PTHREAD_MUTEX_ADAPTIVE_NP);
     for (unsigned i = 0; i < n; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->lock, &spin_then_sleep);
         /* Shares of the budget sum exactly to the configured totals. */
         s->budget = opts->max_bytes / n + (i < opts->max_bytes % n ? 1 : 0);
         if (opts->max_entries) {
@@ -266,6 +296,7 @@ int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
                 s->budget = 0;
         }
     }
+    pthread_mutexattr_destroy(&spin_then_sleep);
     *out = l1;
     return TC_OK;
 }
@@ -337,8 +368,9 @@ static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size
 }
 
 int tc__l1_get(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref) {
-    uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
+    prefetch_bucket(s, h);
+    uint64_t now = tc__now_ms();
     pthread_mutex_lock(&s->lock);
     tc_ref_t *e = lookup_locked(s, h, key, klen, now);
     pthread_mutex_unlock(&s->lock);
@@ -437,6 +469,7 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
                 s->bytes += tc__entry_charge(e);
                 s->count++;
                 keep_chains_short_locked(s);
+                publish_buckets_locked(s);
                 /* Decide before evicting anyone: the table may just have doubled. */
                 if (tc__entry_charge(e) + table_charge_locked(s) > s->budget) {
                     remove_locked(s, e);
@@ -462,8 +495,10 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
 
 int tc__l1_fetch_begin2(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, int lookup,
                         tc_ref_t **ref, tc__pending_t **pout, uint64_t *snap, int *status) {
-    uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
+    if (lookup)
+        prefetch_bucket(s, h);
+    uint64_t now = tc__now_ms();
     *ref = NULL;
     *pout = NULL;
     pthread_mutex_lock(&s->lock);

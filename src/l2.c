@@ -771,6 +771,7 @@ static void push_value(l2_call_t *call, unsigned char *head, unsigned char *expi
                        size_t ttl_cap, const void *value, size_t vlen, uint64_t ttl_ms,
                        const tc__l2_meta_t *meta) {
     tc__val_head(meta ? meta->flags : 0, head);
+    head[3] = (unsigned char)(meta ? tc__val_load_class(meta->load_ms) : 0);
     tc__val_expiry(meta ? meta->logical_expiry_ms : 0, expiry);
     int n = snprintf(ttl, ttl_cap, "%llu", (unsigned long long)ttl_ms);
     push(call, head, TC__VAL_HEAD_LEN);

@@ -76,6 +76,7 @@ int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
 typedef struct tc__l2_meta {
     unsigned flags;             /* TC__VAL_FLAG_ABSENT for a cached absence */
     uint64_t logical_expiry_ms; /* unix ms when the value stops being fresh; 0 = none */
+    uint32_t load_ms;           /* how long the load took (header byte 3); 0 = unknown */
 } tc__l2_meta_t;
 
 /* tc__l2_set / tc__l2_add with header metadata (meta may be NULL). */

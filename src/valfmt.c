@@ -65,9 +65,25 @@ int tc__val_decode(const void *buf, size_t len, tc__val_t *v) {
     if (p[0] != TC__VAL_MAGIC || p[1] != TC__VAL_FORMAT)
         return -1;
     v->flags = p[2];
+    v->load_class = p[3];
     v->version = tc__get_be64(p + TC__VAL_HEAD_LEN);
     v->logical_expiry_ms = tc__get_be64(p + TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN);
     v->data = p + TC__VAL_HDR_LEN;
     v->len = len - TC__VAL_HDR_LEN;
     return 0;
+}
+
+unsigned tc__val_load_class(uint32_t ms) {
+    unsigned c = 0;
+    while (ms) { /* 1 + floor(log2(ms)) */
+        c++;
+        ms >>= 1;
+    }
+    return c;
+}
+
+uint32_t tc__val_load_ms(unsigned load_class) {
+    if (load_class == 0)
+        return 0;
+    return load_class > 32 ? UINT32_MAX : (uint32_t)1 << (load_class - 1);
 }

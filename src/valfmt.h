@@ -5,7 +5,8 @@
  *   0       1     magic 0xC7
  *   1       1     format version (1)
  *   2       1     flags (bit 0 reserved: "absent" marker for negative caching; others 0)
- *   3       1     reserved, 0
+ *   3       1     load-time class: 0 unknown, else the load took about 2^(c-1) ms; lets every
+ *                 process schedule early refreshes (XFetch), not only the one that loaded
  *   4       8     version, big-endian u64: assigned by Redis's INCR inside the write script,
  *                 totally ordered across every writer of this key prefix
  *                 (never below Redis's clock in microseconds: ~1.8e15 in 2026, not a
@@ -37,6 +38,7 @@ typedef struct tc__val {
     unsigned flags;
     uint64_t version;
     uint64_t logical_expiry_ms;
+    unsigned load_class;       /* byte 3: 0 unknown, else load took ~2^(load_class-1) ms */
     const unsigned char *data; /* points into the decoded buffer */
     size_t len;
 } tc__val_t;
@@ -51,6 +53,10 @@ size_t tc__val_encode(unsigned flags, uint64_t version, uint64_t logical_expiry_
                       const void *data, size_t len, unsigned char *out);
 /* Parse a stored string. Returns 0 (v->data points into buf) or -1 when not ours. */
 int tc__val_decode(const void *buf, size_t len, tc__val_t *v);
+
+/* Load-time class of a load that took ms milliseconds (0 -> 0), and back. */
+unsigned tc__val_load_class(uint32_t ms);
+uint32_t tc__val_load_ms(unsigned load_class);
 
 /* Big-endian u64 helpers shared with msg.c. */
 void tc__put_be64(unsigned char *p, uint64_t v);

@@ -600,3 +600,97 @@ Test(freshness, sliding_max_caps_the_life_of_a_key_read_all_the_time) {
                   (unsigned long long)(gone - before));
     tc_close(c);
 }
+
+/* ---- refreshes across processes (two handles on one Redis stand for two processes:
+ * each has its own L1, pending records and refresh pool) ---- */
+
+Test(freshness, stale_refresh_runs_once_per_cluster) {
+    const uint64_t ttl = MS(300), slow = MS(600);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:swr2:", 1);
+    cfg.default_ttl_ms = ttl;
+    cfg.stale_ttl_ms = MS(10000);
+    tc_cache_t *a = tc_test_open(&cfg);
+    tc_cache_t *b = tc_test_open(&cfg);
+    src_t s;
+    src_init(&s);
+    expect_val(fetch(a, "k", &s), "gen-1", 0);
+    expect_val(fetch(b, "k", &s), "gen-1", 0); /* from L2: no load */
+    cr_assert_eq(atomic_load(&s.calls), 1);
+    tc_test_sleep_ms((unsigned)(ttl + MS(50)));
+
+    atomic_store(&s.sleep_ms, (unsigned)slow);
+    expect_val(fetch(a, "k", &s), "gen-1", 1); /* a's refresh takes the cluster lock */
+    uint64_t until = tc_test_now_ms() + MS(2000);
+    while (atomic_load(&s.calls) < 2) {
+        cr_assert_lt(tc_test_now_ms(), until, "a's refresh never started");
+        tc_test_sleep_ms(5);
+    }
+    expect_val(fetch(b, "k", &s), "gen-1", 1); /* b's refresh finds the lock held */
+
+    got_t ga, gb;
+    uint64_t deadline = tc_test_now_ms() + slow + MS(3000);
+    do {
+        cr_assert_lt(tc_test_now_ms(), deadline, "the refreshed value never reached both");
+        tc_test_sleep_ms(20);
+        ga = fetch(a, "k", &s);
+        gb = fetch(b, "k", &s);
+    } while (strcmp(ga.val, "gen-2") != 0 || strcmp(gb.val, "gen-2") != 0);
+    cr_assert_eq(ga.stale, 0);
+    cr_assert_eq(gb.stale, 0);
+    cr_assert_eq(atomic_load(&s.calls), 2, "one refresh for the cluster, not one per process");
+    src_quiesce(&s);
+    tc_close(a);
+    tc_close(b);
+}
+
+Test(freshness, early_refresh_works_in_processes_that_did_not_load) {
+    const uint64_t ttl = MS(600);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:xf2:", 1);
+    cfg.default_ttl_ms = ttl;
+    cfg.early_refresh_beta = 4.0;
+    tc_cache_t *a = tc_test_open(&cfg);
+    tc_cache_t *b = tc_test_open(&cfg);
+    src_t s;
+    src_init(&s);
+    atomic_store(&s.sleep_ms, (unsigned)MS(60));
+    expect_val(fetch(a, "k", &s), "gen-1", 0);
+    tc_close(a); /* only b reads from now on; it never ran the loader */
+    uint64_t end = tc_test_now_ms() + 3 * ttl;
+    while (tc_test_now_ms() < end) {
+        got_t g = fetch(b, "k", &s);
+        cr_assert_eq(g.rc, 0);
+        tc_test_sleep_ms(2);
+    }
+    src_quiesce(&s);
+    tc_stats_t st;
+    cr_assert_eq(tc_stats(b, &st), 0);
+    cr_assert_gt(st.early_refreshes, 0,
+                 "the load time travels in the L2 header, so b refreshes early too");
+    tc_close(b);
+}
+
+Test(freshness, early_refresh_stays_bounded_at_high_read_rates) {
+    const uint64_t ttl = MS(400);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:xf3:", 0);
+    cfg.default_ttl_ms = ttl;
+    cfg.early_refresh_beta = 1.0;
+    tc_cache_t *c = tc_test_open(&cfg);
+    src_t s;
+    src_init(&s);
+    atomic_store(&s.sleep_ms, (unsigned)MS(50)); /* load time comparable to the TTL */
+    expect_val(fetch(c, "k", &s), "gen-1", 0);
+    uint64_t t0 = tc_test_now_ms(), end = t0 + 5 * ttl;
+    while (tc_test_now_ms() < end) /* as fast as it goes: the worst case for XFetch */
+        cr_assert_eq(fetch(c, "k", &s).rc, 0);
+    src_quiesce(&s);
+    uint64_t periods = (tc_test_now_ms() - t0) / ttl + 1;
+    int loads = atomic_load(&s.calls) - 1;
+    cr_assert_gt(loads, 0, "no early refresh at all");
+    /* Refreshes happen only in the last quarter of the TTL: at most ~4/3 per period. */
+    cr_assert_leq((uint64_t)loads, periods * 4 / 3 + 2, "%d refreshes in %llu TTL periods",
+                  loads, (unsigned long long)periods);
+    tc_close(c);
+}

@@ -103,6 +103,64 @@ Test(cli, subcommands_and_their_defaults) {
     cr_expect_str_eq(o.trace_path, "/x/y.gz");
 }
 
+Test(cli, freshness_scenarios_and_their_defaults) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, "stampede"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_STAMPEDE);
+    cr_expect_eq(o.threads, 32);
+    cr_expect_eq(o.procs, 1);
+    cr_expect_eq(o.ttl_ms, 500);
+    cr_expect_eq(o.load_ns, 50000000ull);
+    cr_expect_eq(o.duration_ns, 5000000000ull);
+
+    cr_assert_eq(parse(&o, "stampede --procs 4 -t 8 --ttl 250 --load-ms 20 -d 3"), 0);
+    cr_expect_eq(o.procs, 4);
+    cr_expect_eq(o.threads, 8);
+    cr_expect_eq(o.ttl_ms, 250); /* bare --ttl is milliseconds here */
+    cr_expect_eq(o.load_ns, 20000000ull);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+
+    cr_assert_eq(parse(&o, "failing-source"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_FAILING);
+    cr_expect_eq(o.threads, 4);
+    cr_expect_eq(o.duration_ns, 8000000000ull);
+    cr_expect_eq(o.fail_after_ns, 2000000000ull);
+    cr_expect_eq(o.max_stale_ns, 3000000000ull);
+    cr_expect_eq(o.backoff_ns, 500000000ull);
+    cr_expect_eq(o.ttl_ms, 500);
+
+    cr_assert_eq(parse(&o, "--ttl 2s failing-source --fail-after 1 --max-stale 4 "
+                           "--backoff 250"),
+                 0);
+    cr_expect_eq(o.ttl_ms, 2000);
+    cr_expect_eq(o.fail_after_ns, 1000000000ull);
+    cr_expect_eq(o.max_stale_ns, 4000000000ull);
+    cr_expect_eq(o.backoff_ns, 250000000ull);
+
+    /* The same bare --ttl keeps meaning seconds for the long-lived caches of compare. */
+    cr_assert_eq(parse(&o, "--ttl 2"), 0);
+    cr_expect_eq(o.ttl_ms, 2000);
+    cr_assert_eq(parse(&o, "compare"), 0);
+    cr_expect_eq(o.ttl_ms, 600000);
+}
+
+Test(cli, freshness_options_reject_bad_values) {
+    tcb_opts_t o;
+    const char *bad[] = {"stampede --procs 0",
+                         "stampede --procs 65",
+                         "stampede --ttl 0",
+                         "stampede --ttl 500us",
+                         "stampede --load-ms -1",
+                         "stampede --load-ms 2m",
+                         "failing-source --fail-after 8",
+                         "failing-source -d 3 --fail-after 5",
+                         "failing-source --max-stale 0",
+                         "failing-source --backoff 0",
+                         "failing-source --backoff 2h"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
+}
+
 Test(cli, help_and_errors) {
     tcb_opts_t o;
     cr_expect_eq(parse(&o, "--help"), 1);
@@ -161,6 +219,17 @@ Test(units, counts_bytes_durations) {
     cr_expect_str_eq(tcb_fmt_count(1000, buf, sizeof buf), "1,000");
     cr_expect_str_eq(tcb_fmt_ns(31200, buf, sizeof buf), "31.2 us");
     cr_expect_str_eq(tcb_fmt_bytes(25690112.0, buf, sizeof buf), "24.5 MiB");
+}
+
+Test(units, percentages_keep_rare_events_visible) {
+    char buf[32];
+    cr_expect_str_eq(tcb_fmt_pct(0.0, buf, sizeof buf), "0%");
+    cr_expect_str_eq(tcb_fmt_pct(100.0, buf, sizeof buf), "100%");
+    cr_expect_str_eq(tcb_fmt_pct(99.99, buf, sizeof buf), ">99.9%");
+    cr_expect_str_eq(tcb_fmt_pct(57.83, buf, sizeof buf), "57.8%");
+    cr_expect_str_eq(tcb_fmt_pct(0.25, buf, sizeof buf), "0.25%");
+    cr_expect_str_eq(tcb_fmt_pct(0.00042, buf, sizeof buf), "0.0004%");
+    cr_expect_str_eq(tcb_fmt_pct(0.00000042, buf, sizeof buf), "<0.0001%");
 }
 
 Test(url, tcp_unix_and_credentials) {
