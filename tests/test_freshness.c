@@ -668,6 +668,8 @@ Test(freshness, early_refresh_works_in_processes_that_did_not_load) {
     cr_assert_eq(tc_stats(b, &st), 0);
     cr_assert_gt(st.early_refreshes, 0,
                  "the load time travels in the L2 header, so b refreshes early too");
+    cr_assert_eq(atomic_load(&s.on_caller), 1,
+                 "b never waited on a load of its own: it refreshed before every expiry");
     tc_close(b);
 }
 

@@ -235,3 +235,20 @@ Test(valfmt, fuzz_random_buffers) {
     cr_assert_gt(accepted, 10000u, "fuzz never reached the success path often enough");
     cr_assert_gt(rejected, 10000u);
 }
+
+Test(valfmt, load_class_round_trips_within_a_factor_of_two) {
+    cr_assert_eq(tc__val_load_class(0), 0u, "unknown stays unknown");
+    cr_assert_eq(tc__val_load_ms(0), 0u);
+    cr_assert_eq(tc__val_load_class(1), 1u);
+    cr_assert_eq(tc__val_load_class(UINT32_MAX), 32u);
+    for (uint32_t ms = 1; ms < 5000000; ms = ms * 3 + 1) {
+        uint32_t back = tc__val_load_ms(tc__val_load_class(ms));
+        cr_assert(back <= ms && ms < 2 * (uint64_t)back, "%u ms came back as %u", ms, back);
+    }
+    unsigned char buf[TC__VAL_HDR_LEN];
+    tc__val_encode(0, 1, 0, NULL, 0, buf);
+    buf[3] = (unsigned char)tc__val_load_class(50);
+    tc__val_t v;
+    cr_assert_eq(tc__val_decode(buf, sizeof buf, &v), 0);
+    cr_assert_eq(tc__val_load_ms(v.load_class), 32u, "50 ms is in the 32..63 ms class");
+}
