@@ -21,7 +21,8 @@ for f in "${flavors[@]}"; do
   case "$f" in
     plain)
       run_flavor plain
-      (cd build-plain && ctest --output-on-failure) ;;
+      (cd build-plain && ctest --output-on-failure)
+      scripts/check-install.sh build-plain ;;
     asan)
       # jemalloc off: ASan must see every entry allocation to catch misuse.
       run_flavor asan -DTC_SANITIZE="address;undefined" -DTC_WITH_JEMALLOC=OFF -DTC_BUILD_BENCH=OFF
