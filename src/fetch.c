@@ -254,30 +254,54 @@ static void make_token(load_job_t *j) {
              (unsigned long long)r2);
 }
 
-/* A background refresh loads only if it can take the key's Redis lock: when another
- * process holds it, that process is refreshing (or loading) the key, and its write will
- * reach us as an invalidation. So a stale key is refreshed once per cluster. */
-static int refresh_elsewhere(load_job_t *j) {
+/* A background refresh loads only if it can take the key's Redis lock, and the lock step
+ * itself returns the value when another process has stored a newer one meanwhile. When
+ * the lock is held elsewhere, that process is refreshing the key and its write will reach
+ * us as an invalidation: keep serving the stale copy, and do not ask again before its lock
+ * could have ended. So a stale key is refreshed once per cluster. Returns 1 (*out set:
+ * serve it), or 0 to load. */
+static int refreshed_elsewhere(load_job_t *j, tc_ref_t **out) {
     tc_cache_t *c = j->c;
-    if (!c->l2 || !c->cfg.lock_ttl_ms)
+    if (!c->l2 || !c->cfg.lock_ttl_ms || !j->stale)
         return 0;
     make_token(j);
-    int64_t pttl;
+    int64_t pttl = 0;
+    tc__l2_value_t theirs;
     int rc = tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
-                         &pttl);
-    j->locked = rc == TC_OK;
-    return rc == 1;
+                         &j->stale->version, &pttl, &theirs);
+    if (rc == TC_OK) {
+        j->locked = 1;
+        return 0;
+    }
+    if (rc == 2) { /* a newer value is already in Redis */
+        tc_ref_t *e = tc__entry_from_l2(c, j->key, j->klen, &theirs);
+        tc__l2_value_release(&theirs);
+        if (e) {
+            tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
+            *out = e;
+            return 1;
+        }
+        return 0;
+    }
+    if (rc != 1)
+        return 0; /* Redis trouble: load without the lock */
+    tc__entry_ext_t *x = tc__entry_ext(j->stale);
+    if (x) {
+        uint64_t wait = pttl > 0 ? (uint64_t)pttl : c->cfg.failsafe_backoff_ms;
+        atomic_store_explicit(&x->retry_after_ms, tc__now_ms() + wait, memory_order_relaxed);
+    }
+    tc__entry_pin(j->stale);
+    *out = j->stale;
+    return 1;
 }
 
 /* The job's whole load (after the leader's Redis read and lock). */
 static int do_load(load_job_t *j, tc_ref_t **out) {
     tc_ref_t *value = NULL;
     int status;
-    if (j->refresh && fresher_in_l2(j, &value)) {
+    if (j->refresh && !j->c->cfg.lock_ttl_ms && fresher_in_l2(j, &value)) {
         status = value ? TC_OK : TC_ENOTFOUND;
-    } else if (j->refresh && j->stale && refresh_elsewhere(j)) {
-        tc__entry_pin(j->stale); /* keep serving it; the other's write will replace it */
-        value = j->stale;
+    } else if (j->refresh && refreshed_elsewhere(j, &value)) {
         status = TC_OK;
     } else {
         status = run_loader(j, &value);
@@ -338,6 +362,24 @@ static int xfetch_due(const tc_cache_t *c, const tc__entry_ext_t *x, uint64_t no
 
 enum { LOCK_HELD = 2, LOCK_NONE = 3 };
 
+/* Commit a value found in Redis during the lock step and hand it out (TC__ABSENT for a
+ * cached absence). Consumes v. */
+static int from_l2(load_job_t *j, tc__l2_value_t *v, tc_ref_t **out) {
+    tc_cache_t *c = j->c;
+    int absent = (v->val.flags & TC__VAL_FLAG_ABSENT) != 0;
+    tc_ref_t *e = tc__entry_from_l2(c, j->key, j->klen, v);
+    tc__l2_value_release(v);
+    if (!e)
+        return LOCK_NONE;
+    tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
+    if (absent) {
+        tc_ref_release(e);
+        return TC__ABSENT;
+    }
+    *out = e;
+    return TC_OK;
+}
+
 /* Take key's Redis lock, or wait for its holder's value. Returns LOCK_HELD, LOCK_NONE (load
  * without it: Redis trouble or waited long enough), 0 (*out: the value appeared) or
  * TC__ABSENT. */
@@ -349,13 +391,17 @@ static int lock_or_wait(load_job_t *j, tc_ref_t **out) {
     for (;;) {
         uint64_t seq = tc__l1_pending_seq(c->l1, j->p);
         int64_t pttl = 0;
-        int rc = tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token),
-                             c->cfg.lock_ttl_ms, &pttl);
+        tc__l2_value_t theirs;
+        int rc =
+            tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
+                        j->stale ? &j->stale->version : NULL, &pttl, &theirs);
         if (rc == TC_OK) {
             tc__count(&c->lock_acquired);
             j->locked = 1;
             return LOCK_HELD;
         }
+        if (rc == 2) /* stored since our read: no load needed */
+            return from_l2(j, &theirs, out);
         if (rc != 1)
             return LOCK_NONE;
         if (!waited++)

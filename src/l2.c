@@ -110,9 +110,15 @@ static const char script_cas[] =
     "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
     "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
     "return {1, v}\n";
-/* KEYS: lock. ARGV: token, ttl ms. {1, 0}: taken. {0, pttl}: held by another, now marked
- * contended (a trailing '+') so that its holder wakes us when it is done. */
+/* KEYS: lock, data. ARGV: token, ttl ms, skip version (8 bytes, or empty). Checking for
+ * the value and taking the lock is one atomic step: {2, value, pttl} when the key holds a
+ * value (other than the skip version: the stale copy a refresh replaces), so no process
+ * loads a value another has just stored; {1, 0}: taken; {0, pttl}: held by another, now
+ * marked contended (a trailing '+') so that its holder wakes us when it is done. */
 static const char script_lock[] =
+    "local v = redis.call('GET', KEYS[2])\n"
+    "if v and (ARGV[3] == '' or string.sub(v, 5, 12) ~= ARGV[3]) then\n"
+    "  return {2, v, redis.call('PTTL', KEYS[2])} end\n"
     "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end\n"
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and string.sub(cur, -1) ~= '+' then\n"
@@ -785,6 +791,34 @@ int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
     return tc__l2_set_meta(l2, key, klen, value, vlen, ttl_ms, NULL, version);
 }
 
+/* SET and CAS take the same arguments (CAS adds the expected version): build them and run
+ * the script. call->reply is the caller's to read and free. */
+static int run_write(tc__l2_t *l2, int script, const void *key, size_t klen, const void *value,
+                     size_t vlen, uint64_t ttl_ms, const tc__l2_meta_t *meta,
+                     const uint64_t *expected_version, l2_call_t *call) {
+    scratch_t s;
+    size_t dlen, tlen;
+    unsigned char *tail, head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
+    unsigned char mhead[TC__MSG_HEAD_LEN], expected[8];
+    char ttl[24];
+    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
+    if (!dkey)
+        return TC_ENOMEM;
+    start_script(call, l2, script, dkey, dlen);
+    push_value(call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
+    tc__msg_head(TC__MSG_OP_WRITE, mhead);
+    push(call, l2->channel, l2->channel_len);
+    push(call, mhead, sizeof mhead);
+    push(call, tail, tlen);
+    if (expected_version) {
+        tc__put_be64(expected, *expected_version);
+        push(call, expected, sizeof expected);
+    }
+    int rc = l2_run(l2, call);
+    scratch_put(&s);
+    return rc;
+}
+
 int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                     uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version) {
     int rc = check_key(l2, key, klen);
@@ -792,26 +826,11 @@ int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *valu
         rc = check_value(value, vlen);
     if (rc != 0)
         return rc;
-    scratch_t s;
-    size_t dlen, tlen;
-    unsigned char *tail, head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
-    unsigned char mhead[TC__MSG_HEAD_LEN];
-    char ttl[24];
-    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
-    if (!dkey)
-        return finish(l2, TC_ENOMEM);
-    l2_call_t call;
-    start_script(&call, l2, SCRIPT_SET, dkey, dlen);
-    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
-    tc__msg_head(TC__MSG_OP_WRITE, mhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, mhead, sizeof mhead);
-    push(&call, tail, tlen);
-    rc = l2_run(l2, &call);
+    l2_call_t call = {.reply = NULL};
+    rc = run_write(l2, SCRIPT_SET, key, klen, value, vlen, ttl_ms, meta, NULL, &call);
     if (rc == 0)
         rc = version_reply(l2, call.reply, version);
     free_reply(&call.reply);
-    scratch_put(&s);
     return finish(l2, rc);
 }
 
@@ -905,30 +924,14 @@ int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value
         rc = check_value(value, vlen);
     if (rc != 0)
         return rc;
-    scratch_t s;
-    size_t dlen, tlen;
-    unsigned char *tail, head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
-    unsigned char mhead[TC__MSG_HEAD_LEN], expected[8];
-    char ttl[24];
-    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
-    if (!dkey)
-        return finish(l2, TC_ENOMEM);
-    l2_call_t call;
-    start_script(&call, l2, SCRIPT_CAS, dkey, dlen);
-    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
-    tc__msg_head(TC__MSG_OP_WRITE, mhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, mhead, sizeof mhead);
-    push(&call, tail, tlen);
-    tc__put_be64(expected, expected_version);
-    push(&call, expected, sizeof expected);
-    rc = l2_run(l2, &call);
+    l2_call_t call = {.reply = NULL};
+    rc = run_write(l2, SCRIPT_CAS, key, klen, value, vlen, ttl_ms, meta, &expected_version,
+                   &call);
     if (rc == 0)
         rc = add_result(&call, version, existing);
     if (rc == 0)
         count(&l2->published);
     free_reply(&call.reply);
-    scratch_put(&s);
     return finish(l2, rc);
 }
 
@@ -940,40 +943,59 @@ static size_t build_lock_key(const tc__l2_t *l2, const void *key, size_t klen,
     return n;
 }
 
+/* {2, value, pttl} -> 2 with *existing; {1, 0} -> 0; {0, pttl} -> 1 with *pttl. */
+static int lock_result(l2_call_t *call, int64_t *pttl, tc__l2_value_t *existing) {
+    redisReply *r = call->reply;
+    if (r->type == REDIS_REPLY_ERROR)
+        return TC_EREDIS;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return TC_EPROTO;
+    if (r->element[0]->integer == 2) {
+        const redisReply *ttl = r->elements > 2 ? r->element[2] : NULL;
+        int rc = fill_value(r, r->element[1], ttl, existing);
+        if (rc == 0)
+            call->reply = NULL; /* now owned by existing */
+        return rc == 0 ? 2 : rc;
+    }
+    if (r->element[1]->type != REDIS_REPLY_INTEGER)
+        return TC_EPROTO;
+    *pttl = r->element[1]->integer;
+    return r->element[0]->integer == 1 ? 0 : 1;
+}
+
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
-                uint32_t ttl_ms, int64_t *pttl) {
+                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl,
+                tc__l2_value_t *existing) {
+    if (existing)
+        memset(existing, 0, sizeof *existing);
     int rc = check_key(l2, key, klen);
-    if (rc != 0 || !token || !pttl)
+    if (rc != 0 || !token || !pttl || !existing)
         return rc ? rc : TC_EINVAL;
     scratch_t s;
-    unsigned char *lkey = scratch_get(&s, l2->prefix_len + 2 + klen);
-    if (!lkey)
+    size_t klen2 = l2->prefix_len + 2 + klen;
+    unsigned char *keys = scratch_get(&s, 2 * klen2);
+    if (!keys)
         return finish(l2, TC_ENOMEM);
     char ttl[16];
     int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
+    unsigned char skip[8];
+    if (skip_version)
+        tc__put_be64(skip, *skip_version);
     l2_call_t call;
     memset(&call, 0, sizeof call);
     call.kind = CALL_SCRIPT;
     call.script = SCRIPT_LOCK;
     call.argc = 2;
-    push(&call, "1", 1);
-    push(&call, lkey, build_lock_key(l2, key, klen, lkey));
+    push(&call, "2", 1);
+    push(&call, keys, build_lock_key(l2, key, klen, keys));
+    push(&call, keys + klen2, build_data_key(l2, key, klen, keys + klen2));
     push(&call, token, tlen);
     push(&call, ttl, (size_t)n);
+    push(&call, skip, skip_version ? sizeof skip : 0);
     rc = l2_run(l2, &call);
-    if (rc == 0) {
-        redisReply *r = call.reply;
-        if (r->type == REDIS_REPLY_ERROR)
-            rc = TC_EREDIS;
-        else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                 r->element[0]->type != REDIS_REPLY_INTEGER ||
-                 r->element[1]->type != REDIS_REPLY_INTEGER)
-            rc = TC_EPROTO;
-        else {
-            rc = r->element[0]->integer == 1 ? 0 : 1;
-            *pttl = r->element[1]->integer;
-        }
-    }
+    if (rc == 0)
+        rc = lock_result(&call, pttl, existing);
     free_reply(&call.reply);
     scratch_put(&s);
     return finish(l2, rc);

@@ -93,11 +93,14 @@ int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value
                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t expected_version,
                    uint64_t *version, tc__l2_value_t *existing);
 
-/* Cross-process single-flight lock <prefix>"l:"<key> holding `token`, PX ttl_ms.
- * 0: taken. 1: held by another (*pttl its remaining ms; the lock is marked contended so
- * its holder's unlock wakes us). Or an error. */
+/* Cross-process single-flight: check for a stored value and take the lock
+ * <prefix>"l:"<key> (token, PX ttl_ms) in one atomic step. Returns 2 with *existing (release
+ * it) when the key holds a value whose version is not *skip_version (skip_version NULL: any
+ * value); 0 when the lock was taken; 1 when another holds it (*pttl its remaining ms; the
+ * lock is marked contended so its holder's unlock wakes us); or an error. */
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
-                uint32_t ttl_ms, int64_t *pttl);
+                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl,
+                tc__l2_value_t *existing);
 /* Release the lock if it still holds token (compare-and-delete, never a plain DEL); when it
  * was contended, publish OP_FILL for key. 0 or an error. */
 int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen);
