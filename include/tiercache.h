@@ -242,6 +242,7 @@ TC_EXPORT void tc_config_init(tc_config_t *cfg);
  * Returns 0, TC_EINVAL (cfg NULL) or TC_ECONFIG with err->msg naming the bad variable;
  * on error cfg may be partly updated. String fields point into the environment
  * (getenv) and stay valid until the environment changes.
+ * ttl_rules cannot be set from the environment (set them in code).
  * Not thread-safe against concurrent setenv (like getenv).
  */
 TC_EXPORT int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err);
@@ -272,6 +273,9 @@ TC_EXPORT void tc_close(tc_cache_t *cache);
  * TC_EINVAL (NULL cache/key/ref); TC_EKEYLEN; TC_ENOMEM; TC_ETIMEDOUT / TC_EPROTO /
  * TC_EREDIS when L2 failed (L2 unavailable is reported as TC_ENOTFOUND).
  * *ref is NULL whenever the return is not 0.
+ * With stale windows or fail-safe configured, a value past its fresh TTL is still returned
+ * while either tier holds it (tc_ref_stale() says so; tc_get never reloads); a cached
+ * absence (negative_ttl_ms) reads as TC_ENOTFOUND.
  * L1 hit path: one shard lock, no allocation, no system call, no copy.
  */
 TC_EXPORT int tc_get(tc_cache_t *cache, const void *key, size_t klen, tc_ref_t **ref);
