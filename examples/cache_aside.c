@@ -4,7 +4,8 @@
  * A pretend "user profile" database answers in ~20 ms. The program reads profiles with
  * tc_fetch (cache-aside in one call: L1, then Redis, then the loader), updates one with
  * tc_set (every process's L1 hears about it), and prints what each read cost and where
- * it was answered. Configuration comes from the environment, as operators would set it:
+ * it was answered. A user that does not exist is cached as absent (negative caching).
+ * Configuration comes from the environment, as operators would set it:
  *
  *   TIERCACHE_REDIS_URL=unix:///tmp/redis.sock ./cache_aside
  *   TIERCACHE_L1_MAX_BYTES=64MiB TIERCACHE_DEFAULT_TTL=30s ./cache_aside
@@ -49,7 +50,8 @@ static void read_profile(tc_cache_t *cache, const char *user, int *db_calls) {
                (const char *)tc_ref_data(ref));
         tc_ref_release(ref);
     } else {
-        printf("  %-9s %8.3f ms  %s\n", user, took, tc_strerror(rc));
+        printf("  %-9s %8.3f ms  %-6s %s\n", user, took,
+               *db_calls > before ? "source" : "cache", tc_strerror(rc));
     }
 }
 
@@ -58,6 +60,7 @@ int main(void) {
     tc_config_init(&cfg);
     cfg.key_prefix = "example:";
     cfg.inval_channel = "example:inval";
+    cfg.negative_ttl_ms = 30000; /* remember "no such user" too: no query storm for it */
     tc_error_t err;
     if (tc_config_from_env(&cfg, NULL, &err) != TC_OK) {
         fprintf(stderr, "configuration: %s\n", err.msg);
