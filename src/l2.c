@@ -858,14 +858,32 @@ int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
     return finish(l2, rc);
 }
 
-/* {1, version}: stored. {0, value, pttl}: existed (existing takes the reply). */
-static int add_result(l2_call_t *call, uint64_t *version, tc__l2_value_t *existing) {
-    redisReply *r = call->reply;
+/* ADD, CAS and LOCK reply with an array led by an integer tag. 0, or the error. */
+static int check_tagged(const redisReply *r) {
     if (r->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return TC_EPROTO;
+    return 0;
+}
+
+/* {tag, value, pttl}: the value moves into *existing, which takes the reply. */
+static int take_existing(l2_call_t *call, tc__l2_value_t *existing) {
+    redisReply *r = call->reply;
+    const redisReply *pttl = r->elements > 2 ? r->element[2] : NULL;
+    int rc = fill_value(r, r->element[1], pttl, existing);
+    if (rc == 0)
+        call->reply = NULL;
+    return rc;
+}
+
+/* {1, version}: stored. {0, value, pttl}: existed (existing takes the reply). */
+static int add_result(l2_call_t *call, uint64_t *version, tc__l2_value_t *existing) {
+    redisReply *r = call->reply;
+    int rc = check_tagged(r);
+    if (rc != 0)
+        return rc;
     if (r->element[0]->integer == 1) {
         if (r->element[1]->type != REDIS_REPLY_INTEGER)
             return TC_EPROTO;
@@ -875,10 +893,7 @@ static int add_result(l2_call_t *call, uint64_t *version, tc__l2_value_t *existi
     }
     if (!existing)
         return 1;
-    const redisReply *pttl = r->elements > 2 ? r->element[2] : NULL;
-    int rc = fill_value(r, r->element[1], pttl, existing);
-    if (rc == 0)
-        call->reply = NULL;
+    rc = take_existing(call, existing);
     return rc == 0 ? 1 : rc;
 }
 
@@ -946,16 +961,11 @@ static size_t build_lock_key(const tc__l2_t *l2, const void *key, size_t klen,
 /* {2, value, pttl} -> 2 with *existing; {1, 0} -> 0; {0, pttl} -> 1 with *pttl. */
 static int lock_result(l2_call_t *call, int64_t *pttl, tc__l2_value_t *existing) {
     redisReply *r = call->reply;
-    if (r->type == REDIS_REPLY_ERROR)
-        return TC_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
-        return TC_EPROTO;
+    int rc = check_tagged(r);
+    if (rc != 0)
+        return rc;
     if (r->element[0]->integer == 2) {
-        const redisReply *ttl = r->elements > 2 ? r->element[2] : NULL;
-        int rc = fill_value(r, r->element[1], ttl, existing);
-        if (rc == 0)
-            call->reply = NULL; /* now owned by existing */
+        rc = take_existing(call, existing);
         return rc == 0 ? 2 : rc;
     }
     if (r->element[1]->type != REDIS_REPLY_INTEGER)
