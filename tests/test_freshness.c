@@ -357,12 +357,13 @@ Test(freshness, early_refresh_keeps_a_hot_key_fresh_without_caller_loads) {
     src_init(&s);
     atomic_store(&s.sleep_ms, (unsigned)MS(50));
     expect_val(fetch(c, "hot", &s), "gen-1", 0); /* warm-up: the one load a caller runs */
-    uint64_t waits0 = stats(c).singleflight_waits;
 
-    uint64_t end = tc_test_now_ms() + 3 * ttl;
+    uint64_t end = tc_test_now_ms() + 3 * ttl, slowest = 0;
     int reads = 0;
     while (tc_test_now_ms() < end) {
         got_t g = fetch(c, "hot", &s);
+        if (g.ms > slowest)
+            slowest = g.ms;
         cr_assert_eq(g.rc, 0, "read %d: %s", reads, tc_err_name(g.rc));
         cr_assert_eq(g.stale, 0, "read %d got a stale '%s'", reads, g.val);
         cr_assert_eq(atomic_load(&s.on_caller), 1,
@@ -375,7 +376,11 @@ Test(freshness, early_refresh_keeps_a_hot_key_fresh_without_caller_loads) {
     cr_assert_gt(st.early_refreshes, 0, "no early refresh in %d reads", reads);
     cr_assert_gt(st.loads, 1);
     cr_assert_geq(atomic_load(&s.calls), 3, "a key read for 3 TTLs needs >= 2 refreshes");
-    cr_assert_eq(st.singleflight_waits, waits0, "a caller waited on a load after warm-up");
+    /* No caller waits on a load: a reader may wait for the refresh's own commit (our
+     * refresh's invalidation can reach the listener before its value reaches L1, and the
+     * old value must go at once), which costs a round trip, never a load's 50 ms. */
+    cr_assert_lt(slowest, MS(50), "a read took %llu ms: it waited on a load",
+                 (unsigned long long)slowest);
     src_quiesce(&s);
     tc_close(c);
 }
