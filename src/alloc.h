@@ -29,8 +29,6 @@ static inline void tc__free(void *p, size_t n) {
     if (p)
         sdallocx(p, n ? n : 1, 0);
 }
-/* Bytes jemalloc reports allocated process-wide through mallocx (0 if unavailable). */
-size_t tc__alloc_total_bytes(void);
 #else
 #include <malloc.h>
 
@@ -50,7 +48,6 @@ static inline void tc__free(void *p, size_t n) {
     (void)n;
     free(p);
 }
-size_t tc__alloc_total_bytes(void);
 #endif
 
 #endif

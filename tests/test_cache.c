@@ -19,6 +19,8 @@
 
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,4 +571,51 @@ Test(cache, foreign_values_under_prefix_are_misses) {
     set_ok(a, S("plain"), S("mine"), 0);
     expect_val(a, S("plain"), S("mine"));
     tc_close(a);
+}
+
+/* ---- the invalidation hook ---- */
+
+typedef struct hook_log {
+    pthread_mutex_t mu;
+    int calls;
+    size_t klen;
+    unsigned char key[16];
+} hook_log_t;
+
+static void record_hook(void *arg, const void *key, size_t klen) {
+    hook_log_t *log = arg;
+    pthread_mutex_lock(&log->mu);
+    log->calls++;
+    log->klen = klen;
+    memcpy(log->key, key, klen < sizeof log->key ? klen : sizeof log->key);
+    pthread_mutex_unlock(&log->mu);
+}
+
+Test(cache, inval_hook_sees_every_applied_invalidation_with_its_binary_key) {
+    hook_log_t log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tc_config_t cfg;
+    tc_test_config(&cfg, tc_test_redis_url(redis), "t:hook:", "t:hook:inval");
+    cfg.inval_hook = record_hook;
+    cfg.inval_hook_arg = &log;
+    tc_cache_t *watcher = tc_test_open(&cfg);
+    cfg.inval_hook = NULL;
+    tc_cache_t *writer = tc_test_open(&cfg);
+    static const char key[] = {'h', 0, '\r', '\n'};
+    cr_assert_eq(tc_set(writer, key, sizeof key, "v", 1, 0), 0);
+    cr_assert_eq(tc_del(writer, key, sizeof key), 0);
+    uint64_t deadline = tc_test_now_ms() + 2000u * TC_TEST_SLOW;
+    for (;;) {
+        pthread_mutex_lock(&log.mu);
+        int calls = log.calls;
+        pthread_mutex_unlock(&log.mu);
+        if (calls >= 2)
+            break;
+        cr_assert_lt(tc_test_now_ms(), deadline, "hook called %d times, want 2", calls);
+        tc_test_sleep_ms(5);
+    }
+    tc_close(watcher); /* joins the listener: log is stable from here */
+    tc_close(writer);
+    cr_assert_eq(log.calls, 2, "one call per applied message (set, del)");
+    cr_assert_eq(log.klen, sizeof key);
+    cr_assert_eq(memcmp(log.key, key, sizeof key), 0, "the binary key reaches the hook intact");
 }

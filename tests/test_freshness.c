@@ -701,3 +701,37 @@ Test(freshness, early_refresh_stays_bounded_at_high_read_rates) {
                   loads, (unsigned long long)periods);
     tc_close(c);
 }
+
+/* The background queue is bounded: refreshes beyond it are dropped and counted, and the
+ * readers still get their stale values at once. */
+Test(freshness, refreshes_beyond_the_queue_are_dropped_and_counted) {
+    const uint64_t ttl = MS(200);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:drop:", 0);
+    cfg.default_ttl_ms = ttl;
+    cfg.stale_ttl_ms = MS(10000);
+    cfg.refresh_threads = 1;
+    cfg.refresh_queue = 1;
+    tc_cache_t *c = tc_test_open(&cfg);
+    src_t s;
+    src_init(&s);
+    const char *keys[] = {"d0", "d1", "d2", "d3", "d4", "d5"};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(fetch(c, keys[i], &s).rc, 0);
+    tc_test_sleep_ms((unsigned)(ttl + MS(50)));
+
+    atomic_store(&s.sleep_ms, (unsigned)MS(500)); /* the one worker stays busy */
+    for (int i = 0; i < 6; i++) {
+        got_t g = fetch(c, keys[i], &s);
+        cr_assert_eq(g.rc, 0);
+        cr_assert_eq(g.stale, 1, "%s must be answered stale at once", keys[i]);
+        cr_assert_lt(g.ms, MS(500), "%s waited on a refresh", keys[i]);
+    }
+    tc_stats_t st = stats(c);
+    /* One refresh runs, one waits in the queue, the other four do not fit. */
+    cr_assert_geq(st.refreshes_dropped, 3, "dropped %llu",
+                  (unsigned long long)st.refreshes_dropped);
+    cr_assert_leq(st.stale_refreshes + st.refreshes_dropped, 6);
+    src_quiesce(&s);
+    tc_close(c);
+}
