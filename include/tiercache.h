@@ -64,7 +64,8 @@ extern "C" {
     X(TC_EREDIS, -10, "Redis returned an error reply")                                         \
     X(TC_ECONFIG, -11, "invalid configuration")                                                \
     X(TC_ELOADER, -12, "loader failed without a tiercache error code")                         \
-    X(TC_EINTERNAL, -13, "internal error")
+    X(TC_EINTERNAL, -13, "internal error")                                                     \
+    X(TC_EFORKED, -14, "the cache was opened in another process (fork): open one in this one")
 
 typedef enum tc_err {
 #define TC__ERR_ENUM(name, value, msg) name = value,
@@ -104,8 +105,12 @@ typedef struct tc_config {
     uint64_t default_ttl_ms;   /* TTL when a call passes 0. Default 60 s. Env: DEFAULT_TTL */
     double ttl_jitter;         /* effective TTL is uniform in ttl*(1 +- jitter); 0..0.5.
                                   Default 0.10. Env: TTL_JITTER */
-    size_t max_value_bytes;    /* largest value accepted by tc_set / loaders.
-                                  Default 64 MiB, at most 511 MiB. Env: MAX_VALUE_BYTES */
+    size_t max_value_bytes;    /* largest value accepted by tc_set / loaders, and read from
+                                  Redis (a longer stored value is refused unread:
+                                  TC_ETOOBIG). Default 8 MiB (Redis spends ~40 ms on a
+                                  write that size), at most 511 MiB. Writes over 1 MiB get
+                                  1 ms more than command_timeout_ms per 16 KiB.
+                                  Env: MAX_VALUE_BYTES */
 
     /* L2 */
     const char *redis_url;     /* redis://[user:password@]host[:port][/db] or
@@ -173,6 +178,15 @@ typedef struct tc_config {
     const struct tc_ttl_rule *ttl_rules; /* per-prefix TTLs (first match wins), used when a
                                             call passes ttl 0; borrowed, copied by tc_open */
     size_t ttl_rules_count;
+
+    /* Coherence (README "Consistency guarantees") */
+    uint64_t degraded_ttl_ms; /* the longest an L1 entry lives when no invalidation is sure
+                                 to reach it: a value written or loaded while Redis refused
+                                 it (kept locally so the process reads its own write), or
+                                 any value kept while the listener is not subscribed.
+                                 Such local values also go at the first answer from Redis.
+                                 0 = 2 x listener_ping_ms (the watchdog bound).
+                                 Env: DEGRADED_TTL */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -216,6 +230,14 @@ typedef struct tc_stats {
     uint64_t lock_waits;        /* tc_fetch calls that waited on another process's load */
     uint64_t lock_timeouts;     /* ... and gave up waiting, loading themselves */
     uint64_t load_timeouts;     /* loads that passed a soft or hard timeout */
+    /* Coherence */
+    uint64_t l1_local_entries; /* gauge: entries Redis does not hold (kept while it failed) */
+    uint64_t l2_heals;         /* Redis answered after failing: local entries dropped */
+    uint64_t versions_refused; /* stored values refused: a version no counter produced */
+    uint64_t counter_heals;    /* version counters found corrupt in Redis and reset */
+    uint64_t leases_lost;      /* loads not stored: a write or delete came during them */
+    uint64_t unlocks_deferred; /* lock releases that failed and were retried later */
+    uint64_t values_too_big;   /* stored values refused unread (over max_value_bytes) */
 } tc_stats_t;
 
 /* ---- Errors and version (thread-safe, no allocation) ---- */

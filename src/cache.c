@@ -9,10 +9,15 @@
  *
  * Degraded mode: every Redis failure is local to one call. L2 unavailable (breaker open or
  * no connection) makes tc_get a miss and tc_set/tc_del update the local L1 and report
- * TC_EUNAVAILABLE. A write whose outcome is unknown (timeout) evicts the key locally: if
- * Redis applied it, its message will arrive; if not, nothing stale was kept. See l1.c for
- * why L1 never keeps a superseded value, and listener.c for what happens while the
- * invalidation channel is down.
+ * TC_EUNAVAILABLE. Such a local value is one Redis and every other process do not have:
+ * it lives at most degraded_ttl_ms and goes as soon as Redis answers again (l1.c rule 4),
+ * so every process agrees with Redis again within that bound. A write whose outcome is
+ * unknown (timeout) evicts the key locally: if Redis applied it, its message will arrive;
+ * if not, nothing stale was kept. See l1.c for why L1 never keeps a superseded value, and
+ * listener.c for what happens while the invalidation channel is down.
+ *
+ * fork: every call on a handle opened before a fork answers TC_EFORKED in the child
+ * (fork.h); tc_close there releases nothing the parent still uses.
  *
  * Lifetimes: a value is fresh for its TTL, then stale (served by tc_get marked stale, and
  * by tc_fetch under stale-while-revalidate or fail-safe) until keep = TTL + the larger of
@@ -25,6 +30,7 @@
 
 #include "clock.h"
 #include "errors.h"
+#include "fork.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +41,15 @@
 int tc__check_key(const tc_cache_t *c, const void *key, size_t klen) {
     if (!c || !key)
         return TC_EINVAL;
+    if (tc__forked_since(c->fork_gen))
+        return TC_EFORKED;
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
         return TC_EKEYLEN;
     return TC_OK;
+}
+
+int tc__l2_unreachable(int rc) {
+    return rc == TC_EUNAVAILABLE || rc == TC_ETIMEDOUT;
 }
 
 uint64_t tc__rand64(void) {
@@ -91,6 +103,8 @@ void tc__plan_ttl(const tc_cache_t *c, const void *key, size_t klen, uint64_t tt
     const tc_ttl_rule_t *rule = c->cfg.ttl_rules_count ? rule_for(c, key, klen) : NULL;
     if (!ttl_ms && rule)
         ttl_ms = rule->ttl_ms;
+    if (ttl_ms > TC__MAX_TTL_MS) /* as the configuration: a per-call TTL is capped there */
+        ttl_ms = TC__MAX_TTL_MS;
     plan->fresh_ms = tc__effective_ttl_ms(c, ttl_ms);
     plan->stale_ms = rule && rule->stale_ttl_ms ? rule->stale_ttl_ms : c->cfg.stale_ttl_ms;
     plan->keep_ms =
@@ -138,7 +152,11 @@ int tc__entry_absent(const tc_ref_t *e) {
 
 tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
                             const tc__l2_value_t *v) {
-    tc_ref_t *e = tc__cache_entry(c, key, klen, v->val.data, v->val.len);
+    /* A peer with freshness features may have stored an absence or a fresh end: this
+     * entry carries them even when this cache uses none, so every process reads the same
+     * value the same way (an absence is never a 0-byte value). */
+    int ext = c->ext || (v->val.flags & TC__VAL_FLAG_ABSENT) || v->val.logical_expiry_ms;
+    tc_ref_t *e = tc__entry_new_ext(key, klen, v->val.data, v->val.len, ext);
     if (!e)
         return NULL;
     e->version = v->val.version;
@@ -177,6 +195,8 @@ int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void 
         tc__count(&c->l2_misses);
         return TC_ENOTFOUND;
     }
+    if (rc == TC_ETOOBIG)
+        tc__count(&c->values_too_big);
     if (rc != TC_OK)
         return rc;
     tc__count(&c->l2_hits);
@@ -278,11 +298,12 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     }
     unsigned flags = TC__COMMIT_WRITE;
     if (c->l2) {
-        tc__l2_meta_t meta;
-        tc__l2_meta_for(c, &plan, 0, 0, &meta);
-        rc = tc__l2_set_meta(c->l2, key, klen, value, vlen, plan.keep_ms, &meta, &e->version);
-        if (rc == TC_EUNAVAILABLE)
-            flags = TC__COMMIT_FORCE; /* Redis never saw it: L1 holds the caller's write */
+        tc__l2_write_t w = {
+            .key = key, .klen = klen, .value = value, .vlen = vlen, .ttl_ms = plan.keep_ms};
+        tc__l2_meta_for(c, &plan, 0, 0, &w.meta);
+        rc = tc__l2_put(c->l2, &w, &e->version);
+        if (rc == TC_EUNAVAILABLE) /* Redis never saw it: a local entry (l1.c rule 4) */
+            flags = TC__COMMIT_FORCE;
     } else {
         e->version = atomic_fetch_add(&c->local_version, 1) + 1;
     }
@@ -332,6 +353,7 @@ static void free_rules(tc_cache_t *c) {
 
 static void free_cache(tc_cache_t *c) {
     tc__refresh_close(c->pool); /* first: its tasks use L1, L2 and the loaders */
+    tc__keeper_stop(c->keeper);
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
     tc__l1_close(c->l1);
@@ -387,7 +409,14 @@ static unsigned default_shards(const tc_config_t *cfg) {
     return n;
 }
 
-static int open_l1(tc_cache_t *c) {
+/* degraded_ttl_ms, or the watchdog bound; 0 (no cap) without Redis: nothing to miss. */
+static uint64_t degraded_ttl(const tc_config_t *cfg) {
+    if (!cfg->redis_url)
+        return 0;
+    return cfg->degraded_ttl_ms ? cfg->degraded_ttl_ms : 2 * (uint64_t)cfg->listener_ping_ms;
+}
+
+static int open_l1(tc_cache_t *c, const tc_config_t *cfg) {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
         seed = tc__now_ns() ^ (uint64_t)(uintptr_t)c;
@@ -397,8 +426,15 @@ static int open_l1(tc_cache_t *c) {
         .max_value_bytes = c->cfg.l1_max_value_bytes,
         .shards = c->cfg.l1_shards ? c->cfg.l1_shards : default_shards(&c->cfg),
         .seed = seed,
+        .local_ttl_ms = degraded_ttl(cfg),
     };
     return tc__l1_open(&o, &c->l1);
+}
+
+/* Redis answered after failing: what this process kept without it must go (l1.c rule 4). */
+static void on_l2_heal(void *arg) {
+    tc_cache_t *c = arg;
+    tc__l1_heal(c->l1);
 }
 
 static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
@@ -419,11 +455,17 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .command_timeout_ms = c->cfg.command_timeout_ms,
         .breaker_threshold = c->cfg.breaker_threshold,
         .breaker_cooldown_ms = c->cfg.breaker_cooldown_ms,
+        .max_value_bytes = c->cfg.max_value_bytes,
+        .on_heal = on_l2_heal,
+        .heal_arg = c,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);
     if (rc != TC_OK)
         return rc;
+    rc = tc__keeper_start(c->l2, &c->keeper);
+    if (rc != TC_OK)
+        return tc__fail(err, rc, "could not start the keeper thread");
     tc__listener_opts_t so = {
         .endpoint = &c->endpoint,
         .channel = c->channel,
@@ -462,6 +504,7 @@ int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
     if (!c)
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     c->cfg = *cfg;
+    c->fork_gen = tc__fork_watch();
     c->key_prefix = dup_str(cfg->key_prefix);
     c->channel = dup_str(cfg->inval_channel);
     c->cfg.key_prefix = c->key_prefix;
@@ -480,7 +523,7 @@ int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
                             cfg->refresh_threads);
         }
     }
-    rc = open_l1(c);
+    rc = open_l1(c, cfg);
     if (rc != TC_OK) {
         free_cache(c);
         return tc__fail(err, rc, "tc_open: could not create L1 (%s)", tc_strerror(rc));
@@ -497,8 +540,14 @@ int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
 }
 
 void tc_close(tc_cache_t *c) {
-    if (c)
-        free_cache(c);
+    if (!c)
+        return;
+    /* In a fork child the threads are the parent's and the locks may have been held at
+     * fork time: touch nothing (the memory is the child's copy, reclaimed at exit or exec;
+     * the sockets are close-on-exec). */
+    if (tc__forked_since(c->fork_gen))
+        return;
+    free_cache(c);
 }
 
 /* ---- stats ---- */
@@ -510,6 +559,8 @@ static uint64_t load_counter(const atomic_uint_fast64_t *counter) {
 int tc_stats(tc_cache_t *c, tc_stats_t *out) {
     if (!c || !out)
         return TC_EINVAL;
+    if (tc__forked_since(c->fork_gen))
+        return TC_EFORKED;
     memset(out, 0, sizeof *out);
     tc__l1_counters_t l1;
     tc__l1_counters(c->l1, &l1);
@@ -522,6 +573,7 @@ int tc_stats(tc_cache_t *c, tc_stats_t *out) {
     out->l1_expirations = l1.expirations;
     out->l1_fills_rejected = l1.rejected;
     out->l1_flushes = l1.flushes;
+    out->l1_local_entries = l1.local_entries;
     out->singleflight_waits = l1.waits;
     out->l2_hits = load_counter(&c->l2_hits);
     out->l2_misses = load_counter(&c->l2_misses);
@@ -537,6 +589,9 @@ int tc_stats(tc_cache_t *c, tc_stats_t *out) {
     out->lock_waits = load_counter(&c->lock_waits);
     out->lock_timeouts = load_counter(&c->lock_timeouts);
     out->load_timeouts = load_counter(&c->load_timeouts);
+    out->leases_lost = load_counter(&c->leases_lost);
+    out->unlocks_deferred = load_counter(&c->unlocks_deferred);
+    out->values_too_big = load_counter(&c->values_too_big);
     if (c->l2) {
         tc__l2_counters_t l2;
         tc__l2_counters(c->l2, &l2);
@@ -545,6 +600,9 @@ int tc_stats(tc_cache_t *c, tc_stats_t *out) {
         out->breaker_opens = l2.opens;
         out->breaker_state = l2.breaker_state;
         out->inval_published = l2.published;
+        out->l2_heals = l2.heals;
+        out->versions_refused = l2.refused;
+        out->counter_heals = l2.healed_counters;
     }
     if (c->listener) {
         tc__listener_counters_t ls;

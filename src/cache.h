@@ -6,6 +6,7 @@
 #define TC_CACHE_H
 
 #include "config.h"
+#include "keeper.h"
 #include "l1.h"
 #include "l2.h"
 #include "listener.h"
@@ -24,11 +25,14 @@ struct tc_cache {
     tc__l2_t *l2;                       /* NULL in L1-only mode */
     tc__listener_t *listener;           /* NULL in L1-only mode */
     tc__refresh_t *pool;                /* background loads; NULL when no feature needs them */
+    tc__keeper_t *keeper;               /* failed lock releases; NULL in L1-only mode */
+    unsigned fork_gen;                  /* fork.h: calls from a fork child are refused */
     int ext;                            /* entries carry freshness metadata (entry.h) */
     atomic_uint_fast64_t local_version; /* L1-only mode's write versions */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
         failsafe_serves, negative_hits, lock_acquired, lock_waits, lock_timeouts, load_timeouts;
+    atomic_uint_fast64_t leases_lost, unlocks_deferred, values_too_big;
 };
 
 /* How long a value lives: fresh, then stale-while-revalidate, and in both tiers until
@@ -54,7 +58,8 @@ void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned f
 tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
                             const tc__l2_value_t *v);
 /* Read key from Redis under pending record p and commit it into L1. Returns 0 (*out set),
- * TC__ABSENT (a cached absence: committed, nothing returned), TC_ENOTFOUND or an L2 error. */
+ * TC__ABSENT (a cached absence: committed, nothing returned), TC_ENOTFOUND, TC_ETOOBIG
+ * (stored value over max_value_bytes, not read) or an L2 error. */
 #define TC__ABSENT 1
 int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
                      size_t klen, tc_ref_t **out);
@@ -64,6 +69,9 @@ void tc__count(atomic_uint_fast64_t *counter);
 /* Argument checks shared by the data calls: TC_EINVAL / TC_EKEYLEN / TC_ETOOBIG or 0. */
 int tc__check_key(const tc_cache_t *c, const void *key, size_t klen);
 int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen);
+/* 1 when an L2 error says Redis could not be reached or did not answer in time (a
+ * transport failure: the rest of the call should not try Redis again). */
+int tc__l2_unreachable(int rc);
 uint64_t tc__rand64(void);
 
 #endif

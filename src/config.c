@@ -56,9 +56,6 @@
 #define TC__MAX_BETA        100.0
 #define TC__MAX_REFRESH_THR 64u
 #define TC__MAX_REFRESH_Q   (1u << 20)
-/* 100 years: far beyond any real TTL, far below overflow when added to a clock or
- * scaled by (1 + jitter), and accepted by Redis PX. */
-#define TC__MAX_TTL_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
 /* Significant fractional digits kept; with multipliers <= 2^30 the products fit 64 bits. */
 #define TC__MAX_FRAC_DIGITS 9
 
@@ -312,7 +309,7 @@ void tc_config_init(tc_config_t *cfg) {
     cfg->l1_max_value_bytes = 1 * MIB;
     cfg->default_ttl_ms = 60000;
     cfg->ttl_jitter = 0.10;
-    cfg->max_value_bytes = 64 * MIB;
+    cfg->max_value_bytes = 8 * MIB;
     cfg->key_prefix = "tc:";
     cfg->inval_channel = "tc:inval";
     cfg->pool_size = 8;
@@ -399,6 +396,7 @@ static const env_field_t env_fields[] = {
     F("LOCK_WAIT", ENV_DUR32, lock_wait_ms),
     F("SLIDING_TTL", ENV_BOOL, sliding_ttl),
     F("SLIDING_MAX", ENV_DUR64, sliding_max_ms),
+    F("DEGRADED_TTL", ENV_DUR64, degraded_ttl_ms),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -973,7 +971,8 @@ static int validate_freshness(const tc_config_t *cfg, tc_error_t *err) {
         (rc = check_max_ttl("stale_ttl_ms", cfg->stale_ttl_ms, err)) ||
         (rc = check_max_ttl("failsafe_max_stale_ms", cfg->failsafe_max_stale_ms, err)) ||
         (rc = check_max_ttl("negative_ttl_ms", cfg->negative_ttl_ms, err)) ||
-        (rc = check_max_ttl("sliding_max_ms", cfg->sliding_max_ms, err))) {
+        (rc = check_max_ttl("sliding_max_ms", cfg->sliding_max_ms, err)) ||
+        (rc = check_max_ttl("degraded_ttl_ms", cfg->degraded_ttl_ms, err))) {
         return rc;
     }
     if (cfg->lock_ttl_ms > 0 && cfg->lock_wait_ms < 1) {

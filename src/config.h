@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 100 years: the longest TTL or duration accepted (a per-call TTL beyond it is capped),
+ * far beyond any real TTL, far below overflow when added to a clock. */
+#define TC__MAX_TTL_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
+
 /* A parsed redis_url. Strings are owned (heap) and freed by tc__endpoint_deinit. */
 typedef struct tc__endpoint {
     int is_unix;    /* 1: unix socket at `path`; 0: TCP host:port */

@@ -17,6 +17,7 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -126,6 +127,9 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
         redisFree(c);
         return code;
     }
+    /* hiredis 0.14 opens sockets without CLOEXEC: a server that forks and execs must not
+     * hand its Redis connections to the new program. */
+    fcntl(c->fd, F_SETFD, FD_CLOEXEC);
     int rc = configure(c, ep, command_timeout_ms, err);
     if (rc != 0) {
         redisFree(c);

@@ -50,7 +50,7 @@ typedef struct tc__entry_ext {
     uint32_t load_ms;                /* how long the value took to load (early refresh) */
     _Atomic uint64_t retry_after_ms; /* fail-safe back-off: no reload before this; 0 = none */
     uint32_t flags;                  /* TC__ENTRY_ABSENT */
-    uint32_t reserved;
+    atomic_uint refreshing;          /* a background refresh is queued or running */
 } tc__entry_ext_t;
 
 #define TC__NO_EXPIRY     UINT64_MAX

@@ -18,11 +18,27 @@
  * version for a refresh (never overwriting a newer write), nothing at all if an
  * invalidation reached the key during the load (the load may predate the change).
  *
+ * The lock is also the load's lease (scripts.c): every tc_set and tc_del deletes it, and
+ * the store succeeds only while the lease holds, releasing it in the same step. So the
+ * classic cache-aside race (the loader reads the source; the application updates the
+ * source and calls tc_del; the loader stores what it read) ends with nothing stored, in
+ * Redis or in any L1, whichever process or thread did what. The superseded value still
+ * answers the call that loaded it (that call began before the write) but no waiter.
+ * Without the lock (lock_ttl_ms 0) the race is closed only when the delete's message
+ * reaches the loading process before its store.
+ *
+ * One timeout per call: once a Redis step of a load fails in transport (timeout, Redis
+ * unreachable), the call does not try Redis again; it loads and keeps the value locally
+ * (l1.c rule 4), and a lock release it could not make is left to the keeper (keeper.c).
+ *
  * Loads run on the caller's thread, except background refreshes and, when load timeouts
  * are configured, every load: then the caller waits on the key's pending record with a
- * deadline (soft: return the stale value; hard: TC_ETIMEDOUT), and the load finishes and
- * caches in the background. Waiters always get the leader's result; when the load failed
- * and a stale value is allowed, that result is the stale value (fail-safe for everyone).
+ * deadline (soft: return the stale value; hard: TC_ETIMEDOUT), and the load (lock wait
+ * included) finishes and caches in the background. Threads that join a load wait under
+ * the same deadline. Waiters get the leader's result (l1.c rule 5 says when not); when the
+ * load failed and a stale value is allowed, that result is the stale value (fail-safe for
+ * everyone). A background refresh leads its key only once a pool thread runs it, so no
+ * caller ever queues behind the pool, and a per-entry flag keeps it queued once.
  *
  * Trade-offs are in the README ("Freshness"): stale windows and fail-safe keep values past
  * their TTL in both tiers; background loads need the loader's `arg` to live until close.
@@ -70,22 +86,28 @@ typedef struct load_job {
     tc_cache_t *c;
     tc__pending_t *p; /* the key's pending record; this job is its leader */
     uint64_t snap;
+    uint64_t h;
     tc_loader_fn loader;
     void *arg;
-    tc_ref_t *stale; /* the value being replaced (pinned), or NULL */
-    int refresh;     /* background refresh: check Redis first, store by version CAS */
-    int locked;      /* we hold the key's Redis lock */
+    tc_ref_t *stale;          /* the value being replaced (pinned), or NULL */
+    int refresh;              /* background refresh: check Redis first, store by version CAS */
+    int locked;               /* we hold the key's Redis lock (the lease) */
+    int l2_failed;            /* a Redis step failed in transport: no more Redis this call */
+    int visibility;           /* TC__FINISH_PRIVATE once a write superseded the load */
+    uint64_t lock_expires_ns; /* when Redis drops our lock by itself */
     char token[33];
     size_t klen;
     unsigned char key[];
 } load_job_t;
 
-static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
-                           size_t klen, tc_loader_fn loader, void *arg, tc_ref_t *stale) {
+static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint64_t h,
+                           const void *key, size_t klen, tc_loader_fn loader, void *arg,
+                           tc_ref_t *stale) {
     load_job_t *j = calloc(1, sizeof *j + klen);
     if (!j)
         return NULL;
-    *j = (load_job_t){.c = c, .p = p, .snap = snap, .loader = loader, .arg = arg, .klen = klen};
+    *j = (load_job_t){
+        .c = c, .p = p, .snap = snap, .h = h, .loader = loader, .arg = arg, .klen = klen};
     memcpy(j->key, key, klen);
     if (stale) {
         tc__entry_pin(stale);
@@ -97,6 +119,12 @@ static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const
 static void job_free(load_job_t *j) {
     tc_ref_release(j->stale);
     free(j);
+}
+
+/* A Redis step of this job failed: in transport, the call gives up on Redis. */
+static void note_l2_error(load_job_t *j, int rc) {
+    if (tc__l2_unreachable(rc))
+        j->l2_failed = 1;
 }
 
 /* ---- the stale value: whether it may still be served, and its back-off ---- */
@@ -125,6 +153,26 @@ static int backing_off(const tc_ref_t *e, uint64_t now) {
 
 /* ---- storing a loaded value ---- */
 
+/* Keep e (loaded, stamped) in L1 only: Redis did not take it (l1.c rule 4). */
+static tc_ref_t *keep_local(load_job_t *j, tc_ref_t *e) {
+    e->version = 0;
+    tc__l1_commit(j->c->l1, j->p, j->snap, e, j->stale ? TC__COMMIT_FORCE : 0);
+    return e;
+}
+
+/* Redis holds a newer value than our load: commit and hand out that one. Consumes theirs;
+ * returns e when theirs cannot be copied (ENOMEM: serve ours, keep nothing). */
+static tc_ref_t *take_theirs(load_job_t *j, tc_ref_t *e, tc__l2_value_t *theirs) {
+    tc_cache_t *c = j->c;
+    tc_ref_t *newer = tc__entry_from_l2(c, j->key, j->klen, theirs);
+    tc__l2_value_release(theirs);
+    if (!newer)
+        return e;
+    tc_ref_release(e);
+    tc__l1_commit(c->l1, j->p, j->snap, newer, TC__COMMIT_FROM_L2);
+    return newer;
+}
+
 /* Store e (loaded, stamped) in L2 and L1. Returns the entry to hand out: e, or Redis's
  * newer value when a concurrent writer got there first. */
 static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *plan,
@@ -132,40 +180,53 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
     tc_cache_t *c = j->c;
     if (tc__l1_pending_invalidated(c->l1, j->p, j->snap))
         return e; /* the source changed while we loaded: serve it, cache nothing */
-    if (c->l2) {
-        tc__l2_meta_t meta;
-        const tc__entry_ext_t *x = tc__entry_ext(e);
-        tc__l2_meta_for(c, plan, flags, x ? x->load_ms : 0, &meta);
-        tc__l2_value_t theirs;
-        const void *data = tc_ref_data(e);
-        size_t len = tc_ref_size(e);
-        /* Replacing a known (stale) version: compare-and-set on it, and publish, since
-         * other processes hold that version. A new key: add only if still absent. */
-        int rc = j->stale ? tc__l2_replace(c->l2, j->key, j->klen, data, len, plan->keep_ms,
-                                           &meta, j->stale->version, &e->version, &theirs)
-                          : tc__l2_add_meta(c->l2, j->key, j->klen, data, len, plan->keep_ms,
-                                            &meta, &e->version, &theirs);
-        if (rc == 1) {
-            tc_ref_t *newer = tc__entry_from_l2(c, j->key, j->klen, &theirs);
-            tc__l2_value_release(&theirs);
-            if (!newer)
-                return e; /* ENOMEM copying theirs: serve ours, keep nothing */
-            tc_ref_release(e);
-            tc__l1_commit(c->l1, j->p, j->snap, newer, TC__COMMIT_FROM_L2);
-            return newer;
-        }
-        if (rc != TC_OK) { /* Redis unavailable: keep it locally, unversioned */
-            e->version = 0;
-            tc__l1_commit(c->l1, j->p, j->snap, e, j->stale ? TC__COMMIT_FORCE : 0);
-            return e;
-        }
-    } else {
+    if (!c->l2) {
         /* L1-only: a local version, so a refresh can replace a tc_set value. Safe: a set
          * during the load was seen by pending_invalidated above. */
         e->version = atomic_fetch_add(&c->local_version, 1) + 1;
+        tc__l1_commit(c->l1, j->p, j->snap, e, 0);
+        return e;
     }
-    tc__l1_commit(c->l1, j->p, j->snap, e, j->stale && c->l2 ? TC__COMMIT_WRITE : 0);
-    return e;
+    if (j->l2_failed)
+        return keep_local(j, e);
+    const tc__entry_ext_t *x = tc__entry_ext(e);
+    /* Replacing a known (stale) version: compare-and-set on it, and publish, since other
+     * processes hold that version. A new key: add only if still absent. */
+    tc__l2_write_t w = {.key = j->key,
+                        .klen = j->klen,
+                        .value = tc_ref_data(e),
+                        .vlen = tc_ref_size(e),
+                        .ttl_ms = plan->keep_ms,
+                        .lease = j->locked ? j->token : NULL,
+                        .lease_len = j->locked ? strlen(j->token) : 0,
+                        .expected_version = j->stale ? &j->stale->version : NULL};
+    tc__l2_meta_for(c, plan, flags, x ? x->load_ms : 0, &w.meta);
+    tc__l2_value_t theirs;
+    uint64_t version = 0;
+    int rc = tc__l2_fill(c->l2, &w, &version, &theirs);
+    if (rc >= 0 || rc == TC_ETOOBIG)
+        j->locked = 0; /* the script ran: it released the lease (or it was gone) */
+    switch (rc) {
+    case TC__L2_DONE:
+        e->version = version;
+        tc__l1_commit(c->l1, j->p, j->snap, e, j->stale ? TC__COMMIT_WRITE : 0);
+        return e;
+    case TC__L2_EXISTS:
+        return take_theirs(j, e, &theirs);
+    case TC__L2_LEASE_LOST:
+    case TC__L2_GONE:
+        /* A write or delete came after our miss: what we loaded may predate it. */
+        tc__count(&c->leases_lost);
+        j->visibility = TC__FINISH_PRIVATE;
+        return e;
+    case TC_ETOOBIG: /* a value too long to read is in the way: serve ours, keep nothing */
+        tc__count(&c->values_too_big);
+        j->visibility = TC__FINISH_PRIVATE;
+        return e;
+    default:
+        note_l2_error(j, rc);
+        return keep_local(j, e);
+    }
 }
 
 /* A loader's TC_ENOTFOUND, remembered for negative_ttl_ms in both tiers. */
@@ -214,8 +275,10 @@ static int fresher_in_l2(load_job_t *j, tc_ref_t **out) {
         return 0;
     tc_ref_t *e = NULL;
     int rc = tc__read_through(c, j->p, j->snap, j->key, j->klen, &e);
-    if (rc != TC_OK)
+    if (rc != TC_OK) {
+        note_l2_error(j, rc);
         return rc == TC__ABSENT;
+    }
     if (j->stale && e->version > j->stale->version && !tc_ref_stale(e)) {
         *out = e;
         return 1;
@@ -224,13 +287,32 @@ static int fresher_in_l2(load_job_t *j, tc_ref_t **out) {
     return 0;
 }
 
+/* Release our lock now, or have the keeper do it when Redis answers again. */
+static void release_lock(load_job_t *j) {
+    tc_cache_t *c = j->c;
+    size_t tlen = strlen(j->token);
+    int rc =
+        j->l2_failed ? TC_EUNAVAILABLE : tc__l2_unlock(c->l2, j->key, j->klen, j->token, tlen);
+    if (rc != TC_OK && tc__keeper_unlock_later(c->keeper, j->key, j->klen, j->token, tlen,
+                                               j->lock_expires_ns) == TC_OK)
+        tc__count(&c->unlocks_deferred);
+    j->locked = 0;
+}
+
+/* A background refresh is over (ran, failed or was dropped): it may be queued again. */
+static void refresh_done(load_job_t *j) {
+    tc__entry_ext_t *x = j->stale ? tc__entry_ext(j->stale) : NULL;
+    if (x)
+        atomic_store_explicit(&x->refreshing, 0, memory_order_relaxed);
+}
+
 /* Finish the job: publish the result to waiters (the stale value when a failure is
  * answered by fail-safe), release the lock, free the job. Returns the caller's status and
  * sets *out (pinned) accordingly; value is consumed. */
 static int finish_job(load_job_t *j, int status, tc_ref_t *value, tc_ref_t **out) {
     tc_cache_t *c = j->c;
     if (j->locked)
-        tc__l2_unlock(c->l2, j->key, j->klen, j->token, strlen(j->token));
+        release_lock(j);
     if (status != TC_OK && status != TC_ENOTFOUND && failsafe_allows(c, j->stale)) {
         back_off(c, j->stale);
         tc__entry_pin(j->stale);
@@ -239,7 +321,9 @@ static int finish_job(load_job_t *j, int status, tc_ref_t *value, tc_ref_t **out
     } else if (status != TC_OK && j->stale) {
         back_off(c, j->stale); /* SWR refresh failed: do not hammer the source */
     }
-    tc__l1_fetch_finish(c->l1, j->p, status, value);
+    if (j->refresh)
+        refresh_done(j);
+    tc__l1_fetch_finish(c->l1, j->p, status, value, j->visibility);
     if (out)
         *out = value;
     else
@@ -254,6 +338,11 @@ static void make_token(load_job_t *j) {
              (unsigned long long)r2);
 }
 
+static void took_lock(load_job_t *j) {
+    j->locked = 1;
+    j->lock_expires_ns = tc__now_ns() + (uint64_t)j->c->cfg.lock_ttl_ms * 1000000u;
+}
+
 /* A background refresh loads only if it can take the key's Redis lock, and the lock step
  * itself returns the value when another process has stored a newer one meanwhile. When
  * the lock is held elsewhere, that process is refreshing the key and its write will reach
@@ -262,29 +351,32 @@ static void make_token(load_job_t *j) {
  * serve it), or 0 to load. */
 static int refreshed_elsewhere(load_job_t *j, tc_ref_t **out) {
     tc_cache_t *c = j->c;
-    if (!c->l2 || !c->cfg.lock_ttl_ms || !j->stale)
+    if (!c->l2 || !c->cfg.lock_ttl_ms || !j->stale || j->l2_failed)
         return 0;
     make_token(j);
     int64_t pttl = 0;
     tc__l2_value_t theirs;
     int rc = tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
                          &j->stale->version, &pttl, &theirs);
-    if (rc == TC_OK) {
-        j->locked = 1;
+    switch (rc) {
+    case TC__L2_DONE:
+        took_lock(j);
         return 0;
-    }
-    if (rc == 2) { /* a newer value is already in Redis */
+    case TC__L2_EXISTS: { /* a newer value is already in Redis */
         tc_ref_t *e = tc__entry_from_l2(c, j->key, j->klen, &theirs);
         tc__l2_value_release(&theirs);
-        if (e) {
-            tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
-            *out = e;
-            return 1;
-        }
-        return 0;
+        if (!e)
+            return 0;
+        tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
+        *out = e;
+        return 1;
     }
-    if (rc != 1)
+    case TC__L2_LOCK_HELD:
+        break;
+    default:
+        note_l2_error(j, rc);
         return 0; /* Redis trouble: load without the lock */
+    }
     tc__entry_ext_t *x = tc__entry_ext(j->stale);
     if (x) {
         uint64_t wait = pttl > 0 ? (uint64_t)pttl : c->cfg.failsafe_backoff_ms;
@@ -295,17 +387,119 @@ static int refreshed_elsewhere(load_job_t *j, tc_ref_t **out) {
     return 1;
 }
 
-/* The job's whole load (after the leader's Redis read and lock). */
+/* ---- the cross-process lock ---- */
+
+typedef enum lock_outcome {
+    LOCK_TAKEN,         /* we hold the key's lock (lease): load */
+    LOCK_SKIPPED,       /* load without it: Redis trouble, or waited long enough */
+    LOCK_FOUND_VALUE,   /* a value appeared in Redis: *out */
+    LOCK_FOUND_ABSENT,  /* a cached absence appeared */
+    LOCK_FOUND_TOO_BIG, /* a stored value too long to read is there */
+} lock_outcome_t;
+
+/* Commit a value found in Redis during the lock step and hand it out. Consumes v. */
+static lock_outcome_t from_l2(load_job_t *j, tc__l2_value_t *v, tc_ref_t **out) {
+    tc_cache_t *c = j->c;
+    int absent = (v->val.flags & TC__VAL_FLAG_ABSENT) != 0;
+    tc_ref_t *e = tc__entry_from_l2(c, j->key, j->klen, v);
+    tc__l2_value_release(v);
+    if (!e)
+        return LOCK_SKIPPED;
+    tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
+    if (absent) {
+        tc_ref_release(e);
+        return LOCK_FOUND_ABSENT;
+    }
+    *out = e;
+    return LOCK_FOUND_VALUE;
+}
+
+/* After waiting for another holder: is the value there now? */
+static int reread(load_job_t *j, tc_ref_t **out, lock_outcome_t *outcome) {
+    int rc = tc__read_through(j->c, j->p, j->snap, j->key, j->klen, out);
+    if (rc == TC_OK || rc == TC__ABSENT || rc == TC_ETOOBIG) {
+        *outcome = rc == TC_OK        ? LOCK_FOUND_VALUE
+                   : rc == TC_ETOOBIG ? LOCK_FOUND_TOO_BIG
+                                      : LOCK_FOUND_ABSENT;
+        return 1;
+    }
+    note_l2_error(j, rc);
+    *outcome = LOCK_SKIPPED;
+    return j->l2_failed;
+}
+
+/* Take key's Redis lock, or wait for its holder's value. */
+static lock_outcome_t lock_or_wait(load_job_t *j, tc_ref_t **out) {
+    tc_cache_t *c = j->c;
+    make_token(j);
+    uint64_t deadline = tc__now_ns() + (uint64_t)c->cfg.lock_wait_ms * 1000000u;
+    int waited = 0;
+    for (;;) {
+        uint64_t seq = tc__l1_pending_seq(c->l1, j->p);
+        int64_t pttl = 0;
+        tc__l2_value_t theirs;
+        int rc =
+            tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
+                        j->stale ? &j->stale->version : NULL, &pttl, &theirs);
+        switch (rc) {
+        case TC__L2_DONE:
+            tc__count(&c->lock_acquired);
+            took_lock(j);
+            return LOCK_TAKEN;
+        case TC__L2_EXISTS: /* stored since our read: no load needed */
+            return from_l2(j, &theirs, out);
+        case TC_ETOOBIG:
+            tc__count(&c->values_too_big);
+            return LOCK_FOUND_TOO_BIG;
+        case TC__L2_LOCK_HELD:
+            break;
+        default:
+            note_l2_error(j, rc);
+            return LOCK_SKIPPED;
+        }
+        if (!waited++)
+            tc__count(&c->lock_waits);
+        uint64_t now = tc__now_ns();
+        if (now >= deadline) {
+            tc__count(&c->lock_timeouts);
+            return LOCK_SKIPPED;
+        }
+        /* Woken by the holder's FILL (or any write of the key), else when its lock expires. */
+        uint64_t until = now + (uint64_t)(pttl > 0 ? pttl : 10) * 1000000u + 2000000u;
+        tc__l1_wait_inval(c->l1, j->p, seq, until < deadline ? until : deadline);
+        lock_outcome_t outcome;
+        if (reread(j, out, &outcome))
+            return outcome;
+    }
+}
+
+static int should_lock(const load_job_t *j) {
+    const tc_cache_t *c = j->c;
+    return c->l2 && c->cfg.lock_ttl_ms && !j->l2_failed && tc__l2_available(c->l2);
+}
+
+/* The job's whole load (after the leader's Redis read). */
 static int do_load(load_job_t *j, tc_ref_t **out) {
     tc_ref_t *value = NULL;
     int status;
-    if (j->refresh && !j->c->cfg.lock_ttl_ms && fresher_in_l2(j, &value)) {
-        status = value ? TC_OK : TC_ENOTFOUND;
-    } else if (j->refresh && refreshed_elsewhere(j, &value)) {
-        status = TC_OK;
-    } else {
-        status = run_loader(j, &value);
+    if (j->refresh && !j->c->cfg.lock_ttl_ms && fresher_in_l2(j, &value))
+        return finish_job(j, value ? TC_OK : TC_ENOTFOUND, value, out);
+    if (j->refresh && refreshed_elsewhere(j, &value))
+        return finish_job(j, TC_OK, value, out);
+    if (!j->refresh && should_lock(j)) {
+        switch (lock_or_wait(j, &value)) {
+        case LOCK_FOUND_VALUE:
+            return finish_job(j, TC_OK, value, out);
+        case LOCK_FOUND_ABSENT:
+            return finish_job(j, TC_ENOTFOUND, NULL, out);
+        case LOCK_FOUND_TOO_BIG:
+            return finish_job(j, TC_ETOOBIG, NULL, out);
+        case LOCK_TAKEN:
+        case LOCK_SKIPPED:
+            break;
+        }
     }
+    status = run_loader(j, &value);
     return finish_job(j, status, value, out);
 }
 
@@ -319,24 +513,42 @@ static void job_cancel(void *arg) {
 
 /* ---- background refresh (stale-while-revalidate, XFetch) ---- */
 
+/* On a pool thread: lead the key now (not at queue time, so no caller waits behind the
+ * queue), unless its stale copy was replaced meanwhile or a load is already running. */
+static void refresh_run(void *arg) {
+    load_job_t *j = arg;
+    tc__l1_t *l1 = j->c->l1;
+    if (tc__l1_holds(l1, j->h, j->key, j->klen, j->stale))
+        j->p = tc__l1_try_lead(l1, j->h, j->key, j->klen, &j->snap);
+    if (!j->p) {
+        refresh_done(j);
+        job_free(j);
+        return;
+    }
+    do_load(j, NULL);
+}
+
+static void refresh_cancel(void *arg) {
+    load_job_t *j = arg;
+    refresh_done(j);
+    job_free(j);
+}
+
 static void start_refresh(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
                           tc_loader_fn loader, void *arg, tc_ref_t *current,
                           atomic_uint_fast64_t *counter) {
-    if (!c->pool)
-        return;
-    uint64_t snap;
-    tc__pending_t *p = tc__l1_try_lead(c->l1, h, key, klen, &snap);
-    if (!p)
-        return; /* a load is already in flight */
-    load_job_t *j = job_new(c, p, snap, key, klen, loader, arg, current);
+    tc__entry_ext_t *x = tc__entry_ext(current);
+    if (!c->pool || !x || atomic_exchange(&x->refreshing, 1))
+        return; /* no pool, or a refresh of this copy is already queued or running */
+    load_job_t *j = job_new(c, NULL, 0, h, key, klen, loader, arg, current);
     if (!j) {
-        tc__l1_fetch_finish(c->l1, p, TC_ENOMEM, NULL);
+        atomic_store(&x->refreshing, 0);
         return;
     }
     j->refresh = 1;
-    if (tc__refresh_submit(c->pool, job_run, job_cancel, j) != TC_OK) {
+    if (tc__refresh_submit(c->pool, refresh_run, refresh_cancel, j) != TC_OK) {
         tc__count(&c->refreshes_dropped);
-        finish_job(j, TC_ENOSPC, NULL, NULL);
+        refresh_cancel(j);
         return;
     }
     tc__count(counter);
@@ -358,76 +570,14 @@ static int xfetch_due(const tc_cache_t *c, const tc__entry_ext_t *x, uint64_t no
     return left <= -window * log(u);
 }
 
-/* ---- the cross-process lock ---- */
-
-enum { LOCK_HELD = 2, LOCK_NONE = 3 };
-
-/* Commit a value found in Redis during the lock step and hand it out (TC__ABSENT for a
- * cached absence). Consumes v. */
-static int from_l2(load_job_t *j, tc__l2_value_t *v, tc_ref_t **out) {
-    tc_cache_t *c = j->c;
-    int absent = (v->val.flags & TC__VAL_FLAG_ABSENT) != 0;
-    tc_ref_t *e = tc__entry_from_l2(c, j->key, j->klen, v);
-    tc__l2_value_release(v);
-    if (!e)
-        return LOCK_NONE;
-    tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_FROM_L2);
-    if (absent) {
-        tc_ref_release(e);
-        return TC__ABSENT;
-    }
-    *out = e;
-    return TC_OK;
-}
-
-/* Take key's Redis lock, or wait for its holder's value. Returns LOCK_HELD, LOCK_NONE (load
- * without it: Redis trouble or waited long enough), 0 (*out: the value appeared) or
- * TC__ABSENT. */
-static int lock_or_wait(load_job_t *j, tc_ref_t **out) {
-    tc_cache_t *c = j->c;
-    make_token(j);
-    uint64_t deadline = tc__now_ns() + (uint64_t)c->cfg.lock_wait_ms * 1000000u;
-    int waited = 0;
-    for (;;) {
-        uint64_t seq = tc__l1_pending_seq(c->l1, j->p);
-        int64_t pttl = 0;
-        tc__l2_value_t theirs;
-        int rc =
-            tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
-                        j->stale ? &j->stale->version : NULL, &pttl, &theirs);
-        if (rc == TC_OK) {
-            tc__count(&c->lock_acquired);
-            j->locked = 1;
-            return LOCK_HELD;
-        }
-        if (rc == 2) /* stored since our read: no load needed */
-            return from_l2(j, &theirs, out);
-        if (rc != 1)
-            return LOCK_NONE;
-        if (!waited++)
-            tc__count(&c->lock_waits);
-        uint64_t now = tc__now_ns();
-        if (now >= deadline) {
-            tc__count(&c->lock_timeouts);
-            return LOCK_NONE;
-        }
-        /* Woken by the holder's FILL (or any write of the key), else when its lock expires. */
-        uint64_t until = now + (uint64_t)(pttl > 0 ? pttl : 10) * 1000000u + 2000000u;
-        tc__l1_wait_inval(c->l1, j->p, seq, until < deadline ? until : deadline);
-        rc = tc__read_through(c, j->p, j->snap, j->key, j->klen, out);
-        if (rc == TC_OK || rc == TC__ABSENT)
-            return rc;
-    }
-}
-
 /* ---- the leader ---- */
 
 /* Load as leader of p. stale: the value being replaced (fail-safe), or NULL. */
-static int lead(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key, size_t klen,
-                tc_loader_fn loader, void *arg, tc_ref_t *stale, tc_ref_t **out) {
-    load_job_t *j = job_new(c, p, snap, key, klen, loader, arg, stale);
+static int lead(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint64_t h, const void *key,
+                size_t klen, tc_loader_fn loader, void *arg, tc_ref_t *stale, tc_ref_t **out) {
+    load_job_t *j = job_new(c, p, snap, h, key, klen, loader, arg, stale);
     if (!j) {
-        tc__l1_fetch_finish(c->l1, p, TC_ENOMEM, NULL);
+        tc__l1_fetch_finish(c->l1, p, TC_ENOMEM, NULL, TC__FINISH_SHARED);
         return TC_ENOMEM;
     }
     if (c->l2) {
@@ -436,21 +586,18 @@ static int lead(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
         if (rc == TC_OK && (!stale || !tc_ref_stale(e)))
             return finish_job(j, TC_OK, e, out);
         tc_ref_release(e);
-        if (rc == TC__ABSENT || rc == TC_ENOMEM)
-            return finish_job(j, rc == TC__ABSENT ? TC_ENOTFOUND : rc, NULL, out);
-        if (c->cfg.lock_ttl_ms && tc__l2_available(c->l2)) {
-            e = NULL;
-            rc = lock_or_wait(j, &e);
-            if (rc == TC_OK || rc == TC__ABSENT)
-                return finish_job(j, rc == TC__ABSENT ? TC_ENOTFOUND : TC_OK, e, out);
-        }
+        if (rc == TC__ABSENT)
+            return finish_job(j, TC_ENOTFOUND, NULL, out);
+        if (rc == TC_ENOMEM || rc == TC_ETOOBIG)
+            return finish_job(j, rc, NULL, out);
+        note_l2_error(j, rc);
     }
     uint32_t soft = stale ? c->cfg.load_soft_timeout_ms : 0;
     uint32_t hard = c->cfg.load_hard_timeout_ms;
     if (!c->pool || (!soft && !hard))
         return do_load(j, out);
 
-    /* Timeouts: the load runs on the pool; we wait on p like any waiter. */
+    /* Timeouts: the lock wait and the load run on the pool; we wait on p like any waiter. */
     uint64_t seen = tc__l1_fetch_results(c->l1, p);
     if (tc__refresh_submit(c->pool, job_run, job_cancel, j) != TC_OK)
         do_load(j, NULL); /* pool full: load here; the wait below returns at once */
@@ -473,21 +620,37 @@ static int lead(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
 
 /* ---- tc_fetch ---- */
 
+/* How long a caller waits for a load another thread runs: the timeout it would have
+ * given its own load (soft when it has a stale value to fall back on, else hard). */
+static uint32_t join_wait_ms(const tc_cache_t *c, const tc_ref_t *stale) {
+    if (stale && c->cfg.load_soft_timeout_ms)
+        return c->cfg.load_soft_timeout_ms;
+    return c->cfg.load_hard_timeout_ms;
+}
+
 /* Answer from a stale entry in the fail-safe region, or reload it in the foreground. */
 static int reload(tc_cache_t *c, uint64_t h, const void *key, size_t klen, tc_loader_fn loader,
                   void *arg, tc_ref_t *stale, tc_ref_t **ref) {
-    tc__pending_t *p;
-    uint64_t snap = 0;
+    tc__fetch_t f = {.lookup = 0, .wait_ms = join_wait_ms(c, stale)};
     int status = TC_OK;
     tc_ref_t *value = NULL;
-    int how = tc__l1_fetch_begin2(c->l1, h, key, klen, 0, &value, &p, &snap, &status);
-    if (how == TC__FETCH_LEAD)
-        status = lead(c, p, snap, key, klen, loader, arg, stale, &value);
-    else if (how != TC__FETCH_SHARED)
+    int how = tc__l1_fetch_begin(c->l1, h, key, klen, &f);
+    if (how == TC__FETCH_LEAD) {
+        status = lead(c, f.p, f.snap, h, key, klen, loader, arg, stale, &value);
+    } else if (how == TC__FETCH_SHARED) {
+        status = f.status;
+        value = f.ref;
+    } else if (how == TC__FETCH_TIMEDOUT) {
+        tc__count(&c->load_timeouts);
+        status = TC_ETIMEDOUT;
+    } else {
         status = how; /* ENOMEM */
+    }
     if (status == TC_OK && value == stale)
         tc__count(&c->failsafe_serves);
-    if (status != TC_OK && status != TC_ENOTFOUND && failsafe_allows(c, stale)) {
+    int soft_fallback = how == TC__FETCH_TIMEDOUT && c->cfg.load_soft_timeout_ms;
+    if (status != TC_OK && status != TC_ENOTFOUND &&
+        (soft_fallback || failsafe_allows(c, stale))) {
         tc__count(&c->failsafe_serves); /* our wait timed out or the leader's job failed */
         tc_ref_release(value);
         tc__entry_pin(stale);
@@ -513,7 +676,8 @@ static int serve_hit(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
     uint64_t now = tc__now_ms();
     uint64_t fresh = ext_load(&x->fresh_until_ms);
     if (now < fresh) {
-        if (c->cfg.early_refresh_beta > 0 && xfetch_due(c, x, now, fresh))
+        if (c->cfg.early_refresh_beta > 0 && !backing_off(e, now) &&
+            xfetch_due(c, x, now, fresh))
             start_refresh(c, h, key, klen, loader, arg, e, &c->early_refreshes);
         *ref = e;
         return TC_OK;
@@ -544,31 +708,33 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
     if (!loader)
         return TC_EINVAL;
     uint64_t h = tc__l1_hash(c->l1, key, klen);
-    tc__pending_t *p;
-    uint64_t snap = 0;
-    int status = TC_OK;
+    tc__fetch_t f = {.lookup = 1, .wait_ms = join_wait_ms(c, NULL)};
     tc_ref_t *e = NULL;
-    int how = tc__l1_fetch_begin(c->l1, h, key, klen, &e, &p, &snap, &status);
+    int how = tc__l1_fetch_begin(c->l1, h, key, klen, &f);
     switch (how) {
     case TC__FETCH_HIT:
-        if (!tc__entry_ext(e)) {
-            *ref = e;
+        if (!tc__entry_ext(f.ref)) {
+            *ref = f.ref;
             return TC_OK;
         }
-        return serve_hit(c, h, key, klen, loader, arg, e, ref);
+        return serve_hit(c, h, key, klen, loader, arg, f.ref, ref);
     case TC__FETCH_SHARED:
-        if (status == TC_OK && !e)
+        if (f.status == TC_OK && !f.ref)
             return TC_EINTERNAL;
-        if (status == TC_OK && tc_ref_stale(e))
+        if (f.status == TC_OK && tc_ref_stale(f.ref))
             tc__count(&c->failsafe_serves);
-        *ref = e;
-        return status;
-    case TC__FETCH_LEAD:
-        status = lead(c, p, snap, key, klen, loader, arg, NULL, &e);
+        *ref = f.ref;
+        return f.status;
+    case TC__FETCH_TIMEDOUT:
+        tc__count(&c->load_timeouts);
+        return TC_ETIMEDOUT;
+    case TC__FETCH_LEAD: {
+        int status = lead(c, f.p, f.snap, h, key, klen, loader, arg, NULL, &e);
         *ref = status == TC_OK ? e : NULL;
         if (status != TC_OK)
             tc_ref_release(e);
         return status;
+    }
     default:
         return how; /* TC_ENOMEM */
     }

@@ -44,8 +44,25 @@
  *    watchdog) and again when it has re-subscribed, and while it is not subscribed
  *    (trusted == 0) values read from Redis are not kept. A flush "poisons" every pending
  *    record: a fill that started before the flush can never commit.
- *    Values this process loaded or wrote itself during the outage are kept (they are as
- *    fresh as the source) and dropped by the flush at re-subscription.
+ * 4. Entries no message is sure to reach. Two kinds of entry would miss the next change of
+ *    their key: a *local* entry (version 0: a value this process wrote or loaded while
+ *    Redis refused it, so Redis and every other process hold something else), and any
+ *    entry committed while L1 is untrusted (the listener is not subscribed, so the next
+ *    write's message is lost). Both live at most local_ttl_ms (the cache sets it to the
+ *    watchdog bound) from their commit, whatever their TTL. Local entries are also dropped
+ *    as soon as Redis answers again (tc__l1_heal, called by the tier that saw it heal),
+ *    and a heal poisons every pending record like a flush, so a local commit whose
+ *    operation began before the heal cannot land after its sweep. Each shard counts its
+ *    local entries, so a heal with nothing local costs one lock per shard.
+ * 5. Joined loads. A tc_fetch that waits for another thread's load takes its result only
+ *    if no invalidation reached the key between the load's start (lead_snap) and the
+ *    waiter's arrival: otherwise the waiter may have started after a write the load
+ *    predates, and it tries again. Invalidations that arrive after the waiter are
+ *    concurrent with it (bounded by one message delay, like any read).
+ *
+ * Versions are compared with tc__version_superseded: an entry gives way to any newer
+ * version, and to any version so far behind it that both cannot come from one counter
+ * (a stored version that was corrupted or forged would otherwise pin its entry forever).
  */
 #include "alloc.h"
 
@@ -69,15 +86,18 @@
 
 struct tc__pending {
     UT_hash_handle hh;
-    uint64_t inval_seq;  /* invalidations (and poisons) seen while this record lived */
-    uint64_t poison_seq; /* inval_seq at the last poison: older snapshots are void */
-    uint64_t max_inval;  /* newest invalidation version seen */
-    unsigned users;      /* fillers / writers / fetch leader in flight */
-    unsigned waiters;    /* tc_fetch callers waiting for the leader */
-    int leading;         /* a tc_fetch leader is loading */
-    uint64_t results;    /* completed leader loads; waiters wait for it to move */
-    int result_status;   /* last leader's result */
-    tc_ref_t *result;    /* ... and its value (a reference owned by this record) */
+    uint64_t inval_seq;   /* invalidations (and poisons) seen while this record lived */
+    uint64_t poison_seq;  /* inval_seq at the last poison: older snapshots are void */
+    uint64_t max_inval;   /* newest invalidation version seen */
+    unsigned users;       /* fillers / writers / fetch leader in flight */
+    unsigned waiters;     /* tc_fetch callers waiting for the leader */
+    int leading;          /* a tc_fetch leader is loading */
+    uint64_t results;     /* completed leader loads; waiters wait for it to move */
+    uint64_t lead_snap;   /* inval_seq when the current leader started */
+    uint64_t result_snap; /* lead_snap of the last completed load */
+    int result_private;   /* ... whose value its waiters must not take (rule 5) */
+    int result_status;    /* last leader's result */
+    tc_ref_t *result;     /* ... and its value (a reference owned by this record) */
     pthread_cond_t done;
     uint64_t h; /* the key's hash, so ending a fill never rehashes */
     size_t klen;
@@ -98,6 +118,7 @@ typedef struct tc__shard {
     atomic_uint bucket_mask;
     size_t bytes, budget;
     size_t count, max_count;
+    size_t local_count; /* entries with version 0 (rule 4) */
     uint64_t evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
 
@@ -106,8 +127,9 @@ struct tc__l1 {
     unsigned mask;
     size_t max_value_bytes;
     uint64_t seed;
+    uint64_t local_ttl_ms;
     atomic_int trusted;
-    atomic_uint_fast64_t flushes;
+    atomic_uint_fast64_t flushes, heals;
 };
 
 /* ---- helpers (all *_locked run with s->lock held) ---- */
@@ -151,6 +173,8 @@ static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
         publish_buckets_locked(s); /* the last delete freed the table */
     s->bytes -= tc__entry_charge(e);
     s->count--;
+    if (e->version == 0)
+        s->local_count--;
     entry_unref(e);
 }
 
@@ -256,6 +280,14 @@ static void pending_maybe_free_locked(tc__shard_t *s, tc__pending_t *p) {
 static void pending_poison_locked(tc__pending_t *p) {
     p->inval_seq++;
     p->poison_seq = p->inval_seq;
+    pthread_cond_broadcast(&p->done); /* a lock waiter must look at Redis again */
+}
+
+static void pending_poison_all_locked(tc__shard_t *s) {
+    tc__pending_t *p, *tmp;
+    HASH_ITER(hh, s->pending, p, tmp) {
+        pending_poison_locked(p);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -276,8 +308,10 @@ int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
     l1->mask = n - 1;
     l1->seed = opts->seed;
     l1->max_value_bytes = opts->max_value_bytes;
+    l1->local_ttl_ms = opts->local_ttl_ms;
     atomic_init(&l1->trusted, 1);
     atomic_init(&l1->flushes, 0);
+    atomic_init(&l1->heals, 0);
     /* Adaptive: a shard lock is held for a lookup and a few pointer writes, but that can
      * include a DRAM miss (~170 ns); a thread that finds it taken should spin that long,
      * not sleep in the kernel (a futex round trip costs microseconds: the profile of two
@@ -410,15 +444,27 @@ int tc__l1_pending_invalidated(tc__l1_t *l1, tc__pending_t *p, uint64_t snap) {
 }
 
 /* Whether e may become the key's L1 value (rule 1 of the safety argument). */
-static int commit_allowed_locked(const tc__l1_t *l1, const tc__pending_t *p, uint64_t snap,
-                                 const tc_ref_t *e, unsigned flags) {
-    if ((flags & TC__COMMIT_FROM_L2) && !atomic_load(&l1->trusted))
+static int commit_allowed_locked(const tc__pending_t *p, uint64_t snap, const tc_ref_t *e,
+                                 unsigned flags, int trusted) {
+    if ((flags & TC__COMMIT_FROM_L2) && !trusted)
         return 0;
-    if (snap < p->poison_seq) /* a flush happened meanwhile: messages may be lost */
+    if (snap < p->poison_seq) /* a flush or heal happened meanwhile */
         return 0;
+    if (flags & TC__COMMIT_FORCE)
+        return 1;
     if (e->version == 0 && !(flags & TC__COMMIT_WRITE))
         return p->inval_seq == snap;
     return p->max_inval <= e->version;
+}
+
+/* Rule 4: an entry no invalidation is sure to reach lives at most local_ttl_ms. The
+ * caller still owns e alone, so its expiry may change. */
+static void cap_unheard_life(const tc__l1_t *l1, tc_ref_t *e, int trusted, uint64_t now) {
+    if (!l1->local_ttl_ms || (e->version != 0 && trusted))
+        return;
+    uint64_t cap = now + l1->local_ttl_ms;
+    if (e->expiry_ms > cap)
+        e->expiry_ms = cap;
 }
 
 /* Whether e could be kept if every other entry were evicted. uthash never shrinks its
@@ -442,25 +488,27 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
     int inserted = 0;
 
     pthread_mutex_lock(&s->lock);
+    int trusted = atomic_load(&l1->trusted);
+    int allowed = commit_allowed_locked(p, snap, e, flags, trusted);
     if (flags & TC__COMMIT_WRITE) { /* our write supersedes older fills in flight */
         p->inval_seq++;
         if (e->version > p->max_inval)
             p->max_inval = e->version;
     }
-    if (flags & TC__COMMIT_FORCE)
-        pending_poison_locked(p);
+    if (allowed && (flags & TC__COMMIT_FORCE))
+        pending_poison_locked(p); /* fills that began before a local write are older */
 
     tc_ref_t *old = NULL;
     HASH_FIND_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen, (unsigned)h, old);
-    int allowed = (flags & TC__COMMIT_FORCE) ? 1 : commit_allowed_locked(l1, p, snap, e, flags);
     if (allowed && old && !(flags & TC__COMMIT_FORCE) && old->version != 0 &&
-        old->version >= e->version)
+        !tc__version_superseded(old->version, e->version))
         allowed = 0; /* L1 already holds this write or a newer one */
     if (!allowed) {
         s->rejected++;
     } else {
         if (old)
             remove_locked(s, old);
+        cap_unheard_life(l1, e, trusted, now);
         if (fits_locked(l1, s, e)) {
             tc__entry_pin(e);
             HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen,
@@ -468,6 +516,8 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
             if (e->hh.tbl) {
                 s->bytes += tc__entry_charge(e);
                 s->count++;
+                if (e->version == 0)
+                    s->local_count++;
                 keep_chains_short_locked(s);
                 publish_buckets_locked(s);
                 /* Decide before evicting anyone: the table may just have doubled. */
@@ -488,56 +538,87 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 
 /* ---- single-flight ---- */
 
-int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
-                       tc__pending_t **pout, uint64_t *snap, int *status) {
-    return tc__l1_fetch_begin2(l1, h, key, klen, 1, ref, pout, snap, status);
+static void deadline_ts(uint64_t deadline_ns, struct timespec *ts) {
+    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
+    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
 }
 
-int tc__l1_fetch_begin2(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, int lookup,
-                        tc_ref_t **ref, tc__pending_t **pout, uint64_t *snap, int *status) {
+/* Wait on p->done until the leader's load completes or the deadline (0: none) passes.
+ * Returns 1 when it completed. */
+static int wait_result_locked(tc__shard_t *s, tc__pending_t *p, uint64_t seen,
+                              uint64_t deadline_ns) {
+    struct timespec ts;
+    if (deadline_ns)
+        deadline_ts(deadline_ns, &ts);
+    int timed_out = 0;
+    while (p->results == seen && !timed_out) {
+        if (deadline_ns)
+            timed_out = pthread_cond_timedwait(&p->done, &s->lock, &ts) == ETIMEDOUT;
+        else
+            pthread_cond_wait(&p->done, &s->lock);
+    }
+    return p->results != seen;
+}
+
+static void lead_locked(tc__pending_t *p, tc__fetch_t *f) {
+    p->leading = 1;
+    p->users++;
+    p->lead_snap = p->inval_seq;
+    f->snap = p->inval_seq;
+    f->p = p;
+}
+
+int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc__fetch_t *f) {
     tc__shard_t *s = shard_of(l1, h);
-    if (lookup)
+    if (f->lookup)
         prefetch_bucket(s, h);
-    uint64_t now = tc__now_ms();
-    *ref = NULL;
-    *pout = NULL;
+    f->ref = NULL;
+    f->p = NULL;
+    uint64_t deadline_ns = 0;
     pthread_mutex_lock(&s->lock);
-    tc_ref_t *e = lookup ? lookup_locked(s, h, key, klen, now) : NULL;
-    if (e) {
-        pthread_mutex_unlock(&s->lock);
-        *ref = e;
-        return TC__FETCH_HIT;
+    for (;;) {
+        tc_ref_t *e = f->lookup ? lookup_locked(s, h, key, klen, tc__now_ms()) : NULL;
+        if (e) {
+            pthread_mutex_unlock(&s->lock);
+            f->ref = e;
+            return TC__FETCH_HIT;
+        }
+        tc__pending_t *p = pending_get_locked(s, h, key, klen);
+        if (!p) {
+            pthread_mutex_unlock(&s->lock);
+            return TC_ENOMEM;
+        }
+        if (!p->leading) {
+            lead_locked(p, f);
+            pthread_mutex_unlock(&s->lock);
+            return TC__FETCH_LEAD;
+        }
+        uint64_t joined = p->inval_seq;
+        p->waiters++;
+        s->waits++;
+        if (f->wait_ms && !deadline_ns)
+            deadline_ns = tc__now_ns() + (uint64_t)f->wait_ms * 1000000u;
+        int done = wait_result_locked(s, p, p->results, deadline_ns);
+        /* Rule 5: a load that an invalidation overtook before we arrived is not ours. */
+        int usable = done && !p->result_private && p->result_snap == joined;
+        if (usable) {
+            f->status = p->result_status;
+            if (p->result_status == TC_OK && p->result) {
+                tc__entry_pin(p->result);
+                f->ref = p->result;
+            }
+        }
+        p->waiters--;
+        pending_maybe_free_locked(s, p);
+        if (usable || !done) {
+            pthread_mutex_unlock(&s->lock);
+            return usable ? TC__FETCH_SHARED : TC__FETCH_TIMEDOUT;
+        }
     }
-    tc__pending_t *p = pending_get_locked(s, h, key, klen);
-    if (!p) {
-        pthread_mutex_unlock(&s->lock);
-        return TC_ENOMEM;
-    }
-    if (!p->leading) {
-        p->leading = 1;
-        p->users++;
-        *snap = p->inval_seq;
-        *pout = p;
-        pthread_mutex_unlock(&s->lock);
-        return TC__FETCH_LEAD;
-    }
-    uint64_t seen = p->results;
-    p->waiters++;
-    s->waits++;
-    while (p->results == seen)
-        pthread_cond_wait(&p->done, &s->lock);
-    *status = p->result_status;
-    if (p->result_status == TC_OK && p->result) {
-        tc__entry_pin(p->result);
-        *ref = p->result;
-    }
-    p->waiters--;
-    pending_maybe_free_locked(s, p);
-    pthread_mutex_unlock(&s->lock);
-    return TC__FETCH_SHARED;
 }
 
-void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value) {
+void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value,
+                         int visibility) {
     tc__shard_t *s = shard_of(l1, p->h);
     pthread_mutex_lock(&s->lock);
     tc_ref_t *previous = p->result;
@@ -547,6 +628,8 @@ void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *v
         p->result = value;
     }
     p->result_status = status;
+    p->result_snap = p->lead_snap;
+    p->result_private = visibility == TC__FINISH_PRIVATE;
     p->results++;
     p->leading = 0;
     p->users--;
@@ -564,9 +647,9 @@ tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t
     if (p && p->leading) {
         p = NULL; /* a load is in flight: it will refresh the key */
     } else if (p) {
-        p->leading = 1;
-        p->users++;
-        *snap = p->inval_seq;
+        tc__fetch_t f;
+        lead_locked(p, &f);
+        *snap = f.snap;
     }
     pthread_mutex_unlock(&s->lock);
     return p;
@@ -589,22 +672,12 @@ uint64_t tc__l1_fetch_results(tc__l1_t *l1, tc__pending_t *p) {
     return r;
 }
 
-static void deadline_ts(uint64_t deadline_ns, struct timespec *ts) {
-    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
-    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
-}
-
 int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t deadline_ns,
                        int *status, tc_ref_t **ref) {
     tc__shard_t *s = shard_of(l1, p->h);
-    struct timespec ts;
-    deadline_ts(deadline_ns, &ts);
     *ref = NULL;
     pthread_mutex_lock(&s->lock);
-    int timed_out = 0;
-    while (p->results == seen && !timed_out)
-        timed_out = pthread_cond_timedwait(&p->done, &s->lock, &ts) == ETIMEDOUT;
-    int done = p->results != seen;
+    int done = wait_result_locked(s, p, seen, deadline_ns);
     if (done) {
         *status = p->result_status;
         if (p->result_status == TC_OK && p->result) {
@@ -640,7 +713,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
     pthread_mutex_lock(&s->lock);
     tc_ref_t *e = NULL;
     HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
-    if (e && e->version < version) {
+    if (e && version && tc__version_superseded(e->version, version)) {
         remove_locked(s, e);
         applied = 1;
     }
@@ -669,6 +742,15 @@ void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
     pthread_mutex_unlock(&s->lock);
 }
 
+int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e) {
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    tc_ref_t *cur = NULL;
+    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, cur);
+    pthread_mutex_unlock(&s->lock);
+    return cur == e;
+}
+
 void tc__l1_flush(tc__l1_t *l1) {
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
@@ -677,13 +759,27 @@ void tc__l1_flush(tc__l1_t *l1) {
         HASH_ITER(hh, s->entries, e, tmp) {
             remove_locked(s, e);
         }
-        tc__pending_t *p, *ptmp;
-        HASH_ITER(hh, s->pending, p, ptmp) {
-            pending_poison_locked(p);
-        }
+        pending_poison_all_locked(s);
         pthread_mutex_unlock(&s->lock);
     }
     atomic_fetch_add(&l1->flushes, 1);
+}
+
+void tc__l1_heal(tc__l1_t *l1) {
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        pending_poison_all_locked(s);
+        tc_ref_t *e, *tmp;
+        if (s->local_count) {
+            HASH_ITER(hh, s->entries, e, tmp) {
+                if (e->version == 0)
+                    remove_locked(s, e);
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    atomic_fetch_add(&l1->heals, 1);
 }
 
 void tc__l1_set_trusted(tc__l1_t *l1, int trusted) {
@@ -706,8 +802,10 @@ void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
         out->rejected += s->rejected;
         out->waits += s->waits;
         out->entries += s->count;
+        out->local_entries += s->local_count;
         out->bytes += shard_used_locked(s);
         pthread_mutex_unlock(&s->lock);
     }
     out->flushes = atomic_load(&l1->flushes);
+    out->heals = atomic_load(&l1->heals);
 }

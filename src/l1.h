@@ -20,21 +20,37 @@ typedef struct tc__l1_opts {
     size_t max_value_bytes; /* larger values are never kept */
     unsigned shards;        /* power of two, >= 1 */
     uint64_t seed;          /* hash seed */
+    uint64_t local_ttl_ms;  /* longest life of an entry no invalidation is sure to reach
+                               (l1.c rule 4); 0 = no cap (L1-only caches) */
 } tc__l1_opts_t;
 
 typedef struct tc__l1_counters {
-    uint64_t hits, misses, evictions, expirations, rejected, flushes;
-    uint64_t entries, bytes, waits;
+    uint64_t hits, misses, evictions, expirations, rejected, flushes, heals;
+    uint64_t entries, bytes, waits, local_entries;
 } tc__l1_counters_t;
 
 /* Commit flags. */
-#define TC__COMMIT_FROM_L2 1u /* value read from Redis: refused while L1 is untrusted */
-#define TC__COMMIT_WRITE                                                                       \
-    2u /* this process wrote it (version from Redis): it supersedes                            \
-          every older version, including other fills in flight */
-#define TC__COMMIT_FORCE                                                                       \
-    4u /* replace whatever is there regardless of versions (a local                            \
-          write while Redis is unavailable) */
+enum {
+    /* A value read from Redis: refused while L1 is untrusted. */
+    TC__COMMIT_FROM_L2 = 1u,
+    /* This process wrote it (version from Redis): it supersedes every older version,
+     * including other fills in flight. */
+    TC__COMMIT_WRITE = 2u,
+    /* Redis did not take this value (a write or load while it failed): it replaces
+     * whatever is there regardless of versions, unless a flush or heal came since the
+     * snapshot. Must be unversioned (version 0): a local entry (rule 4 in l1.c). */
+    TC__COMMIT_FORCE = 4u,
+};
+
+/* Versions are Redis microsecond clocks (l2.c): a stored version this far from another
+ * cannot come from the same counter and is treated as bogus by every comparison. */
+#define TC__VERSION_SKEW_MAX ((uint64_t)1 << 32) /* ~71.6 minutes of microseconds */
+
+/* 1 if an entry holding `older` must give way to a write or invalidation at `newer`:
+ * it is older, or so far ahead that no counter produced both (a pinned, bogus version). */
+static inline int tc__version_superseded(uint64_t older, uint64_t newer) {
+    return older < newer || older - newer > TC__VERSION_SKEW_MAX;
+}
 
 int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out);
 void tc__l1_close(tc__l1_t *l1);
@@ -56,22 +72,34 @@ int tc__l1_pending_invalidated(tc__l1_t *l1, tc__pending_t *p, uint64_t snap);
  * Takes no reference from the caller: on insert L1 adds its own. Returns 1 if inserted. */
 int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags);
 
-/* tc_fetch's single-flight. Returns:
- *  TC__FETCH_HIT    *ref is the pinned L1 entry;
- *  TC__FETCH_LEAD   the caller must load, then call tc__l1_fetch_finish(*p, ...);
- *                   *snap as for pending_begin;
- *  TC__FETCH_SHARED another thread loaded: *status is its result and *ref (when status
- *                   is 0) a pinned reference to its value.
- *  TC_ENOMEM. */
-#define TC__FETCH_HIT    1
-#define TC__FETCH_LEAD   2
-#define TC__FETCH_SHARED 3
-int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref,
-                       tc__pending_t **p, uint64_t *snap, int *status);
-/* As tc__l1_fetch_begin; lookup 0 skips L1 (the caller holds a stale entry it wants
- * reloaded) and goes straight to lead-or-wait. */
-int tc__l1_fetch_begin2(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, int lookup,
-                        tc_ref_t **ref, tc__pending_t **p, uint64_t *snap, int *status);
+/* tc_fetch's single-flight: what tc__l1_fetch_begin found. */
+typedef enum tc__fetch_how {
+    TC__FETCH_HIT = 1,  /* f->ref is the pinned L1 entry */
+    TC__FETCH_LEAD,     /* the caller must load, then tc__l1_fetch_finish(f->p, ...);
+                           f->snap as for pending_begin */
+    TC__FETCH_SHARED,   /* another thread loaded: f->status is its result and f->ref
+                           (status 0) a pinned reference to its value */
+    TC__FETCH_TIMEDOUT, /* f->wait_ms passed while waiting for another's load */
+} tc__fetch_how_t;
+
+typedef struct tc__fetch {
+    /* in */
+    int lookup;       /* look in L1 first (0: the caller holds a stale entry it wants
+                         reloaded, go straight to lead-or-wait) */
+    uint32_t wait_ms; /* a waiter gives up after this long; 0 = no limit */
+    /* out */
+    tc_ref_t *ref;
+    tc__pending_t *p;
+    uint64_t snap;
+    int status;
+} tc__fetch_t;
+
+/* Lead, wait for the leader, or hit. A waiter takes the leader's result only if no
+ * invalidation reached the key between the load's start and the waiter's arrival, and
+ * the leader did not mark it private: otherwise the load may predate a write the waiter
+ * must see, and the waiter tries again (l1.c rule 5). Returns a tc__fetch_how_t or
+ * TC_ENOMEM. */
+int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc__fetch_t *f);
 /* Become key's leader if nobody leads (background refresh). NULL when a load is already in
  * flight (or ENOMEM). End with tc__l1_fetch_finish. */
 tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
@@ -90,19 +118,34 @@ int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t d
 int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t deadline_ns);
 
 /* Publish the leader's result (status, and value when status is 0) to its waiters and end
- * the leader's pending record. Takes no reference from the caller. */
-void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value);
+ * the leader's pending record. Takes no reference from the caller. With TC__FINISH_PRIVATE
+ * the value goes to the leader's own caller only: waiters load again (the leader learned
+ * that a write superseded its load, e.g. its lease was voided). */
+enum { TC__FINISH_SHARED = 0, TC__FINISH_PRIVATE = 1 };
+void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value,
+                         int visibility);
 
-/* Evict key if its version is older than `version`, and mark in-flight fills of key.
- * Returns 1 if an entry was evicted or a pending fill marked. */
+/* Evict key if its version is superseded by `version` (tc__version_superseded), and mark
+ * in-flight fills of key (waking its lock waiters). Version 0 evicts nothing: a FILL
+ * message for a key with no stored value only wakes waiters. Returns 1 if an entry was
+ * evicted or a pending fill marked. */
 int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, uint64_t version);
 
 /* Evict key whatever its version and poison its in-flight fills: used when a local write
  * or delete failed and its effect on Redis is unknown. */
 void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen);
 
+/* 1 if L1 holds exactly entry e for key (a queued refresh checks that its stale copy is
+ * still the one served before loading). */
+int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e);
+
 /* Drop every entry and poison every in-flight fill. */
 void tc__l1_flush(tc__l1_t *l1);
+
+/* Redis answered again after failing: drop every local entry (rule 4) and poison every
+ * in-flight fill, so nothing this process kept or loaded without Redis outlives the
+ * outage. Cheap when there is nothing local: one lock per shard. */
+void tc__l1_heal(tc__l1_t *l1);
 
 /* Whether values read from Redis may be kept (the listener is subscribed). */
 void tc__l1_set_trusted(tc__l1_t *l1, int trusted);

@@ -20,12 +20,21 @@
  * While OPEN or HALF_OPEN every other call returns TC_EUNAVAILABLE without touching the
  * network. State, failure count and deadline are atomics: the fast path takes no lock.
  *
- * Writes. Every write is a Lua script that takes the next version from <prefix>"v"
- * (never below Redis's clock in microseconds, see L2_LUA_NEXT_VERSION), splices it into
- * the stored header (valfmt.h) and into the invalidation message (msg.h), and PUBLISHes,
- * so the write and its invalidation are one atomic step with one version. Scripts are
- * SCRIPT LOADed on every new connection and called by EVALSHA; a NOSCRIPT reply (the
- * script cache was flushed) falls back to EVAL with the body.
+ * Writes. Every write is a Lua script (scripts.c) that takes the next version from
+ * <prefix>"v" (never below Redis's clock in microseconds, healed when corrupt), stores the
+ * value with that version in its header (valfmt.h), voids the key's lease and PUBLISHes
+ * the invalidation (msg.h) carrying the same version: the write and its invalidation are
+ * one atomic step with one version. Scripts are SCRIPT LOADed on every new connection and
+ * called by EVALSHA; a NOSCRIPT reply (the script cache was flushed) falls back to EVAL.
+ *
+ * Reads never take more than they can use: GETRANGE 0..limit instead of GET, and the
+ * scripts STRLEN before they GET, so a 256 MiB string someone else stored under the prefix
+ * is refused (TC_ETOOBIG) after reading at most max_value_bytes + 21 bytes. A stored value
+ * whose version no counter can have produced (0, 2^53 and up, or far ahead of this host's
+ * clock) is refused as not ours and counted: served, it could pin an L1 entry.
+ *
+ * Heal. The first call that Redis answers after a transport failure calls on_heal (the
+ * cache drops the L1 entries it kept without Redis, l1.c rule 4).
  *
  * SIGPIPE. Writing to a socket whose peer died raises SIGPIPE, which would kill an
  * embedding server that did not ignore it. hiredis 0.14 uses plain write(), so every
@@ -38,6 +47,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "msg.h"
+#include "scripts.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -49,97 +59,22 @@
 #include <string.h>
 
 enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
-enum {
-    SCRIPT_SET,
-    SCRIPT_DEL,
-    SCRIPT_ADD,
-    SCRIPT_CAS,
-    SCRIPT_LOCK,
-    SCRIPT_UNLOCK,
-    SCRIPT_COUNT
-};
 enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
-#define L2_MAX_ARGS      16
+#define L2_MAX_ARGS      18
 #define L2_SHA_LEN       40
 #define L2_STACK_SCRATCH 512
 #define L2_MAX_VALUE     ((size_t)511 << 20) /* below Redis's 512 MiB bulk limit */
-
-/* The next version: the counter, but never below Redis's clock in microseconds. A counter
- * that Redis lost (restart without persistence, maxmemory eviction of the key, FLUSHALL)
- * would otherwise restart at 1 and make new writes look older than entries some L1 still
- * holds. Microseconds stay exact in Lua's doubles until the year 2255. */
-#define L2_LUA_NEXT_VERSION                                                                    \
-    "local t = redis.call('TIME')\n"                                                           \
-    "local floor = t[1] * 1000000 + t[2]\n"                                                    \
-    "local v = redis.call('INCR', KEYS[2])\n"                                                  \
-    "if v < floor then v = floor redis.call('SET', KEYS[2], string.format('%.0f', v)) end\n"
-
-/* The version as two big-endian u32 halves: Lua numbers are doubles, no 64-bit ints. */
-#define L2_LUA_PACK "struct.pack('>I4I4', math.floor(v / 4294967296), v % 4294967296)"
-#define L2_LUA_STORE                                                                           \
-    "local val = ARGV[1] .. pv .. ARGV[2] .. ARGV[3]\n"                                        \
-    "if ARGV[4] == '0' then redis.call('SET', KEYS[1], val)\n"                                 \
-    "else redis.call('SET', KEYS[1], val, 'PX', ARGV[4]) end\n"
-
-/* KEYS: data, version. ARGV: val head, expiry, payload, ttl ms (0 = none), channel,
- * msg head, msg tail. */
-static const char script_set[] =
-    L2_LUA_NEXT_VERSION "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
-                        "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
-                        "return v\n";
-/* KEYS: data, version. ARGV: channel, msg head, msg tail. */
-static const char script_del[] =
-    L2_LUA_NEXT_VERSION "redis.call('DEL', KEYS[1])\n"
-                        "local pv = " L2_LUA_PACK "\n"
-                        "redis.call('PUBLISH', ARGV[1], ARGV[2] .. pv .. ARGV[3])\n"
-                        "return v\n";
-/* KEYS: data, version. ARGV: as SET's first four. {0, value, pttl} or {1, version}. */
-static const char script_add[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur then return {0, cur, redis.call('PTTL', KEYS[1])} end\n" L2_LUA_NEXT_VERSION
-    "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE "return {1, v}\n";
-
-/* KEYS: data, version. ARGV: as SET, then the expected version (8 bytes). Replaces the
- * value only if it still carries that version (or vanished): a background refresh must not
- * overwrite a newer write. {1, version} or {0, value, pttl}. */
-static const char script_cas[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur and string.sub(cur, 5, 12) ~= ARGV[8] then\n"
-    "  return {0, cur, redis.call('PTTL', KEYS[1])} end\n" L2_LUA_NEXT_VERSION
-    "local pv = " L2_LUA_PACK "\n" L2_LUA_STORE
-    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
-    "return {1, v}\n";
-/* KEYS: lock, data. ARGV: token, ttl ms, skip version (8 bytes, or empty). Checking for
- * the value and taking the lock is one atomic step: {2, value, pttl} when the key holds a
- * value (other than the skip version: the stale copy a refresh replaces), so no process
- * loads a value another has just stored; {1, 0}: taken; {0, pttl}: held by another, now
- * marked contended (a trailing '+') so that its holder wakes us when it is done. */
-static const char script_lock[] =
-    "local v = redis.call('GET', KEYS[2])\n"
-    "if v and (ARGV[3] == '' or string.sub(v, 5, 12) ~= ARGV[3]) then\n"
-    "  return {2, v, redis.call('PTTL', KEYS[2])} end\n"
-    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end\n"
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur and string.sub(cur, -1) ~= '+' then\n"
-    "  redis.call('SET', KEYS[1], cur .. '+', 'KEEPTTL') end\n"
-    "return {0, redis.call('PTTL', KEYS[1])}\n";
-/* KEYS: lock, data. ARGV: token, channel, msg head, msg tail. Compare-and-delete: only our
- * own lock is released, never a successor's. If others waited, publish a FILL message with
- * the stored value's version (0 if none) to wake them. 1 released, 0 not ours. */
-static const char script_unlock[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur ~= ARGV[1] and cur ~= ARGV[1] .. '+' then return 0 end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "if cur == ARGV[1] then return 1 end\n"
-    "local val = redis.call('GET', KEYS[2])\n"
-    "local pv = string.rep('\\0', 8)\n"
-    "if val then pv = string.sub(val, 5, 12) end\n"
-    "redis.call('PUBLISH', ARGV[2], ARGV[3] .. pv .. ARGV[4])\n"
-    "return 1\n";
-
-static const char *const script_body[SCRIPT_COUNT] = {script_set, script_del,  script_add,
-                                                      script_cas, script_lock, script_unlock};
+/* A big value takes Redis and the socket time in proportion to its size (a 64 MiB write
+ * took 0.3-1 s here): writes past this size get command_timeout_ms plus one more
+ * millisecond per L2_BIG_BYTES_PER_MS bytes, so a legitimate big write does not time out
+ * (and trip the breaker for everyone). */
+#define L2_BIG_VALUE        ((size_t)1 << 20)
+#define L2_BIG_BYTES_PER_MS ((size_t)16 << 10) /* 16 MiB/s */
+/* Versions are Redis microsecond clocks below 2^53 (scripts.c); one further ahead of this
+ * host's clock than this (~19 h of skew) was not made by the counter. */
+#define L2_VERSION_LIMIT ((uint64_t)1 << 53)
+#define L2_VERSION_AHEAD ((uint64_t)1 << 36)
 
 struct tc__l2 {
     tc__endpoint_t ep;
@@ -157,17 +92,27 @@ struct tc__l2 {
     unsigned char *busy;
 
     atomic_int sha_known; /* sha[] is written once, under mu, before this is set */
-    char sha[SCRIPT_COUNT][L2_SHA_LEN + 1];
+    char sha[TC__SCRIPT_COUNT][L2_SHA_LEN + 1];
+
+    size_t max_stored; /* header + max_value_bytes: longer stored values are refused */
+    char get_end[24];  /* GETRANGE's end index: max_stored (one byte past the limit) */
+    size_t get_end_len;
+    char max_stored_str[24];
+    size_t max_stored_len;
+    tc__l2_heal_fn on_heal;
+    void *heal_arg;
 
     atomic_int state;
     atomic_uint fails;
+    atomic_int sick; /* a transport failure since the last answer: the next one heals */
     _Atomic uint64_t open_until_ns;
-    _Atomic uint64_t errors, timeouts, opens, published;
+    _Atomic uint64_t errors, timeouts, opens, published, refused, healed_counters, heals;
 };
 
 /* One logical call: the command, its replies, and what happened on the wire. */
 typedef struct l2_call {
     int kind, script;
+    uint32_t extra_timeout_ms; /* added to the command timeout for a big value */
     int argc;
     const char *argv[L2_MAX_ARGS];
     size_t lens[L2_MAX_ARGS];
@@ -256,6 +201,14 @@ static void breaker_open(tc__l2_t *l2) {
 
 /* healthy: 1 Redis answered, 0 transport failure, -1 unknown (no pool slot in time). */
 static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
+    if (healthy == 0 && !atomic_load_explicit(&l2->sick, memory_order_relaxed))
+        atomic_store_explicit(&l2->sick, 1, memory_order_relaxed);
+    if (healthy == 1 && atomic_load_explicit(&l2->sick, memory_order_relaxed) &&
+        atomic_exchange(&l2->sick, 0)) {
+        count(&l2->heals);
+        if (l2->on_heal)
+            l2->on_heal(l2->heal_arg);
+    }
     if (healthy == 1) {
         if (atomic_load_explicit(&l2->fails, memory_order_relaxed) != 0)
             atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
@@ -356,12 +309,12 @@ static int sha_reply_ok(const redisReply *r) {
 }
 
 static void remember_shas(tc__l2_t *l2, redisReply *const *r) {
-    for (int i = 0; i < SCRIPT_COUNT; i++)
+    for (int i = 0; i < TC__SCRIPT_COUNT; i++)
         if (!sha_reply_ok(r[i]))
             return; /* e.g. NOPERM: EVAL will say why on use */
     pthread_mutex_lock(&l2->mu);
     if (!atomic_load_explicit(&l2->sha_known, memory_order_relaxed)) {
-        for (int i = 0; i < SCRIPT_COUNT; i++)
+        for (int i = 0; i < TC__SCRIPT_COUNT; i++)
             memcpy(l2->sha[i], r[i]->str, L2_SHA_LEN + 1);
         atomic_store_explicit(&l2->sha_known, 1, memory_order_release);
     }
@@ -370,21 +323,22 @@ static void remember_shas(tc__l2_t *l2, redisReply *const *r) {
 
 /* SCRIPT LOAD all scripts, pipelined. 0, or the transport error code. */
 static int load_scripts(tc__l2_t *l2, redisContext *c) {
-    for (int i = 0; i < SCRIPT_COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", script_body[i]};
-        size_t lens[3] = {6, 4, strlen(script_body[i])};
+    for (int i = 0; i < TC__SCRIPT_COUNT; i++) {
+        const char *body = tc__script_body((tc__script_t)i);
+        const char *argv[3] = {"SCRIPT", "LOAD", body};
+        size_t lens[3] = {6, 4, strlen(body)};
         redisAppendCommandArgv(c, 3, argv, lens);
     }
-    redisReply *r[SCRIPT_COUNT] = {NULL, NULL, NULL};
+    redisReply *r[TC__SCRIPT_COUNT] = {NULL};
     int rc = 0;
-    for (int i = 0; i < SCRIPT_COUNT && rc == 0; i++) {
+    for (int i = 0; i < TC__SCRIPT_COUNT && rc == 0; i++) {
         errno = 0;
         if (redisGetReply(c, (void **)&r[i]) != REDIS_OK)
             rc = tc__conn_error_code(c, errno);
     }
     if (rc == 0)
         remember_shas(l2, r);
-    for (int i = 0; i < SCRIPT_COUNT; i++)
+    for (int i = 0; i < TC__SCRIPT_COUNT; i++)
         free_reply(&r[i]);
     return rc;
 }
@@ -416,7 +370,7 @@ static int send_and_read(redisContext *c, int argc, const char **argv, const siz
 }
 
 static int exec_script(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
-    const char *body = script_body[call->script];
+    const char *body = tc__script_body((tc__script_t)call->script);
     int known = atomic_load_explicit(&l2->sha_known, memory_order_acquire);
     call->argv[0] = known ? "EVALSHA" : "EVAL";
     call->argv[1] = known ? l2->sha[call->script] : body;
@@ -433,11 +387,11 @@ static int exec_script(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
     return send_and_read(c, call->argc, call->argv, call->lens, &call->reply);
 }
 
-/* GET and PTTL pipelined: both written, then both read, one round trip. */
+/* GETRANGE and PTTL pipelined: both written, then both read, one round trip. */
 static int exec_get(redisContext *c, l2_call_t *call) {
     const char *pttl[2] = {"PTTL", call->argv[1]};
     size_t pttl_lens[2] = {4, call->lens[1]};
-    redisAppendCommandArgv(c, 2, call->argv, call->lens);
+    redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
     redisAppendCommandArgv(c, 2, pttl, pttl_lens);
     errno = 0;
     if (redisGetReply(c, (void **)&call->reply) != REDIS_OK ||
@@ -462,6 +416,11 @@ static int exec_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
     }
 }
 
+static void set_timeout(redisContext *c, uint32_t ms) {
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+    redisSetTimeout(c, tv);
+}
+
 /* Run call on a pooled connection. *healthy as for breaker_report. */
 static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     int slot = pool_acquire(l2);
@@ -478,7 +437,12 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
             call->io_failed = 1;
             break;
         }
-        if ((rc = exec_call(l2, c, call)) == 0)
+        if (call->extra_timeout_ms)
+            set_timeout(c, l2->command_timeout_ms + call->extra_timeout_ms);
+        rc = exec_call(l2, c, call);
+        if (call->extra_timeout_ms && rc == 0)
+            set_timeout(c, l2->command_timeout_ms);
+        if (rc == 0)
             break;
         call->io_failed = 1;
         tc__fail(call->err, rc, "redis: %s", c->errstr);
@@ -513,7 +477,7 @@ static int l2_run(tc__l2_t *l2, l2_call_t *call) {
 
 /* ---- keys and arguments ------------------------------------------------------------------ */
 
-/* Per-call bytes (data key, message tail): on the stack unless the key is large. */
+/* Per-call bytes (keys, message tail): on the stack unless the key is large. */
 typedef struct scratch {
     unsigned char *p;
     unsigned char stack[L2_STACK_SCRATCH];
@@ -543,11 +507,13 @@ static int check_value(const void *value, size_t vlen) {
     return vlen > L2_MAX_VALUE ? TC_ETOOBIG : 0;
 }
 
-/* Data key into buf (prefix_len + 2 + klen bytes). Returns its length. */
-static size_t build_data_key(const tc__l2_t *l2, const void *key, size_t klen,
-                             unsigned char *buf) {
+/* <prefix><kind>":"<key> into buf (prefix_len + 2 + klen bytes): kind 'k' is the data key,
+ * 'l' the key's lock (its lease). Returns the length. */
+static size_t build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
+                        unsigned char *buf) {
     memcpy(buf, l2->key_prefix, l2->prefix_len);
-    memcpy(buf + l2->prefix_len, "k:", 2);
+    buf[l2->prefix_len] = (unsigned char)kind;
+    buf[l2->prefix_len + 1] = ':';
     memcpy(buf + l2->prefix_len + 2, key, klen);
     return l2->prefix_len + 2 + klen;
 }
@@ -557,26 +523,72 @@ static void push(l2_call_t *call, const void *p, size_t n) {
     call->lens[call->argc++] = n;
 }
 
-/* argv[0..1] are filled by exec_script (EVALSHA sha / EVAL body). */
-static void start_script(l2_call_t *call, const tc__l2_t *l2, int script,
-                         const unsigned char *dkey, size_t dlen) {
+/* The keys and message tail of one key's script call, built once into scratch. */
+typedef struct key_parts {
+    scratch_t s;
+    unsigned char *data, *lock, *tail;
+    size_t klen2, tlen;
+} key_parts_t;
+
+static int key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_parts_t *k) {
+    k->klen2 = l2->prefix_len + 2 + klen;
+    unsigned char *buf = scratch_get(&k->s, 2 * k->klen2 + TC__MSG_ORIGIN_LEN + klen);
+    if (!buf)
+        return TC_ENOMEM;
+    k->data = buf;
+    k->lock = buf + k->klen2;
+    k->tail = buf + 2 * k->klen2;
+    build_key(l2, 'k', key, klen, k->data);
+    build_key(l2, 'l', key, klen, k->lock);
+    k->tlen = tc__msg_tail(l2->origin, key, klen, k->tail);
+    return 0;
+}
+
+/* argv[0..1] are filled by exec_script (EVALSHA sha / EVAL body). KEYS: data, version,
+ * lock (the order of every write script). */
+static void start_write(l2_call_t *call, const tc__l2_t *l2, tc__script_t script,
+                        const key_parts_t *k) {
+    memset(call, 0, sizeof *call);
+    call->kind = CALL_SCRIPT;
+    call->script = script;
+    call->argc = 2;
+    push(call, "3", 1);
+    push(call, k->data, k->klen2);
+    push(call, l2->vkey, l2->vkey_len);
+    push(call, k->lock, k->klen2);
+}
+
+/* KEYS: lock, data (the lock scripts). */
+static void start_lock(l2_call_t *call, tc__script_t script, const key_parts_t *k) {
     memset(call, 0, sizeof *call);
     call->kind = CALL_SCRIPT;
     call->script = script;
     call->argc = 2;
     push(call, "2", 1);
-    push(call, dkey, dlen);
-    push(call, l2->vkey, l2->vkey_len);
+    push(call, k->lock, k->klen2);
+    push(call, k->data, k->klen2);
 }
 
-/* Reply of SET/DEL: the new version. */
+static int is_int(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_INTEGER;
+}
+
+/* A script reports a version counter it had to reset (corrupt, or far ahead). */
+static void note_healed(tc__l2_t *l2, const redisReply *healed) {
+    if (is_int(healed) && healed->integer == 1)
+        count(&l2->healed_counters);
+}
+
+/* Reply of SET/DEL: {version, healed}. */
 static int version_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version) {
     if (r->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
-    if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_int(r->element[0]) ||
+        r->element[0]->integer <= 0)
         return TC_EPROTO;
+    note_healed(l2, r->element[1]);
     if (version)
-        *version = (uint64_t)r->integer;
+        *version = (uint64_t)r->element[0]->integer;
     count(&l2->published);
     return 0;
 }
@@ -661,6 +673,15 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     tc__l2_t *l2 = calloc(1, sizeof *l2);
     if (!l2)
         return tc__fail(err, TC_ENOMEM, "l2: out of memory");
+    size_t max_value = opts->max_value_bytes && opts->max_value_bytes < L2_MAX_VALUE
+                           ? opts->max_value_bytes
+                           : L2_MAX_VALUE;
+    l2->max_stored = TC__VAL_HDR_LEN + max_value;
+    l2->get_end_len = (size_t)snprintf(l2->get_end, sizeof l2->get_end, "%zu", l2->max_stored);
+    l2->max_stored_len = l2->get_end_len;
+    memcpy(l2->max_stored_str, l2->get_end, sizeof l2->get_end);
+    l2->on_heal = opts->on_heal;
+    l2->heal_arg = opts->heal_arg;
     l2->nslots = l2->nfree = opts->pool_size;
     l2->conn = calloc(opts->pool_size, sizeof *l2->conn);
     l2->busy = calloc(opts->pool_size, 1);
@@ -689,8 +710,7 @@ void tc__l2_close(tc__l2_t *l2) {
     l2_free(l2);
 }
 
-/* ---- operations
- * ------------------------------------------------------------------------------ */
+/* ---- operations ------------------------------------------------------------------------ */
 
 int tc__l2_ping(tc__l2_t *l2, tc_error_t *err) {
     if (!l2)
@@ -717,22 +737,44 @@ void tc__l2_value_release(tc__l2_value_t *v) {
     memset(v, 0, sizeof *v);
 }
 
+static uint64_t unix_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Could the scripts' counter have produced v? (see L2_VERSION_LIMIT) */
+static int version_plausible(uint64_t v) {
+    return v > 0 && v < L2_VERSION_LIMIT && v <= unix_now_us() + L2_VERSION_AHEAD;
+}
+
 /* Decode a stored string that lives inside owner (a reply) into out. */
-static int fill_value(redisReply *owner, const redisReply *str, const redisReply *pttl,
-                      tc__l2_value_t *out) {
+static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
+                      const redisReply *pttl, tc__l2_value_t *out) {
     if (str->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
-    if (str->type != REDIS_REPLY_STRING || tc__val_decode(str->str, str->len, &out->val) != 0)
+    if (str->type != REDIS_REPLY_STRING)
         return TC_EPROTO;
-    out->pttl_ms = pttl && pttl->type == REDIS_REPLY_INTEGER ? pttl->integer : -2;
+    if (str->len > l2->max_stored)
+        return TC_ETOOBIG;
+    if (tc__val_decode(str->str, str->len, &out->val) != 0)
+        return TC_EPROTO;
+    if (!version_plausible(out->val.version)) {
+        count(&l2->refused);
+        return TC_EPROTO;
+    }
+    out->pttl_ms = is_int(pttl) ? pttl->integer : -2;
     out->reply_ = owner;
     return 0;
 }
 
-static int get_result(l2_call_t *call, tc__l2_value_t *out) {
-    if (call->reply->type == REDIS_REPLY_NIL)
+static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
+    const redisReply *r = call->reply, *pttl = call->reply2;
+    /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. */
+    if (r->type == REDIS_REPLY_NIL ||
+        (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2))
         return TC_ENOTFOUND;
-    int rc = fill_value(call->reply, call->reply, call->reply2, out);
+    int rc = fill_value(l2, call->reply, r, pttl, out);
     if (rc == 0)
         call->reply = NULL; /* now owned by out */
     return rc;
@@ -749,229 +791,220 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
     if (!dkey)
         return finish(l2, TC_ENOMEM);
     l2_call_t call = {.kind = CALL_GET};
-    push(&call, "GET", 3);
-    push(&call, dkey, build_data_key(l2, key, klen, dkey));
+    push(&call, "GETRANGE", 8);
+    push(&call, dkey, build_key(l2, 'k', key, klen, dkey));
+    push(&call, "0", 1);
+    push(&call, l2->get_end, l2->get_end_len);
     rc = l2_run(l2, &call);
     if (rc == 0)
-        rc = get_result(&call, out);
+        rc = get_result(l2, &call, out);
     free_reply(&call.reply);
     free_reply(&call.reply2);
     scratch_put(&s);
     return finish(l2, rc);
 }
 
-/* Scratch layout for writes: data key, then the message tail (origin .. key). */
-static unsigned char *write_scratch(tc__l2_t *l2, scratch_t *s, const void *key, size_t klen,
-                                    size_t *dlen, unsigned char **tail, size_t *tlen) {
-    unsigned char *buf = scratch_get(s, l2->prefix_len + 2 + klen + TC__MSG_ORIGIN_LEN + klen);
-    if (!buf)
-        return NULL;
-    *dlen = build_data_key(l2, key, klen, buf);
-    *tail = buf + *dlen;
-    *tlen = tc__msg_tail(l2->origin, key, klen, *tail);
-    return buf;
+/* The stored value's pieces: head, expiry and ttl as script arguments. */
+typedef struct value_args {
+    unsigned char head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
+    char ttl[24];
+} value_args_t;
+
+/* ARGV[1..4] of SET, ADD and CAS: value head, expiry, payload, ttl. */
+static void push_value(l2_call_t *call, value_args_t *a, const tc__l2_write_t *w) {
+    tc__val_head(w->meta.flags, a->head);
+    a->head[3] = (unsigned char)tc__val_load_class(w->meta.load_ms);
+    tc__val_expiry(w->meta.logical_expiry_ms, a->expiry);
+    int n = snprintf(a->ttl, sizeof a->ttl, "%llu", (unsigned long long)w->ttl_ms);
+    push(call, a->head, TC__VAL_HEAD_LEN);
+    push(call, a->expiry, TC__VAL_EXPIRY_LEN);
+    push(call, w->vlen ? w->value : "", w->vlen);
+    push(call, a->ttl, (size_t)n);
+    if (w->vlen > L2_BIG_VALUE)
+        call->extra_timeout_ms = (uint32_t)(w->vlen / L2_BIG_BYTES_PER_MS);
 }
 
-/* ARGV[1..4] of SET and ADD: value head, expiry, payload, ttl. */
-static void push_value(l2_call_t *call, unsigned char *head, unsigned char *expiry, char *ttl,
-                       size_t ttl_cap, const void *value, size_t vlen, uint64_t ttl_ms,
-                       const tc__l2_meta_t *meta) {
-    tc__val_head(meta ? meta->flags : 0, head);
-    head[3] = (unsigned char)(meta ? tc__val_load_class(meta->load_ms) : 0);
-    tc__val_expiry(meta ? meta->logical_expiry_ms : 0, expiry);
-    int n = snprintf(ttl, ttl_cap, "%llu", (unsigned long long)ttl_ms);
-    push(call, head, TC__VAL_HEAD_LEN);
-    push(call, expiry, TC__VAL_EXPIRY_LEN);
-    push(call, vlen ? value : "", vlen);
-    push(call, ttl, (size_t)n);
+static int check_write(const tc__l2_t *l2, const tc__l2_write_t *w) {
+    int rc = w ? check_key(l2, w->key, w->klen) : TC_EINVAL;
+    return rc ? rc : check_value(w->value, w->vlen);
+}
+
+int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
+    int rc = check_write(l2, w);
+    if (rc != 0)
+        return rc;
+    key_parts_t k;
+    if (key_parts(l2, w->key, w->klen, &k) != 0)
+        return finish(l2, TC_ENOMEM);
+    l2_call_t call;
+    value_args_t va;
+    unsigned char mhead[TC__MSG_HEAD_LEN];
+    start_write(&call, l2, TC__SCRIPT_SET, &k);
+    push_value(&call, &va, w);
+    tc__msg_head(TC__MSG_OP_WRITE, mhead);
+    push(&call, l2->channel, l2->channel_len);
+    push(&call, mhead, sizeof mhead);
+    push(&call, k.tail, k.tlen);
+    rc = l2_run(l2, &call);
+    if (rc == 0)
+        rc = version_reply(l2, call.reply, version);
+    free_reply(&call.reply);
+    scratch_put(&k.s);
+    return finish(l2, rc);
 }
 
 int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version) {
-    return tc__l2_set_meta(l2, key, klen, value, vlen, ttl_ms, NULL, version);
-}
-
-/* SET and CAS take the same arguments (CAS adds the expected version): build them and run
- * the script. call->reply is the caller's to read and free. */
-static int run_write(tc__l2_t *l2, int script, const void *key, size_t klen, const void *value,
-                     size_t vlen, uint64_t ttl_ms, const tc__l2_meta_t *meta,
-                     const uint64_t *expected_version, l2_call_t *call) {
-    scratch_t s;
-    size_t dlen, tlen;
-    unsigned char *tail, head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
-    unsigned char mhead[TC__MSG_HEAD_LEN], expected[8];
-    char ttl[24];
-    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
-    if (!dkey)
-        return TC_ENOMEM;
-    start_script(call, l2, script, dkey, dlen);
-    push_value(call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
-    tc__msg_head(TC__MSG_OP_WRITE, mhead);
-    push(call, l2->channel, l2->channel_len);
-    push(call, mhead, sizeof mhead);
-    push(call, tail, tlen);
-    if (expected_version) {
-        tc__put_be64(expected, *expected_version);
-        push(call, expected, sizeof expected);
-    }
-    int rc = l2_run(l2, call);
-    scratch_put(&s);
-    return rc;
-}
-
-int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version) {
-    int rc = check_key(l2, key, klen);
-    if (rc == 0)
-        rc = check_value(value, vlen);
-    if (rc != 0)
-        return rc;
-    l2_call_t call = {.reply = NULL};
-    rc = run_write(l2, SCRIPT_SET, key, klen, value, vlen, ttl_ms, meta, NULL, &call);
-    if (rc == 0)
-        rc = version_reply(l2, call.reply, version);
-    free_reply(&call.reply);
-    return finish(l2, rc);
+    tc__l2_write_t w = {
+        .key = key, .klen = klen, .value = value, .vlen = vlen, .ttl_ms = ttl_ms};
+    return tc__l2_put(l2, &w, version);
 }
 
 int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
     int rc = check_key(l2, key, klen);
     if (rc != 0)
         return rc;
-    scratch_t s;
-    size_t dlen, tlen;
-    unsigned char *tail, mhead[TC__MSG_HEAD_LEN];
-    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen);
-    if (!dkey)
+    key_parts_t k;
+    if (key_parts(l2, key, klen, &k) != 0)
         return finish(l2, TC_ENOMEM);
+    unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
-    start_script(&call, l2, SCRIPT_DEL, dkey, dlen);
+    start_write(&call, l2, TC__SCRIPT_DEL, &k);
     tc__msg_head(TC__MSG_OP_DELETE, mhead);
     push(&call, l2->channel, l2->channel_len);
     push(&call, mhead, sizeof mhead);
-    push(&call, tail, tlen);
+    push(&call, k.tail, k.tlen);
     rc = l2_run(l2, &call);
     if (rc == 0)
         rc = version_reply(l2, call.reply, version);
     free_reply(&call.reply);
-    scratch_put(&s);
+    scratch_put(&k.s);
     return finish(l2, rc);
 }
 
-/* ADD, CAS and LOCK reply with an array led by an integer tag. 0, or the error. */
+/* ADD, CAS and LOCK reply with an array led by an integer tag (scripts.h). 0, or the
+ * error. */
 static int check_tagged(const redisReply *r) {
     if (r->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_int(r->element[0]))
         return TC_EPROTO;
     return 0;
 }
 
+static int tag_of(const redisReply *r) {
+    return (int)r->element[0]->integer;
+}
+
 /* {tag, value, pttl}: the value moves into *existing, which takes the reply. */
-static int take_existing(l2_call_t *call, tc__l2_value_t *existing) {
+static int take_existing(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *existing) {
     redisReply *r = call->reply;
+    if (r->elements < 2)
+        return TC_EPROTO;
     const redisReply *pttl = r->elements > 2 ? r->element[2] : NULL;
-    int rc = fill_value(r, r->element[1], pttl, existing);
+    int rc = fill_value(l2, r, r->element[1], pttl, existing);
     if (rc == 0)
         call->reply = NULL;
     return rc;
 }
 
-/* {1, version}: stored. {0, value, pttl}: existed (existing takes the reply). */
-static int add_result(l2_call_t *call, uint64_t *version, tc__l2_value_t *existing) {
+/* The reply of ADD or CAS as a tc__l2_result_t or an error. */
+static int fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
+                       tc__l2_value_t *existing) {
     redisReply *r = call->reply;
     int rc = check_tagged(r);
     if (rc != 0)
         return rc;
-    if (r->element[0]->integer == 1) {
-        if (r->element[1]->type != REDIS_REPLY_INTEGER)
+    switch (tag_of(r)) {
+    case TC__TAG_DONE:
+        if (r->elements < 3 || !is_int(r->element[1]))
             return TC_EPROTO;
+        note_healed(l2, r->element[2]);
         if (version)
             *version = (uint64_t)r->element[1]->integer;
-        return 0;
+        return TC__L2_DONE;
+    case TC__TAG_EXISTS:
+        if (!existing)
+            return TC__L2_EXISTS;
+        rc = take_existing(l2, call, existing);
+        return rc == 0 ? TC__L2_EXISTS : rc;
+    case TC__TAG_LEASE_LOST:
+        return TC__L2_LEASE_LOST;
+    case TC__TAG_TOO_BIG:
+        return TC_ETOOBIG;
+    case TC__TAG_GONE:
+        return TC__L2_GONE;
+    default:
+        return TC_EPROTO;
     }
-    if (!existing)
-        return 1;
-    rc = take_existing(call, existing);
-    return rc == 0 ? 1 : rc;
+}
+
+int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
+                tc__l2_value_t *existing) {
+    if (existing)
+        memset(existing, 0, sizeof *existing);
+    int rc = check_write(l2, w);
+    if (rc != 0)
+        return rc;
+    key_parts_t k;
+    if (key_parts(l2, w->key, w->klen, &k) != 0)
+        return finish(l2, TC_ENOMEM);
+    l2_call_t call;
+    value_args_t va;
+    unsigned char whead[TC__MSG_HEAD_LEN], fhead[TC__MSG_HEAD_LEN], expected[8];
+    start_write(&call, l2, w->expected_version ? TC__SCRIPT_CAS : TC__SCRIPT_ADD, &k);
+    push_value(&call, &va, w);
+    push(&call, l2->max_stored_str, l2->max_stored_len);
+    push(&call, w->lease ? w->lease : "", w->lease ? w->lease_len : 0);
+    tc__msg_head(TC__MSG_OP_WRITE, whead);
+    tc__msg_head(TC__MSG_OP_FILL, fhead);
+    push(&call, l2->channel, l2->channel_len);
+    push(&call, whead, sizeof whead);
+    push(&call, k.tail, k.tlen);
+    push(&call, fhead, sizeof fhead);
+    if (w->expected_version) {
+        tc__put_be64(expected, *w->expected_version);
+        push(&call, expected, sizeof expected);
+    }
+    rc = l2_run(l2, &call);
+    if (rc == 0)
+        rc = fill_result(l2, &call, version, existing);
+    if (rc == TC__L2_DONE && w->expected_version)
+        count(&l2->published);
+    free_reply(&call.reply);
+    scratch_put(&k.s);
+    return finish(l2, rc);
 }
 
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version, tc__l2_value_t *existing) {
-    return tc__l2_add_meta(l2, key, klen, value, vlen, ttl_ms, NULL, version, existing);
+    tc__l2_write_t w = {
+        .key = key, .klen = klen, .value = value, .vlen = vlen, .ttl_ms = ttl_ms};
+    return tc__l2_fill(l2, &w, version, existing);
 }
 
-int tc__l2_add_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version,
-                    tc__l2_value_t *existing) {
-    if (existing)
-        memset(existing, 0, sizeof *existing);
-    int rc = check_key(l2, key, klen);
-    if (rc == 0)
-        rc = check_value(value, vlen);
-    if (rc != 0)
-        return rc;
-    scratch_t s;
-    unsigned char head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
-    char ttl[24];
-    unsigned char *dkey = scratch_get(&s, l2->prefix_len + 2 + klen);
-    if (!dkey)
-        return finish(l2, TC_ENOMEM);
-    l2_call_t call;
-    start_script(&call, l2, SCRIPT_ADD, dkey, build_data_key(l2, key, klen, dkey));
-    push_value(&call, head, expiry, ttl, sizeof ttl, value, vlen, ttl_ms, meta);
-    rc = l2_run(l2, &call);
-    if (rc == 0)
-        rc = add_result(&call, version, existing);
-    free_reply(&call.reply);
-    scratch_put(&s);
-    return finish(l2, rc);
-}
-
-int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                   uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t expected_version,
-                   uint64_t *version, tc__l2_value_t *existing) {
-    if (existing)
-        memset(existing, 0, sizeof *existing);
-    int rc = check_key(l2, key, klen);
-    if (rc == 0)
-        rc = check_value(value, vlen);
-    if (rc != 0)
-        return rc;
-    l2_call_t call = {.reply = NULL};
-    rc = run_write(l2, SCRIPT_CAS, key, klen, value, vlen, ttl_ms, meta, &expected_version,
-                   &call);
-    if (rc == 0)
-        rc = add_result(&call, version, existing);
-    if (rc == 0)
-        count(&l2->published);
-    free_reply(&call.reply);
-    return finish(l2, rc);
-}
-
-/* Lock key <prefix>"l:"<key> into buf (prefix_len + 2 + klen bytes). */
-static size_t build_lock_key(const tc__l2_t *l2, const void *key, size_t klen,
-                             unsigned char *buf) {
-    size_t n = build_data_key(l2, key, klen, buf);
-    buf[l2->prefix_len] = 'l';
-    return n;
-}
-
-/* {2, value, pttl} -> 2 with *existing; {1, 0} -> 0; {0, pttl} -> 1 with *pttl. */
-static int lock_result(l2_call_t *call, int64_t *pttl, tc__l2_value_t *existing) {
+/* {1, 0}: taken; {2, value, pttl}: a value is stored; {0, pttl}: held by another. */
+static int lock_result(tc__l2_t *l2, l2_call_t *call, int64_t *pttl, tc__l2_value_t *existing) {
     redisReply *r = call->reply;
     int rc = check_tagged(r);
     if (rc != 0)
         return rc;
-    if (r->element[0]->integer == 2) {
-        rc = take_existing(call, existing);
-        return rc == 0 ? 2 : rc;
-    }
-    if (r->element[1]->type != REDIS_REPLY_INTEGER)
+    switch (tag_of(r)) {
+    case TC__TAG_VALUE:
+        rc = take_existing(l2, call, existing);
+        return rc == 0 ? TC__L2_EXISTS : rc;
+    case TC__TAG_TOO_BIG:
+        return TC_ETOOBIG;
+    case TC__TAG_DONE:
+        return TC__L2_DONE;
+    case TC__TAG_EXISTS:
+        if (r->elements < 2 || !is_int(r->element[1]))
+            return TC_EPROTO;
+        *pttl = r->element[1]->integer;
+        return TC__L2_LOCK_HELD;
+    default:
         return TC_EPROTO;
-    *pttl = r->element[1]->integer;
-    return r->element[0]->integer == 1 ? 0 : 1;
+    }
 }
 
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
@@ -982,10 +1015,8 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
     int rc = check_key(l2, key, klen);
     if (rc != 0 || !token || !pttl || !existing)
         return rc ? rc : TC_EINVAL;
-    scratch_t s;
-    size_t klen2 = l2->prefix_len + 2 + klen;
-    unsigned char *keys = scratch_get(&s, 2 * klen2);
-    if (!keys)
+    key_parts_t k;
+    if (key_parts(l2, key, klen, &k) != 0)
         return finish(l2, TC_ENOMEM);
     char ttl[16];
     int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
@@ -993,21 +1024,16 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
     if (skip_version)
         tc__put_be64(skip, *skip_version);
     l2_call_t call;
-    memset(&call, 0, sizeof call);
-    call.kind = CALL_SCRIPT;
-    call.script = SCRIPT_LOCK;
-    call.argc = 2;
-    push(&call, "2", 1);
-    push(&call, keys, build_lock_key(l2, key, klen, keys));
-    push(&call, keys + klen2, build_data_key(l2, key, klen, keys + klen2));
+    start_lock(&call, TC__SCRIPT_LOCK, &k);
     push(&call, token, tlen);
     push(&call, ttl, (size_t)n);
     push(&call, skip, skip_version ? sizeof skip : 0);
+    push(&call, l2->max_stored_str, l2->max_stored_len);
     rc = l2_run(l2, &call);
     if (rc == 0)
-        rc = lock_result(&call, pttl, existing);
+        rc = lock_result(l2, &call, pttl, existing);
     free_reply(&call.reply);
-    scratch_put(&s);
+    scratch_put(&k.s);
     return finish(l2, rc);
 }
 
@@ -1015,37 +1041,27 @@ int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token,
     int rc = check_key(l2, key, klen);
     if (rc != 0 || !token)
         return rc ? rc : TC_EINVAL;
-    scratch_t s;
-    size_t dlen, tlen_msg;
-    unsigned char *tail, mhead[TC__MSG_HEAD_LEN];
-    unsigned char *dkey = write_scratch(l2, &s, key, klen, &dlen, &tail, &tlen_msg);
-    unsigned char *lkey = dkey ? malloc(dlen) : NULL;
-    if (!lkey) {
-        if (dkey)
-            scratch_put(&s);
+    key_parts_t k;
+    if (key_parts(l2, key, klen, &k) != 0)
         return finish(l2, TC_ENOMEM);
-    }
-    build_lock_key(l2, key, klen, lkey);
+    unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
-    memset(&call, 0, sizeof call);
-    call.kind = CALL_SCRIPT;
-    call.script = SCRIPT_UNLOCK;
-    call.argc = 2;
-    push(&call, "2", 1);
-    push(&call, lkey, dlen);
-    push(&call, dkey, dlen);
+    start_lock(&call, TC__SCRIPT_UNLOCK, &k);
     push(&call, token, tlen);
     push(&call, l2->channel, l2->channel_len);
     tc__msg_head(TC__MSG_OP_FILL, mhead);
     push(&call, mhead, sizeof mhead);
-    push(&call, tail, tlen_msg);
+    push(&call, k.tail, k.tlen);
     rc = l2_run(l2, &call);
     if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
         rc = TC_EREDIS;
     free_reply(&call.reply);
-    free(lkey);
-    scratch_put(&s);
+    scratch_put(&k.s);
     return finish(l2, rc);
+}
+
+static uint64_t relaxed(_Atomic uint64_t *c) {
+    return atomic_load_explicit(c, memory_order_relaxed);
 }
 
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
@@ -1054,9 +1070,12 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
     memset(out, 0, sizeof *out);
     if (!l2)
         return;
-    out->errors = atomic_load_explicit(&l2->errors, memory_order_relaxed);
-    out->timeouts = atomic_load_explicit(&l2->timeouts, memory_order_relaxed);
-    out->opens = atomic_load_explicit(&l2->opens, memory_order_relaxed);
-    out->published = atomic_load_explicit(&l2->published, memory_order_relaxed);
+    out->errors = relaxed(&l2->errors);
+    out->timeouts = relaxed(&l2->timeouts);
+    out->opens = relaxed(&l2->opens);
+    out->published = relaxed(&l2->published);
+    out->refused = relaxed(&l2->refused);
+    out->healed_counters = relaxed(&l2->healed_counters);
+    out->heals = relaxed(&l2->heals);
     out->breaker_state = atomic_load_explicit(&l2->state, memory_order_relaxed);
 }

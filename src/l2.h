@@ -1,9 +1,10 @@
 /*
- * l2.h - the Redis tier: connection pool, circuit breaker and the four operations the
- * cache needs, each a single round trip.
+ * l2.h - the Redis tier: connection pool, circuit breaker and the operations the cache
+ * needs (read, write, delete, fill, lock), each a single round trip.
  *
- * Keys are stored as <key_prefix>"k:"<user key>; the version counter is <key_prefix>"v".
- * Every write goes through a Lua script that INCRs the counter, stores the value with that
+ * Keys are stored as <key_prefix>"k:"<user key>, a key's lock (its lease) as
+ * <key_prefix>"l:"<user key>; the version counter is <key_prefix>"v". Every write goes
+ * through a Lua script (scripts.c) that takes the next version, stores the value with that
  * version in its header (valfmt.h) and PUBLISHes the invalidation carrying the same
  * version (msg.h): the write and its invalidation are one atomic step, and versions give
  * every L1 a total order to compare against.
@@ -19,6 +20,10 @@
 
 typedef struct tc__l2 tc__l2_t;
 
+/* Called on the thread of the first call Redis answers after a transport failure, with no
+ * tiercache lock held. */
+typedef void (*tc__l2_heal_fn)(void *arg);
+
 typedef struct tc__l2_opts {
     const tc__endpoint_t *endpoint; /* copied */
     const char *key_prefix;         /* copied */
@@ -29,6 +34,10 @@ typedef struct tc__l2_opts {
     unsigned breaker_threshold;
     uint32_t breaker_cooldown_ms;
     unsigned char origin[16]; /* this cache's instance id, put in every message */
+    size_t max_value_bytes;   /* stored values with a longer payload are refused unread
+                                 (TC_ETOOBIG); 0 = the 511 MiB ceiling */
+    tc__l2_heal_fn on_heal;   /* optional */
+    void *heal_arg;
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -43,8 +52,43 @@ typedef struct tc__l2_counters {
     uint64_t timeouts;
     uint64_t opens; /* breaker transitions to open */
     uint64_t published;
-    int breaker_state; /* 0 closed, 1 open, 2 half-open */
+    uint64_t refused;         /* stored values refused: a version no counter produced */
+    uint64_t healed_counters; /* version counters found corrupt and reset by a script */
+    uint64_t heals;           /* answers after a transport failure (on_heal calls) */
+    int breaker_state;        /* 0 closed, 1 open, 2 half-open */
 } tc__l2_counters_t;
+
+/* Results of tc__l2_fill and tc__l2_lock that are not errors (errors are negative). */
+typedef enum tc__l2_result {
+    TC__L2_DONE = 0,   /* stored (*version set) / lock taken */
+    TC__L2_EXISTS,     /* a value is stored, in *existing (fill: a newer one won) */
+    TC__L2_LOCK_HELD,  /* lock: another process holds it; *pttl its remaining ms */
+    TC__L2_LEASE_LOST, /* fill: a write or delete voided the lease (or it expired) after
+                          our miss: not stored, the load may predate that change */
+    TC__L2_GONE,       /* fill without a lease replacing a version: the key was deleted
+                          meanwhile: not stored */
+} tc__l2_result_t;
+
+/* Header metadata for a stored value (valfmt.h): flags and logical (fresh) expiry. */
+typedef struct tc__l2_meta {
+    unsigned flags;             /* TC__VAL_FLAG_ABSENT for a cached absence */
+    uint64_t logical_expiry_ms; /* unix ms when the value stops being fresh; 0 = none */
+    uint32_t load_ms;           /* how long the load took (header byte 3); 0 = unknown */
+} tc__l2_meta_t;
+
+/* One value to store. */
+typedef struct tc__l2_write {
+    const void *key;
+    size_t klen;
+    const void *value;
+    size_t vlen;
+    uint64_t ttl_ms; /* PX; 0 = none */
+    tc__l2_meta_t meta;
+    const char *lease; /* fill: the lock token this store needs (NULL: none) */
+    size_t lease_len;
+    const uint64_t *expected_version; /* fill: replace only this version (a refresh);
+                                         NULL: store only if absent */
+} tc__l2_write_t;
 
 /* Create the pool. Connections are made lazily, so this succeeds with Redis down.
  * Returns 0, TC_ENOMEM. */
@@ -54,50 +98,42 @@ void tc__l2_close(tc__l2_t *l2);
 /* PING through the pool (used by require_redis). 0 or an error code. */
 int tc__l2_ping(tc__l2_t *l2, tc_error_t *err);
 
-/* GET + PTTL in one round trip. 0: *out filled (release it); TC_ENOTFOUND; TC_EPROTO (the
- * stored string is not in tiercache's format); TC_EUNAVAILABLE; TC_ETIMEDOUT; TC_EREDIS. */
+/* GETRANGE (at most max_value_bytes + header + 1 bytes) + PTTL in one round trip.
+ * 0: *out filled (release it); TC_ENOTFOUND; TC_ETOOBIG (stored value too long: not read
+ * whole); TC_EPROTO (not in tiercache's format, or an impossible version: counted);
+ * TC_EUNAVAILABLE; TC_ETIMEDOUT; TC_EREDIS. */
 int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out);
 void tc__l2_value_release(tc__l2_value_t *v);
 
-/* Store value with PX ttl_ms and publish OP_WRITE, atomically. 0 and *version, or an error. */
+/* Store and publish OP_WRITE, atomically, voiding the key's lease. 0 and *version, or an
+ * error. */
+int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version);
+/* tc__l2_put of a plain value (no metadata). */
 int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version);
 
-/* Delete and publish OP_DELETE, atomically. 0 and *version, or an error. */
+/* Delete and publish OP_DELETE, atomically, voiding the key's lease. 0 and *version, or an
+ * error. */
 int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version);
 
-/* Store only if the key is absent (a loaded value must not overwrite a concurrent write);
- * no publish (no process can hold a copy of an absent key). Returns 0 and *version when
- * stored; 1 when the key existed, with *existing filled (release it); or an error. */
+/* Store a loaded value: if absent (no expected_version; no publish: no process can hold a
+ * copy of an absent key), or if it still carries *expected_version (a refresh; published).
+ * With a lease, only while the lease holds, and the lease is released in the same step.
+ * Returns a tc__l2_result_t (TC__L2_DONE and *version; TC__L2_EXISTS with *existing, to
+ * release; TC__L2_LEASE_LOST; TC__L2_GONE) or an error (TC_ETOOBIG: a stored value too
+ * long to read is in the way). */
+int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
+                tc__l2_value_t *existing);
+/* tc__l2_fill of a plain value, if absent, without a lease. */
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                uint64_t ttl_ms, uint64_t *version, tc__l2_value_t *existing);
 
-/* Header metadata for a stored value (valfmt.h): flags and logical (fresh) expiry. */
-typedef struct tc__l2_meta {
-    unsigned flags;             /* TC__VAL_FLAG_ABSENT for a cached absence */
-    uint64_t logical_expiry_ms; /* unix ms when the value stops being fresh; 0 = none */
-    uint32_t load_ms;           /* how long the load took (header byte 3); 0 = unknown */
-} tc__l2_meta_t;
-
-/* tc__l2_set / tc__l2_add with header metadata (meta may be NULL). */
-int tc__l2_set_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version);
-int tc__l2_add_meta(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                    uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t *version,
-                    tc__l2_value_t *existing);
-
-/* A background refresh's write: store and publish like tc__l2_set, but only if the key
- * still holds expected_version (or vanished). 0 and *version; 1 with *existing when a
- * newer value is there (release it); or an error. */
-int tc__l2_replace(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
-                   uint64_t ttl_ms, const tc__l2_meta_t *meta, uint64_t expected_version,
-                   uint64_t *version, tc__l2_value_t *existing);
-
 /* Cross-process single-flight: check for a stored value and take the lock
- * <prefix>"l:"<key> (token, PX ttl_ms) in one atomic step. Returns 2 with *existing (release
- * it) when the key holds a value whose version is not *skip_version (skip_version NULL: any
- * value); 0 when the lock was taken; 1 when another holds it (*pttl its remaining ms; the
- * lock is marked contended so its holder's unlock wakes us); or an error. */
+ * <prefix>"l:"<key> (token, PX ttl_ms) in one atomic step. Returns TC__L2_EXISTS with
+ * *existing (release it) when the key holds a value whose version is not *skip_version
+ * (skip_version NULL: any value); TC__L2_DONE when the lock was taken; TC__L2_LOCK_HELD
+ * when another holds it (*pttl its remaining ms; the lock is marked contended so its
+ * holder's unlock wakes us); or an error. */
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
                 uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl,
                 tc__l2_value_t *existing);

@@ -15,12 +15,18 @@
  *   write after it sends us a message.
  * - The link is declared lost on a read/write error, EOF, a malformed reply stream, or
  *   silence: after ping_ms without traffic we send PING (legal in subscribed mode) and
- *   wait another ping_ms for any reply. On loss: untrusted, then flush, then reconnect
- *   with exponential backoff (50 ms doubling to 2 s).
+ *   wait another ping_ms for any reply. Traffic is any byte read, not a whole reply: a
+ *   big message arriving slowly is a live link. On loss: untrusted, then flush, then
+ *   reconnect with exponential backoff (10 ms doubling to ping_ms, at most 2 s), so a
+ *   healed Redis is heard again within about one watchdog period.
  * So a stale entry can survive at most one message propagation delay, or, when the link
- * dies silently, 2 * ping_ms (the watchdog bound), never longer.
+ * dies silently, 2 * ping_ms (the watchdog bound), never longer. Entries kept while deaf
+ * live at most degraded_ttl_ms (l1.c rule 4).
  * Messages are applied with version comparison (tc__l1_invalidate), our own included:
  * applying our own write's message is harmless and makes concurrent local writers converge.
+ * A message whose version no counter produces (0 outside FILL, or 2^53 and up: anyone may
+ * publish on the channel) cannot be ordered, so it evicts the key whatever its version and
+ * is counted as malformed.
  */
 #include "listener.h"
 
@@ -38,6 +44,11 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#define LISTENER_BACKOFF_MIN_MS 10u
+#define LISTENER_BACKOFF_MAX_MS 2000u
+/* Versions are below 2^53 (scripts.c): Lua's doubles stop being exact there. */
+#define LISTENER_VERSION_LIMIT ((uint64_t)1 << 53)
 
 struct tc__listener {
     tc__listener_opts_t o;
@@ -82,7 +93,14 @@ static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
         return;
     }
     uint64_t h = tc__l1_hash(ls->o.l1, m.key, m.klen);
-    tc__l1_invalidate(ls->o.l1, h, m.key, m.klen, m.version);
+    int orderable =
+        m.version < LISTENER_VERSION_LIMIT && (m.version != 0 || m.op == TC__MSG_OP_FILL);
+    if (orderable) {
+        tc__l1_invalidate(ls->o.l1, h, m.key, m.klen, m.version);
+    } else {
+        tc__l1_evict(ls->o.l1, h, m.key, m.klen);
+        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+    }
     atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
     if (ls->o.hook)
         ls->o.hook(ls->o.hook_arg, m.key, m.klen);
@@ -179,9 +197,12 @@ static void serve(tc__listener_t *ls, redisContext *c) {
         int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
         if (n < 0 && errno != EINTR)
             return;
-        if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             if (redisBufferRead(c) != REDIS_OK)
                 return;
+            last_traffic = tc__now_ns(); /* part of a reply is traffic too */
+            awaiting_pong = 0;
+        }
     }
 }
 
@@ -195,6 +216,10 @@ static void *listener_main(void *arg) {
     sigaddset(&pipe_only, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
     uint32_t backoff_ms = 0;
+    uint32_t backoff_max =
+        ls->o.ping_ms < LISTENER_BACKOFF_MAX_MS ? ls->o.ping_ms : LISTENER_BACKOFF_MAX_MS;
+    if (backoff_max < LISTENER_BACKOFF_MIN_MS)
+        backoff_max = LISTENER_BACKOFF_MIN_MS;
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
@@ -207,9 +232,9 @@ static void *listener_main(void *arg) {
         }
         if (atomic_load(&ls->stopping))
             break;
-        backoff_ms = backoff_ms ? backoff_ms * 2 : 50;
-        if (backoff_ms > 2000)
-            backoff_ms = 2000;
+        backoff_ms = backoff_ms ? backoff_ms * 2 : LISTENER_BACKOFF_MIN_MS;
+        if (backoff_ms > backoff_max)
+            backoff_ms = backoff_max;
         if (sleep_or_stop(ls, backoff_ms))
             break;
     }

@@ -36,7 +36,7 @@ Test(config, defaults) {
     cr_assert_eq(c.l1_max_value_bytes, (size_t)1 << 20);
     cr_assert_eq(c.default_ttl_ms, 60000);
     cr_assert_float_eq(c.ttl_jitter, 0.10, 1e-12);
-    cr_assert_eq(c.max_value_bytes, (size_t)64 << 20);
+    cr_assert_eq(c.max_value_bytes, (size_t)8 << 20);
     cr_assert_null(c.redis_url);
     cr_assert_str_eq(c.key_prefix, "tc:");
     cr_assert_str_eq(c.inval_channel, "tc:inval");

@@ -22,6 +22,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #define BOUND_MS   (TC_TEST_SLOW == 1 ? 1500u : 3000u)
 #define RECOVER_MS (2000u * TC_TEST_SLOW)
@@ -115,11 +116,19 @@ static int set_until_ok(tc_cache_t *c, const char *key, const char *val) {
     return rc;
 }
 
+/* Redis's clock in microseconds (same host), plus ahead_us: a plausible version. */
+static uint64_t version_ahead(uint64_t ahead_us) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u + ahead_us;
+}
+
 /* Store a tiercache-format value straight into Redis: no invalidation is published. Its
- * version, 2^62, is above any real one (those start at Redis's clock in microseconds). */
+ * version, 10 s ahead of the clock, is above any real one so far (those start at Redis's
+ * clock in microseconds) and still one a counter could produce. */
 static void raw_store(const char *prefix, const char *key, const char *val) {
     unsigned char buf[128];
-    size_t n = tc__val_encode(0, (uint64_t)1 << 62, 0, val, strlen(val), buf);
+    size_t n = tc__val_encode(0, version_ahead(10000000u), 0, val, strlen(val), buf);
     redisContext *rc = tc_test_redis_connect(redis);
     cr_assert_not_null(rc);
     redisReply *r = redisCommand(rc, "SET %sk:%s %b", prefix, key, buf, n);
@@ -363,11 +372,12 @@ Test(faults, malformed_invalidations_are_ignored) {
     redisContext *rc = tc_test_redis_connect(redis);
     cr_assert_not_null(rc);
     int bad = publish_garbage(rc, "t:mal:");
-    /* Versions are never below Redis's clock in microseconds (l2.c): 2^62 is newer than
-     * anything a real write produced. */
+    /* Versions are never below Redis's clock in microseconds (l2.c): 10 s ahead of it is
+     * newer than anything a real write produced. */
     static const unsigned char origin[16] = {1, 2, 3};
     unsigned char m[64];
-    size_t n = tc__msg_encode(TC__MSG_OP_WRITE, (uint64_t)1 << 62, origin, "other", 5, m);
+    size_t n =
+        tc__msg_encode(TC__MSG_OP_WRITE, version_ahead(10000000u), origin, "other", 5, m);
     publish(rc, "t:mal:", m, n);
     tc_stats_t st =
         wait_handled(a, base.inval_malformed + (uint64_t)bad, base.inval_applied + 1);

@@ -285,22 +285,20 @@ static void op_fill(int k, uint64_t *s) {
 
 /* tc_fetch's path with an unversioned value (a loader in L1-only mode). */
 static void op_fetch(int k, uint64_t *s) {
-    uint64_t snap = 0, v;
-    tc_ref_t *r = NULL;
-    tc__pending_t *p = NULL;
-    int status = 0;
+    uint64_t v;
     uint64_t floor = atomic_load(&g_floor[k]);
-    int how = tc__l1_fetch_begin(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &r, &p, &snap,
-                                 &status);
+    tc__fetch_t f = {.lookup = 1};
+    int how = tc__l1_fetch_begin(g_l1, hash_of(k), g_keys[k], strlen(g_keys[k]), &f);
+    tc_ref_t *r = f.ref;
     if (how == TC__FETCH_LEAD) {
         if (!redis_read(k, &v)) {
-            tc__l1_fetch_finish(g_l1, p, TC_ENOTFOUND, NULL);
+            tc__l1_fetch_finish(g_l1, f.p, TC_ENOTFOUND, NULL, TC__FINISH_SHARED);
             return;
         }
         maybe_yield(s);
         tc_ref_t *e = make_value(k, v, 0);
-        tc__l1_commit(g_l1, p, snap, e, 0);
-        tc__l1_fetch_finish(g_l1, p, TC_OK, e);
+        tc__l1_commit(g_l1, f.p, f.snap, e, 0);
+        tc__l1_fetch_finish(g_l1, f.p, TC_OK, e, TC__FINISH_SHARED);
         r = e; /* the leader's own reference */
     }
     if (r) { /* a load's result may predate the floor; only an L1 hit may not */

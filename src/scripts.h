@@ -1,0 +1,49 @@
+/*
+ * scripts.h - the Lua scripts every Redis write, fill and lock runs, and their replies.
+ *
+ * Each script is one atomic step in Redis. They share one prelude (scripts.c) so that
+ * every script judges a stored value, assigns a version and packs it the same way. Keys
+ * and arguments are listed per script below; l2.c builds them in exactly this order.
+ */
+#ifndef TC_SCRIPTS_H
+#define TC_SCRIPTS_H
+
+typedef enum tc__script {
+    /* KEYS: data, version, lock. ARGV: head (4 B), expiry (8 B), payload, ttl ms (0 =
+     * none), channel, msg head, msg tail. Stores, voids the key's lease, publishes.
+     * Reply {version, healed}. */
+    TC__SCRIPT_SET,
+    /* KEYS: data, version, lock. ARGV: channel, msg head, msg tail. Reply as SET. */
+    TC__SCRIPT_DEL,
+    /* Store a loaded value if the key holds none. KEYS: data, version, lock. ARGV: head,
+     * expiry, payload, ttl, max stored length, lease token ('' = none), channel, write msg
+     * head, msg tail, fill msg head. Replies: see tc__script_tag. Releases the lease. */
+    TC__SCRIPT_ADD,
+    /* A refresh: replace the value if it still carries the expected version. ARGV as ADD,
+     * then the expected version (8 B). Without a lease a vanished key is not re-created
+     * (a delete may have removed it). */
+    TC__SCRIPT_CAS,
+    /* KEYS: lock, data. ARGV: token, ttl ms, skip version (8 B or ''), max stored length.
+     * Checks for a stored value and takes the lock (the lease) in one step. */
+    TC__SCRIPT_LOCK,
+    /* KEYS: lock, data. ARGV: token, channel, fill msg head, msg tail. Compare-and-delete;
+     * publishes FILL when the lock was contended. Reply 1 released, 0 not ours. */
+    TC__SCRIPT_UNLOCK,
+    TC__SCRIPT_COUNT
+} tc__script_t;
+
+/* First element of the ADD, CAS and LOCK replies. */
+typedef enum tc__script_tag {
+    TC__TAG_EXISTS = 0,     /* {0, value, pttl}: a value is there (LOCK: {0, pttl}: the lock
+                               is held by another, now marked contended) */
+    TC__TAG_DONE = 1,       /* {1, version, healed}: stored (LOCK: {1, 0}: lock taken) */
+    TC__TAG_VALUE = 2,      /* LOCK: {2, value, pttl}: a value is stored, no load needed */
+    TC__TAG_LEASE_LOST = 3, /* {3}: a write or delete voided our lease, or it expired */
+    TC__TAG_TOO_BIG = 4,    /* {4, length}: the stored value is longer than allowed */
+    TC__TAG_GONE = 5,       /* {5}: CAS without a lease found the key deleted */
+} tc__script_tag_t;
+
+/* The script's full Lua text (prelude included). */
+const char *tc__script_body(tc__script_t s);
+
+#endif
