@@ -735,3 +735,109 @@ Test(freshness, refreshes_beyond_the_queue_are_dropped_and_counted) {
     src_quiesce(&s);
     tc_close(c);
 }
+
+/* ---- timeouts bound every caller, not only the first (issue: freshness timing) ---- */
+
+typedef struct joiner {
+    pthread_t tid;
+    tc_cache_t *cache;
+    src_t *src;
+    got_t g;
+} joiner_t;
+
+static void *join_fetch(void *arg) {
+    joiner_t *j = arg;
+    j->g = fetch(j->cache, "k", j->src);
+    return NULL;
+}
+
+/* Three callers join the first one's slow load: each answers at the hard timeout. */
+Test(freshness, hard_timeout_bounds_every_caller_that_joins_a_load) {
+    const uint64_t hard = MS(150), slow = MS(600);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:join:", 1);
+    cfg.load_hard_timeout_ms = (uint32_t)hard;
+    tc_cache_t *c = tc_test_open(&cfg);
+    src_t s;
+    src_init(&s);
+    atomic_store(&s.sleep_ms, (unsigned)slow);
+    joiner_t j[4];
+    for (int i = 0; i < 4; i++) {
+        j[i] = (joiner_t){.cache = c, .src = &s};
+        pthread_create(&j[i].tid, NULL, join_fetch, &j[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(j[i].tid, NULL);
+        cr_assert_eq(j[i].g.rc, TC_ETIMEDOUT, "caller %d: %s", i, tc_err_name(j[i].g.rc));
+        cr_assert_lt(j[i].g.ms, hard + MARGIN_MS, "caller %d waited %llu ms (hard %llu)", i,
+                     (unsigned long long)j[i].g.ms, (unsigned long long)hard);
+    }
+    cr_assert_eq(atomic_load(&s.calls), 1, "the joined callers must not load themselves");
+    src_quiesce(&s);
+    tc_close(c);
+}
+
+/* Another process holds the key's lock with a slow load: the hard timeout still rules. */
+Test(freshness, hard_timeout_bounds_a_wait_on_another_process_lock) {
+    const uint64_t hard = MS(150);
+    const char *prefix = "t:fr:xl:";
+    tc_config_t cfg;
+    base_config(&cfg, prefix, 1);
+    cfg.load_hard_timeout_ms = (uint32_t)hard;
+    tc_cache_t *c = tc_test_open(&cfg);
+    tc_test_peer_t *holder = tc_test_peer_start(tc_test_redis_url(redis), prefix, prefix, NULL);
+    char hk[8];
+    tc_test_hex("k", 1, hk);
+    tc_test_peer_send(holder, "xfetch %s 1 %u", hk, (unsigned)MS(1500));
+    redisContext *rc = tc_test_redis_connect(redis);
+    cr_assert_not_null(rc);
+    uint64_t deadline = tc_test_now_ms() + MS(2000);
+    long long held = 0;
+    while (!held && tc_test_now_ms() < deadline) { /* until the peer holds the lock */
+        redisReply *r = redisCommand(rc, "EXISTS %sl:k", prefix);
+        held = r ? r->integer : 0;
+        freeReplyObject(r);
+        tc_test_sleep_ms(2);
+    }
+    redisFree(rc);
+    cr_assert(held, "the peer never took the lock");
+    src_t s;
+    src_init(&s);
+    got_t g = fetch(c, "k", &s);
+    cr_assert_eq(g.rc, TC_ETIMEDOUT, "got %s", tc_err_name(g.rc));
+    cr_assert_lt(g.ms, hard + MARGIN_MS, "waited %llu ms on the other process (hard %llu)",
+                 (unsigned long long)g.ms, (unsigned long long)hard);
+    tc_test_peer_recv(holder, 10000);
+    tc_test_peer_stop(holder);
+    src_quiesce(&s);
+    tc_close(c);
+}
+
+/* A refresh queued behind a busy pool does not lead its key yet: a caller that misses
+ * meanwhile loads at once instead of waiting for the queue. */
+Test(freshness, a_caller_never_waits_behind_queued_refreshes) {
+    const uint64_t ttl = MS(200), slow = MS(1500);
+    tc_config_t cfg;
+    base_config(&cfg, "t:fr:queue:", 1);
+    cfg.default_ttl_ms = ttl;
+    cfg.stale_ttl_ms = MS(10000);
+    cfg.refresh_threads = 1;
+    tc_cache_t *c = tc_test_open(&cfg);
+    src_t busy, victim;
+    src_init(&busy);
+    src_init(&victim);
+    cr_assert_eq(fetch(c, "busy", &busy).rc, 0);
+    cr_assert_eq(fetch(c, "victim", &victim).rc, 0);
+    tc_test_sleep_ms((unsigned)(ttl + MS(50)));
+    atomic_store(&busy.sleep_ms, (unsigned)slow); /* its refresh holds the only worker */
+    cr_assert_eq(fetch(c, "busy", &busy).stale, 1);
+    cr_assert_eq(fetch(c, "victim", &victim).stale, 1); /* queued behind it */
+    cr_assert_eq(tc_del(c, "victim", 6), 0);
+    got_t g = fetch(c, "victim", &victim);
+    expect_val(g, "gen-2", 0);
+    cr_assert_lt(g.ms, MARGIN_MS, "the caller waited %llu ms behind the refresh queue",
+                 (unsigned long long)g.ms);
+    src_quiesce(&busy);
+    src_quiesce(&victim);
+    tc_close(c);
+}
