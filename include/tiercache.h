@@ -19,6 +19,9 @@
  * - Threads: every data call (tc_get, tc_get_copy, tc_set, tc_del, tc_fetch, tc_stats)
  *   may be called concurrently from any number of threads on one shared tc_cache_t.
  *   tc_open and tc_close must not race with other calls on the same handle.
+ * - Processes: a handle belongs to the process that opened it. After fork(), every call on
+ *   it in the child returns TC_EFORKED (its threads and connections stayed in the parent);
+ *   the child opens its own cache. tc_close in the child releases nothing the parent uses.
  * - Optional tc_error_t pointers may be NULL; when given they receive a message that
  *   names the offending field or variable. They are owned by the caller, so no thread
  *   can overwrite another's message.
@@ -283,7 +286,10 @@ TC_EXPORT int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_
 TC_EXPORT int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err);
 
 /* Stop the listener, close connections and free L1. NULL is a no-op. No other call may be
- * running or start on this handle. Refs still held stay valid until released. */
+ * running or start on this handle. Refs still held stay valid until released. In a fork
+ * child of the opening process it returns at once and touches nothing (the threads,
+ * sockets and locks are the parent's; the memory is reclaimed when the child exits or
+ * execs; Redis sockets are close-on-exec). */
 TC_EXPORT void tc_close(tc_cache_t *cache);
 
 /* ---- Data calls (all thread-safe on one shared handle) ---- */
@@ -291,9 +297,12 @@ TC_EXPORT void tc_close(tc_cache_t *cache);
 /*
  * Look key up in L1, then in L2 (filling L1 when the value fits and no invalidation raced
  * the fill). On success *ref holds a pinned view; release it with tc_ref_release().
- * Returns 0; TC_ENOTFOUND (in neither tier, or L2 skipped while unavailable);
- * TC_EINVAL (NULL cache/key/ref); TC_EKEYLEN; TC_ENOMEM; TC_ETIMEDOUT / TC_EPROTO /
- * TC_EREDIS when L2 failed (L2 unavailable is reported as TC_ENOTFOUND).
+ * Returns 0; TC_ENOTFOUND (in neither tier, or L2 skipped while unavailable, or the stored
+ * string is not a tiercache value or carries a version no writer produced: counted in
+ * versions_refused); TC_EINVAL (NULL cache/key/ref); TC_EKEYLEN; TC_ENOMEM; TC_ETOOBIG (the
+ * stored value is over max_value_bytes: refused after reading at most that much);
+ * TC_EFORKED; TC_ETIMEDOUT / TC_EPROTO / TC_EREDIS when L2 failed (L2 unavailable is
+ * reported as TC_ENOTFOUND).
  * *ref is NULL whenever the return is not 0.
  * With stale windows or fail-safe configured, a value past its fresh TTL is still returned
  * while either tier holds it (tc_ref_stale() says so; tc_get never reloads); a cached
@@ -313,10 +322,13 @@ TC_EXPORT int tc_get_copy(tc_cache_t *cache, const void *key, size_t klen, void 
 /*
  * Store key -> value in L2 with a TTL (ttl_ms 0 = default_ttl_ms; jitter applied), publish
  * the invalidation to every process in the same Redis operation, and update the local L1.
+ * A ttl_ms above 100 years is capped there (as the configuration's limit).
  * Returns 0; TC_EINVAL (NULL cache/key, or value NULL with vlen > 0); TC_EKEYLEN;
- * TC_ETOOBIG; TC_ENOMEM; TC_EUNAVAILABLE (breaker open or no connection: the local L1 is
- * still updated); TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry is dropped:
- * whether Redis applied the write is unknown, and its invalidation will follow if it did).
+ * TC_ETOOBIG; TC_ENOMEM; TC_EFORKED; TC_EUNAVAILABLE (breaker open or no connection: the
+ * local L1 is still updated, as a local entry that lives at most degraded_ttl_ms and goes
+ * as soon as Redis answers again); TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry
+ * is dropped: whether Redis applied the write is unknown, and its invalidation will follow
+ * if it did). A successful write always replaces or evicts this process's copy.
  * L1-only mode: updates L1 and returns 0.
  */
 TC_EXPORT int tc_set(tc_cache_t *cache, const void *key, size_t klen, const void *value,
@@ -324,8 +336,10 @@ TC_EXPORT int tc_set(tc_cache_t *cache, const void *key, size_t klen, const void
 
 /*
  * Delete key from L2 and from every process's L1 (via the invalidation channel).
- * Returns 0 (also when the key did not exist); TC_EINVAL; TC_EKEYLEN; TC_EUNAVAILABLE /
- * TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry is evicted regardless).
+ * A load of key in flight anywhere (tc_fetch with the lock on) will not store what it read.
+ * Returns 0 (also when the key did not exist); TC_EINVAL; TC_EKEYLEN; TC_EFORKED;
+ * TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry is evicted
+ * regardless).
  */
 TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
 
@@ -354,8 +368,15 @@ TC_EXPORT int tc_load_set_ttl(tc_load_t *load, uint64_t ttl_ms);
  * background refresh runs (tc_ref_stale(*ref) == 1); a failed or timed-out reload may be
  * answered with the last value; a cached absence answers TC_ENOTFOUND without a load; and
  * processes sharing Redis run one load for the whole cluster (lock_ttl_ms).
- * Returns 0; TC_ENOTFOUND (the loader said so, now or within negative_ttl_ms); the loader's
- * error; TC_ETIMEDOUT (load_hard_timeout_ms passed); TC_EINVAL; TC_EKEYLEN; TC_ENOMEM.
+ * The load holds the key's Redis lock as a lease: if a tc_set or tc_del of the key (from
+ * any process) comes after the miss, the loaded value is returned to this caller but not
+ * stored anywhere, and callers that joined the load load again. One call spends at most
+ * one command timeout on Redis: after a transport failure it loads without Redis.
+ * Returns 0; TC_ENOTFOUND (the loader said so, now or within negative_ttl_ms, or a cached
+ * absence stored by any process); the loader's error; TC_ETIMEDOUT (load_hard_timeout_ms
+ * passed: it bounds every caller, joined ones and waits on another process's lock too);
+ * TC_ETOOBIG (a stored value over max_value_bytes; no load); TC_EINVAL; TC_EKEYLEN;
+ * TC_ENOMEM; TC_EFORKED.
  * *ref is NULL whenever the return is not 0.
  */
 TC_EXPORT int tc_fetch(tc_cache_t *cache, const void *key, size_t klen, tc_loader_fn loader,
@@ -376,8 +397,8 @@ TC_EXPORT void tc_ref_release(tc_ref_t *ref);
 
 /* ---- Observability ---- */
 
-/* Snapshot counters into *out. Returns 0 or TC_EINVAL. Thread-safe; takes each shard lock
- * briefly (never while any other lock is held). */
+/* Snapshot counters into *out. Returns 0, TC_EINVAL or TC_EFORKED. Thread-safe; takes each
+ * shard lock briefly (never while any other lock is held). */
 TC_EXPORT int tc_stats(tc_cache_t *cache, tc_stats_t *out);
 
 #ifdef __cplusplus
