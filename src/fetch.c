@@ -538,7 +538,8 @@ static void start_refresh(tc_cache_t *c, uint64_t h, const void *key, size_t kle
                           tc_loader_fn loader, void *arg, tc_ref_t *current,
                           atomic_uint_fast64_t *counter) {
     tc__entry_ext_t *x = tc__entry_ext(current);
-    if (!c->pool || !x || atomic_exchange(&x->refreshing, 1))
+    if (!c->pool || !x || atomic_load_explicit(&x->refreshing, memory_order_relaxed) ||
+        atomic_exchange(&x->refreshing, 1))
         return; /* no pool, or a refresh of this copy is already queued or running */
     load_job_t *j = job_new(c, NULL, 0, h, key, klen, loader, arg, current);
     if (!j) {
