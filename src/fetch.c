@@ -89,12 +89,12 @@ typedef struct load_job {
     uint64_t h;
     tc_loader_fn loader;
     void *arg;
-    tc_ref_t *stale;          /* the value being replaced (pinned), or NULL */
-    int refresh;              /* background refresh: check Redis first, store by version CAS */
-    int locked;               /* we hold the key's Redis lock (the lease) */
-    int l2_failed;            /* a Redis step failed in transport: no more Redis this call */
-    int visibility;           /* TC__FINISH_PRIVATE once a write superseded the load */
-    uint64_t lock_expires_ns; /* when Redis drops our lock by itself */
+    tc_ref_t *stale;    /* the value being replaced (pinned), or NULL */
+    int refresh;        /* background refresh: check Redis first, store by version CAS */
+    int locked;         /* we hold the key's Redis lock (the lease) */
+    tc__lease_t *lease; /* the keeper extends it while we load */
+    int l2_failed;      /* a Redis step failed in transport: no more Redis this call */
+    int visibility;     /* TC__FINISH_PRIVATE once a write superseded the load */
     char token[33];
     size_t klen;
     unsigned char key[];
@@ -119,6 +119,13 @@ static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint6
 static void job_free(load_job_t *j) {
     tc_ref_release(j->stale);
     free(j);
+}
+
+/* The lock is no longer ours to keep (released, lost, or handed to the keeper). */
+static void lock_gone(load_job_t *j) {
+    j->locked = 0;
+    tc__keeper_let_go(j->c->keeper, j->lease);
+    j->lease = NULL;
 }
 
 /* A Redis step of this job failed: in transport, the call gives up on Redis. */
@@ -204,8 +211,8 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
     tc__l2_value_t theirs;
     uint64_t version = 0;
     int rc = tc__l2_fill(c->l2, &w, &version, &theirs);
-    if (rc >= 0 || rc == TC_ETOOBIG)
-        j->locked = 0; /* the script ran: it released the lease (or it was gone) */
+    if (j->locked && (rc >= 0 || rc == TC_ETOOBIG))
+        lock_gone(j); /* the script ran: it released the lease (or it was gone) */
     switch (rc) {
     case TC__L2_DONE:
         e->version = version;
@@ -293,10 +300,12 @@ static void release_lock(load_job_t *j) {
     size_t tlen = strlen(j->token);
     int rc =
         j->l2_failed ? TC_EUNAVAILABLE : tc__l2_unlock(c->l2, j->key, j->klen, j->token, tlen);
+    /* Extended up to now, the lock lives at most lock_ttl_ms more. */
+    uint64_t expires_ns = tc__now_ns() + (uint64_t)c->cfg.lock_ttl_ms * 1000000u;
     if (rc != TC_OK && tc__keeper_unlock_later(c->keeper, j->key, j->klen, j->token, tlen,
-                                               j->lock_expires_ns) == TC_OK)
+                                               expires_ns) == TC_OK)
         tc__count(&c->unlocks_deferred);
-    j->locked = 0;
+    lock_gone(j);
 }
 
 /* A background refresh is over (ran, failed or was dropped): it may be queued again. */
@@ -339,8 +348,10 @@ static void make_token(load_job_t *j) {
 }
 
 static void took_lock(load_job_t *j) {
+    tc_cache_t *c = j->c;
     j->locked = 1;
-    j->lock_expires_ns = tc__now_ns() + (uint64_t)j->c->cfg.lock_ttl_ms * 1000000u;
+    j->lease = tc__keeper_hold(c->keeper, j->key, j->klen, j->token, strlen(j->token),
+                               c->cfg.lock_ttl_ms);
 }
 
 /* A background refresh loads only if it can take the key's Redis lock, and the lock step

@@ -125,8 +125,8 @@ enum { TC__FINISH_SHARED = 0, TC__FINISH_PRIVATE = 1 };
 void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value,
                          int visibility);
 
-/* Evict key if its version is superseded by `version` (tc__version_superseded), and mark
- * in-flight fills of key (waking its lock waiters). Version 0 evicts nothing: a FILL
+/* Evict key unless it holds exactly `version`, and mark in-flight fills of key (waking its
+ * lock waiters). Version 0 evicts nothing: a FILL
  * message for a key with no stored value only wakes waiters. Returns 1 if an entry was
  * evicted or a pending fill marked. */
 int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, uint64_t version);

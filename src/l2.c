@@ -1060,6 +1060,30 @@ int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token,
     return finish(l2, rc);
 }
 
+int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
+                  uint32_t ttl_ms) {
+    int rc = check_key(l2, key, klen);
+    if (rc != 0 || !token)
+        return rc ? rc : TC_EINVAL;
+    key_parts_t k;
+    if (key_parts(l2, key, klen, &k) != 0)
+        return finish(l2, TC_ENOMEM);
+    char ttl[16];
+    int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
+    l2_call_t call;
+    start_lock(&call, TC__SCRIPT_EXTEND, &k);
+    push(&call, token, tlen);
+    push(&call, ttl, (size_t)n);
+    rc = l2_run(l2, &call);
+    if (rc == 0)
+        rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS
+             : is_int(call.reply)                  ? call.reply->integer == 1
+                                                   : TC_EPROTO;
+    free_reply(&call.reply);
+    scratch_put(&k.s);
+    return finish(l2, rc);
+}
+
 static uint64_t relaxed(_Atomic uint64_t *c) {
     return atomic_load_explicit(c, memory_order_relaxed);
 }

@@ -141,6 +141,11 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
  * was contended, publish OP_FILL for key. 0 or an error. */
 int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen);
 
+/* Extend the lock's TTL to ttl_ms if it still holds token. 1 extended, 0 not ours any
+ * more (a write voided it, or it expired), or an error. */
+int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
+                  uint32_t ttl_ms);
+
 /* Snapshot of the counters (relaxed atomics). */
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);
 

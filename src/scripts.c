@@ -25,7 +25,9 @@
  *   load takes is also its lease: SET and DEL delete the key's lock, so a load that read
  *   the source before a write cannot store what it read afterwards; ADD and CAS store
  *   only while the caller's token is still the lock's value, and release it in the same
- *   step (waking contended waiters with a FILL message).
+ *   step (waking contended waiters with a FILL message). A load longer than the lock's TTL
+ *   keeps its lease by EXTEND (keeper.c), like Redisson's lock watchdog; a write still
+ *   voids it, and a dead holder's lease still expires.
  */
 #include "scripts.h"
 
@@ -156,10 +158,17 @@ static const char script_unlock[] =
     "redis.call('PUBLISH', ARGV[2], ARGV[3] .. pv .. ARGV[4])\n"
     "return 1\n";
 
+static const char script_extend[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur ~= ARGV[1] and cur ~= ARGV[1] .. '+' then return 0 end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return 1\n";
+
 static const char *const bodies[TC__SCRIPT_COUNT] = {
-    [TC__SCRIPT_SET] = script_set,   [TC__SCRIPT_DEL] = script_del,
-    [TC__SCRIPT_ADD] = script_add,   [TC__SCRIPT_CAS] = script_cas,
-    [TC__SCRIPT_LOCK] = script_lock, [TC__SCRIPT_UNLOCK] = script_unlock,
+    [TC__SCRIPT_SET] = script_set,       [TC__SCRIPT_DEL] = script_del,
+    [TC__SCRIPT_ADD] = script_add,       [TC__SCRIPT_CAS] = script_cas,
+    [TC__SCRIPT_LOCK] = script_lock,     [TC__SCRIPT_UNLOCK] = script_unlock,
+    [TC__SCRIPT_EXTEND] = script_extend,
 };
 
 const char *tc__script_body(tc__script_t s) {

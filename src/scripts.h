@@ -29,6 +29,9 @@ typedef enum tc__script {
     /* KEYS: lock, data. ARGV: token, channel, fill msg head, msg tail. Compare-and-delete;
      * publishes FILL when the lock was contended. Reply 1 released, 0 not ours. */
     TC__SCRIPT_UNLOCK,
+    /* KEYS: lock, data. ARGV: token, ttl ms. Extends the lock if it is still ours (a long
+     * load keeps its lease). Reply 1 extended, 0 not ours. */
+    TC__SCRIPT_EXTEND,
     TC__SCRIPT_COUNT
 } tc__script_t;
 

@@ -703,11 +703,19 @@ Test(l1_rules, a_invalidation_version_bounds_fills) {
     cr_assert_eq(fill_commit(l1, &f, "v4", 4, TC__COMMIT_FROM_L2), 0, "v4 is older than 5");
     cr_assert_eq(counters(l1).rejected, rej + 1);
     cr_assert(!has(l1, "k"));
-    cr_assert_eq(fill_commit(l1, &f, "v5", 5, TC__COMMIT_FROM_L2), 1, "v5 is not older");
+    /* Newer than the announced write: its own message is still to come (or, for a forged
+     * version, never comes): not kept, the next read takes it. */
+    cr_assert_eq(fill_commit(l1, &f, "v6", 6, TC__COMMIT_FROM_L2), 0, "v6 was not announced");
+    cr_assert(!has(l1, "k"));
+    cr_assert_eq(fill_commit(l1, &f, "v5", 5, TC__COMMIT_FROM_L2), 1,
+                 "v5 is the announced one");
     assert_holds(l1, "k", "v5", 5);
-    cr_assert_eq(fill_commit(l1, &f, "v6", 6, TC__COMMIT_FROM_L2), 1);
-    assert_holds(l1, "k", "v6", 6);
     fill_end(l1, &f);
+    /* A fill that began after the invalidation: any version from 5 on. */
+    fill_t later = fill_begin(l1, "k");
+    cr_assert_eq(fill_commit(l1, &later, "v6", 6, TC__COMMIT_FROM_L2), 1);
+    assert_holds(l1, "k", "v6", 6);
+    fill_end(l1, &later);
     tc__l1_close(l1);
 }
 
@@ -794,9 +802,13 @@ Test(l1_rules, f_invalidate_compares_versions) {
     tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 1);
     put(l1, "k", "v7", 7);
     uint64_t h = tc__l1_hash(l1, "k", 1);
-    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 6), 0);
-    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 7), 0, "v7 is not older than 7");
+    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 7), 0, "its own write's message keeps v7");
     assert_holds(l1, "k", "v7", 7);
+    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 6), 1,
+                 "any other version evicts: a lagging listener costs a miss, a forged "
+                 "version is never pinned");
+    cr_assert(!has(l1, "k"));
+    put(l1, "k", "v7", 7);
     cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 8), 1);
     cr_assert(!has(l1, "k"));
     cr_assert_eq(counters(l1).entries, 0);

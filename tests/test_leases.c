@@ -343,3 +343,31 @@ Test(leases, late_joiner_never_gets_a_load_a_write_overtook) {
 Test(leases, late_joiner_after_a_delete_loads_again) {
     late_joiner(1);
 }
+
+/* ---- a load longer than the lock's TTL keeps its lease ---- */
+
+static int slow_loader(void *arg, const void *key, size_t klen, tc_load_t *load) {
+    (void)key;
+    (void)klen;
+    tc_test_sleep_ms(*(const unsigned *)arg);
+    return tc_load_set_value(load, S("slow-value"));
+}
+
+/* The keeper extends the lock while the load runs, so a slow source is still cached; a
+ * write during the load still voids the lease. */
+Test(leases, load_longer_than_lock_ttl_keeps_its_lease) {
+    tc_config_t cfg;
+    tc_test_config(&cfg, tc_test_redis_url(redis), PREFIX, PREFIX "long");
+    cfg.command_timeout_ms = 2000;
+    cfg.lock_ttl_ms = 300;
+    tc_cache_t *a = tc_test_open(&cfg);
+    unsigned load_ms = 1000;
+    tc_ref_t *ref = NULL;
+    cr_assert_eq(tc_fetch(a, S("long"), slow_loader, &load_ms, &ref), 0);
+    tc_ref_release(ref);
+    char held[32];
+    redis_value("long", held, sizeof held);
+    cr_assert_str_eq(held, "slow-value", "a load 3x longer than lock_ttl_ms was not stored");
+    cr_assert_eq(stats(a).leases_lost, 0);
+    tc_close(a);
+}
