@@ -14,18 +14,22 @@
  * integers so nothing is rounded behind the user's back. Anything else is refused with a
  * message that names the variable or field and quotes the offending text.
  *
- * tc_config_from_env() checks syntax and that a value fits its field's C type; range rules
- * (power-of-two shards, jitter <= 0.5, ...) live only in tc__config_validate() so they are
- * written once. It fills a copy and commits it only when every variable parsed, so a failed
- * call leaves cfg untouched (stronger than the header promises). One exception:
- * EARLY_REFRESH_BETA refuses more than 100 while parsing, because a double has no C-type
- * bound to check and a 15-digit "beta" is a typo worth naming at the variable.
+ * tc_config_from_env() is strict: a variable under the prefix that names no field is an
+ * error (with the nearest known name: a typo must not leave a default in force
+ * silently), syntax and the field's C type are checked while parsing, and the range
+ * rules (power-of-two shards, jitter <= 0.5, ...), which live only in
+ * tc__config_validate() so they are written once, run on the result: a field that breaks
+ * one is reported under the variable that set it. It fills a copy and commits it only
+ * when every variable passed, so a failed call leaves cfg untouched. EARLY_REFRESH_BETA
+ * also refuses more than 100 while parsing: a double has no C-type bound to check.
  * ttl_rules are not read from the environment: a rule is a binary prefix plus two TTLs,
  * and a list of them has no honest one-variable spelling; callers set them in code.
  *
  * Invariants: every error goes through tc__fail(); an endpoint is either fully parsed or
  * deinit'ed (all pointers NULL, nothing leaked); quoted user text in messages is bounded
- * and escaped, so binary or huge input cannot garble or overflow err->msg.
+ * and escaped, so binary or huge input cannot garble or overflow err->msg; no message
+ * ever quotes a URL's credentials (the userinfo of redis:// ends at its last '@', so a
+ * password with an unescaped '/', '?' or '#' is still a password, never a host or port).
  */
 #include "config.h"
 
@@ -141,7 +145,7 @@ static const unit_t byte_units[] = {
 };
 
 static const unit_t duration_units[] = {
-    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {NULL, 0},
+    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0},
 };
 
 static const unit_t *find_unit(const unit_t *units, const char *name) {
@@ -358,13 +362,14 @@ typedef enum env_kind {
 } env_kind_t;
 
 typedef struct env_field {
-    const char *name;
+    const char *name; /* the variable, after the prefix */
     env_kind_t kind;
     size_t off;
+    const char *field; /* the tc_config_t field, as tc__config_validate names it */
 } env_field_t;
 
 #define F(name, kind, field)                                                                   \
-    { name, kind, offsetof(tc_config_t, field) }
+    { name, kind, offsetof(tc_config_t, field), #field }
 static const env_field_t env_fields[] = {
     F("L1_MAX_BYTES", ENV_BYTES, l1_max_bytes),
     F("L1_MAX_ENTRIES", ENV_COUNT_SZ, l1_max_entries),
@@ -407,7 +412,7 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a byte size (use B, KiB, MiB, GiB, KB, MB, GB)";
     case ENV_DUR64:
     case ENV_DUR32:
-        return "is not a duration (use ms, s, m, h; a bare number is milliseconds)";
+        return "is not a duration (use ms, s, m, h, d; a bare number is milliseconds)";
     case ENV_FRACTION:
         return "is not a decimal fraction (e.g. 0.1 or 10%)";
     case ENV_BETA:
@@ -530,9 +535,109 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
     }
 }
 
+#define N_ENV_FIELDS (sizeof env_fields / sizeof env_fields[0])
+
+/* Edit distance (insert, delete, substitute; case-insensitive) between two short names,
+ * capped at TC__MAX_NAME_LEN. */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t n = strlen(b), row[TC__MAX_NAME_LEN + 1];
+    if (n > TC__MAX_NAME_LEN) {
+        n = TC__MAX_NAME_LEN;
+    }
+    for (size_t j = 0; j <= n; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; *a && i <= TC__MAX_NAME_LEN; i++, a++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= n; j++) {
+            size_t up = row[j];
+            size_t sub =
+                diag + (toupper((unsigned char)*a) != toupper((unsigned char)b[j - 1]));
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[n];
+}
+
+static const env_field_t *field_named(const char *name, size_t len) {
+    for (size_t i = 0; i < N_ENV_FIELDS; i++) {
+        if (strlen(env_fields[i].name) == len && strncmp(env_fields[i].name, name, len) == 0) {
+            return &env_fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* A variable under the prefix that names no field: refuse it, naming the nearest one. */
+static int env_unknown(const char *prefix, const char *entry, size_t name_len,
+                       tc_error_t *err) {
+    char name[TC__MAX_NAME_LEN], q[64];
+    size_t plen = strlen(prefix);
+    size_t n = name_len < sizeof name - 1 ? name_len : sizeof name - 1;
+    memcpy(name, entry, n);
+    name[n] = '\0';
+    quote(q, sizeof q, name);
+    const env_field_t *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < N_ENV_FIELDS; i++) {
+        size_t d = edit_distance(name + plen, env_fields[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = &env_fields[i];
+        }
+    }
+    if (best && best_d <= 3) {
+        return tc__fail(err, TC_ECONFIG, "%s: unknown variable; did you mean %s%s?", q, prefix,
+                        best->name);
+    }
+    return tc__fail(err, TC_ECONFIG, "%s: unknown variable (see tc_config_t for the names)", q);
+}
+
+extern char **environ;
+
+/* Every variable in the environment that starts with prefix must name a field. */
+static int env_check_names(const char *prefix, tc_error_t *err) {
+    size_t plen = strlen(prefix);
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || strncmp(*e, prefix, plen) != 0) {
+            continue;
+        }
+        size_t len = (size_t)(eq - *e);
+        if (!field_named(*e + plen, len - plen)) {
+            return env_unknown(prefix, *e, len, err);
+        }
+    }
+    return 0;
+}
+
+/* Range rules on the result; a failing field is reported under the variable that set it
+ * (one the environment did not set is the caller's, for tc_open to report). */
+static int env_check_ranges(const tc_config_t *work, const char *prefix, const bool *set,
+                            tc_error_t *err) {
+    tc_error_t verr;
+    if (tc__config_validate(work, &verr) == 0) {
+        return 0;
+    }
+    size_t flen = strcspn(verr.msg, ":");
+    for (size_t i = 0; i < N_ENV_FIELDS; i++) {
+        if (set[i] && strlen(env_fields[i].field) == flen &&
+            strncmp(env_fields[i].field, verr.msg, flen) == 0) {
+            return tc__fail(err, verr.code, "%s%s%s", prefix, env_fields[i].name,
+                            verr.msg + flen);
+        }
+    }
+    return 0;
+}
+
 int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
     char var[TC__MAX_NAME_LEN];
+    bool set[N_ENV_FIELDS] = {false};
     tc_config_t work;
+    int rc;
     if (!cfg) {
         return tc__fail(err, TC_EINVAL, "cfg: is NULL");
     }
@@ -542,16 +647,22 @@ int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
     if (strlen(prefix) > sizeof var - 32) {
         return tc__fail(err, TC_ECONFIG, "prefix: longer than %zu bytes", sizeof var - 32);
     }
+    if (*prefix && (rc = env_check_names(prefix, err)) != 0) {
+        return rc;
+    }
     work = *cfg;
-    for (size_t i = 0; i < sizeof env_fields / sizeof env_fields[0]; i++) {
+    for (size_t i = 0; i < N_ENV_FIELDS; i++) {
         snprintf(var, sizeof var, "%s%s", prefix, env_fields[i].name);
         const char *val = getenv(var);
         if (val) {
-            int rc = env_apply(&env_fields[i], var, val, &work, err);
-            if (rc != 0) {
+            if ((rc = env_apply(&env_fields[i], var, val, &work, err)) != 0) {
                 return rc;
             }
+            set[i] = true;
         }
+    }
+    if ((rc = env_check_ranges(&work, prefix, set, err)) != 0) {
+        return rc;
     }
     *cfg = work;
     tc__error_clear(err);
@@ -728,22 +839,20 @@ static int parse_hostport(const char *s, size_t n, tc__endpoint_t *ep, tc_error_
 }
 
 static int parse_tcp(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    size_t alen = strcspn(s, "/?#");
-    const char *at = NULL;
+    /* The last '@' anywhere ends the userinfo: nothing after the host may hold one, and a
+     * password's unescaped '/', '?' or '#' must not turn it into a host or port (which an
+     * error message would then quote). */
+    const char *at = strrchr(s, '@');
     int rc;
-    for (const char *p = s; p < s + alen; p++) {
-        if (*p == '@') {
-            at = p; /* the last '@' ends the userinfo */
-        }
-    }
     if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
         return rc;
     }
     const char *hp = at ? at + 1 : s;
-    if ((rc = parse_hostport(hp, (size_t)(s + alen - hp), ep, err)) != 0) {
+    size_t alen = strcspn(hp, "/?#");
+    if ((rc = parse_hostport(hp, alen, ep, err)) != 0) {
         return rc;
     }
-    s += alen;
+    s = hp + alen;
     size_t dblen = 0;
     if (*s == '/') {
         s++;

@@ -173,6 +173,7 @@ Test(config, parse_duration_ok) {
         {"1h", 3600000},   {"1.5s", 1500},
         {"0.5h", 1800000}, {"2.5m", 150000},
         {"1.0ms", 1},      {"18446744073709551615", UINT64_MAX},
+        {"1d", 86400000},  {"0.5d", 43200000},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 12345;
@@ -191,7 +192,7 @@ Test(config, parse_duration_bad) {
         "1.5ms",
         "0.0001s",
         "1sec",
-        "1d",
+        "1w",
         "1us",
         "1e3",
         "10ss",
@@ -218,7 +219,7 @@ static const char *const all_vars[] = {
     "LISTENER_PING",      "STALE_TTL",      "FAILSAFE_MAX_STALE", "FAILSAFE_BACKOFF",
     "EARLY_REFRESH_BETA", "NEGATIVE_TTL",   "LOAD_SOFT_TIMEOUT",  "LOAD_HARD_TIMEOUT",
     "REFRESH_THREADS",    "REFRESH_QUEUE",  "LOCK_TTL",           "LOCK_WAIT",
-    "SLIDING_TTL",        "SLIDING_MAX",
+    "SLIDING_TTL",        "SLIDING_MAX",    "DEGRADED_TTL",
 };
 
 static void set_var(const char *prefix, const char *name, const char *val) {
@@ -384,8 +385,7 @@ Test(config_env, jitter_forms) {
               {"0.5", 0.5},
               {"50%", 0.5},
               {"2.5%", 0.025},
-              {"0.10000000000000000001", 0.1},
-              {"0.9", 0.9}};
+              {"0.10000000000000000001", 0.1}};
     tc_config_t c;
     tc_config_init(&c);
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -393,10 +393,12 @@ Test(config_env, jitter_forms) {
         cr_assert_eq(tc_config_from_env(&c, P, NULL), 0, "%s", ok[i].in);
         cr_assert_eq(c.ttl_jitter, ok[i].want, "%s -> %.17g", ok[i].in, c.ttl_jitter);
     }
-    /* 0.9 parses, but validation owns the range. */
+    /* 0.9 parses, and the range check names the variable, not the field. */
     tc_error_t err;
-    cr_assert_eq(tc__config_validate(&c, &err), TC_ECONFIG);
-    assert_msg_has(&err, "ttl_jitter");
+    set_var(P, "TTL_JITTER", "0.9");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), TC_ECONFIG);
+    assert_msg_has(&err, P "TTL_JITTER: 0.9 is not in 0..0.5");
+    cr_assert_eq(c.ttl_jitter, 0.1, "a refused call must leave cfg alone");
 }
 
 Test(config_env, beta_forms) {
@@ -444,7 +446,8 @@ Test(config_env, errors_name_the_variable) {
         {"DEFAULT_TTL", "99999999999999999999", "too large"},
         {"DEFAULT_TTL", "0.5ms", "whole number of milliseconds"},
         {"CONNECT_TIMEOUT", "4294967296", "too large (at most 4294967295)"},
-        {"CONNECT_TIMEOUT", "50d", "duration"},
+        {"CONNECT_TIMEOUT", "50w", "duration"},
+        {"CONNECT_TIMEOUT", "50d", "too large (at most 4294967295)"},
         {"COMMAND_TIMEOUT", "1194h", "too large"},
         {"COMMAND_TIMEOUT", "fast", "duration"},
         {"BREAKER_COOLDOWN", "-1", "negative"},
@@ -483,7 +486,7 @@ Test(config_env, errors_name_the_variable) {
         {"STALE_TTL", "", "empty"},
         {"STALE_TTL", "0.1ms", "whole number of milliseconds"},
         {"STALE_TTL", "18446744073709551616", "too large"},
-        {"FAILSAFE_MAX_STALE", "1d", "duration"},
+        {"FAILSAFE_MAX_STALE", "1w", "duration"},
         {"FAILSAFE_MAX_STALE", "5124095576030432h", "too large"},
         {"NEGATIVE_TTL", "soon", "duration"},
         {"NEGATIVE_TTL", "-5", "negative"},
@@ -983,8 +986,49 @@ Test(config_url, env_url_validates) {
     clear_vars(P);
     tc_config_init(&c);
     set_var(P, "REDIS_URL", "rediss://secure:6380");
-    cr_assert_eq(tc_config_from_env(&c, P, &err), 0); /* strings are not parsed here */
-    cr_assert_eq(tc__config_validate(&c, &err), TC_ECONFIG);
-    assert_msg_has(&err, "redis_url: rediss://");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), TC_ECONFIG);
+    assert_msg_has(&err, P "REDIS_URL: rediss://");
     clear_vars(P);
+}
+
+/* A password's unescaped '/', '?', '#' or '@' is still the password: it parses, and no
+ * error message ever quotes it. */
+Test(config_url, password_with_reserved_characters_is_never_echoed) {
+    static const char *const ok[] = {"redis://u:SEC/RET@h:6379/2", "redis://u:SEC?RET@h:6379",
+                                     "redis://u:SEC#RET@h", "redis://:SEC@RET@h:1/0"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        tc__endpoint_t ep;
+        tc_error_t err;
+        cr_assert_eq(tc__endpoint_parse(ok[i], &ep, &err), 0, "%s: %s", ok[i], err.msg);
+        cr_assert_str_eq(ep.host, "h");
+        cr_assert(strstr(ep.password, "SEC") && strstr(ep.password, "RET"));
+        tc__endpoint_deinit(&ep);
+    }
+    static const char *const bad[] = {"redis://u:SEC/RET@h:port", "redis://u:SECRET@",
+                                      "redis://u:SEC%zzRET@h", "redis://u:SECRET@h:1/notadb",
+                                      "redis://u:SECRET@h:1?x=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tc__endpoint_t ep;
+        tc_error_t err;
+        cr_assert_eq(tc__endpoint_parse(bad[i], &ep, &err), TC_ECONFIG, "%s", bad[i]);
+        cr_assert_null(strstr(err.msg, "SEC"), "'%s' echoes the password: %s", bad[i], err.msg);
+    }
+}
+
+/* A typo in a variable name is an error naming the nearest variable, not a default left
+ * silently in force. */
+Test(config_env, unknown_variable_names_the_nearest) {
+    tc_config_t c;
+    tc_error_t err;
+    tc_config_init(&c);
+    set_var(P, "L1_MAX_BTYES", "1MiB");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), TC_ECONFIG);
+    assert_msg_has(&err, P "L1_MAX_BTYES: unknown variable; did you mean " P "L1_MAX_BYTES?");
+    cr_assert_eq(c.l1_max_bytes, (size_t)64 << 20, "cfg changed by a refused call");
+    unsetenv(P "L1_MAX_BTYES");
+    set_var(P, "COMPLETELY_DIFFERENT", "1");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), TC_ECONFIG);
+    assert_msg_has(&err, "unknown variable (see tc_config_t");
+    unsetenv(P "COMPLETELY_DIFFERENT");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), 0);
 }
