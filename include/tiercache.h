@@ -25,6 +25,11 @@
  * - Optional tc_error_t pointers may be NULL; when given they receive a message that
  *   names the offending field or variable. They are owned by the caller, so no thread
  *   can overwrite another's message.
+ * - Growing structs: tc_config_t and tc_stats_t only ever gain fields at their end. The
+ *   functions that take them (tc_config_init, tc_config_from_env, tc_open, tc_stats) are
+ *   macros that pass the caller's sizeof to a *_size entry point, which reads and writes
+ *   only that many bytes: a program built against an older header keeps working with a
+ *   newer library, and the symbols without _size keep the 0.1.0 struct sizes.
  */
 #ifndef TIERCACHE_H
 #define TIERCACHE_H
@@ -93,8 +98,9 @@ typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
 
 /*
  * Configuration. Fill with tc_config_init() (and optionally tc_config_from_env()), then
- * change fields. Fields are only ever appended in later versions. String fields are
- * borrowed: tc_open() copies them, so they need only live until tc_open() returns.
+ * change fields. Fields are only ever appended in later versions (see "Growing structs"
+ * above). String fields are borrowed: tc_open() copies them, so they need only live until
+ * tc_open() returns.
  */
 typedef struct tc_config {
     /* L1 */
@@ -182,6 +188,7 @@ typedef struct tc_config {
                                             call passes ttl 0; borrowed, copied by tc_open */
     size_t ttl_rules_count;
 
+    /* ---- appended after 0.1.0 ---- */
     /* Coherence (README "Consistency guarantees") */
     uint64_t degraded_ttl_ms; /* the longest an L1 entry lives when no invalidation is sure
                                  to reach it: a value written or loaded while Redis refused
@@ -233,6 +240,7 @@ typedef struct tc_stats {
     uint64_t lock_waits;        /* tc_fetch calls that waited on another process's load */
     uint64_t lock_timeouts;     /* ... and gave up waiting, loading themselves */
     uint64_t load_timeouts;     /* loads that passed a soft or hard timeout */
+    /* ---- appended after 0.1.0 ---- */
     /* Coherence */
     uint64_t l1_local_entries; /* gauge: entries Redis does not hold (kept while it failed) */
     uint64_t l2_heals;         /* Redis answered after failing: local entries dropped */
@@ -254,23 +262,34 @@ TC_EXPORT const char *tc_version(void);
 
 /* ---- Configuration ---- */
 
-/* Fill cfg with the documented defaults. cfg NULL: no-op. Thread-safe on distinct cfgs. */
-TC_EXPORT void tc_config_init(tc_config_t *cfg);
+/* Fill cfg with the documented defaults. cfg NULL: no-op. Thread-safe on distinct cfgs.
+ * A macro over tc_config_init_size (see "Growing structs"). */
+TC_EXPORT void tc_config_init_size(tc_config_t *cfg, size_t size);
+TC_EXPORT void tc_config_init(tc_config_t *cfg); /* 0.1.0 entry point: 0.1.0's size */
+#define tc_config_init(cfg) tc_config_init_size((cfg), sizeof(tc_config_t))
 
 /*
  * Overlay settings from environment variables named <prefix><FIELD> (prefix NULL means
  * "TIERCACHE_"), e.g. TIERCACHE_L1_MAX_BYTES=256MiB, TIERCACHE_DEFAULT_TTL=30s,
  * TIERCACHE_REDIS_URL=redis://127.0.0.1:6379/0. Unset variables leave fields alone.
  * Byte sizes take B, K/KiB, M/MiB, G/GiB (1024-based) or KB/MB/GB (1000-based); a bare
- * number is bytes. Durations take ms, s, m, h; a bare number is milliseconds. Booleans take
- * 1/0, true/false, yes/no, on/off.
+ * number is bytes. Durations take ms, s, m, h, d; a bare number is milliseconds. Booleans
+ * take 1/0, true/false, yes/no, on/off.
+ * Strict: a variable that starts with the prefix but names no field is an error (naming
+ * the nearest known variable), and so is a value out of its field's range (named by the
+ * variable, as tc_open would refuse it), or a variable for a field the caller's
+ * tc_config_t is too old to have.
  * Returns 0, TC_EINVAL (cfg NULL) or TC_ECONFIG with err->msg naming the bad variable;
- * on error cfg may be partly updated. String fields point into the environment
- * (getenv) and stay valid until the environment changes.
- * ttl_rules cannot be set from the environment (set them in code).
- * Not thread-safe against concurrent setenv (like getenv).
+ * on error cfg is left unchanged. String fields point into the environment (getenv) and
+ * stay valid until the environment changes. ttl_rules cannot be set from the environment
+ * (set them in code). Not thread-safe against concurrent setenv (like getenv).
+ * A macro over tc_config_from_env_size (see "Growing structs").
  */
+TC_EXPORT int tc_config_from_env_size(tc_config_t *cfg, size_t size, const char *prefix,
+                                      tc_error_t *err);
 TC_EXPORT int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err);
+#define tc_config_from_env(cfg, prefix, err)                                                   \
+    tc_config_from_env_size((cfg), sizeof(tc_config_t), (prefix), (err))
 
 /* ---- Lifecycle ---- */
 
@@ -279,11 +298,16 @@ TC_EXPORT int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_
  * starts the listener thread, waiting up to connect_timeout_ms for it to subscribe. When
  * Redis is unreachable it still succeeds in degraded mode (L1 and loaders serve; L2 and
  * the listener are retried in the background) unless cfg->require_redis is set.
- * Returns 0; TC_EINVAL (cfg or out NULL); TC_ECONFIG (err->msg names the field);
- * TC_EUNAVAILABLE (require_redis and Redis unreachable); TC_ENOMEM.
+ * Returns 0; TC_EINVAL (cfg or out NULL); TC_ECONFIG (err->msg names the field, or says a
+ * field this library does not know is set: cfg came from a newer header); TC_EUNAVAILABLE
+ * (require_redis and Redis unreachable); TC_ENOMEM.
  * On failure *out is set to NULL. Ownership: the caller owns the handle until tc_close.
+ * A macro over tc_open_size (see "Growing structs").
  */
+TC_EXPORT int tc_open_size(const tc_config_t *cfg, size_t size, tc_cache_t **out,
+                           tc_error_t *err);
 TC_EXPORT int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err);
+#define tc_open(cfg, out, err) tc_open_size((cfg), sizeof(tc_config_t), (out), (err))
 
 /* Stop the listener, close connections and free L1. NULL is a no-op. No other call may be
  * running or start on this handle. Refs still held stay valid until released. In a fork
@@ -398,8 +422,11 @@ TC_EXPORT void tc_ref_release(tc_ref_t *ref);
 /* ---- Observability ---- */
 
 /* Snapshot counters into *out. Returns 0, TC_EINVAL or TC_EFORKED. Thread-safe; takes each
- * shard lock briefly (never while any other lock is held). */
+ * shard lock briefly (never while any other lock is held). A macro over tc_stats_size
+ * (see "Growing structs"): only `size` bytes of *out are written. */
+TC_EXPORT int tc_stats_size(tc_cache_t *cache, tc_stats_t *out, size_t size);
 TC_EXPORT int tc_stats(tc_cache_t *cache, tc_stats_t *out);
+#define tc_stats(cache, out) tc_stats_size((cache), (out), sizeof(tc_stats_t))
 
 #ifdef __cplusplus
 }

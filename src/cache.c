@@ -491,13 +491,19 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     return TC_OK;
 }
 
-int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
+int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
+                 tc_error_t *err) {
     tc__error_clear(err);
     if (out)
         *out = NULL;
-    if (!cfg || !out)
+    if (!caller_cfg || !out)
         return tc__fail(err, TC_EINVAL, "tc_open: cfg and out must not be NULL");
-    int rc = tc__config_validate(cfg, err);
+    tc_config_t full;
+    int rc = tc__config_import(&full, caller_cfg, size, err);
+    if (rc != TC_OK)
+        return rc;
+    const tc_config_t *cfg = &full;
+    rc = tc__config_validate(cfg, err);
     if (rc != TC_OK)
         return rc;
     tc_cache_t *c = calloc(1, sizeof *c);
@@ -539,6 +545,10 @@ int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
     return TC_OK;
 }
 
+int(tc_open)(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
+    return tc_open_size(cfg, TC__CONFIG_V1_SIZE, out, err);
+}
+
 void tc_close(tc_cache_t *c) {
     if (!c)
         return;
@@ -556,11 +566,26 @@ static uint64_t load_counter(const atomic_uint_fast64_t *counter) {
     return atomic_load_explicit(counter, memory_order_relaxed);
 }
 
-int tc_stats(tc_cache_t *c, tc_stats_t *out) {
-    if (!c || !out)
+static void stats_full(tc_cache_t *c, tc_stats_t *out);
+
+int tc_stats_size(tc_cache_t *c, tc_stats_t *caller_out, size_t size) {
+    if (!c || !caller_out || size < TC__STATS_V1_SIZE)
         return TC_EINVAL;
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
+    tc_stats_t full;
+    stats_full(c, &full);
+    memcpy(caller_out, &full, size < sizeof full ? size : sizeof full);
+    if (size > sizeof full) /* a newer header: what this library does not know reads 0 */
+        memset((char *)caller_out + sizeof full, 0, size - sizeof full);
+    return TC_OK;
+}
+
+int(tc_stats)(tc_cache_t *c, tc_stats_t *out) {
+    return tc_stats_size(c, out, TC__STATS_V1_SIZE);
+}
+
+static void stats_full(tc_cache_t *c, tc_stats_t *out) {
     memset(out, 0, sizeof *out);
     tc__l1_counters_t l1;
     tc__l1_counters(c->l1, &l1);
@@ -613,5 +638,4 @@ int tc_stats(tc_cache_t *c, tc_stats_t *out) {
         out->listener_reconnects = ls.reconnects;
         out->listener_connected = ls.connected;
     }
-    return TC_OK;
 }

@@ -304,10 +304,7 @@ static int parse_bool(const char *s, int *out) {
 
 /* ---- Defaults ---- */
 
-void tc_config_init(tc_config_t *cfg) {
-    if (!cfg) {
-        return;
-    }
+static void config_defaults(tc_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->l1_max_bytes = 64 * MIB;
     cfg->l1_max_value_bytes = 1 * MIB;
@@ -328,6 +325,46 @@ void tc_config_init(tc_config_t *cfg) {
     cfg->lock_ttl_ms = 5000;
     cfg->lock_wait_ms = 5000;
     cfg->sliding_max_ms = 3600000;
+}
+
+/* Copy the first `size` bytes of a full struct to the caller's; a larger caller struct
+ * (a newer header) gets zeros after ours. */
+static void store_sized(void *dst, const void *full, size_t full_size, size_t size) {
+    memcpy(dst, full, size < full_size ? size : full_size);
+    if (size > full_size) {
+        memset((char *)dst + full_size, 0, size - full_size);
+    }
+}
+
+void tc_config_init_size(tc_config_t *cfg, size_t size) {
+    if (!cfg || size < TC__CONFIG_V1_SIZE) {
+        return;
+    }
+    tc_config_t d;
+    config_defaults(&d);
+    store_sized(cfg, &d, sizeof d, size);
+}
+
+void(tc_config_init)(tc_config_t *cfg) {
+    tc_config_init_size(cfg, TC__CONFIG_V1_SIZE);
+}
+
+int tc__config_import(tc_config_t *full, const tc_config_t *cfg, size_t size, tc_error_t *err) {
+    if (size < TC__CONFIG_V1_SIZE) {
+        return tc__fail(err, TC_EINVAL, "tc_config_t: %zu bytes is smaller than any version's",
+                        size);
+    }
+    config_defaults(full);
+    memcpy(full, cfg, size < sizeof *full ? size : sizeof *full);
+    for (size_t i = sizeof *full; i < size; i++) {
+        if (((const unsigned char *)cfg)[i] != 0) {
+            return tc__fail(err, TC_ECONFIG,
+                            "tc_config_t: a field at byte %zu is set, but this library (%s) "
+                            "knows only %zu bytes: it comes from a newer tiercache.h",
+                            i, TC_VERSION_STRING, sizeof *full);
+        }
+    }
+    return 0;
 }
 
 unsigned tc__default_shards(void) {
@@ -633,13 +670,38 @@ static int env_check_ranges(const tc_config_t *work, const char *prefix, const b
     return 0;
 }
 
-int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
+static size_t kind_size(env_kind_t kind) {
+    switch (kind) {
+    case ENV_BYTES:
+    case ENV_COUNT_SZ:
+        return sizeof(size_t);
+    case ENV_COUNT_U:
+        return sizeof(unsigned);
+    case ENV_DUR32:
+        return sizeof(uint32_t);
+    case ENV_DUR64:
+        return sizeof(uint64_t);
+    case ENV_BOOL:
+        return sizeof(int);
+    case ENV_FRACTION:
+    case ENV_BETA:
+        return sizeof(double);
+    default:
+        return sizeof(const char *);
+    }
+}
+
+int tc_config_from_env_size(tc_config_t *cfg, size_t size, const char *prefix,
+                            tc_error_t *err) {
     char var[TC__MAX_NAME_LEN];
     bool set[N_ENV_FIELDS] = {false};
     tc_config_t work;
     int rc;
     if (!cfg) {
         return tc__fail(err, TC_EINVAL, "cfg: is NULL");
+    }
+    if ((rc = tc__config_import(&work, cfg, size, err)) != 0) {
+        return rc;
     }
     if (!prefix) {
         prefix = "TIERCACHE_";
@@ -650,10 +712,15 @@ int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
     if (*prefix && (rc = env_check_names(prefix, err)) != 0) {
         return rc;
     }
-    work = *cfg;
     for (size_t i = 0; i < N_ENV_FIELDS; i++) {
         snprintf(var, sizeof var, "%s%s", prefix, env_fields[i].name);
         const char *val = getenv(var);
+        if (val && env_fields[i].off + kind_size(env_fields[i].kind) > size) {
+            return tc__fail(err, TC_ECONFIG,
+                            "%s: the caller's tc_config_t (%zu bytes, an older tiercache.h) "
+                            "has no field for it",
+                            var, size);
+        }
         if (val) {
             if ((rc = env_apply(&env_fields[i], var, val, &work, err)) != 0) {
                 return rc;
@@ -664,9 +731,13 @@ int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
     if ((rc = env_check_ranges(&work, prefix, set, err)) != 0) {
         return rc;
     }
-    *cfg = work;
+    store_sized(cfg, &work, sizeof work, size < sizeof work ? size : sizeof work);
     tc__error_clear(err);
     return 0;
+}
+
+int(tc_config_from_env)(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
+    return tc_config_from_env_size(cfg, TC__CONFIG_V1_SIZE, prefix, err);
 }
 
 /* ---- Redis URL ---- */

@@ -13,6 +13,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* The sizes of tc_config_t and tc_stats_t in tiercache 0.1.0, assumed by the entry points
+ * without _size (programs built against that header call them). Every later field is
+ * appended after these offsets. */
+#define TC__CONFIG_V1_SIZE offsetof(tc_config_t, degraded_ttl_ms)
+#define TC__STATS_V1_SIZE  offsetof(tc_stats_t, l1_local_entries)
+
+/* A full tc_config_t from a caller's struct of `size` bytes: defaults, then the caller's
+ * fields. 0; TC_EINVAL (size below 0.1.0's); TC_ECONFIG (size beyond ours and a field we
+ * do not know is set). */
+int tc__config_import(tc_config_t *full, const tc_config_t *cfg, size_t size, tc_error_t *err);
 
 /* 100 years: the longest TTL or duration accepted (a per-call TTL beyond it is capped),
  * far beyond any real TTL, far below overflow when added to a clock. */

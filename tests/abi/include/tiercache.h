@@ -1,0 +1,369 @@
+/*
+ * tiercache.h - the public header of tiercache 0.1.0, kept unchanged as a test fixture:
+ * tests/abi/old_caller.c is compiled against it to prove that programs built against
+ * 0.1.0 keep working with this library (tests/test_abi.c). Do not edit.
+ *
+ * tiercache.h - the whole public API of tiercache, a two-tier cache for C servers.
+ *
+ *   L1: an in-process, sharded, lock-striped LRU bounded in bytes.
+ *   L2: Redis (through hiredis), shared by every process.
+ *   Invalidation: every write or delete is published on a Redis pub/sub channel;
+ *   a listener thread in every process evicts the key from its L1.
+ *
+ * Conventions (read once, they hold for every function below):
+ * - Return codes: 0 is success; failures are negative TC_E* codes. TC_ENOTFOUND is a
+ *   result (a miss), not a failure. New codes may be added in later versions: treat any
+ *   unknown negative value as an error.
+ * - Keys are binary (any bytes, NUL included), 1..TC_MAX_KEY_LEN bytes long. Values are
+ *   binary, 0..max_value_bytes long.
+ * - Writes copy key and value; the caller keeps ownership of its buffers.
+ * - Reads return a tc_ref_t: a reference-counted, zero-copy view of the value. It stays
+ *   valid, unchanged, until tc_ref_release(), even if the entry is evicted, expired or
+ *   invalidated meanwhile, and even after tc_close().
+ * - Threads: every data call (tc_get, tc_get_copy, tc_set, tc_del, tc_fetch, tc_stats)
+ *   may be called concurrently from any number of threads on one shared tc_cache_t.
+ *   tc_open and tc_close must not race with other calls on the same handle.
+ * - Optional tc_error_t pointers may be NULL; when given they receive a message that
+ *   names the offending field or variable. They are owned by the caller, so no thread
+ *   can overwrite another's message.
+ */
+#ifndef TIERCACHE_H
+#define TIERCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TC_EXPORT __attribute__((visibility("default")))
+#else
+#define TC_EXPORT
+#endif
+
+#define TC_VERSION_MAJOR  0
+#define TC_VERSION_MINOR  1
+#define TC_VERSION_PATCH  0
+#define TC_VERSION_STRING "0.1.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, comparable at compile time. */
+#define TC_VERSION_NUMBER (TC_VERSION_MAJOR * 10000 + TC_VERSION_MINOR * 100 + TC_VERSION_PATCH)
+
+/* Longest key accepted, in bytes. */
+#define TC_MAX_KEY_LEN 65535u
+
+/* Error codes: X(name, value, message). tc_strerror() and tc_err_name() come from it. */
+#define TC_ERRNO_MAP(X)                                                                        \
+    X(TC_OK, 0, "success")                                                                     \
+    X(TC_ENOTFOUND, -1, "key not found")                                                       \
+    X(TC_EINVAL, -2, "invalid argument (NULL pointer or out-of-range value)")                  \
+    X(TC_ENOMEM, -3, "out of memory")                                                          \
+    X(TC_ENOSPC, -4, "buffer too small for the value")                                         \
+    X(TC_EKEYLEN, -5, "key is empty or longer than TC_MAX_KEY_LEN")                            \
+    X(TC_ETOOBIG, -6, "value is larger than max_value_bytes")                                  \
+    X(TC_EUNAVAILABLE, -7, "Redis is unavailable (unreachable or circuit breaker open)")       \
+    X(TC_ETIMEDOUT, -8, "Redis did not answer within the configured timeout")                  \
+    X(TC_EPROTO, -9, "unexpected reply or malformed data from Redis")                          \
+    X(TC_EREDIS, -10, "Redis returned an error reply")                                         \
+    X(TC_ECONFIG, -11, "invalid configuration")                                                \
+    X(TC_ELOADER, -12, "loader failed without a tiercache error code")                         \
+    X(TC_EINTERNAL, -13, "internal error")
+
+typedef enum tc_err {
+#define TC__ERR_ENUM(name, value, msg) name = value,
+    TC_ERRNO_MAP(TC__ERR_ENUM)
+#undef TC__ERR_ENUM
+} tc_err_t;
+
+/* Caller-owned detail for a failure. msg is always NUL-terminated. */
+typedef struct tc_error {
+    int code;
+    char msg[256];
+} tc_error_t;
+
+/* Opaque handles. */
+typedef struct tc_cache tc_cache_t;
+typedef struct tc_ref tc_ref_t;
+typedef struct tc_load tc_load_t;
+
+/* Called on the listener thread after an invalidation for `key` was applied to L1.
+ * Must be quick and must not call back into the same cache's tc_close. */
+typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
+
+/*
+ * Configuration. Fill with tc_config_init() (and optionally tc_config_from_env()), then
+ * change fields. Fields are only ever appended in later versions. String fields are
+ * borrowed: tc_open() copies them, so they need only live until tc_open() returns.
+ */
+typedef struct tc_config {
+    /* L1 */
+    size_t l1_max_bytes;       /* byte budget of L1 (keys, values, entry and table overhead
+                                  as the allocator really charges it). 0 disables L1.
+                                  Default 64 MiB. Env: L1_MAX_BYTES (e.g. 256MiB). */
+    size_t l1_max_entries;     /* optional cap on L1 entries; 0 = no cap. Env: L1_MAX_ENTRIES */
+    unsigned l1_shards;        /* power of two; 0 = chosen from the CPU count. Env: L1_SHARDS */
+    size_t l1_max_value_bytes; /* larger values are served but not kept in L1. Default 1 MiB.
+                                  Env: L1_MAX_VALUE_BYTES */
+    uint64_t default_ttl_ms;   /* TTL when a call passes 0. Default 60 s. Env: DEFAULT_TTL */
+    double ttl_jitter;         /* effective TTL is uniform in ttl*(1 +- jitter); 0..0.5.
+                                  Default 0.10. Env: TTL_JITTER */
+    size_t max_value_bytes;    /* largest value accepted by tc_set / loaders.
+                                  Default 64 MiB, at most 511 MiB. Env: MAX_VALUE_BYTES */
+
+    /* L2 */
+    const char *redis_url;     /* redis://[user:password@]host[:port][/db] or
+                                  unix:///path.sock[?db=N&password=P&user=U]; NULL = L1-only.
+                                  Env: REDIS_URL */
+    const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
+    const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
+    unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */
+    uint32_t connect_timeout_ms;  /* Default 500. Env: CONNECT_TIMEOUT (e.g. 500ms) */
+    uint32_t command_timeout_ms;  /* Default 250. Env: COMMAND_TIMEOUT */
+    int require_redis;            /* nonzero: tc_open fails if Redis is unreachable.
+                                     Default 0 (open degraded). Env: REQUIRE_REDIS */
+    unsigned breaker_threshold;   /* consecutive L2 failures that open the breaker. Default 5.
+                                     Env: BREAKER_THRESHOLD */
+    uint32_t breaker_cooldown_ms; /* how long L2 is skipped before a probe. Default 1000.
+                                     Env: BREAKER_COOLDOWN */
+    uint32_t listener_ping_ms;    /* listener watchdog: PING after this much silence; the
+                                     link is declared lost after another such period without
+                                     a reply. Default 1000. Env: LISTENER_PING */
+
+    /* Hooks */
+    tc_inval_hook_fn inval_hook; /* optional; see tc_inval_hook_fn */
+    void *inval_hook_arg;
+
+    /* Freshness under load (see README "Freshness"). Every feature is off at 0 unless a
+     * default is given. Trade-offs: stale windows and fail-safe keep values (in both tiers)
+     * longer than their TTL; early refresh and stale-while-revalidate call the loader from a
+     * background thread, so a tc_fetch loader's `arg` must stay valid until tc_close when
+     * they are on. */
+    uint64_t stale_ttl_ms;          /* stale-while-revalidate: after the fresh TTL, tc_fetch
+                                       serves the old value at once (tc_ref_stale() == 1) and
+                                       refreshes it in the background. Env: STALE_TTL */
+    uint64_t failsafe_max_stale_ms; /* fail-safe: when a reload fails or times out, tc_fetch
+                                       serves the last value (stale) up to this long past its
+                                       fresh TTL. Env: FAILSAFE_MAX_STALE */
+    uint32_t failsafe_backoff_ms;   /* after a failed reload, a key is not reloaded again for
+                                       this long (stale served meanwhile). Default 1000.
+                                       Env: FAILSAFE_BACKOFF */
+    double early_refresh_beta;      /* XFetch: refresh a hot key in the background with a
+                                       probability rising as expiry nears, scaled by the
+                                       measured load time. 0 = off, 1.0 = the paper's default.
+                                       Env: EARLY_REFRESH_BETA */
+    uint64_t negative_ttl_ms;       /* a loader's TC_ENOTFOUND is cached (both tiers) this
+                                       long. Env: NEGATIVE_TTL */
+    uint32_t load_soft_timeout_ms;  /* a load slower than this returns the stale value if
+                                       there is one and finishes in the background.
+                                       Env: LOAD_SOFT_TIMEOUT */
+    uint32_t load_hard_timeout_ms;  /* a load slower than this returns TC_ETIMEDOUT (it still
+                                       finishes, and caches, in the background).
+                                       Env: LOAD_HARD_TIMEOUT */
+    unsigned refresh_threads; /* background load threads. Default 2. Env: REFRESH_THREADS */
+    unsigned refresh_queue;   /* pending background loads; beyond it they are dropped
+                                 (counted). Default 1024. Env: REFRESH_QUEUE */
+    uint32_t lock_ttl_ms;     /* cross-process single-flight: an L2 miss in tc_fetch
+                                 takes a Redis lock (SET NX PX) this long; 0 = off.
+                                 Default 5000. Env: LOCK_TTL */
+    uint32_t lock_wait_ms;    /* a process that finds the lock taken waits this long to
+                                 be woken by the value's publication, then loads itself.
+                                 Default 5000. Env: LOCK_WAIT */
+    int sliding_ttl;          /* nonzero: an L1 hit extends the entry's L1 life by its
+                                 TTL again, never past sliding_max_ms after it was
+                                 stored. Env: SLIDING_TTL */
+    uint64_t sliding_max_ms;  /* absolute cap for sliding expiration. Default 1 h.
+                                 Env: SLIDING_MAX */
+    const struct tc_ttl_rule *ttl_rules; /* per-prefix TTLs (first match wins), used when a
+                                            call passes ttl 0; borrowed, copied by tc_open */
+    size_t ttl_rules_count;
+} tc_config_t;
+
+/* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
+typedef struct tc_ttl_rule {
+    const void *prefix;
+    size_t prefix_len;
+    uint64_t ttl_ms;       /* fresh TTL; 0 = default_ttl_ms */
+    uint64_t stale_ttl_ms; /* stale window for these keys; 0 = the cache's stale_ttl_ms */
+} tc_ttl_rule_t;
+
+/* Statistics: monotonic counters since tc_open, plus gauges (marked). */
+typedef struct tc_stats {
+    uint64_t l1_hits, l1_misses;
+    uint64_t l2_hits, l2_misses;
+    uint64_t loads, load_errors;     /* loader calls made by tc_fetch, and failures */
+    uint64_t singleflight_waits;     /* tc_fetch calls that waited on another's load */
+    uint64_t l1_entries, l1_bytes;   /* gauges */
+    uint64_t l1_max_bytes;           /* gauge: the configured budget */
+    uint64_t l1_evictions;           /* entries dropped to stay within budget */
+    uint64_t l1_expirations;         /* entries dropped because their TTL passed */
+    uint64_t l1_fills_rejected;      /* L2/loader results not kept because an
+                                        invalidation superseded them in flight */
+    uint64_t inval_published;        /* writes/deletes published by this process */
+    uint64_t inval_received;         /* messages read from the channel */
+    uint64_t inval_applied;          /* well-formed messages applied to L1 */
+    uint64_t inval_malformed;        /* messages ignored as malformed */
+    uint64_t l2_errors, l2_timeouts; /* failed L2 calls (timeouts counted in both) */
+    uint64_t breaker_opens;          /* times the breaker opened */
+    int breaker_state;               /* gauge: 0 closed, 1 open, 2 half-open */
+    int listener_connected;          /* gauge: 1 while subscribed and trusted */
+    uint64_t listener_reconnects;    /* successful re-subscriptions after a loss */
+    uint64_t l1_flushes;             /* whole-L1 flushes (listener loss / resubscribe) */
+    /* Freshness */
+    uint64_t early_refreshes;   /* background refreshes started by XFetch */
+    uint64_t stale_refreshes;   /* background refreshes started by a stale read */
+    uint64_t refreshes_dropped; /* background loads dropped: queue full */
+    uint64_t stale_serves;      /* stale-while-revalidate answers */
+    uint64_t failsafe_serves;   /* stale answers because a reload failed / backs off */
+    uint64_t negative_hits;     /* TC_ENOTFOUND answered from a cached absence */
+    uint64_t lock_acquired;     /* cross-process locks taken for a load */
+    uint64_t lock_waits;        /* tc_fetch calls that waited on another process's load */
+    uint64_t lock_timeouts;     /* ... and gave up waiting, loading themselves */
+    uint64_t load_timeouts;     /* loads that passed a soft or hard timeout */
+} tc_stats_t;
+
+/* ---- Errors and version (thread-safe, no allocation) ---- */
+
+/* Message for a code; never NULL ("unknown error" for unknown codes). */
+TC_EXPORT const char *tc_strerror(int code);
+/* Symbolic name ("TC_ENOTFOUND"); never NULL ("TC_E?" for unknown codes). */
+TC_EXPORT const char *tc_err_name(int code);
+/* TC_VERSION_STRING of the linked library. */
+TC_EXPORT const char *tc_version(void);
+
+/* ---- Configuration ---- */
+
+/* Fill cfg with the documented defaults. cfg NULL: no-op. Thread-safe on distinct cfgs. */
+TC_EXPORT void tc_config_init(tc_config_t *cfg);
+
+/*
+ * Overlay settings from environment variables named <prefix><FIELD> (prefix NULL means
+ * "TIERCACHE_"), e.g. TIERCACHE_L1_MAX_BYTES=256MiB, TIERCACHE_DEFAULT_TTL=30s,
+ * TIERCACHE_REDIS_URL=redis://127.0.0.1:6379/0. Unset variables leave fields alone.
+ * Byte sizes take B, K/KiB, M/MiB, G/GiB (1024-based) or KB/MB/GB (1000-based); a bare
+ * number is bytes. Durations take ms, s, m, h; a bare number is milliseconds. Booleans take
+ * 1/0, true/false, yes/no, on/off.
+ * Returns 0, TC_EINVAL (cfg NULL) or TC_ECONFIG with err->msg naming the bad variable;
+ * on error cfg may be partly updated. String fields point into the environment
+ * (getenv) and stay valid until the environment changes.
+ * ttl_rules cannot be set from the environment (set them in code).
+ * Not thread-safe against concurrent setenv (like getenv).
+ */
+TC_EXPORT int tc_config_from_env(tc_config_t *cfg, const char *prefix, tc_error_t *err);
+
+/* ---- Lifecycle ---- */
+
+/*
+ * Validate cfg and open a cache into *out. With a redis_url, tc_open connects the pool and
+ * starts the listener thread, waiting up to connect_timeout_ms for it to subscribe. When
+ * Redis is unreachable it still succeeds in degraded mode (L1 and loaders serve; L2 and
+ * the listener are retried in the background) unless cfg->require_redis is set.
+ * Returns 0; TC_EINVAL (cfg or out NULL); TC_ECONFIG (err->msg names the field);
+ * TC_EUNAVAILABLE (require_redis and Redis unreachable); TC_ENOMEM.
+ * On failure *out is set to NULL. Ownership: the caller owns the handle until tc_close.
+ */
+TC_EXPORT int tc_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err);
+
+/* Stop the listener, close connections and free L1. NULL is a no-op. No other call may be
+ * running or start on this handle. Refs still held stay valid until released. */
+TC_EXPORT void tc_close(tc_cache_t *cache);
+
+/* ---- Data calls (all thread-safe on one shared handle) ---- */
+
+/*
+ * Look key up in L1, then in L2 (filling L1 when the value fits and no invalidation raced
+ * the fill). On success *ref holds a pinned view; release it with tc_ref_release().
+ * Returns 0; TC_ENOTFOUND (in neither tier, or L2 skipped while unavailable);
+ * TC_EINVAL (NULL cache/key/ref); TC_EKEYLEN; TC_ENOMEM; TC_ETIMEDOUT / TC_EPROTO /
+ * TC_EREDIS when L2 failed (L2 unavailable is reported as TC_ENOTFOUND).
+ * *ref is NULL whenever the return is not 0.
+ * With stale windows or fail-safe configured, a value past its fresh TTL is still returned
+ * while either tier holds it (tc_ref_stale() says so; tc_get never reloads); a cached
+ * absence (negative_ttl_ms) reads as TC_ENOTFOUND.
+ * L1 hit path: one shard lock, no allocation, no system call, no copy.
+ */
+TC_EXPORT int tc_get(tc_cache_t *cache, const void *key, size_t klen, tc_ref_t **ref);
+
+/*
+ * tc_get, copying the value into buf (capacity *len). On return *len is the value's size.
+ * Returns 0; TC_ENOSPC when *len was smaller (nothing copied, *len = needed size);
+ * otherwise as tc_get. buf may be NULL when *len is 0 (to ask for the size).
+ */
+TC_EXPORT int tc_get_copy(tc_cache_t *cache, const void *key, size_t klen, void *buf,
+                          size_t *len);
+
+/*
+ * Store key -> value in L2 with a TTL (ttl_ms 0 = default_ttl_ms; jitter applied), publish
+ * the invalidation to every process in the same Redis operation, and update the local L1.
+ * Returns 0; TC_EINVAL (NULL cache/key, or value NULL with vlen > 0); TC_EKEYLEN;
+ * TC_ETOOBIG; TC_ENOMEM; TC_EUNAVAILABLE (breaker open or no connection: the local L1 is
+ * still updated); TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry is dropped:
+ * whether Redis applied the write is unknown, and its invalidation will follow if it did).
+ * L1-only mode: updates L1 and returns 0.
+ */
+TC_EXPORT int tc_set(tc_cache_t *cache, const void *key, size_t klen, const void *value,
+                     size_t vlen, uint64_t ttl_ms);
+
+/*
+ * Delete key from L2 and from every process's L1 (via the invalidation channel).
+ * Returns 0 (also when the key did not exist); TC_EINVAL; TC_EKEYLEN; TC_EUNAVAILABLE /
+ * TC_ETIMEDOUT / TC_EREDIS / TC_EPROTO (the local L1 entry is evicted regardless).
+ */
+TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
+
+/*
+ * The loader of tc_fetch. Runs on the calling thread with no tiercache lock held. It must
+ * produce the value with tc_load_set_value() (and may call tc_load_set_ttl()) and return 0,
+ * return TC_ENOTFOUND when the key does not exist at the source, or return a negative error
+ * (returned as-is to every waiter; a positive return becomes TC_ELOADER). Returning 0
+ * without a value is reported as TC_ELOADER. Nothing is cached on failure.
+ */
+typedef int (*tc_loader_fn)(void *arg, const void *key, size_t klen, tc_load_t *load);
+
+/* Inside a loader: set the value (copied; call again to replace). Returns 0, TC_EINVAL,
+ * TC_ETOOBIG or TC_ENOMEM. */
+TC_EXPORT int tc_load_set_value(tc_load_t *load, const void *value, size_t vlen);
+/* Inside a loader: the TTL for this value (0 = default). Returns 0 or TC_EINVAL. */
+TC_EXPORT int tc_load_set_ttl(tc_load_t *load, uint64_t ttl_ms);
+
+/*
+ * Cache-aside in one call: L1, then L2, else loader(arg, key, klen, load). The loaded
+ * value is stored in L2 (only if the key is still absent there: a concurrent writer wins)
+ * and in L1, and returned in *ref. Concurrent misses of one key in one process run the
+ * loader once; the others wait for its result (value, TC_ENOTFOUND or error).
+ * When L2 is unavailable the loader's value is still cached in L1 and returned.
+ * With the freshness options (tc_config_t): a stale value may be returned at once while a
+ * background refresh runs (tc_ref_stale(*ref) == 1); a failed or timed-out reload may be
+ * answered with the last value; a cached absence answers TC_ENOTFOUND without a load; and
+ * processes sharing Redis run one load for the whole cluster (lock_ttl_ms).
+ * Returns 0; TC_ENOTFOUND (the loader said so, now or within negative_ttl_ms); the loader's
+ * error; TC_ETIMEDOUT (load_hard_timeout_ms passed); TC_EINVAL; TC_EKEYLEN; TC_ENOMEM.
+ * *ref is NULL whenever the return is not 0.
+ */
+TC_EXPORT int tc_fetch(tc_cache_t *cache, const void *key, size_t klen, tc_loader_fn loader,
+                       void *arg, tc_ref_t **ref);
+
+/* ---- References (thread-safe; a ref may be used from any thread) ---- */
+
+/* Pointer to the value bytes (not NUL-terminated; valid, possibly dangling-free empty, for
+ * size 0). Valid until tc_ref_release(ref). ref must not be NULL. */
+TC_EXPORT const void *tc_ref_data(const tc_ref_t *ref);
+/* Size of the value in bytes. ref must not be NULL. */
+TC_EXPORT size_t tc_ref_size(const tc_ref_t *ref);
+/* 1 when the value was served past its fresh TTL (stale-while-revalidate or fail-safe),
+ * 0 when fresh. Judged at the time of the call. ref must not be NULL. */
+TC_EXPORT int tc_ref_stale(const tc_ref_t *ref);
+/* Drop the reference; the memory is freed when no one else holds it. NULL is a no-op. */
+TC_EXPORT void tc_ref_release(tc_ref_t *ref);
+
+/* ---- Observability ---- */
+
+/* Snapshot counters into *out. Returns 0 or TC_EINVAL. Thread-safe; takes each shard lock
+ * briefly (never while any other lock is held). */
+TC_EXPORT int tc_stats(tc_cache_t *cache, tc_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIERCACHE_H */
