@@ -96,6 +96,25 @@ typedef struct tc_load tc_load_t;
  * Must be quick and must not call back into the same cache's tc_close. */
 typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
 
+/* Log levels: a message is delivered when its level <= the configured one. */
+typedef enum tc_log_level {
+    TC_LOG_OFF = 0,
+    TC_LOG_ERROR = 1, /* tiercache cannot do its job: permission refused, ... */
+    TC_LOG_WARN = 2,  /* degraded: Redis unreachable, breaker open, listener lost, L1
+                         flushed, values refused, refreshes dropped, lock releases lost */
+    TC_LOG_INFO = 3,  /* recovered: breaker closed, listener subscribed, local entries
+                         dropped at a heal */
+    TC_LOG_DEBUG = 4,
+} tc_log_level_t;
+
+/* A log message. Called on whatever thread saw the event (a data call's, the listener's,
+ * a background one), never on an L1 hit, never with a tiercache lock held; it must be
+ * quick and must not call into the same cache. msg is NUL-terminated and valid only during
+ * the call; key (klen bytes, binary) is the key concerned, or NULL. Messages of one kind
+ * are rate-limited (a flapping Redis cannot flood a log): at most 5 per 10 s, and the next
+ * one after a quiet spell says how many were suppressed. Never contains a password. */
+typedef void (*tc_log_fn)(void *arg, int level, const char *msg, const void *key, size_t klen);
+
 /*
  * Configuration. Fill with tc_config_init() (and optionally tc_config_from_env()), then
  * change fields. Fields are only ever appended in later versions (see "Growing structs"
@@ -197,6 +216,12 @@ typedef struct tc_config {
                                  Such local values also go at the first answer from Redis.
                                  0 = 2 x listener_ping_ms (the watchdog bound).
                                  Env: DEGRADED_TTL */
+    /* Operations */
+    tc_log_fn log_fn; /* optional; see tc_log_fn */
+    void *log_arg;
+    int log_level; /* a tc_log_level_t. With log_fn: 0 means TC_LOG_WARN. Without log_fn:
+                      0 is silent, anything else writes to stderr.
+                      Env: LOG (off, error, warn, info, debug) */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -242,14 +267,35 @@ typedef struct tc_stats {
     uint64_t load_timeouts;     /* loads that passed a soft or hard timeout */
     /* ---- appended after 0.1.0 ---- */
     /* Coherence */
-    uint64_t l1_local_entries; /* gauge: entries Redis does not hold (kept while it failed) */
-    uint64_t l2_heals;         /* Redis answered after failing: local entries dropped */
-    uint64_t versions_refused; /* stored values refused: a version no counter produced */
-    uint64_t counter_heals;    /* version counters found corrupt in Redis and reset */
-    uint64_t leases_lost;      /* loads not stored: a write or delete came during them */
-    uint64_t unlocks_deferred; /* lock releases that failed and were retried later */
-    uint64_t values_too_big;   /* stored values refused unread (over max_value_bytes) */
+    uint64_t l1_local_entries;  /* gauge: entries Redis does not hold (kept while it failed) */
+    uint64_t l2_heals;          /* Redis answered after failing: local entries dropped */
+    uint64_t versions_refused;  /* stored values refused: a version no counter produced */
+    uint64_t counter_heals;     /* version counters found corrupt in Redis and reset */
+    uint64_t leases_lost;       /* loads not stored: a write or delete came during them */
+    uint64_t unlocks_deferred;  /* lock releases that failed and were retried later */
+    uint64_t values_too_big;    /* stored values refused unread (over max_value_bytes) */
+    uint64_t permission_errors; /* Redis refused a command (NOPERM, NOAUTH...): see logs */
 } tc_stats_t;
+
+/* Latency histograms, one per kind of call (tc_latency). */
+typedef enum tc_latency_kind {
+    TC_LAT_GET_HIT = 0, /* tc_get / tc_fetch answered from L1 (sampled: 1 call in 64) */
+    TC_LAT_GET_MISS,    /* tc_get that went to Redis (L2 round trip included) */
+    TC_LAT_FETCH_LOAD,  /* tc_fetch that ran (or waited for) a load */
+    TC_LAT_SET,         /* tc_set */
+    TC_LAT_DEL,         /* tc_del */
+    TC_LAT_INVAL,       /* write to eviction: a message's version (Redis's clock) to the
+                           listener applying it (this host's clock; skew adds in) */
+    TC_LAT_COUNT
+} tc_latency_kind_t;
+
+#define TC_LATENCY_BUCKETS 24
+typedef struct tc_latency {
+    uint64_t count;                       /* observations */
+    uint64_t sum_ns;                      /* their total */
+    uint64_t buckets[TC_LATENCY_BUCKETS]; /* observations <= tc_latency_bounds_ns()[i] and
+                                             above the previous bound; the last is +Inf */
+} tc_latency_t;
 
 /* ---- Errors and version (thread-safe, no allocation) ---- */
 
@@ -427,6 +473,34 @@ TC_EXPORT void tc_ref_release(tc_ref_t *ref);
 TC_EXPORT int tc_stats_size(tc_cache_t *cache, tc_stats_t *out, size_t size);
 TC_EXPORT int tc_stats(tc_cache_t *cache, tc_stats_t *out);
 #define tc_stats(cache, out) tc_stats_size((cache), (out), sizeof(tc_stats_t))
+
+/* The upper bound of each histogram bucket in nanoseconds (TC_LATENCY_BUCKETS of them;
+ * the last is UINT64_MAX, +Inf). Static storage; thread-safe. */
+TC_EXPORT const uint64_t *tc_latency_bounds_ns(void);
+
+/* Snapshot one latency histogram (kind: a tc_latency_kind_t). Returns 0, TC_EINVAL or
+ * TC_EFORKED. Thread-safe, lock-free (each bucket is read once; a snapshot taken while
+ * calls run may be off by the calls in flight). */
+TC_EXPORT int tc_latency(tc_cache_t *cache, int kind, tc_latency_t *out);
+
+/*
+ * Every counter, gauge and latency histogram in the Prometheus text exposition format
+ * (version 0.0.4: # HELP and # TYPE lines, then samples), into buf (capacity cap), NUL-
+ * terminated. labels: NULL, or extra labels for every sample, written as given (e.g.
+ * `service="api",zone="b"`: the caller escapes the values). Metric names start with
+ * "tiercache_". Returns 0 and *len (bytes written, without the NUL); TC_ENOSPC with
+ * *len = the size needed (plus one for the NUL) when cap is too small; TC_EINVAL;
+ * TC_EFORKED. Thread-safe; allocates nothing.
+ */
+TC_EXPORT int tc_stats_prometheus(tc_cache_t *cache, const char *labels, char *buf, size_t cap,
+                                  size_t *len);
+
+/* The detail of the last call that failed on this thread, on any cache: the code and a
+ * message naming the cause (the Redis error reply such as "NOPERM ..." or "WRONGPASS ...",
+ * the hiredis or system error, the refused value). Successful calls do not clear it.
+ * Returns 1 and fills *out, or 0 when this thread has no failure recorded (out may be
+ * NULL to ask). Thread-safe: the record is per thread. */
+TC_EXPORT int tc_last_error(tc_error_t *out);
 
 #ifdef __cplusplus
 }

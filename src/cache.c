@@ -40,16 +40,21 @@
 
 int tc__check_key(const tc_cache_t *c, const void *key, size_t klen) {
     if (!c || !key)
-        return TC_EINVAL;
+        return tc__note(TC_EINVAL, "%s is NULL", c ? "key" : "cache");
     if (tc__forked_since(c->fork_gen))
-        return TC_EFORKED;
+        return tc__note(TC_EFORKED, "this cache was opened in the parent process before "
+                                    "fork(): open one in this process");
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
-        return TC_EKEYLEN;
+        return tc__note(TC_EKEYLEN, "key length %zu is not in 1..%u", klen, TC_MAX_KEY_LEN);
     return TC_OK;
 }
 
 int tc__l2_unreachable(int rc) {
     return rc == TC_EUNAVAILABLE || rc == TC_ETIMEDOUT;
+}
+
+void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns) {
+    tc__hist_record(&c->lat[kind], tc__now_ns() - t0_ns);
 }
 
 uint64_t tc__rand64(void) {
@@ -227,7 +232,10 @@ int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
     if (rc != TC_OK)
         return rc;
     uint64_t h = tc__l1_hash(c->l1, key, klen);
+    uint64_t t0 = tc__sample_hit() ? tc__now_ns() : 0;
     if (tc__l1_get(c->l1, h, key, klen, ref) == TC_OK) {
+        if (t0)
+            tc__cache_time(c, TC_LAT_GET_HIT, t0);
         if (!tc__entry_absent(*ref))
             return TC_OK;
         tc__count(&c->negative_hits);
@@ -237,12 +245,14 @@ int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
     }
     if (!c->l2)
         return TC_ENOTFOUND;
+    t0 = tc__now_ns();
     uint64_t snap;
     tc__pending_t *p = tc__l1_pending_begin(c->l1, h, key, klen, &snap);
     if (!p)
         return TC_ENOMEM;
     rc = tc__read_through(c, p, snap, key, klen, ref);
     tc__l1_pending_end(c->l1, p);
+    tc__cache_time(c, TC_LAT_GET_MISS, t0);
     return rc == TC_EUNAVAILABLE || rc == TC__ABSENT ? TC_ENOTFOUND : rc;
 }
 
@@ -270,9 +280,10 @@ int tc_get_copy(tc_cache_t *c, const void *key, size_t klen, void *buf, size_t *
 
 int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen) {
     if (!value && vlen > 0)
-        return TC_EINVAL;
+        return tc__note(TC_EINVAL, "value is NULL with a length of %zu", vlen);
     if (vlen > c->cfg.max_value_bytes)
-        return TC_ETOOBIG;
+        return tc__note(TC_ETOOBIG, "a value of %zu bytes is over max_value_bytes (%zu)", vlen,
+                        c->cfg.max_value_bytes);
     return TC_OK;
 }
 
@@ -283,6 +294,7 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
         rc = tc__check_value(c, value, vlen);
     if (rc != TC_OK)
         return rc;
+    uint64_t t0 = tc__now_ns();
     tc__ttl_plan_t plan;
     tc__plan_ttl(c, key, klen, ttl_ms, &plan);
     uint64_t h = tc__l1_hash(c->l1, key, klen);
@@ -315,6 +327,7 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     }
     tc__l1_pending_end(c->l1, p);
     tc_ref_release(e);
+    tc__cache_time(c, TC_LAT_SET, t0);
     return rc;
 }
 
@@ -322,6 +335,7 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
     int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
+    uint64_t t0 = tc__now_ns();
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     uint64_t version;
     if (c->l2)
@@ -332,6 +346,7 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
         tc__l1_invalidate(c->l1, h, key, klen, version);
     else
         tc__l1_evict(c->l1, h, key, klen);
+    tc__cache_time(c, TC_LAT_DEL, t0);
     return rc;
 }
 
@@ -357,6 +372,7 @@ static void free_cache(tc_cache_t *c) {
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
     tc__l1_close(c->l1);
+    tc__log_deinit(&c->log);
     tc__endpoint_deinit(&c->endpoint);
     free(c->key_prefix);
     free(c->channel);
@@ -434,7 +450,10 @@ static int open_l1(tc_cache_t *c, const tc_config_t *cfg) {
 /* Redis answered after failing: what this process kept without it must go (l1.c rule 4). */
 static void on_l2_heal(void *arg) {
     tc_cache_t *c = arg;
-    tc__l1_heal(c->l1);
+    size_t dropped = tc__l1_heal(c->l1);
+    if (dropped)
+        tc__log(&c->log, TC__EV_HEAL, TC_LOG_INFO, NULL, 0,
+                "Redis answered again: %zu entries kept while it failed dropped", dropped);
 }
 
 static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
@@ -458,6 +477,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .max_value_bytes = c->cfg.max_value_bytes,
         .on_heal = on_l2_heal,
         .heal_arg = c,
+        .log = &c->log,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);
@@ -466,28 +486,46 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     rc = tc__keeper_start(c->l2, &c->keeper);
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the keeper thread");
+    /* One round trip first: a failure here is definitive and says why (refused, DNS,
+     * WRONGPASS, NOPERM, invalid DB...), at once rather than after a timeout. */
+    tc_error_t why = {0};
+    int reachable = tc__l2_ping(c->l2, &why) == TC_OK;
+    if (!reachable && c->cfg.require_redis)
+        return tc__fail(err, why.code ? why.code : TC_EUNAVAILABLE, "require_redis: %s",
+                        why.msg);
+    if (!reachable)
+        tc__log(&c->log, TC__EV_OPEN, TC_LOG_WARN, NULL, 0,
+                "Redis unreachable at open (%s): running degraded (L1 and loaders only), "
+                "retrying in the background",
+                why.msg);
     tc__listener_opts_t so = {
         .endpoint = &c->endpoint,
         .channel = c->channel,
         .connect_timeout_ms = c->cfg.connect_timeout_ms,
         .ping_ms = c->cfg.listener_ping_ms,
         .l1 = c->l1,
+        .inval_latency = &c->lat[TC_LAT_INVAL],
         .hook = c->cfg.inval_hook,
         .hook_arg = c->cfg.inval_hook_arg,
+        .log = &c->log,
     };
     rc = tc__listener_start(&so, &c->listener);
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the invalidation listener thread");
-    int subscribed = tc__listener_wait_subscribed(c->listener, c->cfg.connect_timeout_ms);
-    if (c->cfg.require_redis) {
-        if (!subscribed)
-            return tc__fail(err, TC_EUNAVAILABLE,
-                            "require_redis: could not subscribe to '%s' within %u ms",
-                            c->channel, (unsigned)c->cfg.connect_timeout_ms);
-        rc = tc__l2_ping(c->l2, err);
-        if (rc != TC_OK)
-            return rc;
-    }
+    if (!reachable) /* no need to wait for a subscription that cannot happen */
+        return TC_OK;
+    if (tc__listener_wait_subscribed(c->listener, c->cfg.connect_timeout_ms))
+        return TC_OK;
+    if (!tc__listener_cause(c->listener, &why))
+        tc__fail(&why, TC_EUNAVAILABLE, "no confirmation within %u ms",
+                 (unsigned)c->cfg.connect_timeout_ms);
+    if (c->cfg.require_redis)
+        return tc__fail(err, TC_EUNAVAILABLE, "require_redis: could not subscribe to '%s': %s",
+                        c->channel, why.msg);
+    tc__log(&c->log, TC__EV_OPEN, TC_LOG_WARN, NULL, 0,
+            "could not subscribe to '%s' at open (%s): L1 keeps nothing read from Redis "
+            "until the listener is subscribed",
+            c->channel, why.msg);
     return TC_OK;
 }
 
@@ -511,6 +549,7 @@ int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     c->cfg = *cfg;
     c->fork_gen = tc__fork_watch();
+    tc__log_init(&c->log, cfg->log_fn, cfg->log_arg, cfg->log_level);
     c->key_prefix = dup_str(cfg->key_prefix);
     c->channel = dup_str(cfg->inval_channel);
     c->cfg.key_prefix = c->key_prefix;
@@ -581,6 +620,15 @@ int tc_stats_size(tc_cache_t *c, tc_stats_t *caller_out, size_t size) {
     return TC_OK;
 }
 
+int tc_latency(tc_cache_t *c, int kind, tc_latency_t *out) {
+    if (!c || !out || kind < 0 || kind >= TC_LAT_COUNT)
+        return TC_EINVAL;
+    if (tc__forked_since(c->fork_gen))
+        return TC_EFORKED;
+    tc__hist_snapshot(&c->lat[kind], out);
+    return TC_OK;
+}
+
 int(tc_stats)(tc_cache_t *c, tc_stats_t *out) {
     return tc_stats_size(c, out, TC__STATS_V1_SIZE);
 }
@@ -626,6 +674,7 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->breaker_state = l2.breaker_state;
         out->inval_published = l2.published;
         out->l2_heals = l2.heals;
+        out->permission_errors += l2.permission_errors;
         out->versions_refused = l2.refused;
         out->counter_heals = l2.healed_counters;
     }
@@ -637,5 +686,6 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->inval_malformed = ls.malformed;
         out->listener_reconnects = ls.reconnects;
         out->listener_connected = ls.connected;
+        out->permission_errors += ls.permission_errors;
     }
 }

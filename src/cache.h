@@ -10,6 +10,8 @@
 #include "l1.h"
 #include "l2.h"
 #include "listener.h"
+#include "log.h"
+#include "metrics.h"
 #include "refresh.h"
 
 #include <stdatomic.h>
@@ -33,7 +35,12 @@ struct tc_cache {
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
         failsafe_serves, negative_hits, lock_acquired, lock_waits, lock_timeouts, load_timeouts;
     atomic_uint_fast64_t leases_lost, unlocks_deferred, values_too_big;
+    tc__hist_t lat[TC_LAT_COUNT]; /* latency per kind of call (metrics.h) */
+    tc__log_t log;
 };
+
+/* Record a call of kind that started at t0_ns (tc__now_ns clock). */
+void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);
 
 /* How long a value lives: fresh, then stale-while-revalidate, and in both tiers until
  * keep (fresh + the larger of the stale window and the fail-safe age). */

@@ -290,6 +290,17 @@ static num_why_t parse_decimal(const char *s, bool pct_ok, double *out) {
     return NUM_OK;
 }
 
+static int parse_level(const char *s, int *out) {
+    static const char *const names[] = {"off", "error", "warn", "info", "debug"};
+    for (int i = 0; i <= TC_LOG_DEBUG; i++) {
+        if (strcasecmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int parse_bool(const char *s, int *out) {
     static const char *const yes[] = {"1", "true", "yes", "on"};
     static const char *const no[] = {"0", "false", "no", "off"};
@@ -396,6 +407,7 @@ typedef enum env_kind {
     ENV_BOOL,     /* int */
     ENV_STRING,   /* const char *, non-empty */
     ENV_URL,      /* const char *, empty means NULL */
+    ENV_LEVEL,    /* int, a tc_log_level_t by name (off, error, warn, info, debug) */
 } env_kind_t;
 
 typedef struct env_field {
@@ -439,6 +451,7 @@ static const env_field_t env_fields[] = {
     F("SLIDING_TTL", ENV_BOOL, sliding_ttl),
     F("SLIDING_MAX", ENV_DUR64, sliding_max_ms),
     F("DEGRADED_TTL", ENV_DUR64, degraded_ttl_ms),
+    F("LOG", ENV_LEVEL, log_level),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -456,6 +469,8 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a non-negative decimal (e.g. 1 or 0.5)";
     case ENV_BOOL:
         return "is not a boolean (use 1/0, true/false, yes/no, on/off)";
+    case ENV_LEVEL:
+        return "is not a log level (use off, error, warn, info, debug)";
     default:
         return "is not a non-negative whole number";
     }
@@ -567,6 +582,11 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
     }
     case ENV_BETA:
         return env_beta(var, val, (double *)(void *)dst, err);
+    case ENV_LEVEL:
+        if (parse_level(val, (int *)(void *)dst) != 0) {
+            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+        }
+        return 0;
     default:
         return env_number(f, var, val, cfg, err);
     }
@@ -682,6 +702,7 @@ static size_t kind_size(env_kind_t kind) {
     case ENV_DUR64:
         return sizeof(uint64_t);
     case ENV_BOOL:
+    case ENV_LEVEL:
         return sizeof(int);
     case ENV_FRACTION:
     case ENV_BETA:
@@ -1070,6 +1091,10 @@ static int validate_values(const tc_config_t *cfg, tc_error_t *err) {
     if (cfg->max_value_bytes < 1 || cfg->max_value_bytes > TC__MAX_VALUE_LIMIT) {
         return tc__fail(err, TC_ECONFIG, "max_value_bytes: %zu is not in 1..%llu (511 MiB)",
                         cfg->max_value_bytes, (unsigned long long)TC__MAX_VALUE_LIMIT);
+    }
+    if (cfg->log_level < TC_LOG_OFF || cfg->log_level > TC_LOG_DEBUG) {
+        return tc__fail(err, TC_ECONFIG, "log_level: %d is not a tc_log_level_t (0..4)",
+                        cfg->log_level);
     }
     return 0;
 }

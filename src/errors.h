@@ -22,4 +22,10 @@ int tc__fail(tc_error_t *err, int code, const char *fmt, ...) TC__PRINTF(3, 4);
 /* Reset err (if not NULL) to TC_OK / "". */
 void tc__error_clear(tc_error_t *err);
 
+/* Record the failure of a public call for tc_last_error on this thread: err's detail when
+ * it has one, else the code's generic text. Returns code. Only on failure paths. */
+int tc__note_failure(int code, const tc_error_t *err);
+/* tc__note_failure with a formatted message. */
+int tc__note(int code, const char *fmt, ...) TC__PRINTF(2, 3);
+
 #endif

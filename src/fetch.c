@@ -303,8 +303,12 @@ static void release_lock(load_job_t *j) {
     /* Extended up to now, the lock lives at most lock_ttl_ms more. */
     uint64_t expires_ns = tc__now_ns() + (uint64_t)c->cfg.lock_ttl_ms * 1000000u;
     if (rc != TC_OK && tc__keeper_unlock_later(c->keeper, j->key, j->klen, j->token, tlen,
-                                               expires_ns) == TC_OK)
+                                               expires_ns) == TC_OK) {
         tc__count(&c->unlocks_deferred);
+        tc__log(&c->log, TC__EV_UNLOCK, TC_LOG_WARN, j->key, j->klen,
+                "a load's lock release failed (%s): retried in the background",
+                tc_err_name(rc));
+    }
     lock_gone(j);
 }
 
@@ -560,6 +564,10 @@ static void start_refresh(tc_cache_t *c, uint64_t h, const void *key, size_t kle
     j->refresh = 1;
     if (tc__refresh_submit(c->pool, refresh_run, refresh_cancel, j) != TC_OK) {
         tc__count(&c->refreshes_dropped);
+        tc__log(&c->log, TC__EV_REFRESH_DROPPED, TC_LOG_WARN, key, klen,
+                "background refresh dropped: the queue (refresh_queue = %u) is full; the "
+                "stale value keeps being served",
+                c->cfg.refresh_queue);
         refresh_cancel(j);
         return;
     }
@@ -722,7 +730,12 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     tc__fetch_t f = {.lookup = 1, .wait_ms = join_wait_ms(c, NULL)};
     tc_ref_t *e = NULL;
+    uint64_t t0 = tc__sample_hit() ? tc__now_ns() : 0;
     int how = tc__l1_fetch_begin(c->l1, h, key, klen, &f);
+    if (how == TC__FETCH_HIT && t0)
+        tc__cache_time(c, TC_LAT_GET_HIT, t0);
+    else if (how != TC__FETCH_HIT && !t0)
+        t0 = tc__now_ns(); /* a load's time is dominated by the load: start here */
     switch (how) {
     case TC__FETCH_HIT:
         if (!tc__entry_ext(f.ref)) {
@@ -731,6 +744,7 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
         }
         return serve_hit(c, h, key, klen, loader, arg, f.ref, ref);
     case TC__FETCH_SHARED:
+        tc__cache_time(c, TC_LAT_FETCH_LOAD, t0);
         if (f.status == TC_OK && !f.ref)
             return TC_EINTERNAL;
         if (f.status == TC_OK && tc_ref_stale(f.ref))
@@ -738,10 +752,12 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
         *ref = f.ref;
         return f.status;
     case TC__FETCH_TIMEDOUT:
+        tc__cache_time(c, TC_LAT_FETCH_LOAD, t0);
         tc__count(&c->load_timeouts);
         return TC_ETIMEDOUT;
     case TC__FETCH_LEAD: {
         int status = lead(c, f.p, f.snap, h, key, klen, loader, arg, NULL, &e);
+        tc__cache_time(c, TC_LAT_FETCH_LOAD, t0);
         *ref = status == TC_OK ? e : NULL;
         if (status != TC_OK)
             tc_ref_release(e);

@@ -760,10 +760,12 @@ int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const t
     return cur == e;
 }
 
-void tc__l1_flush(tc__l1_t *l1) {
+size_t tc__l1_flush(tc__l1_t *l1) {
+    size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         pthread_mutex_lock(&s->lock);
+        dropped += s->count;
         tc_ref_t *e, *tmp;
         HASH_ITER(hh, s->entries, e, tmp) {
             remove_locked(s, e);
@@ -772,13 +774,16 @@ void tc__l1_flush(tc__l1_t *l1) {
         pthread_mutex_unlock(&s->lock);
     }
     atomic_fetch_add(&l1->flushes, 1);
+    return dropped;
 }
 
-void tc__l1_heal(tc__l1_t *l1) {
+size_t tc__l1_heal(tc__l1_t *l1) {
+    size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         pthread_mutex_lock(&s->lock);
         pending_poison_all_locked(s);
+        dropped += s->local_count;
         tc_ref_t *e, *tmp;
         if (s->local_count) {
             HASH_ITER(hh, s->entries, e, tmp) {
@@ -789,6 +794,7 @@ void tc__l1_heal(tc__l1_t *l1) {
         pthread_mutex_unlock(&s->lock);
     }
     atomic_fetch_add(&l1->heals, 1);
+    return dropped;
 }
 
 void tc__l1_set_trusted(tc__l1_t *l1, int trusted) {

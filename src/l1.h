@@ -139,13 +139,13 @@ void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen);
  * still the one served before loading). */
 int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e);
 
-/* Drop every entry and poison every in-flight fill. */
-void tc__l1_flush(tc__l1_t *l1);
+/* Drop every entry and poison every in-flight fill. Returns the entries dropped. */
+size_t tc__l1_flush(tc__l1_t *l1);
 
 /* Redis answered again after failing: drop every local entry (rule 4) and poison every
  * in-flight fill, so nothing this process kept or loaded without Redis outlives the
  * outage. Cheap when there is nothing local: one lock per shard. */
-void tc__l1_heal(tc__l1_t *l1);
+size_t tc__l1_heal(tc__l1_t *l1); /* returns the local entries dropped */
 
 /* Whether values read from Redis may be kept (the listener is subscribed). */
 void tc__l1_set_trusted(tc__l1_t *l1, int trusted);

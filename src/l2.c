@@ -46,6 +46,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "errors.h"
+#include "log.h"
 #include "msg.h"
 #include "scripts.h"
 
@@ -101,12 +102,15 @@ struct tc__l2 {
     size_t max_stored_len;
     tc__l2_heal_fn on_heal;
     void *heal_arg;
+    tc__log_t *log;
+    char last_cause[256]; /* the last transport failure's message (guarded by mu) */
 
     atomic_int state;
     atomic_uint fails;
     atomic_int sick; /* a transport failure since the last answer: the next one heals */
     _Atomic uint64_t open_until_ns;
-    _Atomic uint64_t errors, timeouts, opens, published, refused, healed_counters, heals;
+    _Atomic uint64_t errors, timeouts, opens, published, refused, healed_counters, heals,
+        permission_errors;
 };
 
 /* One logical call: the command, its replies, and what happened on the wire. */
@@ -118,7 +122,8 @@ typedef struct l2_call {
     size_t lens[L2_MAX_ARGS];
     redisReply *reply, *reply2; /* reply2: PTTL of a GET */
     int io_failed;              /* some attempt hit an I/O error: SIGPIPE may be pending */
-    tc_error_t *err;
+    tc_error_t *err;            /* the failure's detail: the caller's, or local_err */
+    tc_error_t local_err;
 } l2_call_t;
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -199,6 +204,19 @@ static void breaker_open(tc__l2_t *l2) {
     atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
 }
 
+static void log_breaker_open(tc__l2_t *l2, const char *why) {
+    if (!tc__log_on(l2->log, TC_LOG_WARN))
+        return;
+    char cause[sizeof l2->last_cause];
+    pthread_mutex_lock(&l2->mu);
+    memcpy(cause, l2->last_cause, sizeof cause);
+    pthread_mutex_unlock(&l2->mu);
+    tc__log(l2->log, TC__EV_BREAKER, TC_LOG_WARN, NULL, 0,
+            "Redis unavailable (%s; last: %s): circuit breaker open, calls skip Redis for "
+            "%llu ms",
+            why, cause[0] ? cause : "?", (unsigned long long)(l2->cooldown_ns / 1000000u));
+}
+
 /* healthy: 1 Redis answered, 0 transport failure, -1 unknown (no pool slot in time). */
 static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     if (healthy == 0 && !atomic_load_explicit(&l2->sick, memory_order_relaxed))
@@ -212,14 +230,18 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     if (healthy == 1) {
         if (atomic_load_explicit(&l2->fails, memory_order_relaxed) != 0)
             atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
-        if (probe)
+        if (probe) {
             atomic_store_explicit(&l2->state, BRK_CLOSED, memory_order_release);
+            tc__log(l2->log, TC__EV_BREAKER, TC_LOG_INFO, NULL, 0,
+                    "Redis answered the probe: circuit breaker closed");
+        }
         return;
     }
     if (probe) {
         breaker_open(l2);
         atomic_store_explicit(&l2->state, BRK_OPEN, memory_order_release);
         count(&l2->opens);
+        log_breaker_open(l2, "the probe failed");
         return;
     }
     if (healthy < 0 || l2->threshold == 0)
@@ -233,6 +255,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     if (atomic_compare_exchange_strong(&l2->state, &expect, BRK_OPEN)) {
         atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
         count(&l2->opens);
+        log_breaker_open(l2, "consecutive failures");
     }
 }
 
@@ -454,22 +477,75 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     }
     pool_release(l2, slot, c);
     *healthy = (rc == 0);
+    if (rc != 0) {
+        pthread_mutex_lock(&l2->mu);
+        const char *cause = call->err->msg[0] ? call->err->msg : tc_strerror(rc);
+        size_t n = strnlen(cause, sizeof l2->last_cause - 1);
+        memcpy(l2->last_cause, cause, n);
+        l2->last_cause[n] = '\0';
+        pthread_mutex_unlock(&l2->mu);
+    }
     return rc;
+}
+
+static const char *call_name(const l2_call_t *call) {
+    static const char *const scripts[TC__SCRIPT_COUNT] = {
+        [TC__SCRIPT_SET] = "the write script (SET)",
+        [TC__SCRIPT_DEL] = "the delete script (DEL)",
+        [TC__SCRIPT_ADD] = "the fill script (ADD)",
+        [TC__SCRIPT_CAS] = "the refresh script (CAS)",
+        [TC__SCRIPT_LOCK] = "the lock script (LOCK)",
+        [TC__SCRIPT_UNLOCK] = "the unlock script (UNLOCK)",
+        [TC__SCRIPT_EXTEND] = "the lease script (EXTEND)"};
+    if (call->kind == CALL_SCRIPT && call->script >= 0 && call->script < TC__SCRIPT_COUNT)
+        return scripts[call->script];
+    return call->kind == CALL_GET ? "GETRANGE/PTTL" : "PING";
+}
+
+/* An authentication or ACL refusal: Redis is fine, the configuration is not. */
+static int is_permission_refusal(const redisReply *r) {
+    static const char *const codes[] = {"NOPERM", "NOAUTH", "WRONGPASS"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (r->len >= n && memcmp(r->str, codes[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Redis answered with an error reply: keep its text as the call's detail, and count and
+ * log a permission refusal (it would otherwise look like a plain miss or TC_EREDIS). */
+static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r) {
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return;
+    tc__fail(call->err, TC_EREDIS, "redis refused %s: %.*s", call_name(call), (int)r->len,
+             r->str);
+    if (!is_permission_refusal(r))
+        return;
+    count(&l2->permission_errors);
+    tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0,
+            "%s (grant it in the ACL: see README \"Redis ACL\")", call->err->msg);
 }
 
 /* Breaker, SIGPIPE guard and counters around one call. 0 or an error code. */
 static int l2_run(tc__l2_t *l2, l2_call_t *call) {
     int probe;
+    if (!call->err)
+        call->err = &call->local_err;
     if (!breaker_admit(l2, &probe))
-        return tc__fail(call->err, TC_EUNAVAILABLE, "redis: circuit breaker open");
+        return tc__fail(call->err, TC_EUNAVAILABLE, "redis: circuit breaker open (%s)",
+                        "Redis failed recently; the next call after the cool-down probes it");
     sigpipe_guard_t guard;
     sigpipe_block(&guard);
     int healthy;
     int rc = run_on_pool(l2, call, &healthy);
     sigpipe_restore(&guard, call->io_failed);
     breaker_report(l2, probe, healthy);
-    if (rc == 0)
+    if (rc == 0) {
         tc__error_clear(call->err); /* a retried dead socket left its message there */
+        describe_refusal(l2, call, call->reply);
+        describe_refusal(l2, call, call->reply2);
+    }
     if (rc == TC_ETIMEDOUT)
         count(&l2->timeouts);
     return rc;
@@ -575,8 +651,13 @@ static int is_int(const redisReply *r) {
 
 /* A script reports a version counter it had to reset (corrupt, or far ahead). */
 static void note_healed(tc__l2_t *l2, const redisReply *healed) {
-    if (is_int(healed) && healed->integer == 1)
-        count(&l2->healed_counters);
+    if (!is_int(healed) || healed->integer != 1)
+        return;
+    count(&l2->healed_counters);
+    tc__log(l2->log, TC__EV_COUNTER, TC_LOG_WARN, NULL, 0,
+            "the version counter %s held no valid version (corrupt, or set by another "
+            "client): reset to Redis's clock",
+            l2->vkey);
 }
 
 /* Reply of SET/DEL: {version, healed}. */
@@ -593,9 +674,12 @@ static int version_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version) {
     return 0;
 }
 
-static int finish(tc__l2_t *l2, int rc) {
-    if (rc < 0 && rc != TC_ENOTFOUND)
+/* The end of every operation: count a failure and leave its detail for tc_last_error. */
+static int finish(tc__l2_t *l2, l2_call_t *call, int rc) {
+    if (rc < 0 && rc != TC_ENOTFOUND) {
         count(&l2->errors);
+        tc__note_failure(rc, call ? call->err : NULL);
+    }
     return rc;
 }
 
@@ -682,6 +766,7 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     memcpy(l2->max_stored_str, l2->get_end, sizeof l2->get_end);
     l2->on_heal = opts->on_heal;
     l2->heal_arg = opts->heal_arg;
+    l2->log = opts->log;
     l2->nslots = l2->nfree = opts->pool_size;
     l2->conn = calloc(opts->pool_size, sizeof *l2->conn);
     l2->busy = calloc(opts->pool_size, 1);
@@ -726,7 +811,7 @@ int tc__l2_ping(tc__l2_t *l2, tc_error_t *err) {
             rc = tc__fail(err, TC_EPROTO, "redis PING: unexpected reply");
     }
     free_reply(&call.reply);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 void tc__l2_value_release(tc__l2_value_t *v) {
@@ -755,12 +840,20 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
         return TC_EREDIS;
     if (str->type != REDIS_REPLY_STRING)
         return TC_EPROTO;
-    if (str->len > l2->max_stored)
+    if (str->len > l2->max_stored) {
+        tc__log(l2->log, TC__EV_REFUSED, TC_LOG_WARN, NULL, 0,
+                "a stored value is over max_value_bytes (%zu): refused unread",
+                l2->max_stored - TC__VAL_HDR_LEN);
         return TC_ETOOBIG;
+    }
     if (tc__val_decode(str->str, str->len, &out->val) != 0)
         return TC_EPROTO;
     if (!version_plausible(out->val.version)) {
         count(&l2->refused);
+        tc__log(l2->log, TC__EV_REFUSED, TC_LOG_WARN, NULL, 0,
+                "a stored value carries version %llu, which no writer produces: refused "
+                "(written by another client?)",
+                (unsigned long long)out->val.version);
         return TC_EPROTO;
     }
     out->pttl_ms = is_int(pttl) ? pttl->integer : -2;
@@ -770,6 +863,8 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
 
 static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     const redisReply *r = call->reply, *pttl = call->reply2;
+    if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR))
+        return TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
     /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. */
     if (r->type == REDIS_REPLY_NIL ||
         (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2))
@@ -789,7 +884,7 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
     scratch_t s;
     unsigned char *dkey = scratch_get(&s, l2->prefix_len + 2 + klen);
     if (!dkey)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     l2_call_t call = {.kind = CALL_GET};
     push(&call, "GETRANGE", 8);
     push(&call, dkey, build_key(l2, 'k', key, klen, dkey));
@@ -801,7 +896,7 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
     free_reply(&call.reply);
     free_reply(&call.reply2);
     scratch_put(&s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 /* The stored value's pieces: head, expiry and ttl as script arguments. */
@@ -835,7 +930,7 @@ int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
         return rc;
     key_parts_t k;
     if (key_parts(l2, w->key, w->klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     l2_call_t call;
     value_args_t va;
     unsigned char mhead[TC__MSG_HEAD_LEN];
@@ -850,7 +945,7 @@ int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
         rc = version_reply(l2, call.reply, version);
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
@@ -866,7 +961,7 @@ int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
         return rc;
     key_parts_t k;
     if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
     start_write(&call, l2, TC__SCRIPT_DEL, &k);
@@ -879,7 +974,7 @@ int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
         rc = version_reply(l2, call.reply, version);
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 /* ADD, CAS and LOCK reply with an array led by an integer tag (scripts.h). 0, or the
@@ -948,7 +1043,7 @@ int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
         return rc;
     key_parts_t k;
     if (key_parts(l2, w->key, w->klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     l2_call_t call;
     value_args_t va;
     unsigned char whead[TC__MSG_HEAD_LEN], fhead[TC__MSG_HEAD_LEN], expected[8];
@@ -973,7 +1068,7 @@ int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
         count(&l2->published);
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
@@ -1017,7 +1112,7 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
     if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     char ttl[16];
     int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
     unsigned char skip[8];
@@ -1034,7 +1129,7 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
         rc = lock_result(l2, &call, pttl, existing);
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen) {
@@ -1043,7 +1138,7 @@ int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token,
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
     if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
     start_lock(&call, TC__SCRIPT_UNLOCK, &k);
@@ -1057,7 +1152,7 @@ int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token,
         rc = TC_EREDIS;
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
@@ -1067,7 +1162,7 @@ int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token,
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
     if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, TC_ENOMEM);
+        return finish(l2, NULL, TC_ENOMEM);
     char ttl[16];
     int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
     l2_call_t call;
@@ -1081,7 +1176,7 @@ int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token,
                                                    : TC_EPROTO;
     free_reply(&call.reply);
     scratch_put(&k.s);
-    return finish(l2, rc);
+    return finish(l2, &call, rc);
 }
 
 static uint64_t relaxed(_Atomic uint64_t *c) {
@@ -1101,5 +1196,6 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
     out->refused = relaxed(&l2->refused);
     out->healed_counters = relaxed(&l2->healed_counters);
     out->heals = relaxed(&l2->heals);
+    out->permission_errors = relaxed(&l2->permission_errors);
     out->breaker_state = atomic_load_explicit(&l2->state, memory_order_relaxed);
 }

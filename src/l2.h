@@ -13,6 +13,7 @@
 #define TC_L2_H
 
 #include "config.h"
+#include "log.h"
 #include "valfmt.h"
 
 #include <stddef.h>
@@ -38,6 +39,7 @@ typedef struct tc__l2_opts {
                                  (TC_ETOOBIG); 0 = the 511 MiB ceiling */
     tc__l2_heal_fn on_heal;   /* optional */
     void *heal_arg;
+    tc__log_t *log; /* borrowed, may be NULL: breaker transitions, refusals */
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -52,10 +54,11 @@ typedef struct tc__l2_counters {
     uint64_t timeouts;
     uint64_t opens; /* breaker transitions to open */
     uint64_t published;
-    uint64_t refused;         /* stored values refused: a version no counter produced */
-    uint64_t healed_counters; /* version counters found corrupt and reset by a script */
-    uint64_t heals;           /* answers after a transport failure (on_heal calls) */
-    int breaker_state;        /* 0 closed, 1 open, 2 half-open */
+    uint64_t refused;           /* stored values refused: a version no counter produced */
+    uint64_t healed_counters;   /* version counters found corrupt and reset by a script */
+    uint64_t heals;             /* answers after a transport failure (on_heal calls) */
+    uint64_t permission_errors; /* NOPERM / NOAUTH / WRONGPASS replies */
+    int breaker_state;          /* 0 closed, 1 open, 2 half-open */
 } tc__l2_counters_t;
 
 /* Results of tc__l2_fill and tc__l2_lock that are not errors (errors are negative). */

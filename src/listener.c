@@ -39,7 +39,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,10 +57,11 @@ struct tc__listener {
     pthread_t thread;
     int stop_pipe[2];
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards subscribed_once for tc__listener_wait_subscribed */
+    pthread_mutex_t mu; /* guards subscribed_once and cause */
     pthread_cond_t cv;
     int subscribed_once;
-    atomic_uint_fast64_t received, applied, malformed, reconnects;
+    char cause[256]; /* why the link is down or was refused; "" while subscribed */
+    atomic_uint_fast64_t received, applied, malformed, reconnects, permission_errors;
     atomic_int connected;
 };
 
@@ -85,6 +88,21 @@ static int is_str(const redisReply *r, const char *s) {
            r->len == n && strncasecmp(r->str, s, n) == 0;
 }
 
+/* A write's version is Redis's clock in microseconds when it ran (scripts.c), unless
+ * writes outpace the clock: the time from write to eviction, on this host's clock. Kept
+ * only when plausible (within a minute): a skewed clock or a counter run ahead says
+ * nothing useful. */
+#define LISTENER_LATENCY_WINDOW_US 60000000u
+static void note_latency(tc__listener_t *ls, const tc__msg_t *m) {
+    if (!ls->o.inval_latency || m->op == TC__MSG_OP_FILL)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    if (m->version <= now_us && now_us - m->version < LISTENER_LATENCY_WINDOW_US)
+        tc__hist_record(ls->o.inval_latency, (now_us - m->version) * 1000u);
+}
+
 static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
     atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
     tc__msg_t m;
@@ -97,6 +115,7 @@ static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
         m.version < LISTENER_VERSION_LIMIT && (m.version != 0 || m.op == TC__MSG_OP_FILL);
     if (orderable) {
         tc__l1_invalidate(ls->o.l1, h, m.key, m.klen, m.version);
+        note_latency(ls, &m);
     } else {
         tc__l1_evict(ls->o.l1, h, m.key, m.klen);
         atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
@@ -106,9 +125,40 @@ static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
         ls->o.hook(ls->o.hook_arg, m.key, m.klen);
 }
 
+/* Remember why the link failed or was refused (for tc_open's error and the log). */
+static void set_cause(tc__listener_t *ls, const char *fmt, ...) TC__PRINTF(2, 3);
+static void set_cause(tc__listener_t *ls, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&ls->mu);
+    vsnprintf(ls->cause, sizeof ls->cause, fmt, ap);
+    pthread_mutex_unlock(&ls->mu);
+    va_end(ap);
+}
+
+/* An error reply (SUBSCRIBE or PING refused): Redis answered, so the link is alive; say
+ * why, and count an ACL or authentication refusal instead of treating it as a dead link
+ * and flushing L1 over and over. */
+static void refused(tc__listener_t *ls, const redisReply *r) {
+    set_cause(ls, "redis refused the listener's command: %.*s", (int)r->len, r->str);
+    int permission = (r->len >= 6 && memcmp(r->str, "NOPERM", 6) == 0) ||
+                     (r->len >= 6 && memcmp(r->str, "NOAUTH", 6) == 0);
+    if (permission)
+        atomic_fetch_add_explicit(&ls->permission_errors, 1, memory_order_relaxed);
+    tc__log(ls->o.log, permission ? TC__EV_PERMISSION : TC__EV_LISTENER,
+            permission ? TC_LOG_ERROR : TC_LOG_WARN, NULL, 0,
+            "invalidation listener: Redis refused SUBSCRIBE or PING: %.*s (see README "
+            "\"Redis ACL\")",
+            (int)r->len, r->str);
+}
+
 /* Handle one reply in subscribed mode. Returns 1 for a subscribe confirmation, 0 for any
  * other well-formed reply, -1 for a reply that cannot happen on a healthy link. */
 static int handle_reply(tc__listener_t *ls, redisReply *r) {
+    if (r->type == REDIS_REPLY_ERROR) {
+        refused(ls, r);
+        return 0;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
         return -1;
     redisReply *kind = r->element[0];
@@ -129,32 +179,44 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
 
 static void mark_subscribed(tc__listener_t *ls) {
     /* Flush before trusting: nothing kept while deaf survives, no fill in flight commits. */
-    tc__l1_flush(ls->o.l1);
+    size_t dropped = tc__l1_flush(ls->o.l1);
     tc__l1_set_trusted(ls->o.l1, 1);
     atomic_store(&ls->connected, 1);
     pthread_mutex_lock(&ls->mu);
-    if (ls->subscribed_once)
+    int again = ls->subscribed_once;
+    if (again)
         atomic_fetch_add(&ls->reconnects, 1);
     ls->subscribed_once = 1;
+    ls->cause[0] = '\0';
     pthread_cond_broadcast(&ls->cv);
     pthread_mutex_unlock(&ls->mu);
+    if (again)
+        tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_INFO, NULL, 0,
+                "invalidation listener subscribed again to '%s': L1 trusted again (%zu "
+                "entries kept while deaf dropped)",
+                ls->o.channel, dropped);
 }
 
-static void mark_lost(tc__listener_t *ls) {
+static void mark_lost(tc__listener_t *ls, const char *why) {
     if (!atomic_load(&ls->connected))
         return;
     /* Untrust first so no L2 fill commits between the flush and the flag. */
     atomic_store(&ls->connected, 0);
     tc__l1_set_trusted(ls->o.l1, 0);
-    tc__l1_flush(ls->o.l1);
+    size_t dropped = tc__l1_flush(ls->o.l1);
+    set_cause(ls, "the invalidation link was lost: %s", why);
+    tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
+            "invalidation listener lost its link (%s): L1 flushed (%zu entries); values read "
+            "from Redis are not kept until it is back",
+            why, dropped);
 }
 
-/* Serve one connection until it fails or we are stopped. */
-static void serve(tc__listener_t *ls, redisContext *c) {
+/* Serve one connection until it fails or we are stopped. Returns why it ended. */
+static const char *serve(tc__listener_t *ls, redisContext *c) {
     const char *argv[2] = {"SUBSCRIBE", ls->o.channel};
     size_t lens[2] = {9, strlen(ls->o.channel)};
     if (send_command(c, 2, argv, lens) != 0)
-        return;
+        return "SUBSCRIBE could not be sent";
     const char *ping[1] = {"PING"};
     size_t ping_len[1] = {4};
     uint64_t ping_ns = (uint64_t)ls->o.ping_ms * 1000000u;
@@ -166,12 +228,12 @@ static void serve(tc__listener_t *ls, redisContext *c) {
     while (!atomic_load(&ls->stopping)) {
         void *reply = NULL;
         if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
-            return;
+            return "malformed reply stream";
         if (reply) {
             int kind = handle_reply(ls, reply);
             freeReplyObject(reply);
             if (kind < 0)
-                return;
+                return "unexpected reply in subscribed mode";
             if (kind == 1 && !subscribed) {
                 subscribed = 1;
                 mark_subscribed(ls);
@@ -182,12 +244,12 @@ static void serve(tc__listener_t *ls, redisContext *c) {
         }
         uint64_t now = tc__now_ns();
         if (!subscribed && now >= confirm_deadline)
-            return;
+            return "SUBSCRIBE not confirmed within connect_timeout_ms";
         if (now - last_traffic >= ping_ns) {
-            if (awaiting_pong)
-                return; /* a whole period without any reply: the link is dead */
+            if (awaiting_pong) /* a whole period without any reply: the link is dead */
+                return "no reply to PING within listener_ping_ms (watchdog)";
             if (send_command(c, 1, ping, ping_len) != 0)
-                return;
+                return "PING could not be sent";
             awaiting_pong = 1;
             last_traffic = now;
         }
@@ -196,14 +258,15 @@ static void serve(tc__listener_t *ls, redisContext *c) {
                                 {.fd = ls->stop_pipe[0], .events = POLLIN}};
         int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
         if (n < 0 && errno != EINTR)
-            return;
+            return "poll failed";
         if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             if (redisBufferRead(c) != REDIS_OK)
-                return;
+                return c->errstr[0] ? c->errstr : "connection closed";
             last_traffic = tc__now_ns(); /* part of a reply is traffic too */
             awaiting_pong = 0;
         }
     }
+    return "stopped";
 }
 
 static void *listener_main(void *arg) {
@@ -222,13 +285,19 @@ static void *listener_main(void *arg) {
         backoff_max = LISTENER_BACKOFF_MIN_MS;
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;
+        tc_error_t err = {0};
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
-                          &c, NULL) == TC_OK) {
-            serve(ls, c);
+                          &c, &err) == TC_OK) {
+            char why[128];
+            snprintf(why, sizeof why, "%s", serve(ls, c));
             redisFree(c);
             if (atomic_load(&ls->connected))
                 backoff_ms = 0; /* it worked for a while: retry promptly */
-            mark_lost(ls);
+            mark_lost(ls, why);
+        } else {
+            set_cause(ls, "%s", err.msg);
+            tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_WARN, NULL, 0,
+                    "invalidation listener cannot connect: %s", err.msg);
         }
         if (atomic_load(&ls->stopping))
             break;
@@ -303,5 +372,15 @@ void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out) {
     out->applied = atomic_load_explicit(&ls->applied, memory_order_relaxed);
     out->malformed = atomic_load_explicit(&ls->malformed, memory_order_relaxed);
     out->reconnects = atomic_load_explicit(&ls->reconnects, memory_order_relaxed);
+    out->permission_errors = atomic_load_explicit(&ls->permission_errors, memory_order_relaxed);
     out->connected = atomic_load(&ls->connected);
+}
+
+int tc__listener_cause(tc__listener_t *ls, tc_error_t *err) {
+    pthread_mutex_lock(&ls->mu);
+    int have = ls->cause[0] != '\0';
+    if (have)
+        tc__fail(err, TC_EUNAVAILABLE, "%s", ls->cause);
+    pthread_mutex_unlock(&ls->mu);
+    return have;
 }

@@ -7,6 +7,8 @@
 
 #include "config.h"
 #include "l1.h"
+#include "log.h"
+#include "metrics.h"
 
 #include <stdint.h>
 
@@ -18,12 +20,14 @@ typedef struct tc__listener_opts {
     uint32_t connect_timeout_ms;
     uint32_t ping_ms;
     tc__l1_t *l1;
+    tc__hist_t *inval_latency; /* write-to-eviction times, or NULL */
     tc_inval_hook_fn hook;
     void *hook_arg;
+    tc__log_t *log; /* borrowed, may be NULL */
 } tc__listener_opts_t;
 
 typedef struct tc__listener_counters {
-    uint64_t received, applied, malformed, reconnects;
+    uint64_t received, applied, malformed, reconnects, permission_errors;
     int connected;
 } tc__listener_counters_t;
 
@@ -35,5 +39,8 @@ int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms);
 /* Stop and join the thread, close the connection, free. NULL is a no-op. */
 void tc__listener_stop(tc__listener_t *ls);
 void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out);
+/* Why the listener is not subscribed (connect failure, refusal, lost link): 1 and err
+ * filled (TC_EUNAVAILABLE with the cause), or 0 when nothing is known. */
+int tc__listener_cause(tc__listener_t *ls, tc_error_t *err);
 
 #endif
