@@ -165,6 +165,7 @@ tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
     if (!e)
         return NULL;
     e->version = v->val.version;
+    e->vlen_bits |= TC__ENTRY_READ;
     tc__ttl_plan_t plan;
     tc__plan_ttl(c, key, klen, 0, &plan);
     uint64_t now = tc__now_ms();

@@ -5,7 +5,8 @@
  *   | UT_hash_handle hh   56 B  |  bucket chain + uthash's insertion-order list, which
  *   |                           |  L1 reuses as its LRU list (no extra links)
  *   | refs                 4 B  |  1 for L1 membership + 1 per tc_ref_t handed out
- *   | vlen (+ has-ext bit) 4 B  |
+ *   | vlen (+ 2 flag bits)  4 B |  has-ext, and read-from-Redis (its version is only as
+ *   |                           |  trustworthy as whoever wrote the stored value)
  *   | expiry_ms            8 B  |  coarse-monotonic ms; UINT64_MAX = never
  *   | version              8 B  |  Redis write version (0 = not from Redis)
  *   | data[klen + vlen]         |  key bytes, then value bytes (hh.key points here)
@@ -31,7 +32,7 @@
 struct tc_ref {
     UT_hash_handle hh;
     atomic_uint refs;
-    uint32_t vlen_bits; /* value length, and TC__ENTRY_HAS_EXT in the top bit */
+    uint32_t vlen_bits; /* value length, TC__ENTRY_HAS_EXT and TC__ENTRY_READ */
     uint64_t expiry_ms;
     uint64_t version;
     unsigned char data[];
@@ -55,7 +56,12 @@ typedef struct tc__entry_ext {
 
 #define TC__NO_EXPIRY     UINT64_MAX
 #define TC__ENTRY_HAS_EXT 0x80000000u
-#define TC__ENTRY_ABSENT  1u /* a cached "not found" (negative caching) */
+/* The value (and version) came from a read of Redis, not from this process's own script:
+ * anyone with the credentials may have forged it, so it yields to every other version
+ * (l1.c). Values are below 2^29 bytes: the two top bits are free. */
+#define TC__ENTRY_READ      0x40000000u
+#define TC__ENTRY_VLEN_MASK 0x3FFFFFFFu
+#define TC__ENTRY_ABSENT    1u /* a cached "not found" (negative caching) */
 
 static inline size_t tc__entry_klen(const tc_ref_t *e) {
     return e->hh.keylen;
@@ -64,7 +70,7 @@ static inline const unsigned char *tc__entry_key(const tc_ref_t *e) {
     return e->data;
 }
 static inline size_t tc__entry_vlen(const tc_ref_t *e) {
-    return e->vlen_bits & ~TC__ENTRY_HAS_EXT;
+    return e->vlen_bits & TC__ENTRY_VLEN_MASK;
 }
 static inline size_t tc__entry_ext_offset(size_t klen, size_t vlen) {
     return (klen + vlen + 7u) & ~(size_t)7u;

@@ -29,16 +29,16 @@
  *
  * 1. Fill racing an invalidation. A thread that will read L2 (or write it, or load) first
  *    registers a pending record for the key and takes a snapshot of its invalidation count.
- *    The listener's tc__l1_invalidate(key, v) evicts the entry unless it holds exactly v,
- *    and records v in the pending record (max_inval). The commit, under the same shard
- *    lock, refuses a value whose version is below max_inval; once an invalidation arrived
- *    after the snapshot, it accepts only exactly max_inval (the announced write's value:
- *    a newer one will be announced in turn and taken on the next read, and one that no
- *    write announces is a forged version, read before the write that replaced it); an
- *    unversioned value (loader result not stored in Redis) is refused if any invalidation
- *    arrived since its snapshot. Either the message is applied before the commit (the
- *    commit sees it) or after (it evicts the entry): both orders end without the stale
- *    value.
+ *    The listener's tc__l1_invalidate(key, v) evicts an older entry (and a read one of
+ *    any other version, below) and records v in the pending record (max_inval). The
+ *    commit, under the same shard lock, refuses a value whose version is below max_inval;
+ *    a value read from Redis after an invalidation arrived since the snapshot must be
+ *    exactly max_inval (the announced write's value: a newer one will be announced in turn
+ *    and taken on the next read, and one no write announces is a forged version, read
+ *    before the write that replaced it); an unversioned value (loader result not stored in
+ *    Redis) is refused if any invalidation arrived since its snapshot. Either the message
+ *    is applied before the commit (the commit sees it) or after (it evicts the entry):
+ *    both orders end without the stale value.
  * 2. Concurrent writers, in one process or several. Each local write commits its value
  *    with its Redis version and refuses to replace an entry with a newer version, and every
  *    process applies every message with version comparison, its own included. Whatever the
@@ -64,12 +64,15 @@
  *    predates, and it tries again. Invalidations that arrive after the waiter are
  *    concurrent with it (bounded by one message delay, like any read).
  *
- * Versions: messages evict every entry but the one holding exactly their version (an
- * entry newer than a message only exists while the listener lags, and costs one miss),
- * and a write's own commit replaces an entry unless it is believably newer
- * (tc__version_superseded: a version more than ~72 minutes ahead is not), so a stored
- * version that was corrupted or forged never pins its entry: the next write of the key,
- * from any process, removes it.
+ * Versions: whoever holds the credentials can store a value with any version. Entries
+ * read from Redis (TC__ENTRY_READ) therefore yield to every message but their own
+ * version's (a read entry newer than a message exists only while the listener lags, and
+ * costs one miss); entries whose version this process's own script assigned (its writes,
+ * its stored loads) yield only to newer versions, so a write followed by reads keeps
+ * hitting. A write's own commit replaces an entry unless it is believably newer
+ * (tc__version_superseded: ~72 minutes ahead is not), and a write whose commit is refused
+ * evicts what is there. So a forged or corrupt version never pins an entry: the next write
+ * of the key, from any process, removes it.
  */
 #include "alloc.h"
 
@@ -461,7 +464,7 @@ static int commit_allowed_locked(const tc__pending_t *p, uint64_t snap, const tc
         return 1;
     if (e->version == 0 && !(flags & TC__COMMIT_WRITE))
         return p->inval_seq == snap;
-    if (p->inval_seq != snap) /* rule 1: only the announced write's own value */
+    if (p->inval_seq != snap && (flags & TC__COMMIT_FROM_L2)) /* rule 1: a read value */
         return e->version == p->max_inval;
     return p->max_inval <= e->version;
 }
@@ -715,6 +718,15 @@ int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t de
 
 /* ---- invalidation ---- */
 
+/* Does a message at `version` end e? An entry from this process's own script yields to
+ * newer versions only; one read from Redis yields to every other version (its version may
+ * be forged: see the essay). */
+static int stale_for(const tc_ref_t *e, uint64_t version) {
+    if (e->vlen_bits & TC__ENTRY_READ)
+        return e->version != version;
+    return e->version < version;
+}
+
 int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
                       uint64_t version) {
     tc__shard_t *s = shard_of(l1, h);
@@ -722,7 +734,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
     pthread_mutex_lock(&s->lock);
     tc_ref_t *e = NULL;
     HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
-    if (e && version && e->version != version) {
+    if (e && version && stale_for(e, version)) {
         remove_locked(s, e);
         applied = 1;
     }

@@ -345,7 +345,29 @@ static void remember_shas(tc__l2_t *l2, redisReply *const *r) {
 }
 
 /* SCRIPT LOAD all scripts, pipelined. 0, or the transport error code. */
-static int load_scripts(tc__l2_t *l2, redisContext *c) {
+/* An authentication or ACL refusal, by its reply text: Redis is fine, the configuration is
+ * not. */
+static int is_permission_text(const char *s, size_t len) {
+    static const char *const codes[] = {"NOPERM", "NOAUTH", "WRONGPASS"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (len >= n && memcmp(s, codes[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A refusal on a new connection (SCRIPT LOAD answered NOAUTH or NOPERM): the connection
+ * cannot run our scripts, and the reply says why. 0 when every script loaded. */
+static int scripts_refused(redisReply *const *r, tc_error_t *err) {
+    for (int i = 0; i < TC__SCRIPT_COUNT; i++)
+        if (r[i] && r[i]->type == REDIS_REPLY_ERROR && is_permission_text(r[i]->str, r[i]->len))
+            return tc__fail(err, TC_EREDIS, "redis refused SCRIPT LOAD: %.*s", (int)r[i]->len,
+                            r[i]->str);
+    return 0;
+}
+
+static int load_scripts(tc__l2_t *l2, redisContext *c, tc_error_t *err) {
     for (int i = 0; i < TC__SCRIPT_COUNT; i++) {
         const char *body = tc__script_body((tc__script_t)i);
         const char *argv[3] = {"SCRIPT", "LOAD", body};
@@ -360,6 +382,8 @@ static int load_scripts(tc__l2_t *l2, redisContext *c) {
             rc = tc__conn_error_code(c, errno);
     }
     if (rc == 0)
+        rc = scripts_refused(r, err);
+    if (rc == 0)
         remember_shas(l2, r);
     for (int i = 0; i < TC__SCRIPT_COUNT; i++)
         free_reply(&r[i]);
@@ -370,9 +394,10 @@ static int open_conn(tc__l2_t *l2, redisContext **out, tc_error_t *err) {
     int rc = tc__conn_open(&l2->ep, l2->connect_timeout_ms, l2->command_timeout_ms, out, err);
     if (rc != 0)
         return rc;
-    rc = load_scripts(l2, *out);
-    if (rc != 0) {
+    rc = load_scripts(l2, *out, err);
+    if (rc != 0 && rc != TC_EREDIS)
         tc__fail(err, rc, "redis SCRIPT LOAD: %s", (*out)->errstr);
+    if (rc != 0) {
         redisFree(*out);
         *out = NULL;
     }
@@ -444,6 +469,17 @@ static void set_timeout(redisContext *c, uint32_t ms) {
     redisSetTimeout(c, tv);
 }
 
+/* A connection set-up refused by Redis (AUTH, SELECT, SCRIPT LOAD): count and log an
+ * authentication or ACL refusal. */
+static void note_connect_refusal(tc__l2_t *l2, const tc_error_t *err) {
+    const char *reply = strstr(err->msg, ": ");
+    reply = reply ? reply + 2 : err->msg;
+    if (!is_permission_text(reply, strlen(reply)))
+        return;
+    count(&l2->permission_errors);
+    tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0, "%s", err->msg);
+}
+
 /* Run call on a pooled connection. *healthy as for breaker_report. */
 static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     int slot = pool_acquire(l2);
@@ -457,7 +493,7 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = (c == NULL);
         if (fresh && (rc = open_conn(l2, &c, call->err)) != 0) {
-            call->io_failed = 1;
+            call->io_failed = rc != TC_EREDIS;
             break;
         }
         if (call->extra_timeout_ms)
@@ -476,8 +512,12 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
             break;
     }
     pool_release(l2, slot, c);
-    *healthy = (rc == 0);
-    if (rc != 0) {
+    /* A refusal while connecting (AUTH, SELECT, SCRIPT LOAD) is an answer: Redis is alive
+     * and the breaker stays closed; the configuration is what needs fixing. */
+    *healthy = rc == 0 || rc == TC_EREDIS;
+    if (rc == TC_EREDIS)
+        note_connect_refusal(l2, call->err);
+    if (rc != 0 && rc != TC_EREDIS) {
         pthread_mutex_lock(&l2->mu);
         const char *cause = call->err->msg[0] ? call->err->msg : tc_strerror(rc);
         size_t n = strnlen(cause, sizeof l2->last_cause - 1);
@@ -502,17 +542,6 @@ static const char *call_name(const l2_call_t *call) {
     return call->kind == CALL_GET ? "GETRANGE/PTTL" : "PING";
 }
 
-/* An authentication or ACL refusal: Redis is fine, the configuration is not. */
-static int is_permission_refusal(const redisReply *r) {
-    static const char *const codes[] = {"NOPERM", "NOAUTH", "WRONGPASS"};
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        size_t n = strlen(codes[i]);
-        if (r->len >= n && memcmp(r->str, codes[i], n) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* Redis answered with an error reply: keep its text as the call's detail, and count and
  * log a permission refusal (it would otherwise look like a plain miss or TC_EREDIS). */
 static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r) {
@@ -520,7 +549,7 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
         return;
     tc__fail(call->err, TC_EREDIS, "redis refused %s: %.*s", call_name(call), (int)r->len,
              r->str);
-    if (!is_permission_refusal(r))
+    if (!is_permission_text(r->str, r->len))
         return;
     count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0,

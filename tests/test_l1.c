@@ -800,16 +800,26 @@ Test(l1_rules, e_older_version_never_replaces_newer) {
 
 Test(l1_rules, f_invalidate_compares_versions) {
     tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 1);
+    /* An entry whose version this process's script assigned: ordered by version. */
     put(l1, "k", "v7", 7);
     uint64_t h = tc__l1_hash(l1, "k", 1);
+    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 6), 0, "an older message keeps v7");
     cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 7), 0, "its own write's message keeps v7");
     assert_holds(l1, "k", "v7", 7);
-    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 6), 1,
-                 "any other version evicts: a lagging listener costs a miss, a forged "
-                 "version is never pinned");
-    cr_assert(!has(l1, "k"));
-    put(l1, "k", "v7", 7);
     cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 8), 1);
+    cr_assert(!has(l1, "k"));
+    /* An entry read from Redis: its version may be forged, any other version evicts it. */
+    fill_t f = fill_begin(l1, "k");
+    tc_ref_t *e = mk("k", 1, "r7", 2, 7, TC__NO_EXPIRY);
+    e->vlen_bits |= TC__ENTRY_READ;
+    cr_assert_eq(tc__l1_commit(l1, f.p, f.snap, e, TC__COMMIT_FROM_L2), 1);
+    tc_ref_release(e);
+    fill_end(l1, &f);
+    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 7), 0, "its own version keeps it");
+    assert_holds(l1, "k", "r7", 7);
+    cr_assert_eq(tc__l1_invalidate(l1, h, "k", 1, 6), 1,
+                 "any other version evicts a read entry: a lagging listener costs a miss, a "
+                 "forged version is never pinned");
     cr_assert(!has(l1, "k"));
     cr_assert_eq(counters(l1).entries, 0);
     cr_assert_eq(counters(l1).bytes, 0);
