@@ -488,9 +488,15 @@ TC_EXPORT int tc_latency(tc_cache_t *cache, int kind, tc_latency_t *out);
  * (version 0.0.4: # HELP and # TYPE lines, then samples), into buf (capacity cap), NUL-
  * terminated. labels: NULL, or extra labels for every sample, written as given (e.g.
  * `service="api",zone="b"`: the caller escapes the values). Metric names start with
- * "tiercache_". Returns 0 and *len (bytes written, without the NUL); TC_ENOSPC with
- * *len = the size needed (plus one for the NUL) when cap is too small; TC_EINVAL;
- * TC_EFORKED. Thread-safe; allocates nothing.
+ * "tiercache_": tiercache_<field>_total for each counter of tc_stats_t,
+ * tiercache_<field> for its gauges, and one histogram tiercache_call_duration_seconds with a
+ * label kind="get_hit|get_miss|fetch_load|set|del|inval".
+ * Returns 0 and *len (bytes written, without the NUL); TC_ENOSPC with *len = the size
+ * needed (plus one for the NUL) when cap is too small (buf then holds "", counters may gain
+ * digits before the next call: leave some slack); TC_EINVAL (cache or len NULL; buf NULL
+ * with cap > 0; labels not of the form name="value"[,name="value"...] with values escaping
+ * only \\ \" \n, or naming kind, le or a __ label); TC_EFORKED. buf may be NULL when cap
+ * is 0 (to ask the size). Thread-safe; allocates nothing.
  */
 TC_EXPORT int tc_stats_prometheus(tc_cache_t *cache, const char *labels, char *buf, size_t cap,
                                   size_t *len);

@@ -2,8 +2,9 @@
  * metrics.c - latency histograms for tc_latency and tc_stats_prometheus.
  *
  * One histogram per kind of call (tiercache.h tc_latency_kind_t), with the same fixed
- * bucket bounds, 100 ns to 5 s in 1-2.5-5 steps: wide enough for an L1 hit and for a
- * load that hits a timeout, fine enough to read a p99 off a dashboard. Recording is three
+ * bucket bounds, 100 ns to 5 s in 1-2.5-5 steps (2.5 s left out to fit 24 buckets): wide
+ * enough for an L1 hit and for a load that hits a timeout, fine enough to read a p99 off
+ * a dashboard. Recording is three
  * relaxed atomic adds (count, sum, one bucket): no lock, no allocation, nothing a reader
  * waits for. A snapshot reads each counter once; taken while calls run, count and buckets
  * may disagree by the calls in flight, which Prometheus tolerates.

@@ -14,6 +14,7 @@
 /* tc-test-labels: integration fault */
 #include "msg.h"
 #include "peer.h"
+#include "proxy.h"
 #include "redis_server.h"
 #include "tiercache.h"
 #include "valfmt.h"
@@ -21,6 +22,7 @@
 #include <criterion/criterion.h>
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -407,4 +409,50 @@ Test(faults, malformed_invalidations_are_ignored) {
                  (unsigned long long)st.l1_hits, (unsigned long long)st.inval_applied,
                  (unsigned long long)st.inval_received, (unsigned long long)st.inval_malformed);
     tc_close(a);
+}
+
+/* A big message that takes longer than listener_ping_ms to arrive is a live link, not a
+ * dead one: every byte read counts as traffic for the watchdog. (A message longer than a
+ * key is malformed, but anyone may publish one.) Through a proxy limited to 2 MiB/s, a
+ * 1 MiB message takes half a second: five watchdog periods. */
+Test(faults, slow_big_message_is_not_a_dead_link) {
+    tc_test_redis_opts_t o = {.tcp = 1};
+    tc_test_redis_t *r = tc_test_redis_start(&o);
+    tc_test_proxy_t *px = tc_test_proxy_start(tc_test_redis_port(r));
+    cr_assert_not_null(px);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", tc_test_proxy_port(px));
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "t:big:", "t:big:inval");
+    cfg.command_timeout_ms = 5000;
+    tc_cache_t *a = tc_test_open(&cfg);
+    cr_assert_eq(tc_set(a, S("kept"), S("v"), 0), 0);
+    tc_test_sleep_ms(50); /* our own message first */
+    tc_stats_t before = stats(a);
+    const size_t big = (size_t)1 << 20;
+    char *msg = malloc(big);
+    cr_assert_not_null(msg);
+    memset(msg, 'x', big);
+    tc_test_proxy_throttle(px, 2u << 20);
+    redisContext *rc = tc_test_redis_connect(r);
+    cr_assert_not_null(rc);
+    redisReply *rep = redisCommand(rc, "PUBLISH t:big:inval %b", msg, big);
+    cr_assert(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    freeReplyObject(rep);
+    redisFree(rc);
+    free(msg);
+    uint64_t deadline = tc_test_now_ms() + 10000u * TC_TEST_SLOW;
+    while (stats(a).inval_malformed == before.inval_malformed && tc_test_now_ms() < deadline)
+        tc_test_sleep_ms(20);
+    tc_test_proxy_throttle(px, 0);
+    tc_stats_t after = stats(a);
+    cr_assert_eq(after.inval_malformed, before.inval_malformed + 1,
+                 "the big message never arrived whole");
+    cr_assert_eq(after.listener_reconnects, before.listener_reconnects,
+                 "the watchdog took a slow message for a dead link");
+    cr_assert_eq(after.l1_flushes, before.l1_flushes, "L1 was flushed");
+    expect_val(a, "kept", "v");
+    tc_close(a);
+    tc_test_proxy_stop(px);
+    tc_test_redis_stop(r);
 }

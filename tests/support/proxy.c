@@ -14,6 +14,9 @@
  *               peers see a silent link until close_cut. Permanent, even across heal.
  *   all_cut     (cut_all) nothing is polled but the control pipe, the listen socket
  *               included; heal resumes everything that is not CONN_CUT.
+ *   throttle    (throttle) a token bucket refilled every PROXY_TICK_MS limits the bytes
+ *               read from the server side; while it is empty, server sides are not
+ *               polled for input and the loop wakes every tick.
  * A connection is a subscriber once SUBSCRIBE (any case, PSUBSCRIBE too) appeared in its
  * client-to-server bytes; the last few bytes of each read are kept so a word split across
  * two reads is still seen.
@@ -44,12 +47,14 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROXY_BUF                (64 * 1024)
 #define PROXY_MAX_CONNS          1024
 #define PROXY_BACKLOG            128
 #define PROXY_CONNECT_TIMEOUT_MS 200
+#define PROXY_TICK_MS            5
 #define SUBSCRIBE_WORD           "subscribe"
 #define SUBSCRIBE_LEN            (sizeof SUBSCRIBE_WORD - 1)
 #define SUBSCRIBE_TAIL           (SUBSCRIBE_LEN - 1)
@@ -64,6 +69,7 @@ typedef enum request {
     REQ_CLOSE_CUT,
     REQ_CUT_ALL,
     REQ_HEAL,
+    REQ_THROTTLE,
     REQ_STOP,
 } request_t;
 
@@ -89,11 +95,15 @@ struct tc_test_proxy {
     pthread_mutex_t mu; /* guards req, result, done */
     pthread_cond_t cv;
     request_t req;
+    unsigned long req_arg;
     unsigned result;
     uint64_t done;
     atomic_ulong accepted;
     /* proxy thread only */
     int all_cut, stopping;
+    unsigned long throttle_bps; /* 0: no limit */
+    size_t tokens;              /* server-side bytes that may be read now */
+    uint64_t refilled_ms;
     conn_t **conns;
     size_t nconns;
     struct pollfd *pfd;
@@ -205,12 +215,37 @@ static void conn_close(conn_t *c) {
     c->state = CONN_CLOSED;
 }
 
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Throttle: add the bytes earned since the last refill (at most one tick's worth kept). */
+static void refill(tc_test_proxy_t *p) {
+    uint64_t now = now_ms();
+    size_t tick = p->throttle_bps * PROXY_TICK_MS / 1000 + 1;
+    size_t earned = (size_t)((now - p->refilled_ms) * p->throttle_bps / 1000);
+    if (earned) {
+        p->tokens = p->tokens + earned > tick ? tick : p->tokens + earned;
+        p->refilled_ms = now;
+    }
+}
+
+/* How much may be read from side s now. */
+static size_t budget(const tc_test_proxy_t *p, side_t s) {
+    return s == SIDE_SERVER && p->throttle_bps ? p->tokens : PROXY_BUF;
+}
+
 /* Read from side s into the other side's outbox and pass it on. -1 when s is done. */
-static int pump_from(conn_t *c, side_t s) {
+static int pump_from(tc_test_proxy_t *p, conn_t *c, side_t s) {
     side_t other = s == SIDE_CLIENT ? SIDE_SERVER : SIDE_CLIENT;
     outbox_t *o = &c->to[other];
-    while (o->len < sizeof o->buf) {
-        ssize_t r = recv(c->fd[s], o->buf + o->len, sizeof o->buf - o->len, MSG_DONTWAIT);
+    while (o->len < sizeof o->buf && budget(p, s) > 0) {
+        size_t room = sizeof o->buf - o->len;
+        if (room > budget(p, s))
+            room = budget(p, s);
+        ssize_t r = recv(c->fd[s], o->buf + o->len, room, MSG_DONTWAIT);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -219,6 +254,8 @@ static int pump_from(conn_t *c, side_t s) {
             return -1;
         if (s == SIDE_CLIENT)
             scan_client_bytes(c, o->buf + o->len, (size_t)r);
+        else if (p->throttle_bps)
+            p->tokens -= (size_t)r;
         o->len += (size_t)r;
     }
     return flush_to(c, other);
@@ -271,6 +308,11 @@ static unsigned apply_request(tc_test_proxy_t *p, request_t req) {
             n++;
         }
     }
+    if (req == REQ_THROTTLE) {
+        p->throttle_bps = p->req_arg;
+        p->tokens = 0;
+        p->refilled_ms = now_ms();
+    }
     if (req == REQ_CUT_ALL)
         p->all_cut = 1;
     else if (req == REQ_HEAL)
@@ -295,11 +337,12 @@ static void serve_requests(tc_test_proxy_t *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
-static unsigned request(tc_test_proxy_t *p, request_t req) {
+static unsigned request(tc_test_proxy_t *p, request_t req, unsigned long arg) {
     pthread_mutex_lock(&p->mu);
     while (p->req != REQ_NONE)
         pthread_cond_wait(&p->cv, &p->mu);
     p->req = req;
+    p->req_arg = arg;
     uint64_t seen = p->done;
     (void)!write(p->wake[1], "x", 1);
     while (p->done == seen)
@@ -328,8 +371,8 @@ static nfds_t build_pollset(tc_test_proxy_t *p) {
             if (p->all_cut || c->state != CONN_LIVE)
                 continue;
             f->fd = c->fd[s];
-            f->events = (short)((c->to[other].len < PROXY_BUF ? POLLIN : 0) |
-                                (c->to[s].len > 0 ? POLLOUT : 0));
+            int may_read = c->to[other].len < PROXY_BUF && budget(p, (side_t)s) > 0;
+            f->events = (short)((may_read ? POLLIN : 0) | (c->to[s].len > 0 ? POLLOUT : 0));
         }
     }
     return (nfds_t)(PFD_FIRST_CONN + 2 * p->nconns);
@@ -341,7 +384,7 @@ static void serve_conn(tc_test_proxy_t *p, size_t i) {
         short ev = p->pfd[PFD_FIRST_CONN + 2 * i + (size_t)s].revents;
         if ((ev & POLLOUT) && flush_to(c, (side_t)s) != 0)
             conn_close(c);
-        else if ((ev & (POLLIN | POLLHUP | POLLERR)) && pump_from(c, (side_t)s) != 0)
+        else if ((ev & (POLLIN | POLLHUP | POLLERR)) && pump_from(p, c, (side_t)s) != 0)
             conn_close(c);
     }
 }
@@ -349,8 +392,10 @@ static void serve_conn(tc_test_proxy_t *p, size_t i) {
 static void *proxy_main(void *arg) {
     tc_test_proxy_t *p = arg;
     while (!p->stopping) {
+        if (p->throttle_bps)
+            refill(p);
         nfds_t n = build_pollset(p);
-        if (poll(p->pfd, n, -1) < 0 && errno != EINTR)
+        if (poll(p->pfd, n, p->throttle_bps ? PROXY_TICK_MS : -1) < 0 && errno != EINTR)
             break;
         if (p->pfd[PFD_WAKE].revents) {
             /* A request may cut or drop connections: this round's results are void, and
@@ -417,19 +462,23 @@ int tc_test_proxy_port(const tc_test_proxy_t *p) {
 }
 
 unsigned tc_test_proxy_cut_subscribers(tc_test_proxy_t *p) {
-    return request(p, REQ_CUT_SUBSCRIBERS);
+    return request(p, REQ_CUT_SUBSCRIBERS, 0);
 }
 
 unsigned tc_test_proxy_close_cut(tc_test_proxy_t *p) {
-    return request(p, REQ_CLOSE_CUT);
+    return request(p, REQ_CLOSE_CUT, 0);
 }
 
 void tc_test_proxy_cut_all(tc_test_proxy_t *p) {
-    (void)request(p, REQ_CUT_ALL);
+    (void)request(p, REQ_CUT_ALL, 0);
 }
 
 void tc_test_proxy_heal(tc_test_proxy_t *p) {
-    (void)request(p, REQ_HEAL);
+    (void)request(p, REQ_HEAL, 0);
+}
+
+void tc_test_proxy_throttle(tc_test_proxy_t *p, unsigned long bytes_per_sec) {
+    (void)request(p, REQ_THROTTLE, bytes_per_sec);
 }
 
 unsigned long tc_test_proxy_accepted(tc_test_proxy_t *p) {
@@ -439,7 +488,7 @@ unsigned long tc_test_proxy_accepted(tc_test_proxy_t *p) {
 void tc_test_proxy_stop(tc_test_proxy_t *p) {
     if (!p)
         return;
-    (void)request(p, REQ_STOP);
+    (void)request(p, REQ_STOP, 0);
     pthread_join(p->thread, NULL);
     free_proxy(p);
 }

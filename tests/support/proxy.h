@@ -16,6 +16,9 @@
  *                    new connections wait in the listen backlog), then comes back: what was
  *                    queued meanwhile is delivered late, as TCP does after a partition, and
  *                    new connections are accepted and forwarded again.
+ *   throttle         a slow link: bytes from Redis to its clients flow at most at a given
+ *                    rate (all connections together), so a big reply takes long to arrive
+ *                    while the link stays alive.
  *
  * Every call returns once the proxy thread has applied it, so a fault is in effect when the
  * call returns. Start, drive and stop one proxy from one thread.
@@ -38,6 +41,8 @@ unsigned tc_test_proxy_close_cut(tc_test_proxy_t *p);
 /* Silence everything / bring it back. */
 void tc_test_proxy_cut_all(tc_test_proxy_t *p);
 void tc_test_proxy_heal(tc_test_proxy_t *p);
+/* Limit Redis-to-client bytes to bytes_per_sec in total; 0 lifts the limit. */
+void tc_test_proxy_throttle(tc_test_proxy_t *p, unsigned long bytes_per_sec);
 /* Connections accepted since start. */
 unsigned long tc_test_proxy_accepted(tc_test_proxy_t *p);
 /* Stop the thread, close every socket, free. NULL is a no-op. */
