@@ -76,27 +76,6 @@ void tcb_l1_capacity(const tcb_opts_t *o, double pct, uint64_t nkeys, uint64_t *
     *bytes = *entries * per;
 }
 
-/* URL for display with the credentials masked: the password (or a bare userinfo) and a
- * password= query value become three stars. Built into out piece by piece, never in place. */
-static void mask_url(const char *url, char *out, size_t cap) {
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (at && (!slash || at < slash)) {
-        const char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
-        const char *keep_end = colon ? colon + 1 : scheme + 3;
-        snprintf(out, cap, "%.*s***%s", (int)(keep_end - url), url, at);
-        return;
-    }
-    const char *pw = strstr(url, "password=");
-    if (pw) {
-        const char *end = strchr(pw, '&');
-        snprintf(out, cap, "%.*s***%s", (int)(pw + 9 - url), url, end ? end : "");
-        return;
-    }
-    snprintf(out, cap, "%s", url);
-}
-
 int tcb_env_open(tcb_env_t *e, const tcb_opts_t *o) {
     memset(e, 0, sizeof *e);
     char err[512];
@@ -112,7 +91,7 @@ int tcb_env_open(tcb_env_t *e, const tcb_opts_t *o) {
         e->owned = 1;
         e->url = e->server.url;
     }
-    mask_url(e->url, e->url_shown, sizeof e->url_shown);
+    tcb_url_mask(e->url, e->url_shown, sizeof e->url_shown);
     if (tcb_endpoint_parse(e->url, &e->ep, err, sizeof err) != 0 ||
         !(e->ctl = tcb_rconn_open(&e->ep, 5000, err, sizeof err))) {
         fprintf(stderr, "tiercache-bench: %s\n", err);

@@ -15,9 +15,32 @@
 #include <string.h>
 #include <sys/time.h>
 
+/* The last '@' ends a redis:// userinfo (a password may hold '/', '?' or '#'), and the
+ * text is built into out piece by piece, never in place. */
+void tcb_url_mask(const char *url, char *out, size_t cap) {
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
+    if (at) {
+        const char *colon = memchr(scheme + 3, ':', (size_t)(at - (scheme + 3)));
+        const char *keep_end = colon ? colon + 1 : scheme + 3;
+        snprintf(out, cap, "%.*s***%s", (int)(keep_end - url), url, at);
+        return;
+    }
+    const char *pw = strstr(url, "password=");
+    if (pw) {
+        const char *end = strchr(pw, '&');
+        snprintf(out, cap, "%.*s***%s", (int)(pw + 9 - url), url, end ? end : "");
+        return;
+    }
+    snprintf(out, cap, "%s", url);
+}
+
+/* Errors name the URL, never its password. */
 static int perr(char *err, size_t errlen, const char *msg, const char *url) {
+    char shown[512];
+    tcb_url_mask(url ? url : "(null)", shown, sizeof shown);
     if (err && errlen)
-        snprintf(err, errlen, "--redis %s: %s", url ? url : "(null)", msg);
+        snprintf(err, errlen, "--redis %s: %s", shown, msg);
     return -1;
 }
 
@@ -115,16 +138,17 @@ static int parse_hostport(const char *s, size_t n, tcb_endpoint_t *ep) {
 
 static int parse_tcp(const char *url, const char *rest, tcb_endpoint_t *ep, char *err,
                      size_t errlen) {
-    const char *slash = strchr(rest, '/');
-    size_t auth_end = slash ? (size_t)(slash - rest) : strlen(rest);
-    const char *at = memchr(rest, '@', auth_end);
+    /* The last '@' ends the userinfo (a password may hold '/'), as in the library. */
+    const char *at = strrchr(rest, '@');
     const char *hp = rest;
     if (at) {
         if (parse_userinfo(rest, (size_t)(at - rest), ep) != 0)
             return perr(err, errlen, "bad user or password", url);
         hp = at + 1;
     }
-    if (parse_hostport(hp, (size_t)(rest + auth_end - hp), ep) != 0)
+    const char *slash = strchr(hp, '/');
+    size_t host_end = slash ? (size_t)(slash - hp) : strlen(hp);
+    if (parse_hostport(hp, host_end, ep) != 0)
         return perr(err, errlen, "bad host or port", url);
     if (slash && slash[1] && parse_int(slash + 1, strlen(slash + 1), 0, 1 << 20, &ep->db) != 0)
         return perr(err, errlen, "bad database number", url);

@@ -26,6 +26,9 @@ typedef struct tcb_endpoint {
 
 /* 0, or -1 with a message in err. */
 int tcb_endpoint_parse(const char *url, tcb_endpoint_t *ep, char *err, size_t errlen);
+/* url for display with the credentials masked: the userinfo's password (or a bare
+ * userinfo) and a password= query value become three stars. */
+void tcb_url_mask(const char *url, char *out, size_t cap);
 
 /* Connect (timeout in ms for connect and for every command), AUTH, SELECT. Returns a
  * context or NULL with a message in err. */

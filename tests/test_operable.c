@@ -356,3 +356,48 @@ Test(operable, latency_histograms_count_calls) {
     tc_close(a);
     tc_test_redis_stop(r);
 }
+
+/* ---- the README's minimal ACL is enough ---- */
+
+static int fixed_loader(void *arg, const void *key, size_t klen, tc_load_t *load) {
+    (void)arg;
+    (void)key;
+    (void)klen;
+    return tc_load_set_value(load, S("loaded"));
+}
+
+/* Exactly the ACL README "Redis ACL" documents: every call works, nothing is refused. */
+Test(operable, minimal_acl_from_the_readme_is_enough) {
+    tc_test_redis_t *r = tc_test_redis_start(NULL);
+    redisContext *rc = tc_test_redis_connect(r);
+    cr_assert_not_null(rc);
+    redisReply *rep = redisCommand(
+        rc, "ACL SETUSER app on >pw ~tc:* &tc:inval +getrange +pttl +evalsha +eval "
+            "+script|load +ping +subscribe +get +set +del +publish +time +strlen +append "
+            "+pexpire");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
+    freeReplyObject(rep);
+    redisFree(rc);
+    char url[512];
+    snprintf(url, sizeof url, "unix://%s?user=app&password=pw", tc_test_redis_socket_path(r));
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "tc:", "tc:inval");
+    cfg.require_redis = 1;
+    cfg.lock_ttl_ms = 300; /* a load long enough to need its lease extended */
+    tc_cache_t *a = tc_test_open(&cfg), *b = tc_test_open(&cfg);
+    cr_assert_eq(tc_set(a, S("k"), S("v"), 0), 0);
+    cr_assert_geq(tc_test_wait_get(b, S("k"), S("v"), 2000), 0);
+    cr_assert_eq(tc_del(a, S("k")), 0);
+    cr_assert_geq(tc_test_wait_get(b, S("k"), NULL, 0, 2000), 0);
+    tc_ref_t *ref = NULL;
+    cr_assert_eq(tc_fetch(a, S("loaded"), fixed_loader, NULL, &ref), 0);
+    tc_ref_release(ref);
+    cr_assert_geq(tc_test_wait_get(b, S("loaded"), S("loaded"), 2000), 0);
+    tc_stats_t sa = stats(a), sb = stats(b);
+    cr_assert_eq(sa.permission_errors + sb.permission_errors, 0, "something was refused");
+    cr_assert_eq(sa.l2_errors + sb.l2_errors, 0);
+    cr_assert_eq(sa.listener_connected, 1);
+    tc_close(b);
+    tc_close(a);
+    tc_test_redis_stop(r);
+}

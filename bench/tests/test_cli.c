@@ -264,6 +264,24 @@ Test(url, tcp_unix_and_credentials) {
     cr_expect_eq(tcb_endpoint_parse(NULL, &ep, err, sizeof err), -1);
 }
 
+/* Errors and the report show the URL, never its password, whatever the password holds. */
+Test(url, password_never_shown) {
+    tcb_endpoint_t ep;
+    char err[256], shown[256];
+    static const char *const urls[] = {"redis://u:SE/CRET@h:notaport", "redis://u:SECRET@h:1/x",
+                                       "redis://SE?CRET@h:0", "unix:///s?password=SECRET&db=x"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        cr_expect_eq(tcb_endpoint_parse(urls[i], &ep, err, sizeof err), -1, "%s", urls[i]);
+        cr_expect_null(strstr(err, "CRET"), "the error shows the password: %s", err);
+        tcb_url_mask(urls[i], shown, sizeof shown);
+        cr_expect_null(strstr(shown, "CRET"), "the masked URL shows the password: %s", shown);
+    }
+    cr_assert_eq(tcb_endpoint_parse("redis://u:pa/ss@h:7/2", &ep, err, sizeof err), 0, "%s",
+                 err);
+    cr_expect_str_eq(ep.password, "pa/ss");
+    cr_expect_eq(ep.db, 2);
+}
+
 static const char info_a[] = "# Server\r\nredis_version:7.0.15\r\nuptime:5\r\n\r\n"
                              "# Stats\r\ntotal_commands_processed:1000\r\n"
                              "total_net_input_bytes:50000\r\ntotal_net_output_bytes:90000\r\n"
