@@ -222,6 +222,11 @@ typedef struct tc_config {
     int log_level; /* a tc_log_level_t. With log_fn: 0 means TC_LOG_WARN. Without log_fn:
                       0 is silent, anything else writes to stderr.
                       Env: LOG (off, error, warn, info, debug) */
+    /* Invalidation */
+    unsigned replay_log_len; /* recent invalidations kept in <key_prefix>"log" (a Redis
+                                stream, MAXLEN ~): after a lost link the listener reads
+                                what it missed from there instead of flushing L1. 0 = off
+                                (flush). Default 10000 (~1 MB). Env: REPLAY_LOG_LEN */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -275,6 +280,9 @@ typedef struct tc_stats {
     uint64_t unlocks_deferred;  /* lock releases that failed and were retried later */
     uint64_t values_too_big;    /* stored values refused unread (over max_value_bytes) */
     uint64_t permission_errors; /* Redis refused a command (NOPERM, NOAUTH...): see logs */
+    uint64_t listener_replays;  /* lost links caught up from the replay log (no flush) */
+    uint64_t inval_replayed;    /* invalidations read back from the replay log */
+    uint64_t replay_log_gaps;   /* lost links the log no longer covered (L1 flushed) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */
@@ -412,6 +420,16 @@ TC_EXPORT int tc_set(tc_cache_t *cache, const void *key, size_t klen, const void
  * regardless).
  */
 TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
+
+/*
+ * Evict key from every process's L1 (this one at once, the others through the
+ * invalidation channel), without touching the value in Redis: for when the source changed
+ * behind the cache's back. Any program may do the same by publishing a message (README
+ * "Invalidating from anywhere"). Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED;
+ * TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (this process's copy is evicted regardless).
+ * L1-only mode: evicts locally and returns 0.
+ */
+TC_EXPORT int tc_invalidate(tc_cache_t *cache, const void *key, size_t klen);
 
 /*
  * The loader of tc_fetch. Runs on the calling thread with no tiercache lock held. It must

@@ -351,6 +351,16 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
     return rc;
 }
 
+/* ---- tc_invalidate ---- */
+
+int tc_invalidate(tc_cache_t *c, const void *key, size_t klen) {
+    int rc = tc__check_key(c, key, klen);
+    if (rc != TC_OK)
+        return rc;
+    tc__l1_evict(c->l1, tc__l1_hash(c->l1, key, klen), key, klen);
+    return c->l2 ? tc__l2_evict(c->l2, key, klen) : TC_OK;
+}
+
 /* ---- lifecycle ---- */
 
 static char *dup_str(const char *s) {
@@ -377,6 +387,7 @@ static void free_cache(tc_cache_t *c) {
     tc__endpoint_deinit(&c->endpoint);
     free(c->key_prefix);
     free(c->channel);
+    free(c->log_key);
     free_rules(c);
     free(c);
 }
@@ -479,6 +490,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .on_heal = on_l2_heal,
         .heal_arg = c,
         .log = &c->log,
+        .replay_log_len = c->cfg.replay_log_len,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);
@@ -503,7 +515,9 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .endpoint = &c->endpoint,
         .channel = c->channel,
         .connect_timeout_ms = c->cfg.connect_timeout_ms,
+        .command_timeout_ms = c->cfg.command_timeout_ms,
         .ping_ms = c->cfg.listener_ping_ms,
+        .log_key = c->cfg.replay_log_len ? c->log_key : NULL,
         .l1 = c->l1,
         .inval_latency = &c->lat[TC_LAT_INVAL],
         .hook = c->cfg.inval_hook,
@@ -553,10 +567,16 @@ int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
     tc__log_init(&c->log, cfg->log_fn, cfg->log_arg, cfg->log_level);
     c->key_prefix = dup_str(cfg->key_prefix);
     c->channel = dup_str(cfg->inval_channel);
+    size_t plen = c->key_prefix ? strlen(c->key_prefix) : 0;
+    c->log_key = c->key_prefix ? malloc(plen + 4) : NULL;
+    if (c->log_key) {
+        memcpy(c->log_key, c->key_prefix, plen);
+        memcpy(c->log_key + plen, "log", 4);
+    }
     c->cfg.key_prefix = c->key_prefix;
     c->cfg.inval_channel = c->channel;
     c->cfg.redis_url = NULL; /* parsed into c->endpoint; the caller's string may die */
-    if (!c->key_prefix || !c->channel || copy_rules(c, cfg) != TC_OK) {
+    if (!c->key_prefix || !c->channel || !c->log_key || copy_rules(c, cfg) != TC_OK) {
         free_cache(c);
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     }
@@ -688,5 +708,8 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->listener_reconnects = ls.reconnects;
         out->listener_connected = ls.connected;
         out->permission_errors += ls.permission_errors;
+        out->listener_replays = ls.replays;
+        out->inval_replayed = ls.replayed;
+        out->replay_log_gaps = ls.log_gaps;
     }
 }

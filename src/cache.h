@@ -19,7 +19,7 @@
 
 struct tc_cache {
     tc_config_t cfg; /* validated copy; strings point at the owned copies below */
-    char *key_prefix, *channel;
+    char *key_prefix, *channel, *log_key;
     tc_ttl_rule_t *rules;               /* owned copies (prefixes too) */
     tc__endpoint_t endpoint;            /* parsed redis_url (zeroed in L1-only mode) */
     unsigned char origin[16];           /* random instance id carried by our messages */

@@ -336,6 +336,7 @@ static void config_defaults(tc_config_t *cfg) {
     cfg->lock_ttl_ms = 5000;
     cfg->lock_wait_ms = 5000;
     cfg->sliding_max_ms = 3600000;
+    cfg->replay_log_len = 10000;
 }
 
 /* Copy the first `size` bytes of a full struct to the caller's; a larger caller struct
@@ -452,6 +453,7 @@ static const env_field_t env_fields[] = {
     F("SLIDING_MAX", ENV_DUR64, sliding_max_ms),
     F("DEGRADED_TTL", ENV_DUR64, degraded_ttl_ms),
     F("LOG", ENV_LEVEL, log_level),
+    F("REPLAY_LOG_LEN", ENV_COUNT_U, replay_log_len),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F

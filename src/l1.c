@@ -789,6 +789,15 @@ size_t tc__l1_flush(tc__l1_t *l1) {
     return dropped;
 }
 
+void tc__l1_poison_pending(tc__l1_t *l1) {
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        pending_poison_all_locked(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 size_t tc__l1_heal(tc__l1_t *l1) {
     size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {

@@ -139,6 +139,10 @@ void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen);
  * still the one served before loading). */
 int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e);
 
+/* Poison every in-flight fill (keep the entries): a lost link whose missed invalidations
+ * a replay will apply. */
+void tc__l1_poison_pending(tc__l1_t *l1);
+
 /* Drop every entry and poison every in-flight fill. Returns the entries dropped. */
 size_t tc__l1_flush(tc__l1_t *l1);
 

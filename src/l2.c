@@ -50,6 +50,7 @@
 #include "msg.h"
 #include "scripts.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -62,7 +63,7 @@
 enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
 enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
-#define L2_MAX_ARGS      18
+#define L2_MAX_ARGS      24
 #define L2_SHA_LEN       40
 #define L2_STACK_SCRATCH 512
 #define L2_MAX_VALUE     ((size_t)511 << 20) /* below Redis's 512 MiB bulk limit */
@@ -79,8 +80,10 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT };
 
 struct tc__l2 {
     tc__endpoint_t ep;
-    char *key_prefix, *channel, *vkey;
-    size_t prefix_len, channel_len, vkey_len;
+    char *key_prefix, *channel, *vkey, *logkey;
+    size_t prefix_len, channel_len, vkey_len, logkey_len;
+    char log_maxlen[24]; /* the replay log's MAXLEN as a script argument; "0" = no log */
+    size_t log_maxlen_len;
     unsigned char origin[TC__MSG_ORIGIN_LEN];
     uint32_t connect_timeout_ms, command_timeout_ms;
     unsigned threshold;
@@ -624,6 +627,7 @@ static size_t build_key(const tc__l2_t *l2, char kind, const void *key, size_t k
 }
 
 static void push(l2_call_t *call, const void *p, size_t n) {
+    assert(call->argc < L2_MAX_ARGS);
     call->argv[call->argc] = p;
     call->lens[call->argc++] = n;
 }
@@ -650,17 +654,23 @@ static int key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_parts
 }
 
 /* argv[0..1] are filled by exec_script (EVALSHA sha / EVAL body). KEYS: data, version,
- * lock (the order of every write script). */
+ * lock, replay log (the order of every announcing script). */
 static void start_write(l2_call_t *call, const tc__l2_t *l2, tc__script_t script,
                         const key_parts_t *k) {
     memset(call, 0, sizeof *call);
     call->kind = CALL_SCRIPT;
     call->script = script;
     call->argc = 2;
-    push(call, "3", 1);
+    push(call, "4", 1);
     push(call, k->data, k->klen2);
     push(call, l2->vkey, l2->vkey_len);
     push(call, k->lock, k->klen2);
+    push(call, l2->logkey, l2->logkey_len);
+}
+
+/* The last argument of every announcing script: the replay log's MAXLEN. */
+static void push_log_maxlen(l2_call_t *call, const tc__l2_t *l2) {
+    push(call, l2->log_maxlen, l2->log_maxlen_len);
 }
 
 /* KEYS: lock, data (the lock scripts). */
@@ -744,6 +754,7 @@ static void l2_free(tc__l2_t *l2) {
     free(l2->key_prefix);
     free(l2->channel);
     free(l2->vkey);
+    free(l2->logkey);
     free(l2);
 }
 
@@ -772,6 +783,14 @@ static int init_strings(tc__l2_t *l2, const tc__l2_opts_t *o) {
         return TC_ENOMEM;
     memcpy(l2->vkey, l2->key_prefix, l2->prefix_len);
     memcpy(l2->vkey + l2->prefix_len, "v", 2);
+    l2->logkey_len = l2->prefix_len + 3;
+    l2->logkey = malloc(l2->logkey_len + 1);
+    if (!l2->logkey)
+        return TC_ENOMEM;
+    memcpy(l2->logkey, l2->key_prefix, l2->prefix_len);
+    memcpy(l2->logkey + l2->prefix_len, "log", 4);
+    l2->log_maxlen_len =
+        (size_t)snprintf(l2->log_maxlen, sizeof l2->log_maxlen, "%u", o->replay_log_len);
     return copy_endpoint(&l2->ep, o->endpoint);
 }
 
@@ -969,6 +988,7 @@ int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
     push(&call, l2->channel, l2->channel_len);
     push(&call, mhead, sizeof mhead);
     push(&call, k.tail, k.tlen);
+    push_log_maxlen(&call, l2);
     rc = l2_run(l2, &call);
     if (rc == 0)
         rc = version_reply(l2, call.reply, version);
@@ -998,6 +1018,7 @@ int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
     push(&call, l2->channel, l2->channel_len);
     push(&call, mhead, sizeof mhead);
     push(&call, k.tail, k.tlen);
+    push_log_maxlen(&call, l2);
     rc = l2_run(l2, &call);
     if (rc == 0)
         rc = version_reply(l2, call.reply, version);
@@ -1090,6 +1111,7 @@ int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
         tc__put_be64(expected, *w->expected_version);
         push(&call, expected, sizeof expected);
     }
+    push_log_maxlen(&call, l2);
     rc = l2_run(l2, &call);
     if (rc == 0)
         rc = fill_result(l2, &call, version, existing);
@@ -1179,6 +1201,31 @@ int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token,
     rc = l2_run(l2, &call);
     if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
         rc = TC_EREDIS;
+    free_reply(&call.reply);
+    scratch_put(&k.s);
+    return finish(l2, &call, rc);
+}
+
+int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen) {
+    int rc = check_key(l2, key, klen);
+    if (rc != 0)
+        return rc;
+    key_parts_t k;
+    if (key_parts(l2, key, klen, &k) != 0)
+        return finish(l2, NULL, TC_ENOMEM);
+    unsigned char mhead[TC__MSG_HEAD_LEN];
+    l2_call_t call;
+    start_write(&call, l2, TC__SCRIPT_EVICT, &k);
+    tc__msg_head(TC__MSG_OP_EVICT, mhead);
+    push(&call, l2->channel, l2->channel_len);
+    push(&call, mhead, sizeof mhead);
+    push(&call, k.tail, k.tlen);
+    push_log_maxlen(&call, l2);
+    rc = l2_run(l2, &call);
+    if (rc == 0)
+        rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : 0;
+    if (rc == 0)
+        count(&l2->published);
     free_reply(&call.reply);
     scratch_put(&k.s);
     return finish(l2, &call, rc);

@@ -3,7 +3,8 @@
  * needs (read, write, delete, fill, lock), each a single round trip.
  *
  * Keys are stored as <key_prefix>"k:"<user key>, a key's lock (its lease) as
- * <key_prefix>"l:"<user key>; the version counter is <key_prefix>"v". Every write goes
+ * <key_prefix>"l:"<user key>; the version counter is <key_prefix>"v", the replay log (a
+ * stream of recent invalidations) <key_prefix>"log". Every write goes
  * through a Lua script (scripts.c) that takes the next version, stores the value with that
  * version in its header (valfmt.h) and PUBLISHes the invalidation carrying the same
  * version (msg.h): the write and its invalidation are one atomic step, and versions give
@@ -39,7 +40,8 @@ typedef struct tc__l2_opts {
                                  (TC_ETOOBIG); 0 = the 511 MiB ceiling */
     tc__l2_heal_fn on_heal;   /* optional */
     void *heal_arg;
-    tc__log_t *log; /* borrowed, may be NULL: breaker transitions, refusals */
+    tc__log_t *log;          /* borrowed, may be NULL: breaker transitions, refusals */
+    unsigned replay_log_len; /* entries kept in <prefix>"log" (a stream); 0 = no log */
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -143,6 +145,10 @@ int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, s
 /* Release the lock if it still holds token (compare-and-delete, never a plain DEL); when it
  * was contended, publish OP_FILL for key. 0 or an error. */
 int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen);
+
+/* tc_invalidate: announce an OP_EVICT for key (logged like a write), touching no data.
+ * 0 or an error. */
+int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen);
 
 /* Extend the lock's TTL to ttl_ms if it still holds token. 1 extended, 0 not ours any
  * more (a write voided it, or it expired), or an error. */

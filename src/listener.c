@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "msg.h"
+#include "replay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,8 +63,19 @@ struct tc__listener {
     int subscribed_once;
     char cause[256]; /* why the link is down or was refused; "" while subscribed */
     atomic_uint_fast64_t received, applied, malformed, reconnects, permission_errors;
+    atomic_uint_fast64_t replays, replayed, log_gaps;
     atomic_int connected;
+    /* listener thread only */
+    tc__logid_t pos;       /* replay log id of the last message applied */
+    uint64_t flush_due_ns; /* lost link, L1 kept: flush then unless replayed first; 0 none */
 };
+
+/* How a connection ended. */
+typedef struct session_end {
+    const char *why;
+    uint64_t last_traffic_ns; /* the last byte read: nothing missed before it */
+    int silent;               /* the watchdog, not an error, ended it */
+} session_end_t;
 
 /* Sleep up to ms, waking early on stop. Returns 1 if asked to stop. */
 static int sleep_or_stop(tc__listener_t *ls, uint32_t ms) {
@@ -103,6 +115,24 @@ static void note_latency(tc__listener_t *ls, const tc__msg_t *m) {
         tc__hist_record(ls->o.inval_latency, (now_us - m->version) * 1000u);
 }
 
+static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
+    uint64_t h = tc__l1_hash(ls->o.l1, m->key, m->klen);
+    int orderable =
+        m->version < LISTENER_VERSION_LIMIT && (m->version != 0 || m->op == TC__MSG_OP_FILL);
+    if (m->op == TC__MSG_OP_EVICT) { /* tc_invalidate: whatever the version */
+        tc__l1_evict(ls->o.l1, h, m->key, m->klen);
+    } else if (orderable) {
+        tc__l1_invalidate(ls->o.l1, h, m->key, m->klen, m->version);
+        note_latency(ls, m);
+    } else {
+        tc__l1_evict(ls->o.l1, h, m->key, m->klen);
+        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
+    if (ls->o.hook)
+        ls->o.hook(ls->o.hook_arg, m->key, m->klen);
+}
+
 static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
     atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
     tc__msg_t m;
@@ -110,19 +140,20 @@ static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
         atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
         return;
     }
-    uint64_t h = tc__l1_hash(ls->o.l1, m.key, m.klen);
-    int orderable =
-        m.version < LISTENER_VERSION_LIMIT && (m.version != 0 || m.op == TC__MSG_OP_FILL);
-    if (orderable) {
-        tc__l1_invalidate(ls->o.l1, h, m.key, m.klen, m.version);
-        note_latency(ls, &m);
-    } else {
-        tc__l1_evict(ls->o.l1, h, m.key, m.klen);
+    apply_decoded(ls, &m);
+    if (m.has_logid && tc__logid_after(m.logid, ls->pos))
+        ls->pos = m.logid;
+}
+
+/* One entry of the replay log (replay.c): as if it had arrived as a message. */
+static void apply_logged(void *arg, const void *msg, size_t len, tc__logid_t id) {
+    tc__listener_t *ls = arg;
+    tc__msg_t m;
+    if (tc__msg_decode(msg, len, &m) == 0)
+        apply_decoded(ls, &m);
+    else
         atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
-    }
-    atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
-    if (ls->o.hook)
-        ls->o.hook(ls->o.hook_arg, m.key, m.klen);
+    ls->pos = id;
 }
 
 /* Remember why the link failed or was refused (for tc_open's error and the log). */
@@ -177,9 +208,47 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
     return -1;
 }
 
+/* What the listener missed while deaf: read back from the replay log, or (no log, log
+ * trimmed past us, log unreadable) dropped with a flush. Returns the entries flushed. */
+static size_t catch_up(tc__listener_t *ls) {
+    if (!ls->o.log_key)
+        return tc__l1_flush(ls->o.l1);
+    tc__replay_opts_t ro = {.endpoint = ls->o.endpoint,
+                            .log_key = ls->o.log_key,
+                            .connect_timeout_ms = ls->o.connect_timeout_ms,
+                            .command_timeout_ms = ls->o.command_timeout_ms};
+    int had_position = ls->pos.ms || ls->pos.seq;
+    size_t n = 0;
+    tc_error_t err = {0};
+    tc__replay_result_t r = tc__replay(&ro, &ls->pos, apply_logged, ls, &n, &err);
+    if (r == TC__REPLAY_DONE) {
+        atomic_fetch_add_explicit(&ls->replays, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ls->replayed, n, memory_order_relaxed);
+        if (atomic_load(&ls->reconnects) || had_position)
+            tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_INFO, NULL, 0,
+                    "invalidation listener replayed %zu missed invalidations from the log: "
+                    "L1 kept",
+                    n);
+        return 0;
+    }
+    if (r == TC__REPLAY_GAP && had_position) {
+        atomic_fetch_add_explicit(&ls->log_gaps, 1, memory_order_relaxed);
+        tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
+                "the replay log no longer reaches back to the last invalidation applied "
+                "(trimmed, or deleted): L1 flushed; a larger replay_log_len covers longer "
+                "outages");
+    } else if (r == TC__REPLAY_FAILED) {
+        tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
+                "the replay log could not be read (%s): L1 flushed", err.msg);
+    }
+    return tc__l1_flush(ls->o.l1);
+}
+
 static void mark_subscribed(tc__listener_t *ls) {
-    /* Flush before trusting: nothing kept while deaf survives, no fill in flight commits. */
-    size_t dropped = tc__l1_flush(ls->o.l1);
+    /* Catch up before trusting: nothing missed while deaf survives, no fill in flight
+     * commits (a flush poisons them, and so does the loss that preceded a replay). */
+    size_t dropped = catch_up(ls);
+    ls->flush_due_ns = 0;
     tc__l1_set_trusted(ls->o.l1, 1);
     atomic_store(&ls->connected, 1);
     pthread_mutex_lock(&ls->mu);
@@ -197,26 +266,50 @@ static void mark_subscribed(tc__listener_t *ls) {
                 ls->o.channel, dropped);
 }
 
-static void mark_lost(tc__listener_t *ls, const char *why) {
-    if (!atomic_load(&ls->connected))
-        return;
-    /* Untrust first so no L2 fill commits between the flush and the flag. */
-    atomic_store(&ls->connected, 0);
-    tc__l1_set_trusted(ls->o.l1, 0);
+/* Flush now: a lost link that no replay caught up with in time. */
+static void flush_lost(tc__listener_t *ls, const char *why) {
     size_t dropped = tc__l1_flush(ls->o.l1);
-    set_cause(ls, "the invalidation link was lost: %s", why);
+    ls->flush_due_ns = 0;
     tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
             "invalidation listener lost its link (%s): L1 flushed (%zu entries); values read "
             "from Redis are not kept until it is back",
             why, dropped);
 }
 
-/* Serve one connection until it fails or we are stopped. Returns why it ended. */
-static const char *serve(tc__listener_t *ls, redisContext *c) {
+static void mark_lost(tc__listener_t *ls, const session_end_t *end) {
+    if (!atomic_load(&ls->connected))
+        return;
+    /* Untrust first so no L2 fill commits between the flush and the flag. */
+    atomic_store(&ls->connected, 0);
+    tc__l1_set_trusted(ls->o.l1, 0);
+    set_cause(ls, "the invalidation link was lost: %s", end->why);
+    /* With a replay log, a link that failed loudly keeps L1 while it reconnects: nothing
+     * was missed before the last byte read, and what comes after is in the log. It may do
+     * so until the watchdog bound (2 x ping_ms after that byte), then flushes anyway. A
+     * link that died silently has used that time up already. */
+    uint64_t due = end->last_traffic_ns + 2 * (uint64_t)ls->o.ping_ms * 1000000u;
+    if (!ls->o.log_key || end->silent || tc__now_ns() >= due) {
+        flush_lost(ls, end->why);
+        return;
+    }
+    tc__l1_poison_pending(ls->o.l1); /* fills in flight may miss what the log replays */
+    ls->flush_due_ns = due;
+    tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_WARN, NULL, 0,
+            "invalidation listener lost its link (%s): reconnecting; L1 is kept for %llu ms "
+            "while the missed invalidations are replayed",
+            end->why, (unsigned long long)((due - tc__now_ns()) / 1000000u));
+}
+
+static session_end_t ended(const char *why, uint64_t last_traffic_ns, int silent) {
+    return (session_end_t){why, last_traffic_ns, silent};
+}
+
+/* Serve one connection until it fails or we are stopped. Returns how it ended. */
+static session_end_t serve(tc__listener_t *ls, redisContext *c) {
     const char *argv[2] = {"SUBSCRIBE", ls->o.channel};
     size_t lens[2] = {9, strlen(ls->o.channel)};
     if (send_command(c, 2, argv, lens) != 0)
-        return "SUBSCRIBE could not be sent";
+        return ended("SUBSCRIBE could not be sent", tc__now_ns(), 0);
     const char *ping[1] = {"PING"};
     size_t ping_len[1] = {4};
     uint64_t ping_ns = (uint64_t)ls->o.ping_ms * 1000000u;
@@ -228,12 +321,12 @@ static const char *serve(tc__listener_t *ls, redisContext *c) {
     while (!atomic_load(&ls->stopping)) {
         void *reply = NULL;
         if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
-            return "malformed reply stream";
+            return ended("malformed reply stream", last_traffic, 0);
         if (reply) {
             int kind = handle_reply(ls, reply);
             freeReplyObject(reply);
             if (kind < 0)
-                return "unexpected reply in subscribed mode";
+                return ended("unexpected reply in subscribed mode", last_traffic, 0);
             if (kind == 1 && !subscribed) {
                 subscribed = 1;
                 mark_subscribed(ls);
@@ -244,12 +337,12 @@ static const char *serve(tc__listener_t *ls, redisContext *c) {
         }
         uint64_t now = tc__now_ns();
         if (!subscribed && now >= confirm_deadline)
-            return "SUBSCRIBE not confirmed within connect_timeout_ms";
+            return ended("SUBSCRIBE not confirmed within connect_timeout_ms", last_traffic, 0);
         if (now - last_traffic >= ping_ns) {
             if (awaiting_pong) /* a whole period without any reply: the link is dead */
-                return "no reply to PING within listener_ping_ms (watchdog)";
+                return ended("no reply to PING within listener_ping_ms (watchdog)", 0, 1);
             if (send_command(c, 1, ping, ping_len) != 0)
-                return "PING could not be sent";
+                return ended("PING could not be sent", last_traffic, 0);
             awaiting_pong = 1;
             last_traffic = now;
         }
@@ -258,15 +351,26 @@ static const char *serve(tc__listener_t *ls, redisContext *c) {
                                 {.fd = ls->stop_pipe[0], .events = POLLIN}};
         int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
         if (n < 0 && errno != EINTR)
-            return "poll failed";
+            return ended("poll failed", last_traffic, 0);
         if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             if (redisBufferRead(c) != REDIS_OK)
-                return c->errstr[0] ? c->errstr : "connection closed";
+                return ended(c->errstr[0] ? c->errstr : "connection closed", last_traffic, 0);
             last_traffic = tc__now_ns(); /* part of a reply is traffic too */
             awaiting_pong = 0;
         }
     }
-    return "stopped";
+    return ended("stopped", tc__now_ns(), 0);
+}
+
+/* Sleep the back-off, but no later than a pending flush; flush when it is due. Returns 1 if
+ * asked to stop. */
+static int wait_to_retry(tc__listener_t *ls, uint32_t backoff_ms) {
+    uint64_t now = tc__now_ns();
+    if (ls->flush_due_ns && now >= ls->flush_due_ns)
+        flush_lost(ls, "not back within the watchdog bound");
+    if (ls->flush_due_ns && ls->flush_due_ns - now < (uint64_t)backoff_ms * 1000000u)
+        backoff_ms = (uint32_t)((ls->flush_due_ns - now) / 1000000u) + 1;
+    return sleep_or_stop(ls, backoff_ms);
 }
 
 static void *listener_main(void *arg) {
@@ -289,11 +393,13 @@ static void *listener_main(void *arg) {
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
                           &c, &err) == TC_OK) {
             char why[128];
-            snprintf(why, sizeof why, "%s", serve(ls, c));
+            session_end_t end = serve(ls, c);
+            snprintf(why, sizeof why, "%s", end.why); /* errstr lives in c */
+            end.why = why;
             redisFree(c);
             if (atomic_load(&ls->connected))
                 backoff_ms = 0; /* it worked for a while: retry promptly */
-            mark_lost(ls, why);
+            mark_lost(ls, &end);
         } else {
             set_cause(ls, "%s", err.msg);
             tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_WARN, NULL, 0,
@@ -304,7 +410,7 @@ static void *listener_main(void *arg) {
         backoff_ms = backoff_ms ? backoff_ms * 2 : LISTENER_BACKOFF_MIN_MS;
         if (backoff_ms > backoff_max)
             backoff_ms = backoff_max;
-        if (sleep_or_stop(ls, backoff_ms))
+        if (wait_to_retry(ls, backoff_ms))
             break;
     }
     return NULL;
@@ -373,6 +479,9 @@ void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out) {
     out->malformed = atomic_load_explicit(&ls->malformed, memory_order_relaxed);
     out->reconnects = atomic_load_explicit(&ls->reconnects, memory_order_relaxed);
     out->permission_errors = atomic_load_explicit(&ls->permission_errors, memory_order_relaxed);
+    out->replays = atomic_load_explicit(&ls->replays, memory_order_relaxed);
+    out->replayed = atomic_load_explicit(&ls->replayed, memory_order_relaxed);
+    out->log_gaps = atomic_load_explicit(&ls->log_gaps, memory_order_relaxed);
     out->connected = atomic_load(&ls->connected);
 }
 

@@ -18,7 +18,9 @@ typedef struct tc__listener_opts {
     const tc__endpoint_t *endpoint; /* borrowed: must outlive the listener */
     const char *channel;            /* borrowed */
     uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms; /* replay log reads */
     uint32_t ping_ms;
+    const char *log_key; /* the replay log (<prefix>"log"), or NULL: flush on every loss */
     tc__l1_t *l1;
     tc__hist_t *inval_latency; /* write-to-eviction times, or NULL */
     tc_inval_hook_fn hook;
@@ -28,6 +30,7 @@ typedef struct tc__listener_opts {
 
 typedef struct tc__listener_counters {
     uint64_t received, applied, malformed, reconnects, permission_errors;
+    uint64_t replays, replayed, log_gaps;
     int connected;
 } tc__listener_counters_t;
 

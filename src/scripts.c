@@ -21,6 +21,10 @@
  * - Storing. The stored string is header .. payload. The 20-byte header is built here
  *   (the version is known only now) and the payload APPENDed to it: concatenating in Lua
  *   copies the payload twice more and made a 64 MiB write three times slower.
+ * - Announcing. Every change is PUBLISHed with its version (msg.h). With the replay log
+ *   on (its MAXLEN is the last argument of every announcing script; '0' = off), the
+ *   message is also XADDed to the log stream KEYS[4], and the published copy carries the
+ *   entry's id (format 2), so a listener that lost its link can read what it missed.
  * - Leases (the memcache lease of Facebook's NSDI 2013 paper). The cross-process lock a
  *   load takes is also its lease: SET and DEL delete the key's lock, so a load that read
  *   the source before a write cannot store what it read afterwards; ADD and CAS store
@@ -68,6 +72,18 @@
     "  redis.call('SET', vkey, string.format('%.0f', v))\n"                                    \
     "  return v, healed\n"                                                                     \
     "end\n"                                                                                    \
+    "local function announce(chan, head, pv, tail)\n"                                          \
+    "  local maxlen = ARGV[#ARGV]\n"                                                           \
+    "  local msg = head .. pv .. tail\n"                                                       \
+    "  if maxlen ~= '0' then\n"                                                                \
+    "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'm', msg)\n"       \
+    "    local dash = string.find(id, '-', 1, true)\n"                                         \
+    "    msg = string.char(194) .. string.sub(head, 2, 2) .. pv ..\n"                          \
+    "      pack(tonumber(string.sub(id, 1, dash - 1))) ..\n"                                   \
+    "      pack(tonumber(string.sub(id, dash + 1))) .. tail\n"                                 \
+    "  end\n"                                                                                  \
+    "  redis.call('PUBLISH', chan, msg)\n"                                                     \
+    "end\n"                                                                                    \
     "local function store(key, head, pv, expiry, payload, ttl)\n"                              \
     "  local hdr = head .. pv .. expiry\n"                                                     \
     "  if ttl == '0' then redis.call('SET', key, hdr)\n"                                       \
@@ -97,7 +113,7 @@
     "local v, healed = next_version(KEYS[2], floor)\n"                                         \
     "local pv = pack(v)\n"                                                                     \
     "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"                                 \
-    "if " publish_cond " then redis.call('PUBLISH', ARGV[7], ARGV[8] .. pv .. ARGV[9]) end\n"  \
+    "if " publish_cond " then announce(ARGV[7], ARGV[8], pv, ARGV[9]) end\n"                   \
     "release(pv)\n"                                                                            \
     "return {1, v, healed}\n"
 
@@ -106,14 +122,13 @@ static const char script_set[] =
             "local pv = pack(v)\n"
             "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"
             "redis.call('DEL', KEYS[3])\n"
-            "redis.call('PUBLISH', ARGV[5], ARGV[6] .. pv .. ARGV[7])\n"
+            "announce(ARGV[5], ARGV[6], pv, ARGV[7])\n"
             "return {v, healed}\n";
 
-static const char script_del[] =
-    PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
-            "redis.call('DEL', KEYS[1], KEYS[3])\n"
-            "redis.call('PUBLISH', ARGV[1], ARGV[2] .. pack(v) .. ARGV[3])\n"
-            "return {v, healed}\n";
+static const char script_del[] = PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
+                                         "redis.call('DEL', KEYS[1], KEYS[3])\n"
+                                         "announce(ARGV[1], ARGV[2], pack(v), ARGV[3])\n"
+                                         "return {v, healed}\n";
 
 /* A value that is there wins (a concurrent writer, or a lock-less loader); a 'bad' one is
  * replaced, with a publish in case some process holds it. */
@@ -164,11 +179,16 @@ static const char script_extend[] =
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "return 1\n";
 
+/* tc_invalidate: no data changes; announced (and logged) like a write. */
+static const char script_evict[] =
+    PRELUDE "announce(ARGV[1], ARGV[2], string.rep('\\0', 8), ARGV[3])\n"
+            "return 1\n";
+
 static const char *const bodies[TC__SCRIPT_COUNT] = {
     [TC__SCRIPT_SET] = script_set,       [TC__SCRIPT_DEL] = script_del,
     [TC__SCRIPT_ADD] = script_add,       [TC__SCRIPT_CAS] = script_cas,
     [TC__SCRIPT_LOCK] = script_lock,     [TC__SCRIPT_UNLOCK] = script_unlock,
-    [TC__SCRIPT_EXTEND] = script_extend,
+    [TC__SCRIPT_EXTEND] = script_extend, [TC__SCRIPT_EVICT] = script_evict,
 };
 
 const char *tc__script_body(tc__script_t s) {

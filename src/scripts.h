@@ -8,20 +8,21 @@
 #ifndef TC_SCRIPTS_H
 #define TC_SCRIPTS_H
 
+/* Every announcing script (SET, DEL, ADD, CAS, EVICT) takes KEYS: data, version, lock,
+ * replay log, and as its LAST argument the log's MAXLEN ('0': no log). */
 typedef enum tc__script {
-    /* KEYS: data, version, lock. ARGV: head (4 B), expiry (8 B), payload, ttl ms (0 =
-     * none), channel, msg head, msg tail. Stores, voids the key's lease, publishes.
-     * Reply {version, healed}. */
+    /* ARGV: head (4 B), expiry (8 B), payload, ttl ms (0 = none), channel, msg head, msg
+     * tail, log maxlen. Stores, voids the key's lease, announces. Reply {version, healed}. */
     TC__SCRIPT_SET,
-    /* KEYS: data, version, lock. ARGV: channel, msg head, msg tail. Reply as SET. */
+    /* ARGV: channel, msg head, msg tail, log maxlen. Reply as SET. */
     TC__SCRIPT_DEL,
-    /* Store a loaded value if the key holds none. KEYS: data, version, lock. ARGV: head,
-     * expiry, payload, ttl, max stored length, lease token ('' = none), channel, write msg
-     * head, msg tail, fill msg head. Replies: see tc__script_tag. Releases the lease. */
+    /* Store a loaded value if the key holds none. ARGV: head, expiry, payload, ttl, max
+     * stored length, lease token ('' = none), channel, write msg head, msg tail, fill msg
+     * head, log maxlen. Replies: see tc__script_tag. Releases the lease. */
     TC__SCRIPT_ADD,
     /* A refresh: replace the value if it still carries the expected version. ARGV as ADD,
-     * then the expected version (8 B). Without a lease a vanished key is not re-created
-     * (a delete may have removed it). */
+     * with the expected version (8 B) before the log maxlen. Without a lease a vanished key
+     * is not re-created (a delete may have removed it). */
     TC__SCRIPT_CAS,
     /* KEYS: lock, data. ARGV: token, ttl ms, skip version (8 B or ''), max stored length.
      * Checks for a stored value and takes the lock (the lease) in one step. */
@@ -32,6 +33,8 @@ typedef enum tc__script {
     /* KEYS: lock, data. ARGV: token, ttl ms. Extends the lock if it is still ours (a long
      * load keeps its lease). Reply 1 extended, 0 not ours. */
     TC__SCRIPT_EXTEND,
+    /* tc_invalidate: ARGV: channel, evict msg head, msg tail, log maxlen. Reply 1. */
+    TC__SCRIPT_EVICT,
     TC__SCRIPT_COUNT
 } tc__script_t;
 

@@ -137,7 +137,7 @@ Test(msg, encode_rejects_bad_arguments) {
     unsigned char out[64];
     memset(out, 0x5A, sizeof out);
     cr_assert_eq(tc__msg_encode(0, 1, ORIGIN, "k", 1, out), 0u, "op 0");
-    cr_assert_eq(tc__msg_encode(4, 1, ORIGIN, "k", 1, out), 0u, "op 4");
+    cr_assert_eq(tc__msg_encode(5, 1, ORIGIN, "k", 1, out), 0u, "op 5");
     cr_assert_eq(tc__msg_encode(0x101, 1, ORIGIN, "k", 1, out), 0u, "op 0x101 aliases 1");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", 0, out), 0u, "klen 0");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", (size_t)TC_MAX_KEY_LEN + 1, out), 0u,
@@ -183,7 +183,8 @@ Test(msg, decode_rejects_bad_magic_and_op) {
                      "magic 0x%02x", b);
         valid_msg(buf);
         buf[1] = (unsigned char)b;
-        int ok = b == TC__MSG_OP_WRITE || b == TC__MSG_OP_DELETE || b == TC__MSG_OP_FILL;
+        int ok = b == TC__MSG_OP_WRITE || b == TC__MSG_OP_DELETE || b == TC__MSG_OP_FILL ||
+                 b == TC__MSG_OP_EVICT;
         cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), ok ? 0 : -1, "op %u", b);
     }
 }
@@ -204,10 +205,17 @@ Test(msg, decode_key_length_limits) {
 }
 
 /* The decoder's whole contract, stated independently of its code. */
+static size_t oracle_fixed(const unsigned char *b) {
+    return b[0] == TC__MSG_MAGIC_LOG ? TC__MSG_FIXED_LEN_LOG : TC__MSG_FIXED_LEN;
+}
+
 static int oracle_accepts(const unsigned char *b, size_t len) {
-    return len > TC__MSG_FIXED_LEN && len - TC__MSG_FIXED_LEN <= TC_MAX_KEY_LEN &&
-           b[0] == TC__MSG_MAGIC &&
-           (b[1] == TC__MSG_OP_WRITE || b[1] == TC__MSG_OP_DELETE || b[1] == TC__MSG_OP_FILL);
+    if (len < 1 || (b[0] != TC__MSG_MAGIC && b[0] != TC__MSG_MAGIC_LOG))
+        return 0;
+    size_t fixed = oracle_fixed(b);
+    return len > fixed && len - fixed <= TC_MAX_KEY_LEN &&
+           (b[1] == TC__MSG_OP_WRITE || b[1] == TC__MSG_OP_DELETE || b[1] == TC__MSG_OP_FILL ||
+            b[1] == TC__MSG_OP_EVICT);
 }
 
 static size_t fuzz_len(uint64_t *s) {
@@ -232,9 +240,9 @@ Test(msg, fuzz_random_buffers) {
         rng_fill(&s, b, len);
         /* Bias toward the valid prefix so the success path gets fuzzed too. */
         if (len >= 1 && (rng_next(&s) & 3) != 0)
-            b[0] = (unsigned char)TC__MSG_MAGIC;
+            b[0] = (unsigned char)((rng_next(&s) & 1) ? TC__MSG_MAGIC : TC__MSG_MAGIC_LOG);
         if (len >= 2 && (rng_next(&s) & 1))
-            b[1] = (unsigned char)(rng_next(&s) % 4);
+            b[1] = (unsigned char)(rng_next(&s) % 6);
 
         tc__msg_t m;
         int rc = tc__msg_decode(b, len, &m);
@@ -242,11 +250,16 @@ Test(msg, fuzz_random_buffers) {
         cr_assert_eq(rc, want ? 0 : -1, "iteration %d len %zu: rc %d", i, len, rc);
         if (rc == 0) {
             accepted++;
+            size_t fixed = oracle_fixed(b);
             cr_assert_eq(m.op, b[1]);
             cr_assert_eq(m.version, tc__get_be64(b + 2));
-            cr_assert_eq(memcmp(m.origin, b + 10, 16), 0);
-            cr_assert_eq(m.key, b + TC__MSG_FIXED_LEN, "key pointer outside the buffer");
-            cr_assert_eq(m.klen, len - TC__MSG_FIXED_LEN);
+            cr_assert_eq(m.has_logid, b[0] == TC__MSG_MAGIC_LOG);
+            if (m.has_logid)
+                cr_assert(m.logid.ms == tc__get_be64(b + 10) &&
+                          m.logid.seq == tc__get_be64(b + 18));
+            cr_assert_eq(memcmp(m.origin, b + fixed - 16, 16), 0);
+            cr_assert_eq(m.key, b + fixed, "key pointer outside the buffer");
+            cr_assert_eq(m.klen, len - fixed);
         } else {
             rejected++;
         }
@@ -254,4 +267,30 @@ Test(msg, fuzz_random_buffers) {
     }
     cr_assert_gt(accepted, 10000u, "fuzz never reached the success path often enough");
     cr_assert_gt(rejected, 10000u);
+}
+
+/* Format 2: the replay log id between version and origin. */
+Test(msg, format_two_carries_the_log_id) {
+    unsigned char b[TC__MSG_FIXED_LEN_LOG + 3];
+    b[0] = TC__MSG_MAGIC_LOG;
+    b[1] = TC__MSG_OP_DELETE;
+    tc__put_be64(b + 2, 77);
+    tc__put_be64(b + 10, 1700000000123u);
+    tc__put_be64(b + 18, 5);
+    memcpy(b + 26, ORIGIN, 16);
+    memcpy(b + 42, "key", 3);
+    tc__msg_t m;
+    cr_assert_eq(tc__msg_decode(b, sizeof b, &m), 0);
+    cr_assert(m.has_logid && m.logid.ms == 1700000000123u && m.logid.seq == 5);
+    cr_assert(m.op == TC__MSG_OP_DELETE && m.version == 77 && m.klen == 3);
+    cr_assert_eq(memcmp(m.key, "key", 3), 0);
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN_LOG, &m), -1, "no key");
+    tc__logid_t id;
+    cr_assert_eq(tc__logid_parse("1700000000123-5", 15, &id), 0);
+    cr_assert(id.ms == 1700000000123u && id.seq == 5);
+    static const char *const bad[] = {"", "-", "1-", "-1", "1-2-3", "a-1", "1- 2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(tc__logid_parse(bad[i], strlen(bad[i]), &id), -1, "'%s'", bad[i]);
+    cr_assert(tc__logid_after((tc__logid_t){2, 0}, (tc__logid_t){1, 9}));
+    cr_assert(!tc__logid_after((tc__logid_t){1, 9}, (tc__logid_t){1, 9}));
 }

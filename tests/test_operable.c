@@ -374,7 +374,7 @@ Test(operable, minimal_acl_from_the_readme_is_enough) {
     redisReply *rep = redisCommand(
         rc, "ACL SETUSER app on >pw ~tc:* &tc:inval +getrange +pttl +evalsha +eval "
             "+script|load +ping +subscribe +get +set +del +publish +time +strlen +append "
-            "+pexpire");
+            "+pexpire +xadd +xrange +xrevrange");
     cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
     freeReplyObject(rep);
     redisFree(rc);
