@@ -96,6 +96,17 @@ typedef struct tc_load tc_load_t;
  * Must be quick and must not call back into the same cache's tc_close. */
 typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
 
+/* Server-assisted invalidation (Redis client tracking, over RESP2): see README "Any
+ * writer". */
+typedef enum tc_tracking {
+    TC_TRACKING_OFF = 0,     /* only tiercache's own messages invalidate (the default) */
+    TC_TRACKING_BCAST = 1,   /* Redis reports every write of a key under the prefix, by any
+                                client: one registration, no per-key state on the server */
+    TC_TRACKING_DEFAULT = 2, /* Redis reports writes of the keys this process has read:
+                                fewer messages, but the server keeps a table of them
+                                (tracking-table-max-keys bounds it; overflow evicts) */
+} tc_tracking_t;
+
 /* Log levels: a message is delivered when its level <= the configured one. */
 typedef enum tc_log_level {
     TC_LOG_OFF = 0,
@@ -227,6 +238,18 @@ typedef struct tc_config {
                                 stream, MAXLEN ~): after a lost link the listener reads
                                 what it missed from there instead of flushing L1. 0 = off
                                 (flush). Default 10000 (~1 MB). Env: REPLAY_LOG_LEN */
+    int tracking;   /* a tc_tracking_t: also evict on Redis's own invalidations, so writes
+                       by any client (redis-cli, other languages) reach L1 within one
+                       message delay. Every write then also costs each process holding the
+                       key one extra read (the server's notice carries no version). A lost
+                       link always flushes L1 (the replay log cannot hold other clients'
+                       writes). Env: TRACKING (off, bcast, default) */
+    int plain_keys; /* nonzero: cache ordinary Redis strings that anyone writes: the key is
+                       the Redis key (no prefix added, no header), reads are GET + PTTL,
+                       writes plain SET / DEL, invalidation comes from tracking (required).
+                       With bcast tracking every key must start with key_prefix (the
+                       tracked prefix). No versions: the freshness features and the
+                       cross-process lock (and its lease) do not apply. Env: PLAIN_KEYS */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -283,6 +306,7 @@ typedef struct tc_stats {
     uint64_t listener_replays;  /* lost links caught up from the replay log (no flush) */
     uint64_t inval_replayed;    /* invalidations read back from the replay log */
     uint64_t replay_log_gaps;   /* lost links the log no longer covered (L1 flushed) */
+    uint64_t inval_tracking;    /* keys evicted on Redis's own notices (tracking) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */

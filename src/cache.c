@@ -38,6 +38,11 @@
 
 /* ---- small helpers ---- */
 
+static int plain_key_tracked(const tc_cache_t *c, const void *key, size_t klen) {
+    size_t n = strlen(c->key_prefix);
+    return klen >= n && memcmp(key, c->key_prefix, n) == 0;
+}
+
 int tc__check_key(const tc_cache_t *c, const void *key, size_t klen) {
     if (!c || !key)
         return tc__note(TC_EINVAL, "%s is NULL", c ? "key" : "cache");
@@ -46,6 +51,11 @@ int tc__check_key(const tc_cache_t *c, const void *key, size_t klen) {
                                     "fork(): open one in this process");
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
         return tc__note(TC_EKEYLEN, "key length %zu is not in 1..%u", klen, TC_MAX_KEY_LEN);
+    if (c->plain_bcast && !plain_key_tracked(c, key, klen))
+        return tc__note(TC_EINVAL,
+                        "plain key outside key_prefix '%s': Redis would not report "
+                        "its changes (bcast tracking covers the prefix only)",
+                        c->key_prefix);
     return TC_OK;
 }
 
@@ -288,6 +298,17 @@ int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen) {
     return TC_OK;
 }
 
+/* A plain key: a plain SET; this process's copy goes (the next read takes what Redis
+ * holds: no version could order it against another client's write). */
+static int plain_set(tc_cache_t *c, const void *key, size_t klen, const void *value,
+                     size_t vlen, uint64_t ttl_ms) {
+    tc__ttl_plan_t plan;
+    tc__plan_ttl(c, key, klen, ttl_ms, &plan);
+    int rc = tc__l2_plain_set(c->l2, key, klen, value, vlen, plan.keep_ms);
+    tc__l1_evict(c->l1, tc__l1_hash(c->l1, key, klen), key, klen);
+    return rc;
+}
+
 int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
            uint64_t ttl_ms) {
     int rc = tc__check_key(c, key, klen);
@@ -296,6 +317,11 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     if (rc != TC_OK)
         return rc;
     uint64_t t0 = tc__now_ns();
+    if (c->cfg.plain_keys) {
+        rc = plain_set(c, key, klen, value, vlen, ttl_ms);
+        tc__cache_time(c, TC_LAT_SET, t0);
+        return rc;
+    }
     tc__ttl_plan_t plan;
     tc__plan_ttl(c, key, klen, ttl_ms, &plan);
     uint64_t h = tc__l1_hash(c->l1, key, klen);
@@ -338,12 +364,14 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
         return rc;
     uint64_t t0 = tc__now_ns();
     uint64_t h = tc__l1_hash(c->l1, key, klen);
-    uint64_t version;
-    if (c->l2)
+    uint64_t version = 0;
+    if (c->l2 && c->cfg.plain_keys)
+        rc = tc__l2_plain_del(c->l2, key, klen);
+    else if (c->l2)
         rc = tc__l2_del(c->l2, key, klen, &version);
     else
         version = atomic_fetch_add(&c->local_version, 1) + 1;
-    if (rc == TC_OK)
+    if (rc == TC_OK && version)
         tc__l1_invalidate(c->l1, h, key, klen, version);
     else
         tc__l1_evict(c->l1, h, key, klen);
@@ -388,6 +416,7 @@ static void free_cache(tc_cache_t *c) {
     free(c->key_prefix);
     free(c->channel);
     free(c->log_key);
+    free(c->track_prefix);
     free_rules(c);
     free(c);
 }
@@ -459,6 +488,12 @@ static int open_l1(tc_cache_t *c, const tc_config_t *cfg) {
     return tc__l1_open(&o, &c->l1);
 }
 
+/* Default tracking: the data connections redirect their reads' tracking to this id. */
+static void on_tracking_id(void *arg, uint64_t client_id) {
+    tc_cache_t *c = arg;
+    tc__l2_set_tracking_target(c->l2, client_id);
+}
+
 /* Redis answered after failing: what this process kept without it must go (l1.c rule 4). */
 static void on_l2_heal(void *arg) {
     tc_cache_t *c = arg;
@@ -491,6 +526,8 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .heal_arg = c,
         .log = &c->log,
         .replay_log_len = c->cfg.replay_log_len,
+        .plain = c->cfg.plain_keys,
+        .tracking = c->cfg.tracking,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);
@@ -517,7 +554,14 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .connect_timeout_ms = c->cfg.connect_timeout_ms,
         .command_timeout_ms = c->cfg.command_timeout_ms,
         .ping_ms = c->cfg.listener_ping_ms,
-        .log_key = c->cfg.replay_log_len ? c->log_key : NULL,
+        /* Redis's own notices are not in the log: with tracking, a lost link flushes. */
+        .log_key = c->cfg.replay_log_len && !c->cfg.tracking ? c->log_key : NULL,
+        .tracking = c->cfg.tracking,
+        .track_prefix = c->track_prefix,
+        .track_prefix_len = strlen(c->track_prefix),
+        .track_strip_len = c->cfg.plain_keys ? 0 : strlen(c->track_prefix),
+        .on_client_id = on_tracking_id,
+        .client_id_arg = c,
         .l1 = c->l1,
         .inval_latency = &c->lat[TC_LAT_INVAL],
         .hook = c->cfg.inval_hook,
@@ -573,14 +617,26 @@ int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
         memcpy(c->log_key, c->key_prefix, plen);
         memcpy(c->log_key + plen, "log", 4);
     }
+    /* What Redis tracks for us: tiercache's data keys <prefix>"k:", or, for plain keys, the
+     * prefix itself. */
+    c->track_prefix = c->key_prefix ? malloc(plen + 3) : NULL;
+    if (c->track_prefix) {
+        memcpy(c->track_prefix, c->key_prefix, plen);
+        memcpy(c->track_prefix + plen, cfg->plain_keys ? "" : "k:", cfg->plain_keys ? 1 : 3);
+    }
     c->cfg.key_prefix = c->key_prefix;
     c->cfg.inval_channel = c->channel;
     c->cfg.redis_url = NULL; /* parsed into c->endpoint; the caller's string may die */
-    if (!c->key_prefix || !c->channel || !c->log_key || copy_rules(c, cfg) != TC_OK) {
+    if (!c->key_prefix || !c->channel || !c->log_key || !c->track_prefix ||
+        copy_rules(c, cfg) != TC_OK) {
         free_cache(c);
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     }
     plan_features(c);
+    if (c->cfg.plain_keys) { /* no lock script, no lease: plain keys have no header */
+        c->cfg.lock_ttl_ms = 0;
+        c->plain_bcast = c->cfg.tracking == TC_TRACKING_BCAST;
+    }
     if (needs_pool(c)) {
         rc = tc__refresh_open(cfg->refresh_threads, cfg->refresh_queue, &c->pool);
         if (rc != TC_OK) {
@@ -711,5 +767,6 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->listener_replays = ls.replays;
         out->inval_replayed = ls.replayed;
         out->replay_log_gaps = ls.log_gaps;
+        out->inval_tracking = ls.tracked;
     }
 }

@@ -19,17 +19,18 @@
 
 struct tc_cache {
     tc_config_t cfg; /* validated copy; strings point at the owned copies below */
-    char *key_prefix, *channel, *log_key;
-    tc_ttl_rule_t *rules;               /* owned copies (prefixes too) */
-    tc__endpoint_t endpoint;            /* parsed redis_url (zeroed in L1-only mode) */
-    unsigned char origin[16];           /* random instance id carried by our messages */
-    tc__l1_t *l1;                       /* always present (a 0-byte budget keeps nothing) */
-    tc__l2_t *l2;                       /* NULL in L1-only mode */
-    tc__listener_t *listener;           /* NULL in L1-only mode */
-    tc__refresh_t *pool;                /* background loads; NULL when no feature needs them */
-    tc__keeper_t *keeper;               /* failed lock releases; NULL in L1-only mode */
-    unsigned fork_gen;                  /* fork.h: calls from a fork child are refused */
-    int ext;                            /* entries carry freshness metadata (entry.h) */
+    char *key_prefix, *channel, *log_key, *track_prefix;
+    tc_ttl_rule_t *rules;     /* owned copies (prefixes too) */
+    tc__endpoint_t endpoint;  /* parsed redis_url (zeroed in L1-only mode) */
+    unsigned char origin[16]; /* random instance id carried by our messages */
+    tc__l1_t *l1;             /* always present (a 0-byte budget keeps nothing) */
+    tc__l2_t *l2;             /* NULL in L1-only mode */
+    tc__listener_t *listener; /* NULL in L1-only mode */
+    tc__refresh_t *pool;      /* background loads; NULL when no feature needs them */
+    tc__keeper_t *keeper;     /* failed lock releases; NULL in L1-only mode */
+    unsigned fork_gen;        /* fork.h: calls from a fork child are refused */
+    int ext;                  /* entries carry freshness metadata (entry.h) */
+    int plain_bcast;          /* plain keys tracked by prefix: every key must start with it */
     atomic_uint_fast64_t local_version; /* L1-only mode's write versions */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,

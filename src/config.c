@@ -290,9 +290,12 @@ static num_why_t parse_decimal(const char *s, bool pct_ok, double *out) {
     return NUM_OK;
 }
 
-static int parse_level(const char *s, int *out) {
-    static const char *const names[] = {"off", "error", "warn", "info", "debug"};
-    for (int i = 0; i <= TC_LOG_DEBUG; i++) {
+static const char *const level_names[] = {"off", "error", "warn", "info", "debug", NULL};
+static const char *const tracking_names[] = {"off", "bcast", "default", NULL};
+
+/* A name from a NULL-terminated list -> its index (case-insensitive). */
+static int parse_name(const char *s, const char *const *names, int *out) {
+    for (int i = 0; names[i]; i++) {
         if (strcasecmp(s, names[i]) == 0) {
             *out = i;
             return 0;
@@ -409,6 +412,7 @@ typedef enum env_kind {
     ENV_STRING,   /* const char *, non-empty */
     ENV_URL,      /* const char *, empty means NULL */
     ENV_LEVEL,    /* int, a tc_log_level_t by name (off, error, warn, info, debug) */
+    ENV_TRACKING, /* int, a tc_tracking_t by name (off, bcast, default) */
 } env_kind_t;
 
 typedef struct env_field {
@@ -454,6 +458,8 @@ static const env_field_t env_fields[] = {
     F("DEGRADED_TTL", ENV_DUR64, degraded_ttl_ms),
     F("LOG", ENV_LEVEL, log_level),
     F("REPLAY_LOG_LEN", ENV_COUNT_U, replay_log_len),
+    F("TRACKING", ENV_TRACKING, tracking),
+    F("PLAIN_KEYS", ENV_BOOL, plain_keys),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -473,6 +479,8 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a boolean (use 1/0, true/false, yes/no, on/off)";
     case ENV_LEVEL:
         return "is not a log level (use off, error, warn, info, debug)";
+    case ENV_TRACKING:
+        return "is not a tracking mode (use off, bcast, default)";
     default:
         return "is not a non-negative whole number";
     }
@@ -585,7 +593,9 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
     case ENV_BETA:
         return env_beta(var, val, (double *)(void *)dst, err);
     case ENV_LEVEL:
-        if (parse_level(val, (int *)(void *)dst) != 0) {
+    case ENV_TRACKING:
+        if (parse_name(val, f->kind == ENV_LEVEL ? level_names : tracking_names,
+                       (int *)(void *)dst) != 0) {
             return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
         }
         return 0;
@@ -705,6 +715,7 @@ static size_t kind_size(env_kind_t kind) {
         return sizeof(uint64_t);
     case ENV_BOOL:
     case ENV_LEVEL:
+    case ENV_TRACKING:
         return sizeof(int);
     case ENV_FRACTION:
     case ENV_BETA:
@@ -1080,6 +1091,30 @@ static int validate_l1(const tc_config_t *cfg, tc_error_t *err) {
     return 0;
 }
 
+/* Plain keys have no header: no versions, no freshness metadata, no lock script. */
+static int validate_tracking(const tc_config_t *cfg, tc_error_t *err) {
+    if (cfg->tracking < TC_TRACKING_OFF || cfg->tracking > TC_TRACKING_DEFAULT) {
+        return tc__fail(err, TC_ECONFIG, "tracking: %d is not a tc_tracking_t (0..2)",
+                        cfg->tracking);
+    }
+    if (!cfg->plain_keys) {
+        return 0;
+    }
+    if (cfg->tracking == TC_TRACKING_OFF) {
+        return tc__fail(err, TC_ECONFIG,
+                        "plain_keys: needs tracking (bcast or default): nothing else tells "
+                        "this process that another client wrote a plain key");
+    }
+    if (cfg->stale_ttl_ms || cfg->failsafe_max_stale_ms || cfg->early_refresh_beta > 0 ||
+        cfg->negative_ttl_ms || cfg->ttl_rules_count) {
+        return tc__fail(err, TC_ECONFIG,
+                        "plain_keys: the freshness features (stale_ttl_ms, "
+                        "failsafe_max_stale_ms, early_refresh_beta, negative_ttl_ms, "
+                        "ttl_rules) need tiercache's value header");
+    }
+    return 0;
+}
+
 static int validate_values(const tc_config_t *cfg, tc_error_t *err) {
     double j = cfg->ttl_jitter;
     if (!(j >= 0.0 && j <= 0.5)) { /* also refuses NaN */
@@ -1098,7 +1133,7 @@ static int validate_values(const tc_config_t *cfg, tc_error_t *err) {
         return tc__fail(err, TC_ECONFIG, "log_level: %d is not a tc_log_level_t (0..4)",
                         cfg->log_level);
     }
-    return 0;
+    return validate_tracking(cfg, err);
 }
 
 static int check_min_u32(const char *field, uint32_t v, uint32_t min, tc_error_t *err) {

@@ -61,7 +61,7 @@
 #include <string.h>
 
 enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
-enum { CALL_PING, CALL_GET, CALL_SCRIPT };
+enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD };
 
 #define L2_MAX_ARGS      24
 #define L2_SHA_LEN       40
@@ -106,7 +106,11 @@ struct tc__l2 {
     tc__l2_heal_fn on_heal;
     void *heal_arg;
     tc__log_t *log;
-    char last_cause[256]; /* the last transport failure's message (guarded by mu) */
+    char last_cause[256];          /* the last transport failure's message (guarded by mu) */
+    int plain;                     /* plain keys: no prefix, no header, no scripts */
+    int tracking;                  /* a tc_tracking_t */
+    atomic_uint_fast64_t track_id; /* default tracking: the listener's client id, 0 none */
+    uint64_t *armed;               /* per slot: the id its tracking redirects to */
 
     atomic_int state;
     atomic_uint fails;
@@ -123,9 +127,9 @@ typedef struct l2_call {
     int argc;
     const char *argv[L2_MAX_ARGS];
     size_t lens[L2_MAX_ARGS];
-    redisReply *reply, *reply2; /* reply2: PTTL of a GET */
-    int io_failed;              /* some attempt hit an I/O error: SIGPIPE may be pending */
-    tc_error_t *err;            /* the failure's detail: the caller's, or local_err */
+    redisReply *reply, *reply2, *reply3; /* GET: reply2 is PTTL; plain ADD: SET, GET, PTTL */
+    int io_failed;   /* some attempt hit an I/O error: SIGPIPE may be pending */
+    tc_error_t *err; /* the failure's detail: the caller's, or local_err */
     tc_error_t local_err;
 } l2_call_t;
 
@@ -456,10 +460,37 @@ static int exec_get(redisContext *c, l2_call_t *call) {
 }
 
 /* 0 with replies in call, or a transport error code (then c must be dropped). */
+/* Plain keys' fill: SET NX PX, then GETRANGE and PTTL, pipelined: one round trip tells
+ * whether ours was stored and, if not, what is there. argv: key, value, ttl. */
+static int exec_plain_add(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
+    const char *set[6] = {"SET", call->argv[0], call->argv[1], "PX", call->argv[2], "NX"};
+    size_t set_lens[6] = {3, call->lens[0], call->lens[1], 2, call->lens[2], 2};
+    const char *get[4] = {"GETRANGE", call->argv[0], "0", l2->get_end};
+    size_t get_lens[4] = {8, call->lens[0], 1, l2->get_end_len};
+    const char *pttl[2] = {"PTTL", call->argv[0]};
+    size_t pttl_lens[2] = {4, call->lens[0]};
+    redisAppendCommandArgv(c, 6, set, set_lens);
+    redisAppendCommandArgv(c, 4, get, get_lens);
+    redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+    errno = 0;
+    if (redisGetReply(c, (void **)&call->reply3) != REDIS_OK ||
+        redisGetReply(c, (void **)&call->reply) != REDIS_OK ||
+        redisGetReply(c, (void **)&call->reply2) != REDIS_OK) {
+        int rc = tc__conn_error_code(c, errno);
+        free_reply(&call->reply);
+        free_reply(&call->reply2);
+        free_reply(&call->reply3);
+        return rc;
+    }
+    return 0;
+}
+
 static int exec_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
     switch (call->kind) {
     case CALL_GET:
         return exec_get(c, call);
+    case CALL_PLAIN_ADD:
+        return exec_plain_add(l2, c, call);
     case CALL_SCRIPT:
         return exec_script(l2, c, call);
     default:
@@ -483,6 +514,35 @@ static void note_connect_refusal(tc__l2_t *l2, const tc_error_t *err) {
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0, "%s", err->msg);
 }
 
+/* Default tracking: a connection's reads are tracked for the listener that is subscribed
+ * now. A connection armed for an earlier listener (its link was lost and replaced) or
+ * never armed is re-armed before its call, so no read commits to L1 untracked. */
+static int arm_tracking(tc__l2_t *l2, int slot, redisContext *c, l2_call_t *call) {
+    uint64_t id = atomic_load_explicit(&l2->track_id, memory_order_acquire);
+    if (l2->tracking != TC_TRACKING_DEFAULT || id == 0 || l2->armed[slot] == id)
+        return 0;
+    char num[24];
+    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)id);
+    const char *argv[4] = {"CLIENT", "TRACKING", "on", "REDIRECT"};
+    const char *full[5] = {argv[0], argv[1], argv[2], argv[3], num};
+    size_t lens[5] = {6, 8, 2, 8, (size_t)n};
+    redisReply *r = NULL;
+    int rc = send_and_read(c, 5, full, lens, &r);
+    if (rc != 0)
+        return tc__fail(call->err, rc, "redis CLIENT TRACKING: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = tc__fail(call->err, TC_EREDIS, "redis refused CLIENT TRACKING: %.*s", (int)r->len,
+                      r->str);
+    else
+        l2->armed[slot] = id;
+    freeReplyObject(r);
+    return rc;
+}
+
+void tc__l2_set_tracking_target(tc__l2_t *l2, uint64_t client_id) {
+    atomic_store_explicit(&l2->track_id, client_id, memory_order_release);
+}
+
 /* Run call on a pooled connection. *healthy as for breaker_report. */
 static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     int slot = pool_acquire(l2);
@@ -499,9 +559,14 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
             call->io_failed = rc != TC_EREDIS;
             break;
         }
-        if (call->extra_timeout_ms)
+        if (fresh)
+            l2->armed[slot] = 0;
+        if ((rc = arm_tracking(l2, slot, c, call)) == TC_EREDIS)
+            break; /* refused: Redis answered, the connection is fine */
+        if (rc == 0 && call->extra_timeout_ms)
             set_timeout(c, l2->command_timeout_ms + call->extra_timeout_ms);
-        rc = exec_call(l2, c, call);
+        if (rc == 0)
+            rc = exec_call(l2, c, call);
         if (call->extra_timeout_ms && rc == 0)
             set_timeout(c, l2->command_timeout_ms);
         if (rc == 0)
@@ -619,6 +684,10 @@ static int check_value(const void *value, size_t vlen) {
  * 'l' the key's lock (its lease). Returns the length. */
 static size_t build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
                         unsigned char *buf) {
+    if (l2->plain && kind == 'k') { /* plain keys: the Redis key is the key */
+        memcpy(buf, key, klen);
+        return klen;
+    }
     memcpy(buf, l2->key_prefix, l2->prefix_len);
     buf[l2->prefix_len] = (unsigned char)kind;
     buf[l2->prefix_len + 1] = ':';
@@ -755,6 +824,7 @@ static void l2_free(tc__l2_t *l2) {
     free(l2->channel);
     free(l2->vkey);
     free(l2->logkey);
+    free(l2->armed);
     free(l2);
 }
 
@@ -815,10 +885,13 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     l2->on_heal = opts->on_heal;
     l2->heal_arg = opts->heal_arg;
     l2->log = opts->log;
+    l2->plain = opts->plain;
+    l2->tracking = opts->tracking;
     l2->nslots = l2->nfree = opts->pool_size;
     l2->conn = calloc(opts->pool_size, sizeof *l2->conn);
     l2->busy = calloc(opts->pool_size, 1);
-    if (!l2->conn || !l2->busy || init_strings(l2, opts) != 0) {
+    l2->armed = calloc(opts->pool_size, sizeof *l2->armed);
+    if (!l2->conn || !l2->busy || !l2->armed || init_strings(l2, opts) != 0) {
         l2_free(l2);
         return tc__fail(err, TC_ENOMEM, "l2: out of memory");
     }
@@ -909,10 +982,35 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
     return 0;
 }
 
+/* A plain key's value: the whole string, version 1 (messages never order plain keys; the
+ * server's invalidations evict them whatever their version). */
+static int plain_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
+                       const redisReply *pttl, tc__l2_value_t *out) {
+    if (str->type != REDIS_REPLY_STRING)
+        return TC_EPROTO;
+    if (str->len > l2->max_stored - TC__VAL_HDR_LEN)
+        return TC_ETOOBIG;
+    memset(&out->val, 0, sizeof out->val);
+    out->val.version = 1;
+    out->val.data = (const unsigned char *)str->str;
+    out->val.len = str->len;
+    out->pttl_ms = is_int(pttl) ? pttl->integer : -2;
+    out->reply_ = owner;
+    return 0;
+}
+
 static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     const redisReply *r = call->reply, *pttl = call->reply2;
     if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR))
         return TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
+    if (l2->plain) {
+        if (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2)
+            return TC_ENOTFOUND;
+        int rc = plain_value(l2, call->reply, r, pttl, out);
+        if (rc == 0)
+            call->reply = NULL;
+        return rc;
+    }
     /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. */
     if (r->type == REDIS_REPLY_NIL ||
         (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2))
@@ -944,6 +1042,75 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
     free_reply(&call.reply);
     free_reply(&call.reply2);
     scratch_put(&s);
+    return finish(l2, &call, rc);
+}
+
+/* ---- plain keys ---- */
+
+int tc__l2_plain_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                     uint64_t ttl_ms) {
+    int rc = check_key(l2, key, klen);
+    if (rc == 0)
+        rc = check_value(value, vlen);
+    if (rc != 0)
+        return rc;
+    char ttl[24];
+    int n = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
+    l2_call_t call = {.kind = CALL_PING};
+    push(&call, "SET", 3);
+    push(&call, key, klen);
+    push(&call, vlen ? value : "", vlen);
+    push(&call, "PX", 2);
+    push(&call, ttl, (size_t)n);
+    if (vlen > L2_BIG_VALUE)
+        call.extra_timeout_ms = (uint32_t)(vlen / L2_BIG_BYTES_PER_MS);
+    rc = l2_run(l2, &call);
+    if (rc == 0 && call.reply->type != REDIS_REPLY_STATUS)
+        rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : TC_EPROTO;
+    free_reply(&call.reply);
+    return finish(l2, &call, rc);
+}
+
+int tc__l2_plain_del(tc__l2_t *l2, const void *key, size_t klen) {
+    int rc = check_key(l2, key, klen);
+    if (rc != 0)
+        return rc;
+    l2_call_t call = {.kind = CALL_PING};
+    push(&call, "DEL", 3);
+    push(&call, key, klen);
+    rc = l2_run(l2, &call);
+    if (rc == 0 && call.reply->type != REDIS_REPLY_INTEGER)
+        rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : TC_EPROTO;
+    free_reply(&call.reply);
+    return finish(l2, &call, rc);
+}
+
+/* Plain keys' fill: stored if absent (TC__L2_DONE), or TC__L2_EXISTS with what is there. */
+static int plain_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
+                      tc__l2_value_t *existing) {
+    char ttl[24];
+    int n = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(w->ttl_ms ? w->ttl_ms : 1));
+    l2_call_t call = {.kind = CALL_PLAIN_ADD};
+    push(&call, w->key, w->klen);
+    push(&call, w->vlen ? w->value : "", w->vlen);
+    push(&call, ttl, (size_t)n);
+    int rc = l2_run(l2, &call);
+    if (rc == 0 && call.reply3->type == REDIS_REPLY_ERROR)
+        rc = TC_EREDIS;
+    else if (rc == 0 && call.reply3->type == REDIS_REPLY_STATUS) {
+        if (version)
+            *version = 1;
+        rc = TC__L2_DONE;
+    } else if (rc == 0) { /* NX refused: someone stored first */
+        rc = get_result(l2, &call, existing);
+        if (rc == 0)
+            rc = TC__L2_EXISTS;
+        else if (rc == TC_ENOTFOUND) /* and it is gone again: as if stored and deleted */
+            rc = TC__L2_GONE;
+    }
+    free_reply(&call.reply);
+    free_reply(&call.reply2);
+    free_reply(&call.reply3);
     return finish(l2, &call, rc);
 }
 
@@ -1091,6 +1258,8 @@ int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
     int rc = check_write(l2, w);
     if (rc != 0)
         return rc;
+    if (l2->plain)
+        return plain_fill(l2, w, version, existing);
     key_parts_t k;
     if (key_parts(l2, w->key, w->klen, &k) != 0)
         return finish(l2, NULL, TC_ENOMEM);

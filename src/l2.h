@@ -42,6 +42,8 @@ typedef struct tc__l2_opts {
     void *heal_arg;
     tc__log_t *log;          /* borrowed, may be NULL: breaker transitions, refusals */
     unsigned replay_log_len; /* entries kept in <prefix>"log" (a stream); 0 = no log */
+    int plain;               /* plain keys (tc_config_t.plain_keys) */
+    int tracking;            /* a tc_tracking_t */
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -154,6 +156,17 @@ int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen);
  * more (a write voided it, or it expired), or an error. */
 int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
                   uint32_t ttl_ms);
+
+/* Plain keys (no prefix, no header): SET key value PX ttl, and DEL key. 0 or an error.
+ * tc__l2_get and tc__l2_fill (SET NX) work on plain keys too when the tier was opened
+ * with plain set; the other operations are for tiercache's own keys only. */
+int tc__l2_plain_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
+                     uint64_t ttl_ms);
+int tc__l2_plain_del(tc__l2_t *l2, const void *key, size_t klen);
+
+/* Default tracking: the client id of the subscribed listener, which every data connection
+ * must redirect its tracking to before its next read (0: none subscribed). */
+void tc__l2_set_tracking_target(tc__l2_t *l2, uint64_t client_id);
 
 /* Snapshot of the counters (relaxed atomics). */
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);

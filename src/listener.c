@@ -63,7 +63,7 @@ struct tc__listener {
     int subscribed_once;
     char cause[256]; /* why the link is down or was refused; "" while subscribed */
     atomic_uint_fast64_t received, applied, malformed, reconnects, permission_errors;
-    atomic_uint_fast64_t replays, replayed, log_gaps;
+    atomic_uint_fast64_t replays, replayed, log_gaps, tracked;
     atomic_int connected;
     /* listener thread only */
     tc__logid_t pos;       /* replay log id of the last message applied */
@@ -183,6 +183,50 @@ static void refused(tc__listener_t *ls, const redisReply *r) {
             (int)r->len, r->str);
 }
 
+#define TRACKING_CHANNEL "__redis__:invalidate"
+
+/* One key of a server-side invalidation: the Redis key, mapped back to the cache's key
+ * (tiercache's keys lose their <prefix>"k:"; plain keys are the key), then evicted
+ * whatever version L1 holds (Redis's notices carry none). */
+static void evict_tracked(tc__listener_t *ls, const redisReply *k) {
+    if (k->type != REDIS_REPLY_STRING)
+        return;
+    const char *key = k->str;
+    size_t klen = k->len;
+    size_t strip = ls->o.track_strip_len;
+    if (strip) {
+        if (klen <= strip || memcmp(key, ls->o.track_prefix, strip) != 0)
+            return; /* the version counter, a lock, the log: not a cached key */
+        key += strip;
+        klen -= strip;
+    }
+    if (klen == 0 || klen > TC_MAX_KEY_LEN)
+        return;
+    tc__l1_evict(ls->o.l1, tc__l1_hash(ls->o.l1, key, klen), key, klen);
+    atomic_fetch_add_explicit(&ls->tracked, 1, memory_order_relaxed);
+    if (ls->o.hook)
+        ls->o.hook(ls->o.hook_arg, key, klen);
+}
+
+/* A message on __redis__:invalidate: an array of keys, or nil for FLUSHALL / FLUSHDB
+ * (everything is gone). A key the server's tracking table evicted arrives the same way:
+ * evicting it is all there is to do. */
+static void apply_tracking(tc__listener_t *ls, const redisReply *payload) {
+    atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
+    if (payload->type == REDIS_REPLY_NIL) {
+        size_t dropped = tc__l1_flush(ls->o.l1);
+        tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
+                "Redis reported a FLUSHALL or FLUSHDB: L1 flushed (%zu entries)", dropped);
+        return;
+    }
+    if (payload->type != REDIS_REPLY_ARRAY) {
+        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        return;
+    }
+    for (size_t i = 0; i < payload->elements; i++)
+        evict_tracked(ls, payload->element[i]);
+}
+
 /* Handle one reply in subscribed mode. Returns 1 for a subscribe confirmation, 0 for any
  * other well-formed reply, -1 for a reply that cannot happen on a healthy link. */
 static int handle_reply(tc__listener_t *ls, redisReply *r) {
@@ -193,6 +237,11 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
         return -1;
     redisReply *kind = r->element[0];
+    if (is_str(kind, "message") && r->elements == 3 &&
+        is_str(r->element[1], TRACKING_CHANNEL)) {
+        apply_tracking(ls, r->element[2]);
+        return 0;
+    }
     if (is_str(kind, "message") && r->elements == 3) {
         redisReply *payload = r->element[2];
         if (payload->type == REDIS_REPLY_STRING)
@@ -277,6 +326,8 @@ static void flush_lost(tc__listener_t *ls, const char *why) {
 }
 
 static void mark_lost(tc__listener_t *ls, const session_end_t *end) {
+    if (ls->o.on_client_id && ls->o.tracking == TC_TRACKING_DEFAULT)
+        ls->o.on_client_id(ls->o.client_id_arg, 0); /* reads are not tracked any more */
     if (!atomic_load(&ls->connected))
         return;
     /* Untrust first so no L2 fill commits between the flush and the flag. */
@@ -304,12 +355,46 @@ static session_end_t ended(const char *why, uint64_t last_traffic_ns, int silent
     return (session_end_t){why, last_traffic_ns, silent};
 }
 
+/* Before subscribing (RESP2 allows nothing else after): learn our client id, and either
+ * register for every write under the prefix (bcast: this connection redirects to itself)
+ * or hand the id to the data connections (default: they redirect their reads' tracking
+ * here). 0, or a refusal or failure (cause set). */
+static int setup_tracking(tc__listener_t *ls, redisContext *c) {
+    redisReply *r = redisCommand(c, "CLIENT ID");
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            refused(ls, r);
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    uint64_t id = (uint64_t)r->integer;
+    freeReplyObject(r);
+    if (ls->o.tracking == TC_TRACKING_BCAST) {
+        r = redisCommand(c, "CLIENT TRACKING on REDIRECT %llu BCAST PREFIX %b",
+                         (unsigned long long)id, ls->o.track_prefix, ls->o.track_prefix_len);
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r && r->type == REDIS_REPLY_ERROR)
+            refused(ls, r);
+        if (r)
+            freeReplyObject(r);
+        return ok ? 0 : -1;
+    }
+    if (ls->o.on_client_id)
+        ls->o.on_client_id(ls->o.client_id_arg, id);
+    return 0;
+}
+
 /* Serve one connection until it fails or we are stopped. Returns how it ended. */
 static session_end_t serve(tc__listener_t *ls, redisContext *c) {
-    const char *argv[2] = {"SUBSCRIBE", ls->o.channel};
-    size_t lens[2] = {9, strlen(ls->o.channel)};
-    if (send_command(c, 2, argv, lens) != 0)
+    int tracking = ls->o.tracking != TC_TRACKING_OFF;
+    if (tracking && setup_tracking(ls, c) != 0)
+        return ended("client tracking could not be set up", tc__now_ns(), 0);
+    const char *argv[3] = {"SUBSCRIBE", ls->o.channel, TRACKING_CHANNEL};
+    size_t lens[3] = {9, strlen(ls->o.channel), sizeof TRACKING_CHANNEL - 1};
+    if (send_command(c, tracking ? 3 : 2, argv, lens) != 0)
         return ended("SUBSCRIBE could not be sent", tc__now_ns(), 0);
+    int confirmations = 0; /* one per channel */
     const char *ping[1] = {"PING"};
     size_t ping_len[1] = {4};
     uint64_t ping_ns = (uint64_t)ls->o.ping_ms * 1000000u;
@@ -327,7 +412,7 @@ static session_end_t serve(tc__listener_t *ls, redisContext *c) {
             freeReplyObject(reply);
             if (kind < 0)
                 return ended("unexpected reply in subscribed mode", last_traffic, 0);
-            if (kind == 1 && !subscribed) {
+            if (kind == 1 && !subscribed && ++confirmations == (tracking ? 2 : 1)) {
                 subscribed = 1;
                 mark_subscribed(ls);
             }
@@ -482,6 +567,7 @@ void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out) {
     out->replays = atomic_load_explicit(&ls->replays, memory_order_relaxed);
     out->replayed = atomic_load_explicit(&ls->replayed, memory_order_relaxed);
     out->log_gaps = atomic_load_explicit(&ls->log_gaps, memory_order_relaxed);
+    out->tracked = atomic_load_explicit(&ls->tracked, memory_order_relaxed);
     out->connected = atomic_load(&ls->connected);
 }
 

@@ -14,6 +14,10 @@
 
 typedef struct tc__listener tc__listener_t;
 
+/* Default tracking: the listener's client id, to which the data connections redirect the
+ * tracking of their reads (0 when it has none). Called on the listener thread. */
+typedef void (*tc__listener_id_fn)(void *arg, uint64_t client_id);
+
 typedef struct tc__listener_opts {
     const tc__endpoint_t *endpoint; /* borrowed: must outlive the listener */
     const char *channel;            /* borrowed */
@@ -26,11 +30,18 @@ typedef struct tc__listener_opts {
     tc_inval_hook_fn hook;
     void *hook_arg;
     tc__log_t *log; /* borrowed, may be NULL */
+    /* Server-assisted invalidation (Redis client tracking) */
+    int tracking;             /* a tc_tracking_t */
+    const char *track_prefix; /* bcast: the tracked prefix; also what keys lose */
+    size_t track_prefix_len;
+    size_t track_strip_len; /* bytes every reported key loses (<prefix>"k:"); 0: plain */
+    tc__listener_id_fn on_client_id;
+    void *client_id_arg;
 } tc__listener_opts_t;
 
 typedef struct tc__listener_counters {
     uint64_t received, applied, malformed, reconnects, permission_errors;
-    uint64_t replays, replayed, log_gaps;
+    uint64_t replays, replayed, log_gaps, tracked;
     int connected;
 } tc__listener_counters_t;
 

@@ -110,10 +110,11 @@ static const tc__prom_field_t fields[] = {
     COUNTER(listener_replays, "Lost invalidation links caught up from the replay log."),
     COUNTER(inval_replayed, "Invalidations read back from the replay log."),
     COUNTER(replay_log_gaps, "Lost links the replay log no longer covered (L1 flushed)."),
+    COUNTER(inval_tracking, "Keys evicted on Redis's own invalidation notices (tracking)."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, replay_log_gaps) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, inval_tracking) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

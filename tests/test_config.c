@@ -219,7 +219,8 @@ static const char *const all_vars[] = {
     "LISTENER_PING",      "STALE_TTL",      "FAILSAFE_MAX_STALE", "FAILSAFE_BACKOFF",
     "EARLY_REFRESH_BETA", "NEGATIVE_TTL",   "LOAD_SOFT_TIMEOUT",  "LOAD_HARD_TIMEOUT",
     "REFRESH_THREADS",    "REFRESH_QUEUE",  "LOCK_TTL",           "LOCK_WAIT",
-    "SLIDING_TTL",        "SLIDING_MAX",    "DEGRADED_TTL",   "LOG",            "REPLAY_LOG_LEN",
+    "SLIDING_TTL",        "SLIDING_MAX",    "DEGRADED_TTL",       "LOG",
+    "REPLAY_LOG_LEN",     "TRACKING",       "PLAIN_KEYS",
 };
 
 static void set_var(const char *prefix, const char *name, const char *val) {
