@@ -401,6 +401,8 @@ static int open_conn(tc__l2_t *l2, redisContext **out, tc_error_t *err) {
     int rc = tc__conn_open(&l2->ep, l2->connect_timeout_ms, l2->command_timeout_ms, out, err);
     if (rc != 0)
         return rc;
+    if (l2->plain) /* plain keys run no script on the data path (tc_invalidate uses EVAL) */
+        return 0;
     rc = load_scripts(l2, *out, err);
     if (rc != 0 && rc != TC_EREDIS)
         tc__fail(err, rc, "redis SCRIPT LOAD: %s", (*out)->errstr);

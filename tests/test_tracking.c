@@ -343,3 +343,27 @@ Test(tracking, reads_race_a_foreign_writer_bcast) {
 Test(tracking, reads_race_a_foreign_writer_default) {
     reads_race_a_foreign_writer(TC_TRACKING_DEFAULT);
 }
+
+/* The minimal ACL README "Any writer" documents for plain keys with bcast tracking. */
+Test(tracking, plain_keys_minimal_acl) {
+    foreign("ACL SETUSER plain on >pw ~user:* &t:trk:inval &__redis__:invalidate +getrange "
+            "+pttl +set +del +ping +subscribe +client|id +client|tracking");
+    char url[512];
+    snprintf(url, sizeof url, "unix://%s?user=plain&password=pw",
+             tc_test_redis_socket_path(redis));
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "user:", "t:trk:inval");
+    cfg.tracking = TC_TRACKING_BCAST;
+    cfg.plain_keys = 1;
+    cfg.require_redis = 1;
+    tc_cache_t *a = tc_test_open(&cfg);
+    cr_assert_eq(tc_set(a, S("user:1"), S("v1"), 0), 0);
+    expect_held(a, "user:1", "v1");
+    foreign("SET user:1 v2");
+    cr_assert_geq(tc_test_wait_get(a, S("user:1"), S("v2"), NOTICE_MS), 0);
+    cr_assert_eq(tc_del(a, S("user:1")), 0);
+    tc_stats_t st = stats(a);
+    cr_assert_eq(st.permission_errors, 0, "something the mode needs was refused");
+    cr_assert_eq(st.l2_errors, 0);
+    tc_close(a);
+}
