@@ -11,6 +11,7 @@
  *   hist.c, redis_info.c, report.c, json.c   measuring and printing
  *   fresh.c            stampede / failing-source measurements (answer kinds, timelines)
  *   compare.c sweep.c replay.c micro.c inval.c stampede.c failing.c   the subcommands
+ *   inval_foreign.c    inval --foreign: a raw client writes, tracking evicts
  *
  * Everything the bench writes to Redis lives under "tcbench:<pid>:" and is deleted at
  * exit; nothing else is ever touched. Status lines go to stderr, results to stdout, so
@@ -44,6 +45,21 @@ typedef enum tcb_cmd {
     TCB_CMD_FAILING,         /* failing-source */
     TCB_CMD_HELP,
 } tcb_cmd_t;
+
+/* `inval --foreign`: the raw commands the foreign writer sends, as bits (--foreign-ops). */
+typedef enum tcb_foreign_op {
+    TCB_FOREIGN_SET = 1u << 0,
+    TCB_FOREIGN_DEL = 1u << 1,
+    TCB_FOREIGN_PEXPIRE = 1u << 2,
+    TCB_FOREIGN_ALL = TCB_FOREIGN_SET | TCB_FOREIGN_DEL | TCB_FOREIGN_PEXPIRE,
+} tcb_foreign_op_t;
+
+/* `inval --foreign --tracking`: how the reader asks Redis to report writes (the bench's
+ * own names for tc_tracking_t's modes, so this header needs no library). */
+typedef enum tcb_tracking {
+    TCB_TRACKING_BCAST,   /* every write under the key prefix */
+    TCB_TRACKING_DEFAULT, /* writes of the keys this process has read */
+} tcb_tracking_t;
 
 typedef struct tcb_opts {
     tcb_cmd_t cmd;
@@ -80,6 +96,9 @@ typedef struct tcb_opts {
     int nreplay_pcts;
     /* inval */
     uint64_t inval_count;
+    int foreign;             /* --foreign: the writer is a raw client, not tiercache */
+    unsigned foreign_ops;    /* tcb_foreign_op_t bits */
+    tcb_tracking_t tracking; /* the reader's tracking mode with --foreign */
     /* hidden inval-reader arguments */
     int reader_shm_fd;
     const char *reader_prefix, *reader_channel;
@@ -98,6 +117,8 @@ typedef struct tcb_opts {
 #define TCB_GIVEN_SHARDS   0x20u
 #define TCB_GIVEN_VSIZE    0x40u
 #define TCB_GIVEN_TTL      0x80u
+#define TCB_GIVEN_TRACKING 0x100u /* meaningful only with --foreign, */
+#define TCB_GIVEN_FOR_OPS  0x200u /* and so is --foreign-ops */
 
 /* Set by SIGINT/SIGTERM: runs stop early, cleanup still happens. */
 extern volatile sig_atomic_t tcb_interrupted;

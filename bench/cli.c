@@ -39,6 +39,9 @@ enum {
     OPT_MAX_STALE,
     OPT_BACKOFF,
     OPT_SLOT,
+    OPT_FOREIGN,
+    OPT_FOREIGN_OPS,
+    OPT_TRACKING,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +81,9 @@ static const struct option long_opts[] = {
     {"max-stale", required_argument, NULL, OPT_MAX_STALE},
     {"backoff", required_argument, NULL, OPT_BACKOFF},
     {"slot", required_argument, NULL, OPT_SLOT},
+    {"foreign", no_argument, NULL, OPT_FOREIGN},
+    {"foreign-ops", required_argument, NULL, OPT_FOREIGN_OPS},
+    {"tracking", required_argument, NULL, OPT_TRACKING},
     {NULL, 0, NULL, 0},
 };
 
@@ -103,7 +109,8 @@ void tcb_cli_usage(FILE *f) {
         "  micro          the L1 alone: get-hit, set and 90/10 mix at 1..N threads (ns/op,\n"
         "                 scaling) and L1 memory per entry\n"
         "  inval          two processes: publish-to-eviction latency and the invalidation\n"
-        "                 rate one listener sustains\n"
+        "                 rate one listener sustains; with --foreign the writer is a raw\n"
+        "                 client (SET, DEL, PEXPIRE), seen through Redis client tracking\n"
         "  stampede       one hot key expiring under many threads (and --procs processes):\n"
         "                 loads and latency for naive cache-aside, single-flight,\n"
         "                 stale-while-revalidate and XFetch early refresh\n"
@@ -150,6 +157,15 @@ void tcb_cli_usage(FILE *f) {
         "      --entries LIST     replay: L1 capacities in entries, e.g. 568 or 500,1000\n"
         "      --pct LIST         replay: capacities as % of the trace's distinct keys\n"
         "      --count N          inval: writes timed for the latency (default 2000)\n"
+        "      --foreign          inval: the writer is a raw hiredis client, not tiercache; "
+        "the\n"
+        "                         reader caches plain keys with Redis client tracking on\n"
+        "      --foreign-ops LIST inval --foreign: the raw commands, rotated: set, del, "
+        "pexpire\n"
+        "                         or a comma list of them (default set,del,pexpire)\n"
+        "      --tracking MODE    inval --foreign: the reader's tracking, bcast (default: "
+        "every\n"
+        "                         write under the prefix) or default (the keys it has read)\n"
         "\n"
         "Freshness (stampede, failing-source; -t, -d and --ttl apply too):\n"
         "      --load-ms DUR      time one load from the source takes (default 50; bare = ms)\n"
@@ -174,6 +190,7 @@ void tcb_cli_usage(FILE *f) {
         "  tiercache-bench replay ../shared/traces/lirs-sprite.txt.gz --entries 707\n"
         "  tiercache-bench micro -t 2\n"
         "  tiercache-bench inval\n"
+        "  tiercache-bench inval --foreign --tracking default\n"
         "  tiercache-bench stampede --procs 2 -t 16\n"
         "  tiercache-bench failing-source --max-stale 5s\n",
         f);
@@ -204,6 +221,8 @@ void tcb_opts_defaults(tcb_opts_t *o) {
     o->nsweep = (int)(sizeof sizes / sizeof sizes[0]);
     memcpy(o->sweep_pcts, sizes, sizeof sizes);
     o->inval_count = 2000;
+    o->foreign_ops = TCB_FOREIGN_ALL;
+    o->tracking = TCB_TRACKING_BCAST;
     o->reader_shm_fd = -1;
     o->procs = 1;
     o->load_ns = 50000000ull;
@@ -293,6 +312,64 @@ static int parse_entries(tcb_opts_t *o, const char *v) {
     return 0;
 }
 
+/* The bit of one --foreign-ops word (len bytes at w), or 0. */
+static unsigned foreign_op_bit(const char *w, size_t len) {
+    static const struct {
+        const char *name;
+        tcb_foreign_op_t op;
+    } ops[] = {
+        {"set", TCB_FOREIGN_SET}, {"del", TCB_FOREIGN_DEL}, {"pexpire", TCB_FOREIGN_PEXPIRE}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strlen(ops[i].name) == len && memcmp(w, ops[i].name, len) == 0)
+            return ops[i].op;
+    return 0;
+}
+
+/* --foreign-ops: a comma list of set, del and pexpire, each once, no empty item. */
+static int parse_foreign_ops(tcb_opts_t *o, const char *v) {
+    unsigned bits = 0;
+    for (const char *p = v;; p++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        unsigned bit = foreign_op_bit(p, len);
+        if (!bit || (bits & bit))
+            return bad("--foreign-ops", v,
+                       "expected set, del, pexpire or a comma list of them");
+        bits |= bit;
+        if (!end)
+            break;
+        p = end;
+    }
+    o->foreign_ops = bits;
+    o->given |= TCB_GIVEN_FOR_OPS;
+    return 0;
+}
+
+static int parse_tracking(tcb_opts_t *o, const char *v) {
+    if (strcmp(v, "bcast") == 0)
+        o->tracking = TCB_TRACKING_BCAST;
+    else if (strcmp(v, "default") == 0)
+        o->tracking = TCB_TRACKING_DEFAULT;
+    else
+        return bad("--tracking", v, "expected bcast or default");
+    o->given |= TCB_GIVEN_TRACKING;
+    return 0;
+}
+
+/* inval's foreign-writer options. Returns 0, -1 on a bad value. */
+static int apply_foreign_opt(tcb_opts_t *o, int c, const char *v) {
+    switch (c) {
+    case OPT_FOREIGN:
+        o->foreign = 1;
+        return 0;
+    case OPT_FOREIGN_OPS:
+        return parse_foreign_ops(o, v);
+    case OPT_TRACKING:
+        return parse_tracking(o, v);
+    }
+    return -1;
+}
+
 /* The freshness scenarios' options. Returns 0, -1 on a bad value. */
 static int apply_fresh_opt(tcb_opts_t *o, int c, const char *v) {
     uint64_t u;
@@ -324,7 +401,7 @@ static int apply_fresh_opt(tcb_opts_t *o, int c, const char *v) {
         o->worker_slot = (unsigned)u;
         return 0;
     }
-    return -1;
+    return apply_foreign_opt(o, c, v);
 }
 
 /* Options shared by every command. Returns 0, -1 on a bad value. */
@@ -513,6 +590,18 @@ static void command_defaults(tcb_opts_t *o) {
         o->shards = 1;
 }
 
+/* --foreign belongs to inval, and its options to --foreign: a stray one is a mistake. */
+static int check_foreign(const tcb_opts_t *o) {
+    int inval = o->cmd == TCB_CMD_INVAL || o->cmd == TCB_CMD_INVAL_READER;
+    if (o->foreign && !inval)
+        return bad("--foreign", "", "only with inval");
+    if ((o->given & TCB_GIVEN_TRACKING) && !o->foreign)
+        return bad("--tracking", "", "only with inval --foreign");
+    if ((o->given & TCB_GIVEN_FOR_OPS) && !o->foreign)
+        return bad("--foreign-ops", "", "only with inval --foreign");
+    return 0;
+}
+
 static int check_positionals(tcb_opts_t *o, int argc, char **argv, int first) {
     if (o->cmd == TCB_CMD_REPLAY) {
         for (int i = first; i < argc; i++) {
@@ -565,5 +654,7 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
         return bad("--fail-after", "", "must be shorter than --duration");
     if (o->cmd == TCB_CMD_MICRO && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
         return bad("--workload", "", "micro draws resident keys from zipf or uniform");
+    if (check_foreign(o) != 0)
+        return -1;
     return check_positionals(o, argc, argv, first);
 }

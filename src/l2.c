@@ -1020,6 +1020,10 @@ static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     int rc = fill_value(l2, call->reply, r, pttl, out);
     if (rc == 0)
         call->reply = NULL; /* now owned by out */
+    if (rc == TC_EPROTO)
+        tc__fail(call->err, rc,
+                 "the stored value is not a tiercache value (another client wrote it) or "
+                 "carries a version no writer produces: read as a miss");
     return rc;
 }
 

@@ -6,7 +6,9 @@
  * Cast: a TCP redis-server (fixture), the fault proxy (support/proxy.h) in front of it,
  * and PROCS tc-stress workers (stress/tc_stress.c) of THREADS threads each, every one with
  * its own cache on the proxy's URL, all sharing the oracle file (stress/oracle.h) that
- * records every write and against which every value read is checked.
+ * records every write and against which every value read is checked. stress/harness.h
+ * spawns the workers, reads their reports and holds the verdicts (shared with
+ * test_foreign.c); this file holds the load's shape and the faults.
  *
  * Schedule, run by this test's main thread while the workers hammer away:
  *   RUN      rounds of faults, one every FAULT_PERIOD_MS, in this order (round_order;
@@ -36,6 +38,7 @@
  * random choices.
  */
 /* tc-test-labels: integration fault */
+#include "harness.h"
 #include "oracle.h"
 #include "peer.h"
 #include "proxy.h"
@@ -45,21 +48,11 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef TC_TEST_STRESS_PATH
-#define TC_TEST_STRESS_PATH "tc-stress"
-#endif
 
 #define PREFIX  "coh:"
 #define CHANNEL "coh:inval"
@@ -83,32 +76,19 @@ enum schedule_ms {
     CUT_SUBSCRIBERS_MS = 1000,
     CUT_ALL_MS = 500,
     HEALTHY_MS = 1000,
-    PHASE_POLL_MS = 10,
 };
 
-#define READY_TIMEOUT_MS  (10000u * TC_TEST_SLOW)
-#define QUIET_TIMEOUT_MS  (20000u * TC_TEST_SLOW) /* a thread may sit in a 5 s lock wait */
-#define REPORT_TIMEOUT_MS (30000u * TC_TEST_SLOW)
-#define WORKER_SLACK_S    (120u * TC_TEST_SLOW) /* workers' own deadline past the schedule */
-#define MIN_READS         (10000u / TC_TEST_SLOW)
-#define UNJUDGED_MAX_PER  100u /* at most 1 value in 100 may be too old for the rings */
-#define REPORT_MAX        (64 * 1024)
-#define DEFAULT_SEED      1
-
-typedef struct worker_proc {
-    pid_t pid;
-    int out; /* read end of its stdout */
-    int status;
-    size_t len;
-    char report[REPORT_MAX];
-} worker_proc_t;
+#define QUIET_TIMEOUT_MS (20000u * TC_TEST_SLOW) /* a thread may sit in a 5 s lock wait */
+#define WORKER_SLACK_S   (120u * TC_TEST_SLOW)   /* workers' own deadline past the schedule */
+#define MIN_READS        (10000u / TC_TEST_SLOW)
+#define DEFAULT_SEED     1
 
 typedef struct run {
     tc_test_redis_t *redis;
     tc_test_proxy_t *proxy;
     tc_oracle_t *o;
     char dir[64], oracle_path[128], url[64];
-    worker_proc_t w[PROCS];
+    tc_workers_t ws;
     int enabled[TC_FAULT_COUNT];
     unsigned ran[TC_FAULT_COUNT];
     unsigned long evidence[TC_FAULT_COUNT]; /* clients killed, links cut... */
@@ -118,25 +98,10 @@ static run_t *R;
 
 /* ---- setup and teardown ---- */
 
-static void stop_workers(run_t *r) {
-    for (int i = 0; i < PROCS; i++) {
-        if (r->w[i].pid > 0) {
-            kill(r->w[i].pid, SIGKILL);
-            while (waitpid(r->w[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            r->w[i].pid = 0;
-        }
-        if (r->w[i].out >= 0)
-            close(r->w[i].out);
-        r->w[i].out = -1;
-    }
-}
-
 static void setup(void) {
     R = calloc(1, sizeof *R);
     cr_assert_not_null(R);
-    for (int i = 0; i < PROCS; i++)
-        R->w[i].out = -1;
+    tc_workers_init(&R->ws, PROCS);
     tc_test_redis_opts_t opts = {.tcp = 1};
     R->redis = tc_test_redis_start(&opts);
     R->proxy = tc_test_proxy_start(tc_test_redis_port(R->redis));
@@ -152,7 +117,7 @@ static void teardown(void) {
         return;
     if (R->o)
         tc_oracle_set_phase(R->o, TC_PHASE_ABORT);
-    stop_workers(R);
+    tc_workers_stop(&R->ws);
     tc_oracle_detach(R->o);
     tc_test_proxy_stop(R->proxy);
     tc_test_redis_stop(R->redis);
@@ -198,21 +163,6 @@ static void choose_faults(run_t *r) {
 
 /* ---- workers ---- */
 
-/* In the child: only async-signal-safe calls until execv. */
-static void child_exec(int out, char **argv, pid_t parent) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
-    if (dup2(out, STDOUT_FILENO) < 0)
-        _exit(127);
-    if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-    }
-    execv(argv[0], argv);
-    _exit(127);
-}
-
 static void spawn_worker(run_t *r, int i, unsigned seed, unsigned max_seconds) {
     char proc[16], seedbuf[16], maxbuf[16];
     snprintf(proc, sizeof proc, "%d", i);
@@ -228,67 +178,7 @@ static void spawn_worker(run_t *r, int i, unsigned seed, unsigned max_seconds) {
                     seedbuf,
                     maxbuf,
                     NULL};
-    int fds[2];
-    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(fds[1], argv, parent);
-    close(fds[1]);
-    cr_assert_gt(pid, 0, "fork: %s", strerror(errno));
-    r->w[i].pid = pid;
-    r->w[i].out = fds[0];
-}
-
-/* A worker that has already exited (it failed to start): fail with its status. */
-static void assert_alive(run_t *r) {
-    for (int i = 0; i < PROCS; i++) {
-        int st;
-        pid_t got = waitpid(r->w[i].pid, &st, WNOHANG);
-        if (got == r->w[i].pid) {
-            r->w[i].pid = 0;
-            cr_assert_fail("worker %d exited early (status %d): see its stderr above", i, st);
-        }
-    }
-}
-
-static void wait_count(run_t *r, unsigned (*count)(const tc_oracle_t *), const char *what,
-                       unsigned timeout_ms) {
-    uint64_t deadline = tc_test_now_ms() + timeout_ms;
-    while (count(r->o) < PROCS) {
-        assert_alive(r);
-        cr_assert(tc_test_now_ms() < deadline, "only %u of %d workers %s within %u ms",
-                  count(r->o), PROCS, what, timeout_ms);
-        tc_test_sleep_ms(PHASE_POLL_MS);
-    }
-}
-
-/* Read every worker's report to EOF, then reap it. */
-static void collect_reports(run_t *r) {
-    uint64_t deadline = tc_test_now_ms() + REPORT_TIMEOUT_MS;
-    for (int i = 0; i < PROCS; i++) {
-        worker_proc_t *w = &r->w[i];
-        for (;;) {
-            uint64_t now = tc_test_now_ms();
-            cr_assert(now < deadline, "worker %d did not finish its report within %u ms", i,
-                      REPORT_TIMEOUT_MS);
-            struct pollfd pfd = {.fd = w->out, .events = POLLIN};
-            if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
-                continue;
-            ssize_t got = read(w->out, w->report + w->len, sizeof w->report - 1 - w->len);
-            if (got < 0 && errno == EINTR)
-                continue;
-            if (got <= 0)
-                break;
-            w->len += (size_t)got;
-        }
-        w->report[w->len] = '\0';
-        while (waitpid(w->pid, &w->status, 0) < 0 && errno == EINTR) {
-        }
-        w->pid = 0;
-        close(w->out);
-        w->out = -1;
-    }
+    tc_workers_spawn(&r->ws, (unsigned)i, argv);
 }
 
 /* ---- faults ---- */
@@ -399,88 +289,7 @@ static void run_faults(run_t *r, unsigned seconds) {
     } while (tc_test_now_ms() < end);
 }
 
-/* ---- reports ---- */
-
-typedef struct totals {
-    uint64_t reads, values, stale, impossible, unjudged, disagree, sets_ok, sets_maybe;
-    uint64_t dels_ok, dels_maybe;
-    uint64_t stale_by_fault[TC_FAULT_COUNT + 1];
-    char first_stale[512], first_impossible[512], first_disagree[320];
-    char worst_stale[512];
-    uint64_t worst_late_ms;
-} totals_t;
-
-static const char *line_starting(const char *report, const char *prefix) {
-    size_t n = strlen(prefix);
-    for (const char *p = report; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, prefix, n) == 0)
-            return p;
-    return NULL;
-}
-
-static void copy_line(char *dst, size_t cap, const char *line) {
-    if (!line || dst[0])
-        return;
-    size_t n = strcspn(line, "\n");
-    snprintf(dst, cap, "%.*s", (int)(n < cap ? n : cap - 1), line);
-}
-
-static uint64_t stat_of(const char *line, const char *name, int i) {
-    uint64_t v = tc_test_stat(line, name);
-    cr_assert_neq(v, UINT64_MAX, "worker %d: no %s= in '%.80s'", i, name, line);
-    return v;
-}
-
-static void add_report(totals_t *t, int i, const worker_proc_t *w) {
-    const char *sum = line_starting(w->report, "summary ");
-    cr_assert_not_null(sum, "worker %d printed no summary (exit status %d)", i, w->status);
-    t->reads += stat_of(sum, "reads", i);
-    t->values += stat_of(sum, "values", i);
-    t->stale += stat_of(sum, "stale", i);
-    t->impossible += stat_of(sum, "impossible", i);
-    t->unjudged += stat_of(sum, "unjudged", i);
-    t->disagree += stat_of(sum, "disagree", i);
-    t->sets_ok += stat_of(sum, "sets_ok", i);
-    t->sets_maybe += stat_of(sum, "sets_maybe", i);
-    t->dels_ok += stat_of(sum, "dels_ok", i);
-    t->dels_maybe += stat_of(sum, "dels_maybe", i);
-    const char *byf = line_starting(w->report, "stale_by_fault ");
-    for (int k = 0; byf && k <= TC_FAULT_COUNT; k++)
-        t->stale_by_fault[k] += stat_of(byf, tc_fault_name(k < TC_FAULT_COUNT ? k : -1), i);
-    copy_line(t->first_stale, sizeof t->first_stale, line_starting(w->report, "stale "));
-    copy_line(t->first_impossible, sizeof t->first_impossible,
-              line_starting(w->report, "impossible "));
-    copy_line(t->first_disagree, sizeof t->first_disagree,
-              line_starting(w->report, "disagree "));
-    const char *worst = line_starting(w->report, "worst stale ");
-    uint64_t late = worst ? tc_test_stat(worst, "late_ms") : 0;
-    if (worst && late != UINT64_MAX && late >= t->worst_late_ms) {
-        t->worst_late_ms = late;
-        t->worst_stale[0] = '\0';
-        copy_line(t->worst_stale, sizeof t->worst_stale, worst + strlen("worst "));
-    }
-}
-
-static void print_reports(const run_t *r) {
-    for (int i = 0; i < PROCS; i++) {
-        const char *p = r->w[i].report;
-        while (*p) {
-            size_t n = strcspn(p, "\n");
-            fprintf(stderr, "coherence: worker %d: %.*s\n", i, (int)n, p);
-            p += n + (p[n] == '\n');
-        }
-    }
-}
-
-static void stale_by_fault_text(const totals_t *t, char *out, size_t cap) {
-    size_t n = 0;
-    out[0] = '\0';
-    for (int k = 0; k <= TC_FAULT_COUNT && n < cap; k++)
-        if (t->stale_by_fault[k])
-            n += (size_t)snprintf(out + n, cap - n, " %s=%" PRIu64,
-                                  tc_fault_name(k < TC_FAULT_COUNT ? k : -1),
-                                  t->stale_by_fault[k]);
-}
+/* ---- verdicts ---- */
 
 static void assert_faults_hit(const run_t *r) {
     for (int k = 0; k < TC_FAULT_COUNT; k++)
@@ -492,27 +301,10 @@ static void assert_faults_hit(const run_t *r) {
               "the proxy never found a subscriber link to cut");
 }
 
-static void assert_coherent(const run_t *r, const totals_t *t) {
-    char byf[256];
-    stale_by_fault_text(t, byf, sizeof byf);
+static void assert_coherent(const run_t *r, const tc_stress_totals_t *t) {
     assert_faults_hit(r);
-    cr_assert_geq(t->reads, MIN_READS, "only %" PRIu64 " reads: too few to mean anything",
-                  t->reads);
     cr_assert_gt(t->sets_ok, 0, "no write ever completed");
-    /* Verdicts: expected, not asserted, so that a failure reports every one of them. */
-    cr_expect_eq(t->impossible, 0, "%" PRIu64 " reads returned a value nobody wrote; first: %s",
-                 t->impossible, t->first_impossible);
-    cr_expect_eq(t->stale, 0,
-                 "%" PRIu64 " of %" PRIu64 " values read were stale beyond %u ms (by fault:%s);"
-                 "\n  first: %s\n  worst: %s",
-                 t->stale, t->values, TC_STRESS_BOUND_MS, byf, t->first_stale, t->worst_stale);
-    cr_expect_eq(t->disagree, 0,
-                 "%" PRIu64 " keys differ between a cache and Redis after quiesce; first: %s",
-                 t->disagree, t->first_disagree);
-    cr_expect_leq(t->unjudged * UNJUDGED_MAX_PER, t->values,
-                  "%" PRIu64 " of %" PRIu64 " values could not be judged: the oracle's rings "
-                  "(TC_ORACLE_RING) forget writes too soon for this load",
-                  t->unjudged, t->values);
+    tc_stress_expect_coherent(t, MIN_READS, TC_STRESS_BOUND_MS);
 }
 
 /* ---- the test ---- */
@@ -532,7 +324,8 @@ Test(coherence, faults_never_serve_stale_values) {
     unsigned max_seconds = seconds * 2 + WORKER_SLACK_S;
     for (int i = 0; i < PROCS; i++)
         spawn_worker(r, i, seed, max_seconds);
-    wait_count(r, tc_oracle_ready, "opened their cache", READY_TIMEOUT_MS);
+    tc_workers_wait(&r->ws, r->o, tc_oracle_ready, "opened their cache",
+                    TC_HARNESS_READY_TIMEOUT_MS);
 
     uint64_t t0 = tc_test_now_ms();
     tc_oracle_set_phase(r->o, TC_PHASE_RUN);
@@ -540,18 +333,14 @@ Test(coherence, faults_never_serve_stale_values) {
     tc_oracle_set_phase(r->o, TC_PHASE_HEALTHY);
     tc_test_sleep_ms(HEALTHY_MS);
     tc_oracle_set_phase(r->o, TC_PHASE_QUIET);
-    wait_count(r, tc_oracle_quiet, "stopped writing", QUIET_TIMEOUT_MS);
+    tc_workers_wait(&r->ws, r->o, tc_oracle_quiet, "stopped writing", QUIET_TIMEOUT_MS);
     tc_test_sleep_ms(2u * TC_STRESS_BOUND_MS);
     tc_oracle_set_phase(r->o, TC_PHASE_VERIFY);
-    collect_reports(r);
-    print_reports(r);
+    tc_workers_collect(&r->ws);
+    tc_workers_print(&r->ws, "coherence");
 
-    totals_t t = {0};
-    for (int i = 0; i < PROCS; i++) {
-        add_report(&t, i, &r->w[i]);
-        cr_assert(WIFEXITED(r->w[i].status) && WEXITSTATUS(r->w[i].status) == 0,
-                  "worker %d ended with status %d", i, r->w[i].status);
-    }
+    tc_stress_totals_t t;
+    tc_stress_totals(&r->ws, &t);
     fprintf(stderr,
             "coherence: %u s of faults, %" PRIu64 " ms in all; reads %" PRIu64
             " (values %" PRIu64 ", unjudged %" PRIu64 "), sets ok %" PRIu64 " maybe %" PRIu64

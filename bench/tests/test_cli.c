@@ -161,6 +161,55 @@ Test(cli, freshness_options_reject_bad_values) {
         cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
 }
 
+Test(cli, inval_and_its_foreign_writer) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, "inval"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_INVAL);
+    cr_expect_eq(o.foreign, 0);
+    cr_expect_eq(o.inval_count, 2000);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+
+    cr_assert_eq(parse(&o, "inval --foreign"), 0);
+    cr_expect_eq(o.foreign, 1);
+    cr_expect_eq(o.foreign_ops, TCB_FOREIGN_SET | TCB_FOREIGN_DEL | TCB_FOREIGN_PEXPIRE);
+    cr_expect_eq(o.tracking, TCB_TRACKING_BCAST);
+
+    cr_assert_eq(parse(&o, "--foreign inval --tracking default --foreign-ops del,set "
+                           "--count 300"),
+                 0);
+    cr_expect_eq(o.tracking, TCB_TRACKING_DEFAULT);
+    cr_expect_eq(o.foreign_ops, TCB_FOREIGN_SET | TCB_FOREIGN_DEL);
+    cr_expect_eq(o.inval_count, 300);
+
+    cr_assert_eq(parse(&o, "inval --foreign --foreign-ops pexpire --tracking bcast"), 0);
+    cr_expect_eq(o.foreign_ops, TCB_FOREIGN_PEXPIRE);
+    cr_expect_eq(o.tracking, TCB_TRACKING_BCAST);
+
+    /* The reader process gets the writer's mode on its own command line. */
+    cr_assert_eq(parse(&o, "inval-reader --foreign --tracking default --prefix p: "
+                           "--channel c --shm-fd 3"),
+                 0);
+    cr_expect_eq(o.cmd, TCB_CMD_INVAL_READER);
+    cr_expect(o.foreign && o.tracking == TCB_TRACKING_DEFAULT);
+}
+
+Test(cli, foreign_options_reject_bad_values) {
+    tcb_opts_t o;
+    const char *bad[] = {"inval --foreign --tracking off",
+                         "inval --foreign --tracking",
+                         "inval --foreign --tracking BCAST",
+                         "inval --foreign --foreign-ops expire",
+                         "inval --foreign --foreign-ops set,set",
+                         "inval --foreign --foreign-ops set,",
+                         "inval --foreign --foreign-ops ,",
+                         "inval --tracking default",
+                         "inval --foreign-ops set",
+                         "compare --foreign",
+                         "stampede --foreign --tracking default"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
+}
+
 Test(cli, help_and_errors) {
     tcb_opts_t o;
     cr_expect_eq(parse(&o, "--help"), 1);
