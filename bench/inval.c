@@ -394,8 +394,10 @@ static int publish_batch(redisContext *rc, const tcb_inval_writer_t *w, uint64_t
         char key[TCB_KEY_LEN + 1];
         unsigned char msg[TC__MSG_FIXED_LEN + TCB_KEY_LEN];
         tcb_key_format(base + j % 100000, key);
+        /* Versions stay below 2^53, as every writer's do: the listener counts a message
+         * with a version no counter produces as malformed and takes another path. */
         size_t len =
-            tc__msg_encode(TC__MSG_OP_DELETE, (1ull << 62) + j, origin, key, TCB_KEY_LEN, msg);
+            tc__msg_encode(TC__MSG_OP_DELETE, (1ull << 52) + j, origin, key, TCB_KEY_LEN, msg);
         const char *argv[] = {"PUBLISH", w->channel, (const char *)msg};
         size_t lens[] = {7, strlen(w->channel), len};
         if (redisAppendCommandArgv(rc, 3, argv, lens) != REDIS_OK)

@@ -168,16 +168,16 @@ static void spawn_worker(run_t *r, int i, unsigned seed, unsigned max_seconds) {
     snprintf(proc, sizeof proc, "%d", i);
     snprintf(seedbuf, sizeof seedbuf, "%u", seed);
     snprintf(maxbuf, sizeof maxbuf, "%u", max_seconds);
-    char *argv[] = {(char *)TC_TEST_STRESS_PATH,
-                    r->oracle_path,
-                    r->url,
-                    (char *)PREFIX,
-                    (char *)CHANNEL,
-                    (char *)tc_test_redis_socket_path(r->redis),
-                    proc,
-                    seedbuf,
-                    maxbuf,
-                    NULL};
+    const char *argv[] = {TC_TEST_STRESS_PATH,
+                          r->oracle_path,
+                          r->url,
+                          PREFIX,
+                          CHANNEL,
+                          tc_test_redis_socket_path(r->redis),
+                          proc,
+                          seedbuf,
+                          maxbuf,
+                          NULL};
     tc_workers_spawn(&r->ws, (unsigned)i, argv);
 }
 

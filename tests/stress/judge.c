@@ -6,8 +6,8 @@
  * described in full: which write the value came from, the completed write that superseded
  * it and when, and what Redis held at that moment (a peek on a private connection), which
  * tells a stale L1 from a stale Redis. The peeks and the final comparison read Redis raw
- * over its unix socket, decoding tiercache's value header with tc__val_decode, so they
- * depend on nothing the library could get wrong.
+ * over its unix socket, decoding tiercache's value header with tc__val_decode (plain keys
+ * are read as they are), so they depend on nothing the library could get wrong.
  *
  * Threads: judging runs on the reading thread, into that thread's counters; examples are
  * shared, under worker_t.mu; each thread has its own peek connection (_Thread_local).
@@ -95,16 +95,15 @@ static void describe(const worker_t *wk, unsigned key, const seen_t *s, char *ou
         snprintf(out, cap, "'%.*s'", (int)(s->len < 40 ? s->len : 40), s->data);
 }
 
-/* One raw command. Our own writes to a dead Redis must not raise SIGPIPE (its default
- * action would kill the worker, and the library's own guard does not cover our calls):
- * the signal is blocked around the call and a pending one discarded, as l2.c does. */
-static redisReply *raw_command(redisContext *rc, const char *fmt, const char *a,
-                               const char *b) {
+/* GET of one Redis key, raw. Our own writes to a dead Redis must not raise SIGPIPE (its
+ * default action would kill the worker, and the library's own guard does not cover our
+ * calls): the signal is blocked around the call and a pending one discarded, as l2.c does. */
+static redisReply *raw_get(redisContext *rc, const char *key) {
     sigset_t pipe_only, old;
     sigemptyset(&pipe_only);
     sigaddset(&pipe_only, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-    redisReply *r = redisCommand(rc, fmt, a, b);
+    redisReply *r = redisCommand(rc, "GET %s", key);
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_only, NULL, &zero) > 0) {
     }
@@ -112,21 +111,45 @@ static redisReply *raw_command(redisContext *rc, const char *fmt, const char *a,
     return r;
 }
 
-/* Redis's value for key, read raw and decoded (a cached absence reads as absent). */
+/* The Redis key of a key name: the name itself for plain keys, else tiercache's
+ * <prefix>"k:"<name>. */
+static void redis_key(const worker_t *wk, const char *name, char *out, size_t cap) {
+    if (wk->plain)
+        snprintf(out, cap, "%s", name);
+    else
+        snprintf(out, cap, "%sk:%s", wk->prefix, name);
+}
+
+/* Decode what GET returned into s: a plain key's string as it is, tiercache's through its
+ * header (a cached absence reads as absent). */
+static void decode_value(const worker_t *wk, const redisReply *r, seen_t *s) {
+    tc__val_t v;
+    if (wk->plain && (size_t)r->len <= sizeof s->data) {
+        s->present = 1;
+        memcpy(s->data, r->str, (size_t)r->len);
+        s->len = (size_t)r->len;
+    } else if (!wk->plain && tc__val_decode(r->str, (size_t)r->len, &v) == 0 &&
+               v.len <= sizeof s->data) {
+        s->present = (v.flags & TC__VAL_FLAG_ABSENT) ? 0 : 1;
+        memcpy(s->data, v.data, v.len);
+        s->len = v.len;
+    } else {
+        s->rc = TC_EPROTO;
+    }
+}
+
+/* Redis's value for key, read raw. */
 static seen_t redis_value(const worker_t *wk, redisContext *rc, const char *name) {
     seen_t s = {.present = -1, .rc = TC_EUNAVAILABLE};
-    redisReply *r = rc ? raw_command(rc, "GET %sk:%s", wk->prefix, name) : NULL;
-    tc__val_t v;
-    if (r && r->type == REDIS_REPLY_NIL) {
+    char key[TC_ORACLE_NAME_MAX + 128];
+    redis_key(wk, name, key, sizeof key);
+    redisReply *r = rc ? raw_get(rc, key) : NULL;
+    if (r && r->type == REDIS_REPLY_NIL)
         s.present = 0;
-    } else if (r && r->type == REDIS_REPLY_STRING &&
-               tc__val_decode(r->str, (size_t)r->len, &v) == 0 && v.len <= sizeof s.data) {
-        s.present = (v.flags & TC__VAL_FLAG_ABSENT) ? 0 : 1;
-        memcpy(s.data, v.data, v.len);
-        s.len = v.len;
-    } else {
-        s.rc = r ? TC_EPROTO : TC_EUNAVAILABLE;
-    }
+    else if (r && r->type == REDIS_REPLY_STRING)
+        decode_value(wk, r, &s);
+    else if (r)
+        s.rc = TC_EPROTO;
     if (r)
         freeReplyObject(r);
     return s;
@@ -343,10 +366,12 @@ static void print_stats(tc_cache_t *cache) {
            " breaker_opens=%" PRIu64 " breaker_state=%d l2_errors=%" PRIu64
            " l2_timeouts=%" PRIu64 " inval_received=%" PRIu64 " inval_applied=%" PRIu64
            " l1_fills_rejected=%" PRIu64 " l1_hits=%" PRIu64 " l2_hits=%" PRIu64
-           " loads=%" PRIu64 " lock_waits=%" PRIu64 " lock_timeouts=%" PRIu64 "\n",
+           " loads=%" PRIu64 " lock_waits=%" PRIu64 " lock_timeouts=%" PRIu64
+           " inval_tracking=%" PRIu64 "\n",
            s.listener_connected, s.listener_reconnects, s.l1_flushes, s.breaker_opens,
            s.breaker_state, s.l2_errors, s.l2_timeouts, s.inval_received, s.inval_applied,
-           s.l1_fills_rejected, s.l1_hits, s.l2_hits, s.loads, s.lock_waits, s.lock_timeouts);
+           s.l1_fills_rejected, s.l1_hits, s.l2_hits, s.loads, s.lock_waits, s.lock_timeouts,
+           s.inval_tracking);
 }
 
 void stress_print_report(worker_t *wk, const counts_t *c, int timed_out) {

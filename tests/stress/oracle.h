@@ -59,6 +59,16 @@
 #define TC_STRESS_SLACK_MS     (150u * TC_TEST_SLOW)
 #define TC_STRESS_BOUND_MS     (TC_STRESS_LIB_BOUND_MS + TC_STRESS_SLACK_MS)
 
+/* The bound for writes that bypass tiercache (test_foreign.c). With tracking on, the
+ * library promises one message delay (tc_config_t.tracking: Redis's notice reaching the
+ * listener), and a lost link flushes L1 at once (the replay log cannot hold another
+ * client's writes), so not even a killed subscriber earns the watchdog's longer bound.
+ * One message delay on loopback is well under a millisecond; the 50 ms are scheduling
+ * slack only (four reader processes with their listeners, Redis and the writer share two
+ * cores, and a woken thread may wait a few scheduler periods for one), 5x under
+ * sanitizers. */
+#define TC_STRESS_FOREIGN_BOUND_MS (50u * TC_TEST_SLOW)
+
 enum {
     TC_ORACLE_RING = 2048,       /* records kept per (key, writer): seconds of writes */
     TC_ORACLE_MAX_FAULTS = 4096, /* fault log entries */

@@ -1,8 +1,9 @@
 /*
- * tc_stress.c - tc-stress, one worker process of the coherence stress test
- * (tests/test_coherence.c).
+ * tc_stress.c - tc-stress, one worker process of the stress suites (tests/test_coherence.c,
+ * and in the reader role below tests/test_foreign.c).
  *
  *   tc-stress ORACLE REDIS_URL KEY_PREFIX CHANNEL REDIS_SOCKET PROC SEED MAX_SECONDS
+ *             [reader plain|tc off|bcast|default]
  *
  * It maps the oracle file (stress/oracle.h: the shared record of every write), opens its
  * own cache on REDIS_URL (the test's proxy) with the suite's small timeouts, reports ready,
@@ -39,6 +40,14 @@
  * (redis_now=), which tells a stale L1 from a stale Redis. The parent death signal (set by
  * the test before exec) ends a worker whose test died.
  *
+ * The reader role (the three trailing words; test_foreign.c) is the same process with no
+ * writes: a client that is not tiercache writes the oracle's hot keys, and the threads
+ * only tc_get them, through a cache opened with that key format (plain: the key is the
+ * Redis key, the value raw; tc: tiercache's own) and that tracking mode, pausing
+ * READ_PAUSE_US between reads. Every value is judged against the tighter bound of writes
+ * that bypass tiercache (TC_STRESS_FOREIGN_BOUND_MS), and VERIFY, the report and the exit
+ * codes are as above.
+ *
  * This file drives the load; judge.c judges reads, verifies and reports; worker.h holds
  * what they share.
  */
@@ -46,6 +55,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Keys never expire during a run: an expiry would make a fetch's add-if-absent race a
@@ -53,9 +63,13 @@
 #define VALUE_TTL_MS     (3600u * 1000u)
 #define PHASE_POLL_MS    5u
 #define LISTENER_POLL_MS 2
-#define EXIT_USAGE       2
-#define EXIT_TIMEOUT     3
-#define EXIT_SETUP       4
+/* A reader thread's pause between reads: four processes of spinning L1 hits would starve
+ * the writer, Redis and the listeners on a two-core machine, and the point is how fresh
+ * the values are, not how many. */
+#define READ_PAUSE_US 20u
+#define EXIT_USAGE    2
+#define EXIT_TIMEOUT  3
+#define EXIT_SETUP    4
 
 /* The suite's configuration (tc_test_config in tests/support/peer.c, which a worker cannot
  * link: it asserts with Criterion). */
@@ -207,6 +221,13 @@ static void one_op(thread_ctx_t *t, int faults_on) {
         do_read(t, any_key(t), OPK_GET);
 }
 
+/* The reader role: one tc_get of a hot key (a foreign client writes them all). */
+static void read_op(thread_ctx_t *t) {
+    unsigned hot = tc_oracle_shape(t->wk->o)->hot_keys;
+    do_read(t, tc_oracle_hot_key(t->wk->o, pick(t, hot)), OPK_GET);
+    sleep_us(READ_PAUSE_US);
+}
+
 /* The monitor thread: notes when this process's listener is not subscribed, so a report
  * can show which outages a stale read fell into. */
 static void *monitor_main(void *arg) {
@@ -235,7 +256,10 @@ static void *thread_main(void *arg) {
         tc_oracle_phase_t ph = tc_oracle_phase(t->wk->o);
         if (ph >= TC_PHASE_QUIET || tc_oracle_now_ns() > t->wk->deadline_ns)
             break;
-        one_op(t, ph == TC_PHASE_RUN);
+        if (t->wk->role == ROLE_READER)
+            read_op(t);
+        else
+            one_op(t, ph == TC_PHASE_RUN);
     }
     stress_peek_close();
     return NULL;
@@ -253,6 +277,8 @@ static int open_cache(worker_t *wk, const char *url, const char *channel) {
     cfg.command_timeout_ms = CFG_COMMAND_TIMEOUT_MS;
     cfg.breaker_cooldown_ms = CFG_BREAKER_COOLDOWN_MS;
     cfg.listener_ping_ms = TC_STRESS_PING_MS;
+    cfg.plain_keys = wk->plain;
+    cfg.tracking = wk->tracking;
     tc_error_t err = {0};
     int rc = tc_open(&cfg, &wk->cache, &err);
     if (rc != TC_OK)
@@ -291,18 +317,38 @@ static void run_threads(worker_t *wk, unsigned seed, counts_t *total) {
     free(t);
 }
 
+/* The reader role's words: "reader", the key format, the tracking mode. 0 or -1. */
+static int parse_role(char **words, worker_t *wk) {
+    static const char *const tracking[] = {"off", "bcast", "default"}; /* by tc_tracking_t */
+    if (strcmp(words[0], "reader") != 0)
+        return -1;
+    wk->role = ROLE_READER;
+    if (strcmp(words[1], "plain") == 0)
+        wk->plain = 1;
+    else if (strcmp(words[1], "tc") != 0)
+        return -1;
+    for (int i = 0; i < (int)(sizeof tracking / sizeof tracking[0]); i++)
+        if (strcmp(words[2], tracking[i]) == 0) {
+            wk->tracking = i;
+            return 0;
+        }
+    return -1;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 9) {
+    static worker_t wk;
+    if ((argc != 9 && argc != 12) || (argc == 12 && parse_role(argv + 9, &wk) != 0)) {
         fprintf(stderr, "usage: tc-stress ORACLE REDIS_URL KEY_PREFIX CHANNEL REDIS_SOCKET "
-                        "PROC SEED MAX_SECONDS\n");
+                        "PROC SEED MAX_SECONDS [reader plain|tc off|bcast|default]\n");
         return EXIT_USAGE;
     }
-    static worker_t wk;
     wk.prefix = argv[3];
     wk.socket_path = argv[5];
     wk.proc = (unsigned)strtoul(argv[6], NULL, 10);
     unsigned seed = (unsigned)strtoul(argv[7], NULL, 10);
-    wk.bound_ns = (uint64_t)TC_STRESS_BOUND_MS * NS_PER_MS;
+    wk.bound_ns =
+        (uint64_t)(wk.role == ROLE_READER ? TC_STRESS_FOREIGN_BOUND_MS : TC_STRESS_BOUND_MS) *
+        NS_PER_MS;
     wk.deadline_ns = tc_oracle_now_ns() + strtoull(argv[8], NULL, 10) * 1000u * NS_PER_MS;
     pthread_mutex_init(&wk.mu, NULL);
     wk.o = tc_oracle_attach(argv[1]);

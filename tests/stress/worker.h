@@ -30,6 +30,10 @@ enum cold_slot { COLD_DURING, COLD_EARLY, COLD_LATE, COLD_PER_FAULT };
 
 typedef enum op_kind { OPK_SET, OPK_DEL, OPK_GET, OPK_FETCH, OPK_COUNT } op_kind_t;
 
+/* What a worker's threads do: the coherence load (they write and read tiercache's keys),
+ * or only read keys that a foreign client writes (test_foreign.c). */
+typedef enum stress_role { ROLE_LOAD, ROLE_READER } stress_role_t;
+
 typedef struct counts {
     uint64_t calls[OPK_COUNT];
     uint64_t ok[OPK_COUNT];    /* set/del: completed; get/fetch: a value */
@@ -44,6 +48,9 @@ typedef struct worker {
     tc_oracle_t *o;
     tc_cache_t *cache;
     const char *prefix, *socket_path;
+    stress_role_t role;
+    int plain;    /* plain_keys: a key's name is its Redis key, its value is raw */
+    int tracking; /* a tc_tracking_t */
     unsigned proc, threads;
     uint64_t bound_ns, deadline_ns;
     pthread_mutex_t mu; /* guards examples, nexamples, worst, worst_late_ms */
