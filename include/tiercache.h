@@ -250,6 +250,13 @@ typedef struct tc_config {
                        With bcast tracking every key must start with key_prefix (the
                        tracked prefix). No versions: the freshness features and the
                        cross-process lock (and its lease) do not apply. Env: PLAIN_KEYS */
+    /* Patterns (README "Invalidating many keys") */
+    int ns_separator; /* the byte that ends a namespace: a key's namespaces are its
+                         prefixes that end just before one (not counting its first byte;
+                         the first TC_MAX_NS_DEPTH of them): "a:b:c" is in namespaces "a"
+                         and "a:b" (tc_invalidate_namespace). Each L2 read also reads the
+                         namespaces' marks (same round trip). Default ':'; -1 = no
+                         namespaces. Env: NS_SEPARATOR (one character, or "none") */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -307,6 +314,13 @@ typedef struct tc_stats {
     uint64_t inval_replayed;    /* invalidations read back from the replay log */
     uint64_t replay_log_gaps;   /* lost links the log no longer covered (L1 flushed) */
     uint64_t inval_tracking;    /* keys evicted on Redis's own notices (tracking) */
+    /* Patterns */
+    uint64_t keys_invalidated; /* keys removed from Redis by this process's tag and
+                                  prefix invalidations */
+    uint64_t inval_swept;      /* L1 entries dropped by namespace and clear messages */
+    uint64_t values_hidden;    /* values read from Redis as absent: an older clear or
+                                  namespace invalidation covers them (lazy cleanup) */
+    uint64_t batch_loads;      /* batch loader calls (tc_mfetch, tc_warm) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */
@@ -493,6 +507,229 @@ TC_EXPORT int tc_load_set_ttl(tc_load_t *load, uint64_t ttl_ms);
  */
 TC_EXPORT int tc_fetch(tc_cache_t *cache, const void *key, size_t klen, tc_loader_fn loader,
                        void *arg, tc_ref_t **ref);
+
+/* ---- Per-call options ---- */
+
+/* A borrowed byte string (keys, tags): len bytes at data, binary. */
+typedef struct tc_buf {
+    const void *data;
+    size_t len;
+} tc_buf_t;
+
+/* Longest tag, and most tags on one value. */
+#define TC_MAX_TAG_LEN 1024u
+#define TC_MAX_TAGS    32u
+
+/* tc_opts_t.flags */
+enum tc_opt_flags {
+    TC_OPT_NO_L1 = 1u << 0, /* reads: skip this process's L1 (read Redis, keep nothing);
+                               writes and loads: do not keep the value in L1 */
+};
+
+/*
+ * Options of one call (tc_set_opts, tc_fetch_opts, tc_mset, tc_mfetch, tc_warm). A growing
+ * struct: initialise it with TC_OPTS_INIT (or tc_opts_init), which records the caller's
+ * sizeof in `size`, then set fields; later versions append fields, and read those only
+ * when the caller's size covers them. NULL wherever an options pointer is taken means all
+ * defaults. Everything it points to is borrowed for the call only.
+ */
+typedef struct tc_opts {
+    size_t size;          /* sizeof(tc_opts_t) as the caller compiled it */
+    uint64_t ttl_ms;      /* 0: the key's TTL rule, else default_ttl_ms (a loader's
+                             tc_load_set_ttl wins over it) */
+    const tc_buf_t *tags; /* tags of the value(s) written: tc_invalidate_tag(tag) removes
+                             them. Each 1..TC_MAX_TAG_LEN bytes, binary. NULL: none */
+    size_t tags_count;    /* 0..TC_MAX_TAGS */
+    unsigned flags;       /* TC_OPT_* */
+} tc_opts_t;
+
+#define TC_OPTS_INIT                                                                           \
+    { sizeof(tc_opts_t), 0, NULL, 0, 0 }
+/* Set *opts to TC_OPTS_INIT. NULL is a no-op. */
+TC_EXPORT void tc_opts_init_size(tc_opts_t *opts, size_t size);
+#define tc_opts_init(opts) tc_opts_init_size((opts), sizeof(tc_opts_t))
+
+/*
+ * tc_set with options: ttl, tags (the value is a member of each tag until it is
+ * overwritten or deleted, or it expires), flags. A write that carries no tag removes the
+ * key from no tag: a later tc_invalidate_tag skips it, since the value it stored is not
+ * the tagged one. Returns as tc_set; TC_EINVAL also for a bad opts (size 0 or smaller than
+ * the first tc_opts_t, a tag NULL, empty or over TC_MAX_TAG_LEN, more than TC_MAX_TAGS, or
+ * tags with plain_keys or without Redis). Thread-safe.
+ */
+TC_EXPORT int tc_set_opts(tc_cache_t *cache, const void *key, size_t klen, const void *value,
+                          size_t vlen, const tc_opts_t *opts);
+
+/*
+ * tc_fetch with options: ttl for the loaded value (when the loader sets none), tags stored
+ * with it, flags. Returns as tc_fetch; TC_EINVAL also for a bad opts (as tc_set_opts).
+ */
+TC_EXPORT int tc_fetch_opts(tc_cache_t *cache, const void *key, size_t klen,
+                            tc_loader_fn loader, void *arg, const tc_opts_t *opts,
+                            tc_ref_t **ref);
+
+/* ---- Invalidating many keys (README "Invalidating many keys"). All thread-safe. ----
+ *
+ * Each is a sequence of bounded steps in Redis (no KEYS, no step longer than a few
+ * milliseconds whatever the size) and reaches every process's L1 through the invalidation
+ * channel. The race, defined: a write of a matching key that completed before the call
+ * began is gone (from Redis and, within one message delay of the return, from every L1)
+ * when the call returns 0; a write that begins after it returns survives; a write
+ * concurrent with it may go either way. A load in flight (tc_fetch with the lock on) of a
+ * key found and removed will not store what it read. In L1-only mode (no redis_url) they
+ * act on this process's L1 (tags: TC_EINVAL, they live in Redis).
+ */
+
+/*
+ * Remove every key whose current value was written with `tag` (tc_set_opts, tc_mset,
+ * tc_fetch_opts) from Redis and every L1. Work is proportional to the tag's members, in
+ * steps of 500. *removed (may be NULL) receives how many keys were removed.
+ * Returns 0; TC_EINVAL (NULL cache or tag, empty or over TC_MAX_TAG_LEN, plain_keys, no
+ * Redis); TC_EFORKED; an L2 error (TC_EUNAVAILABLE, TC_ETIMEDOUT, TC_EREDIS, TC_EPROTO):
+ * then part of the tag may be removed; call again to finish.
+ */
+TC_EXPORT int tc_invalidate_tag(tc_cache_t *cache, const void *tag, size_t tlen,
+                                size_t *removed);
+
+/*
+ * Remove every key that starts with `prefix` (binary, 1..TC_MAX_KEY_LEN bytes) from Redis
+ * and every L1. Work is proportional to the whole keyspace of the Redis database (it SCANs
+ * it in steps of 1000), so for frequent invalidation of a small group prefer a tag or a
+ * namespace. *removed (may be NULL) receives how many keys were removed from Redis.
+ * With plain_keys, deletes matching Redis keys (tracking evicts them everywhere).
+ * Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED; an L2 error (part may be removed).
+ */
+TC_EXPORT int tc_invalidate_prefix(tc_cache_t *cache, const void *prefix, size_t plen,
+                                   size_t *removed);
+
+/* How deep a namespace may be nested: "a:b:c:d" (three separators) at most. */
+#define TC_MAX_NS_DEPTH 4u
+
+/*
+ * Namespace version bump, O(1): every key in namespace `ns` (keys that start with ns
+ * followed by ns_separator, see tc_config_t; ns may itself be nested, "user:42") written
+ * before the call reads as absent from then on, in Redis (a mark with the bump's version;
+ * older values are ignored and age out by their TTL, or are overwritten) and in every L1
+ * (each process sweeps its entries of the namespace once: O(L1 entries), so bump rarely;
+ * for frequent invalidation of small groups use tags). One small Redis key per namespace
+ * ever bumped stays. Loads in flight with the lock on that began before the bump do not
+ * store. Returns 0; TC_EINVAL (NULL, empty, ending with the separator, nested deeper than
+ * TC_MAX_NS_DEPTH, namespaces off, plain_keys); TC_EKEYLEN (ns and separator over
+ * TC_MAX_KEY_LEN); TC_EFORKED; an L2 error (the bump may or may not have happened; this
+ * process's L1 is swept anyway).
+ */
+TC_EXPORT int tc_invalidate_namespace(tc_cache_t *cache, const void *ns, size_t nslen);
+
+/*
+ * Clear the whole cache (every key under key_prefix), O(1) on the caller: one mark with
+ * the clear's version makes every older value read as absent in Redis (they are
+ * overwritten, or expire, lazily), and every process drops its L1. Locks and tags are left
+ * to expire. Returns 0; TC_EINVAL (NULL, plain_keys); TC_EFORKED; an L2 error.
+ * L1-only mode: empties this process's L1.
+ */
+TC_EXPORT int tc_clear(tc_cache_t *cache);
+
+/* ---- Bulk calls. All thread-safe; keys in one call may repeat. ----
+ *
+ * Results are per key, in arrays the caller provides with n elements: codes[i] is what the
+ * single-key call would have returned for keys[i] (0, TC_ENOTFOUND, or an error), and
+ * refs[i] (bulk reads) the pinned value when codes[i] is 0, NULL otherwise (release each).
+ * The call itself returns 0 when every key has its result in codes (look there), or a
+ * negative code that applies to the whole call (then no ref is set): TC_EINVAL (NULL
+ * cache, keys, refs or codes with n > 0, or bad opts), TC_EFORKED, TC_ENOMEM. n == 0 is a
+ * no-op returning 0.
+ */
+
+/*
+ * Look every key up in L1, then all the misses in Redis in one pipelined round trip (per
+ * 1000 keys), filling L1 like tc_get.
+ */
+TC_EXPORT int tc_mget(tc_cache_t *cache, const tc_buf_t *keys, size_t n, tc_ref_t **refs,
+                      int *codes);
+
+/* One key and value to write (tc_mset). */
+typedef struct tc_item {
+    const void *key;
+    size_t klen;
+    const void *value;
+    size_t vlen;
+} tc_item_t;
+
+/*
+ * Write every item (copying them) as tc_set_opts would, all in one pipelined round trip
+ * (per 1000 items): each write is its own atomic step in Redis, with its own version and
+ * its invalidation published in that step, so a concurrent tc_set of the same key is
+ * ordered against it as against any write. codes may be NULL. Returns 0 (and every
+ * codes[i] 0), or the first failing item's code (codes says which).
+ */
+TC_EXPORT int tc_mset(tc_cache_t *cache, const tc_item_t *items, size_t n,
+                      const tc_opts_t *opts, int *codes);
+
+/*
+ * Delete every key as tc_del would, in one pipelined round trip (per 1000 keys). codes may
+ * be NULL. Returns 0, or the first failing key's code.
+ */
+TC_EXPORT int tc_mdel(tc_cache_t *cache, const tc_buf_t *keys, size_t n, int *codes);
+
+/* A batch loader's view of the keys it must load (valid during the call only). */
+typedef struct tc_batch tc_batch_t;
+
+/*
+ * A batch loader (tc_mfetch, tc_warm): called on the calling thread with no tiercache lock
+ * held, with every key that neither tier had and no other load covers. For each key it
+ * may set a value (tc_batch_set_value), a TTL, or an error; a key left unset is not found
+ * at the source (TC_ENOTFOUND, cached as an absence when negative_ttl_ms is set). Return 0,
+ * or a negative code: then every key is answered with it and nothing is cached.
+ */
+typedef int (*tc_batch_loader_fn)(void *arg, tc_batch_t *batch);
+
+/* Inside a batch loader: how many keys, and key i (its length in *klen). */
+TC_EXPORT size_t tc_batch_count(const tc_batch_t *batch);
+TC_EXPORT const void *tc_batch_key(const tc_batch_t *batch, size_t i, size_t *klen);
+/* Key i's value (copied; call again to replace). 0, TC_EINVAL (i out of range), TC_ETOOBIG,
+ * TC_ENOMEM. */
+TC_EXPORT int tc_batch_set_value(tc_batch_t *batch, size_t i, const void *value, size_t vlen);
+/* Key i's TTL (0 = default). 0 or TC_EINVAL. */
+TC_EXPORT int tc_batch_set_ttl(tc_batch_t *batch, size_t i, uint64_t ttl_ms);
+/* Key i failed at the source: code is TC_ENOTFOUND or negative (nothing cached for it).
+ * 0 or TC_EINVAL. */
+TC_EXPORT int tc_batch_set_error(tc_batch_t *batch, size_t i, int code);
+
+/*
+ * Cache-aside for many keys: L1, then one pipelined Redis read of the misses, then the
+ * cross-process locks of the keys still missing (one round trip), then ONE loader call
+ * for every key this call leads, then one pipelined store. Single-flight per key holds
+ * across concurrent tc_fetch and tc_mfetch calls, in this process and (with the lock on)
+ * in all: a key another thread or process is loading is waited for (after this call's own
+ * loads, so two batches never wait on each other) and loaded alone if that load fails.
+ * Keys in a freshness state (stale, backing off) go through tc_fetch's rules one by one.
+ * Stored values carry opts' ttl and tags, as tc_fetch_opts.
+ */
+TC_EXPORT int tc_mfetch(tc_cache_t *cache, const tc_buf_t *keys, size_t n,
+                        tc_batch_loader_fn loader, void *arg, const tc_opts_t *opts,
+                        tc_ref_t **refs, int *codes);
+
+/*
+ * Warm L1: read keys from Redis in pipelined batches of 1000, and, when loader is not
+ * NULL, load the keys Redis lacks (in batches, as tc_mfetch) and store them in both tiers.
+ * Meant right after tc_open with a list of hot keys (for example the keys tc_hot_keys
+ * listed before the last shutdown). *warmed (may be NULL) receives how many keys are now
+ * in L1. Returns 0 (keys that failed are skipped), TC_EINVAL, TC_EFORKED, TC_ENOMEM.
+ */
+TC_EXPORT int tc_warm(tc_cache_t *cache, const tc_buf_t *keys, size_t n,
+                      tc_batch_loader_fn loader, void *arg, const tc_opts_t *opts,
+                      size_t *warmed);
+
+/* Called once per key by tc_hot_keys; return nonzero to stop. */
+typedef int (*tc_key_fn)(void *arg, const void *key, size_t klen);
+
+/*
+ * List up to max keys L1 holds, most recently used first within each shard (shards taken
+ * in turn), to save a hot-key list for tc_warm. Holds one shard lock at a time while it
+ * copies that shard's keys, and calls fn with no lock held. Returns the number of keys
+ * passed to fn, or TC_EINVAL / TC_EFORKED / TC_ENOMEM.
+ */
+TC_EXPORT long tc_hot_keys(tc_cache_t *cache, size_t max, tc_key_fn fn, void *arg);
 
 /* ---- References (thread-safe; a ref may be used from any thread) ---- */
 

@@ -203,10 +203,8 @@ tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
     return e;
 }
 
-int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
-                     size_t klen, tc_ref_t **out) {
-    tc__l2_value_t v;
-    int rc = tc__l2_get(c->l2, key, klen, &v);
+int tc__take_l2(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key, size_t klen,
+                int rc, tc__l2_value_t *v, tc_ref_t **out) {
     if (rc == TC_ENOTFOUND || rc == TC_EPROTO) { /* EPROTO: not ours, never served */
         tc__count(&c->l2_misses);
         return TC_ENOTFOUND;
@@ -216,13 +214,13 @@ int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void 
     if (rc != TC_OK)
         return rc;
     tc__count(&c->l2_hits);
-    int absent = (v.val.flags & TC__VAL_FLAG_ABSENT) != 0;
-    tc_ref_t *e = tc__entry_from_l2(c, key, klen, &v);
-    int vanished = v.pttl_ms == -2;
-    tc__l2_value_release(&v);
+    int absent = (v->val.flags & TC__VAL_FLAG_ABSENT) != 0;
+    tc_ref_t *e = tc__entry_from_l2(c, key, klen, v);
+    int vanished = v->pttl_ms == -2;
+    tc__l2_value_release(v);
     if (!e)
         return TC_ENOMEM;
-    if (!vanished) /* deleted between GET and PTTL: serve what we read, keep nothing */
+    if (!vanished && p) /* deleted between GET and PTTL: serve what we read, keep nothing */
         tc__l1_commit(c->l1, p, snap, e, TC__COMMIT_FROM_L2);
     if (absent) {
         tc__count(&c->negative_hits);
@@ -231,6 +229,13 @@ int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void 
     }
     *out = e;
     return TC_OK;
+}
+
+int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
+                     size_t klen, tc_ref_t **out) {
+    tc__l2_value_t v;
+    int rc = tc__l2_get(c->l2, key, klen, &v);
+    return tc__take_l2(c, p, snap, key, klen, rc, &v, out);
 }
 
 /* ---- tc_get ---- */
@@ -309,21 +314,21 @@ static int plain_set(tc_cache_t *c, const void *key, size_t klen, const void *va
     return rc;
 }
 
-int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
-           uint64_t ttl_ms) {
-    int rc = tc__check_key(c, key, klen);
-    if (rc == TC_OK)
-        rc = tc__check_value(c, value, vlen);
-    if (rc != TC_OK)
-        return rc;
+int tc__tags_ok(const tc_cache_t *c) {
+    return c->l2 && !c->cfg.plain_keys;
+}
+
+int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+            const tc__call_opts_t *o) {
     uint64_t t0 = tc__now_ns();
+    int rc;
     if (c->cfg.plain_keys) {
-        rc = plain_set(c, key, klen, value, vlen, ttl_ms);
+        rc = plain_set(c, key, klen, value, vlen, o->ttl_ms);
         tc__cache_time(c, TC_LAT_SET, t0);
         return rc;
     }
     tc__ttl_plan_t plan;
-    tc__plan_ttl(c, key, klen, ttl_ms, &plan);
+    tc__plan_ttl(c, key, klen, o->ttl_ms, &plan);
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     tc_ref_t *e = tc__cache_entry(c, key, klen, value, vlen);
     if (!e)
@@ -336,9 +341,15 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
         return TC_ENOMEM;
     }
     unsigned flags = TC__COMMIT_WRITE;
+    rc = TC_OK;
     if (c->l2) {
-        tc__l2_write_t w = {
-            .key = key, .klen = klen, .value = value, .vlen = vlen, .ttl_ms = plan.keep_ms};
+        tc__l2_write_t w = {.key = key,
+                            .klen = klen,
+                            .value = value,
+                            .vlen = vlen,
+                            .ttl_ms = plan.keep_ms,
+                            .tags = o->tags,
+                            .ntags = o->ntags};
         tc__l2_meta_for(c, &plan, 0, 0, &w.meta);
         rc = tc__l2_put(c->l2, &w, &e->version);
         if (rc == TC_EUNAVAILABLE) /* Redis never saw it: a local entry (l1.c rule 4) */
@@ -346,9 +357,12 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     } else {
         e->version = atomic_fetch_add(&c->local_version, 1) + 1;
     }
-    if (rc == TC_OK || rc == TC_EUNAVAILABLE) {
+    int keep = !(o->flags & TC_OPT_NO_L1);
+    if ((rc == TC_OK || rc == TC_EUNAVAILABLE) && keep) {
         if (!tc__l1_commit(c->l1, p, snap, e, flags) && rc == TC_OK)
             tc__l1_invalidate(c->l1, h, key, klen, e->version); /* not kept: drop older */
+    } else if (rc == TC_OK) {
+        tc__l1_invalidate(c->l1, h, key, klen, e->version); /* not kept here: drop older */
     } else {
         tc__l1_evict(c->l1, h, key, klen);
     }
@@ -356,6 +370,26 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
     tc_ref_release(e);
     tc__cache_time(c, TC_LAT_SET, t0);
     return rc;
+}
+
+int tc_set_opts(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+                const tc_opts_t *opts) {
+    int rc = tc__check_key(c, key, klen);
+    if (rc == TC_OK)
+        rc = tc__check_value(c, value, vlen);
+    tc__call_opts_t o;
+    if (rc == TC_OK)
+        rc = tc__opts_import(opts, tc__tags_ok(c), &o);
+    return rc == TC_OK ? tc__set(c, key, klen, value, vlen, &o) : rc;
+}
+
+int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+           uint64_t ttl_ms) {
+    int rc = tc__check_key(c, key, klen);
+    if (rc == TC_OK)
+        rc = tc__check_value(c, value, vlen);
+    tc__call_opts_t o = {.ttl_ms = ttl_ms};
+    return rc == TC_OK ? tc__set(c, key, klen, value, vlen, &o) : rc;
 }
 
 int tc_del(tc_cache_t *c, const void *key, size_t klen) {
@@ -527,6 +561,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .log = &c->log,
         .replay_log_len = c->cfg.replay_log_len,
         .plain = c->cfg.plain_keys,
+        .ns_sep = c->cfg.ns_separator,
         .tracking = c->cfg.tracking,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
@@ -742,6 +777,9 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
     out->leases_lost = load_counter(&c->leases_lost);
     out->unlocks_deferred = load_counter(&c->unlocks_deferred);
     out->values_too_big = load_counter(&c->values_too_big);
+    out->keys_invalidated = load_counter(&c->keys_invalidated);
+    out->batch_loads = load_counter(&c->batch_loads);
+    out->inval_swept = load_counter(&c->swept_local);
     if (c->l2) {
         tc__l2_counters_t l2;
         tc__l2_counters(c->l2, &l2);
@@ -754,6 +792,7 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->permission_errors += l2.permission_errors;
         out->versions_refused = l2.refused;
         out->counter_heals = l2.healed_counters;
+        out->values_hidden = l2.hidden;
     }
     if (c->listener) {
         tc__listener_counters_t ls;
@@ -768,5 +807,6 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->inval_replayed = ls.replayed;
         out->replay_log_gaps = ls.log_gaps;
         out->inval_tracking = ls.tracked;
+        out->inval_swept += ls.swept;
     }
 }

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
 #include "refresh.h"
 
 #include <stdatomic.h>
@@ -36,6 +37,7 @@ struct tc_cache {
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
         failsafe_serves, negative_hits, lock_acquired, lock_waits, lock_timeouts, load_timeouts;
     atomic_uint_fast64_t leases_lost, unlocks_deferred, values_too_big;
+    atomic_uint_fast64_t keys_invalidated, batch_loads, swept_local;
     tc__hist_t lat[TC_LAT_COUNT]; /* latency per kind of call (metrics.h) */
     tc__log_t log;
 };
@@ -71,6 +73,10 @@ tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
 #define TC__ABSENT 1
 int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
                      size_t klen, tc_ref_t **out);
+/* What tc__read_through does with tc__l2_get's result (rc, *v: consumed). p NULL: keep
+ * nothing in L1. */
+int tc__take_l2(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key, size_t klen,
+                int rc, tc__l2_value_t *v, tc_ref_t **out);
 /* 1 if e is a cached absence. */
 int tc__entry_absent(const tc_ref_t *e);
 void tc__count(atomic_uint_fast64_t *counter);
@@ -81,5 +87,10 @@ int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen);
  * transport failure: the rest of the call should not try Redis again). */
 int tc__l2_unreachable(int rc);
 uint64_t tc__rand64(void);
+/* Whether this cache can keep tags (they live in Redis, with tiercache's value header). */
+int tc__tags_ok(const tc_cache_t *c);
+/* tc_set's body, for one key, with validated options. */
+int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+            const tc__call_opts_t *o);
 
 #endif

@@ -340,6 +340,7 @@ static void config_defaults(tc_config_t *cfg) {
     cfg->lock_wait_ms = 5000;
     cfg->sliding_max_ms = 3600000;
     cfg->replay_log_len = 10000;
+    cfg->ns_separator = ':';
 }
 
 /* Copy the first `size` bytes of a full struct to the caller's; a larger caller struct
@@ -413,6 +414,7 @@ typedef enum env_kind {
     ENV_URL,      /* const char *, empty means NULL */
     ENV_LEVEL,    /* int, a tc_log_level_t by name (off, error, warn, info, debug) */
     ENV_TRACKING, /* int, a tc_tracking_t by name (off, bcast, default) */
+    ENV_BYTE,     /* int, one character, or "none" (-1) */
 } env_kind_t;
 
 typedef struct env_field {
@@ -460,6 +462,7 @@ static const env_field_t env_fields[] = {
     F("REPLAY_LOG_LEN", ENV_COUNT_U, replay_log_len),
     F("TRACKING", ENV_TRACKING, tracking),
     F("PLAIN_KEYS", ENV_BOOL, plain_keys),
+    F("NS_SEPARATOR", ENV_BYTE, ns_separator),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -481,6 +484,8 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a log level (use off, error, warn, info, debug)";
     case ENV_TRACKING:
         return "is not a tracking mode (use off, bcast, default)";
+    case ENV_BYTE:
+        return "is not one character or none";
     default:
         return "is not a non-negative whole number";
     }
@@ -592,6 +597,15 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
     }
     case ENV_BETA:
         return env_beta(var, val, (double *)(void *)dst, err);
+    case ENV_BYTE:
+        if (strcmp(val, "none") == 0) {
+            *(int *)(void *)dst = -1;
+        } else if (strlen(val) == 1) {
+            *(int *)(void *)dst = (unsigned char)val[0];
+        } else {
+            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+        }
+        return 0;
     case ENV_LEVEL:
     case ENV_TRACKING:
         if (parse_name(val, f->kind == ENV_LEVEL ? level_names : tracking_names,
@@ -716,6 +730,7 @@ static size_t kind_size(env_kind_t kind) {
     case ENV_BOOL:
     case ENV_LEVEL:
     case ENV_TRACKING:
+    case ENV_BYTE:
         return sizeof(int);
     case ENV_FRACTION:
     case ENV_BETA:
@@ -1096,6 +1111,11 @@ static int validate_tracking(const tc_config_t *cfg, tc_error_t *err) {
     if (cfg->tracking < TC_TRACKING_OFF || cfg->tracking > TC_TRACKING_DEFAULT) {
         return tc__fail(err, TC_ECONFIG, "tracking: %d is not a tc_tracking_t (0..2)",
                         cfg->tracking);
+    }
+    if (cfg->ns_separator < -1 || cfg->ns_separator > 255) {
+        return tc__fail(err, TC_ECONFIG,
+                        "ns_separator: %d is not a byte (0..255) or -1 (no namespaces)",
+                        cfg->ns_separator);
     }
     if (!cfg->plain_keys) {
         return 0;

@@ -82,6 +82,17 @@ int tc_load_set_ttl(tc_load_t *ld, uint64_t ttl_ms) {
 }
 
 /* One load of one key: who asked, what to store, and how. Runs inline or on the pool. */
+/* One tc_fetch: what to load and how (the options are the caller's, for this call only). */
+typedef struct fetch_req {
+    tc_cache_t *c;
+    uint64_t h;
+    const void *key;
+    size_t klen;
+    tc_loader_fn loader;
+    void *arg;
+    const tc__call_opts_t *opts; /* NULL: none */
+} fetch_req_t;
+
 typedef struct load_job {
     tc_cache_t *c;
     tc__pending_t *p; /* the key's pending record; this job is its leader */
@@ -89,26 +100,39 @@ typedef struct load_job {
     uint64_t h;
     tc_loader_fn loader;
     void *arg;
-    tc_ref_t *stale;    /* the value being replaced (pinned), or NULL */
-    int refresh;        /* background refresh: check Redis first, store by version CAS */
-    int locked;         /* we hold the key's Redis lock (the lease) */
-    tc__lease_t *lease; /* the keeper extends it while we load */
-    int l2_failed;      /* a Redis step failed in transport: no more Redis this call */
-    int visibility;     /* TC__FINISH_PRIVATE once a write superseded the load */
+    tc_ref_t *stale;       /* the value being replaced (pinned), or NULL */
+    int refresh;           /* background refresh: check Redis first, store by version CAS */
+    int locked;            /* we hold the key's Redis lock (the lease) */
+    uint64_t mark;         /* ... and the newest clear/namespace mark when we took it */
+    tc__call_opts_t *opts; /* the caller's ttl, tags, flags (owned copy), or NULL */
+    tc__lease_t *lease;    /* the keeper extends it while we load */
+    int l2_failed;         /* a Redis step failed in transport: no more Redis this call */
+    int visibility;        /* TC__FINISH_PRIVATE once a write superseded the load */
     char token[33];
     size_t klen;
     unsigned char key[];
 } load_job_t;
 
 static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint64_t h,
-                           const void *key, size_t klen, tc_loader_fn loader, void *arg,
-                           tc_ref_t *stale) {
-    load_job_t *j = calloc(1, sizeof *j + klen);
+                           const fetch_req_t *r, tc_ref_t *stale) {
+    load_job_t *j = calloc(1, sizeof *j + r->klen);
     if (!j)
         return NULL;
-    *j = (load_job_t){
-        .c = c, .p = p, .snap = snap, .h = h, .loader = loader, .arg = arg, .klen = klen};
-    memcpy(j->key, key, klen);
+    *j = (load_job_t){.c = c,
+                      .p = p,
+                      .snap = snap,
+                      .h = h,
+                      .loader = r->loader,
+                      .arg = r->arg,
+                      .klen = r->klen};
+    memcpy(j->key, r->key, r->klen);
+    if (r->opts && (r->opts->ttl_ms || r->opts->ntags || r->opts->flags)) {
+        j->opts = tc__opts_dup(r->opts); /* the job may outlive the call */
+        if (!j->opts) {
+            free(j);
+            return NULL;
+        }
+    }
     if (stale) {
         tc__entry_pin(stale);
         j->stale = stale;
@@ -118,6 +142,7 @@ static load_job_t *job_new(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint6
 
 static void job_free(load_job_t *j) {
     tc_ref_release(j->stale);
+    free(j->opts);
     free(j);
 }
 
@@ -206,7 +231,11 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
                         .ttl_ms = plan->keep_ms,
                         .lease = j->locked ? j->token : NULL,
                         .lease_len = j->locked ? strlen(j->token) : 0,
-                        .expected_version = j->stale ? &j->stale->version : NULL};
+                        .expected_version = j->stale ? &j->stale->version : NULL,
+                        .tags = j->opts ? j->opts->tags : NULL,
+                        .ntags = j->opts ? j->opts->ntags : 0,
+                        .check_mark = j->locked,
+                        .seen_mark = j->mark};
     tc__l2_meta_for(c, plan, flags, x ? x->load_ms : 0, &w.meta);
     tc__l2_value_t theirs;
     uint64_t version = 0;
@@ -269,7 +298,8 @@ static int run_loader(load_job_t *j, tc_ref_t **out) {
         return rc;
     }
     tc__ttl_plan_t plan;
-    tc__plan_ttl(c, j->key, j->klen, ld.ttl_ms, &plan);
+    uint64_t ttl = ld.ttl_ms ? ld.ttl_ms : j->opts ? j->opts->ttl_ms : 0;
+    tc__plan_ttl(c, j->key, j->klen, ttl, &plan);
     tc__stamp(c, ld.value, &plan, took_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)took_ms);
     *out = store_loaded(j, ld.value, &plan, 0);
     return TC_OK;
@@ -372,7 +402,7 @@ static int refreshed_elsewhere(load_job_t *j, tc_ref_t **out) {
     int64_t pttl = 0;
     tc__l2_value_t theirs;
     int rc = tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
-                         &j->stale->version, &pttl, &theirs);
+                         &j->stale->version, &pttl, &j->mark, &theirs);
     switch (rc) {
     case TC__L2_DONE:
         took_lock(j);
@@ -455,7 +485,7 @@ static lock_outcome_t lock_or_wait(load_job_t *j, tc_ref_t **out) {
         tc__l2_value_t theirs;
         int rc =
             tc__l2_lock(c->l2, j->key, j->klen, j->token, strlen(j->token), c->cfg.lock_ttl_ms,
-                        j->stale ? &j->stale->version : NULL, &pttl, &theirs);
+                        j->stale ? &j->stale->version : NULL, &pttl, &j->mark, &theirs);
         switch (rc) {
         case TC__L2_DONE:
             tc__count(&c->lock_acquired);
@@ -549,14 +579,14 @@ static void refresh_cancel(void *arg) {
     job_free(j);
 }
 
-static void start_refresh(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
-                          tc_loader_fn loader, void *arg, tc_ref_t *current,
+static void start_refresh(const fetch_req_t *r, tc_ref_t *current,
                           atomic_uint_fast64_t *counter) {
+    tc_cache_t *c = r->c;
     tc__entry_ext_t *x = tc__entry_ext(current);
     if (!c->pool || !x || atomic_load_explicit(&x->refreshing, memory_order_relaxed) ||
         atomic_exchange(&x->refreshing, 1))
         return; /* no pool, or a refresh of this copy is already queued or running */
-    load_job_t *j = job_new(c, NULL, 0, h, key, klen, loader, arg, current);
+    load_job_t *j = job_new(c, NULL, 0, r->h, r, current);
     if (!j) {
         atomic_store(&x->refreshing, 0);
         return;
@@ -564,7 +594,7 @@ static void start_refresh(tc_cache_t *c, uint64_t h, const void *key, size_t kle
     j->refresh = 1;
     if (tc__refresh_submit(c->pool, refresh_run, refresh_cancel, j) != TC_OK) {
         tc__count(&c->refreshes_dropped);
-        tc__log(&c->log, TC__EV_REFRESH_DROPPED, TC_LOG_WARN, key, klen,
+        tc__log(&c->log, TC__EV_REFRESH_DROPPED, TC_LOG_WARN, r->key, r->klen,
                 "background refresh dropped: the queue (refresh_queue = %u) is full; the "
                 "stale value keeps being served",
                 c->cfg.refresh_queue);
@@ -593,9 +623,12 @@ static int xfetch_due(const tc_cache_t *c, const tc__entry_ext_t *x, uint64_t no
 /* ---- the leader ---- */
 
 /* Load as leader of p. stale: the value being replaced (fail-safe), or NULL. */
-static int lead(tc_cache_t *c, tc__pending_t *p, uint64_t snap, uint64_t h, const void *key,
-                size_t klen, tc_loader_fn loader, void *arg, tc_ref_t *stale, tc_ref_t **out) {
-    load_job_t *j = job_new(c, p, snap, h, key, klen, loader, arg, stale);
+static int lead(const fetch_req_t *r, tc__pending_t *p, uint64_t snap, tc_ref_t *stale,
+                tc_ref_t **out) {
+    tc_cache_t *c = r->c;
+    const void *key = r->key;
+    size_t klen = r->klen;
+    load_job_t *j = job_new(c, p, snap, r->h, r, stale);
     if (!j) {
         tc__l1_fetch_finish(c->l1, p, TC_ENOMEM, NULL, TC__FINISH_SHARED);
         return TC_ENOMEM;
@@ -649,14 +682,14 @@ static uint32_t join_wait_ms(const tc_cache_t *c, const tc_ref_t *stale) {
 }
 
 /* Answer from a stale entry in the fail-safe region, or reload it in the foreground. */
-static int reload(tc_cache_t *c, uint64_t h, const void *key, size_t klen, tc_loader_fn loader,
-                  void *arg, tc_ref_t *stale, tc_ref_t **ref) {
+static int reload(const fetch_req_t *r, tc_ref_t *stale, tc_ref_t **ref) {
+    tc_cache_t *c = r->c;
     tc__fetch_t f = {.lookup = 0, .wait_ms = join_wait_ms(c, stale)};
     int status = TC_OK;
     tc_ref_t *value = NULL;
-    int how = tc__l1_fetch_begin(c->l1, h, key, klen, &f);
+    int how = tc__l1_fetch_begin(c->l1, r->h, r->key, r->klen, &f);
     if (how == TC__FETCH_LEAD) {
-        status = lead(c, f.p, f.snap, h, key, klen, loader, arg, stale, &value);
+        status = lead(r, f.p, f.snap, stale, &value);
     } else if (how == TC__FETCH_SHARED) {
         status = f.status;
         value = f.ref;
@@ -685,8 +718,8 @@ static int reload(tc_cache_t *c, uint64_t h, const void *key, size_t klen, tc_lo
 }
 
 /* A hit on an entry with freshness metadata. Consumes e. */
-static int serve_hit(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
-                     tc_loader_fn loader, void *arg, tc_ref_t *e, tc_ref_t **ref) {
+static int serve_hit(const fetch_req_t *r, tc_ref_t *e, tc_ref_t **ref) {
+    tc_cache_t *c = r->c;
     tc__entry_ext_t *x = tc__entry_ext(e);
     if (x->flags & TC__ENTRY_ABSENT) {
         tc__count(&c->negative_hits);
@@ -698,14 +731,14 @@ static int serve_hit(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
     if (now < fresh) {
         if (c->cfg.early_refresh_beta > 0 && !backing_off(e, now) &&
             xfetch_due(c, x, now, fresh))
-            start_refresh(c, h, key, klen, loader, arg, e, &c->early_refreshes);
+            start_refresh(r, e, &c->early_refreshes);
         *ref = e;
         return TC_OK;
     }
     if (now < ext_load(&x->stale_until_ms)) {
         tc__count(&c->stale_serves);
         if (!backing_off(e, now))
-            start_refresh(c, h, key, klen, loader, arg, e, &c->stale_refreshes);
+            start_refresh(r, e, &c->stale_refreshes);
         *ref = e;
         return TC_OK;
     }
@@ -714,24 +747,24 @@ static int serve_hit(tc_cache_t *c, uint64_t h, const void *key, size_t klen,
         *ref = e;
         return TC_OK;
     }
-    return reload(c, h, key, klen, loader, arg, e, ref);
+    return reload(r, e, ref);
 }
 
-int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
-             tc_ref_t **ref) {
-    if (!ref)
-        return TC_EINVAL;
-    *ref = NULL;
-    int rc = tc__check_key(c, key, klen);
-    if (rc != TC_OK)
-        return rc;
-    if (!loader)
-        return TC_EINVAL;
-    uint64_t h = tc__l1_hash(c->l1, key, klen);
-    tc__fetch_t f = {.lookup = 1, .wait_ms = join_wait_ms(c, NULL)};
+/* tc_fetch with validated options (o NULL: none). */
+static int fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
+                 const tc__call_opts_t *o, tc_ref_t **ref) {
+    fetch_req_t r = {.c = c,
+                     .h = tc__l1_hash(c->l1, key, klen),
+                     .key = key,
+                     .klen = klen,
+                     .loader = loader,
+                     .arg = arg,
+                     .opts = o};
+    int skip_l1 = o && (o->flags & TC_OPT_NO_L1);
+    tc__fetch_t f = {.lookup = !skip_l1, .wait_ms = join_wait_ms(c, NULL)};
     tc_ref_t *e = NULL;
     uint64_t t0 = tc__sample_hit() ? tc__now_ns() : 0;
-    int how = tc__l1_fetch_begin(c->l1, h, key, klen, &f);
+    int how = tc__l1_fetch_begin(c->l1, r.h, key, klen, &f);
     if (how == TC__FETCH_HIT && t0)
         tc__cache_time(c, TC_LAT_GET_HIT, t0);
     else if (how != TC__FETCH_HIT && !t0)
@@ -742,7 +775,7 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
             *ref = f.ref;
             return TC_OK;
         }
-        return serve_hit(c, h, key, klen, loader, arg, f.ref, ref);
+        return serve_hit(&r, f.ref, ref);
     case TC__FETCH_SHARED:
         tc__cache_time(c, TC_LAT_FETCH_LOAD, t0);
         if (f.status == TC_OK && !f.ref)
@@ -756,8 +789,10 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
         tc__count(&c->load_timeouts);
         return TC_ETIMEDOUT;
     case TC__FETCH_LEAD: {
-        int status = lead(c, f.p, f.snap, h, key, klen, loader, arg, NULL, &e);
+        int status = lead(&r, f.p, f.snap, NULL, &e);
         tc__cache_time(c, TC_LAT_FETCH_LOAD, t0);
+        if (skip_l1) /* keep nothing of this load here */
+            tc__l1_evict(c->l1, r.h, key, klen);
         *ref = status == TC_OK ? e : NULL;
         if (status != TC_OK)
             tc_ref_release(e);
@@ -766,4 +801,33 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
     default:
         return how; /* TC_ENOMEM */
     }
+}
+
+int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
+             tc_ref_t **ref) {
+    if (!ref)
+        return TC_EINVAL;
+    *ref = NULL;
+    int rc = tc__check_key(c, key, klen);
+    if (rc != TC_OK)
+        return rc;
+    if (!loader)
+        return TC_EINVAL;
+    return fetch(c, key, klen, loader, arg, NULL, ref);
+}
+
+int tc_fetch_opts(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
+                  const tc_opts_t *opts, tc_ref_t **ref) {
+    if (!ref)
+        return TC_EINVAL;
+    *ref = NULL;
+    int rc = tc__check_key(c, key, klen);
+    if (rc != TC_OK)
+        return rc;
+    if (!loader)
+        return TC_EINVAL;
+    tc__call_opts_t o;
+    if ((rc = tc__opts_import(opts, tc__tags_ok(c), &o)) != TC_OK)
+        return rc;
+    return fetch(c, key, klen, loader, arg, &o, ref);
 }

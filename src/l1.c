@@ -789,6 +789,87 @@ size_t tc__l1_flush(tc__l1_t *l1) {
     return dropped;
 }
 
+static int has_prefix(const unsigned char *key, size_t klen, const void *prefix, size_t plen) {
+    return klen >= plen && (plen == 0 || memcmp(key, prefix, plen) == 0);
+}
+
+size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t version) {
+    size_t dropped = 0;
+    for (unsigned i = 0; i <= l1->mask; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        tc_ref_t *e, *tmp;
+        HASH_ITER(hh, s->entries, e, tmp) {
+            if (has_prefix(tc__entry_key(e), tc__entry_klen(e), prefix, plen) &&
+                (e->version == 0 || stale_for(e, version))) {
+                remove_locked(s, e);
+                dropped++;
+            }
+        }
+        tc__pending_t *p, *ptmp;
+        HASH_ITER(hh, s->pending, p, ptmp) {
+            if (!has_prefix(p->key, p->klen, prefix, plen))
+                continue;
+            p->inval_seq++;
+            if (version > p->max_inval)
+                p->max_inval = version;
+            pthread_cond_broadcast(&p->done);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return dropped;
+}
+
+/* Append one shard's keys, newest first, to *buf. Returns the keys added, or -1. */
+static long shard_keys_locked(const tc__shard_t *s, size_t max, unsigned char **buf,
+                              size_t *len, size_t *cap) {
+    long n = 0;
+    if (!s->entries)
+        return 0;
+    /* uthash's list runs oldest to newest; hh.prev points at the previous element. */
+    for (tc_ref_t *e = ELMT_FROM_HH(s->entries->hh.tbl, s->entries->hh.tbl->tail);
+         e && (size_t)n < max; e = e->hh.prev) {
+        size_t klen = tc__entry_klen(e);
+        size_t need = sizeof klen + klen;
+        if (*cap - *len < need) {
+            size_t ncap = (*cap ? *cap * 2 : 4096) + need;
+            unsigned char *nb = realloc(*buf, ncap);
+            if (!nb)
+                return -1;
+            *buf = nb;
+            *cap = ncap;
+        }
+        memcpy(*buf + *len, &klen, sizeof klen);
+        memcpy(*buf + *len + sizeof klen, tc__entry_key(e), klen);
+        *len += need;
+        n++;
+    }
+    return n;
+}
+
+long tc__l1_hot_keys(tc__l1_t *l1, size_t max, unsigned char **out, size_t *out_len) {
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    long total = 0;
+    /* Keys spread evenly over shards: an equal share of each keeps the newest overall. */
+    size_t share = max / (l1->mask + 1u) + 1u;
+    for (unsigned i = 0; i <= l1->mask && (size_t)total < max; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        size_t want = max - (size_t)total < share ? max - (size_t)total : share;
+        pthread_mutex_lock(&s->lock);
+        long n = shard_keys_locked(s, want, &buf, &len, &cap);
+        pthread_mutex_unlock(&s->lock);
+        if (n < 0) {
+            free(buf);
+            return -1;
+        }
+        total += n;
+    }
+    *out = buf;
+    *out_len = len;
+    return total;
+}
+
 void tc__l1_poison_pending(tc__l1_t *l1) {
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];

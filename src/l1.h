@@ -139,6 +139,17 @@ void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen);
  * still the one served before loading). */
 int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e);
 
+/* A namespace bump or a clear at `version` (prefix NULL/0 bytes: every key): drop every
+ * entry whose key starts with prefix and that the version supersedes (as a message for
+ * its key would), and mark the in-flight fills of such keys like tc__l1_invalidate. One
+ * pass over every shard, one shard lock at a time. Returns the entries dropped. */
+size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t version);
+
+/* Copy the keys of up to max entries, most recently used first within each shard (shards
+ * in turn), into one buffer: *out (free it) holds for each key a size_t length then the
+ * bytes, unaligned. Returns the number of keys, or -1 (ENOMEM). */
+long tc__l1_hot_keys(tc__l1_t *l1, size_t max, unsigned char **out, size_t *out_len);
+
 /* Poison every in-flight fill (keep the entries): a lost link whose missed invalidations
  * a replay will apply. */
 void tc__l1_poison_pending(tc__l1_t *l1);

@@ -42,6 +42,7 @@
  * own write is consumed before the mask is restored (libpq does the same).
  */
 #include "l2.h"
+#include "l2_int.h"
 
 #include "clock.h"
 #include "conn.h"
@@ -61,81 +62,10 @@
 #include <string.h>
 
 enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
-enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD };
-
-#define L2_MAX_ARGS      24
-#define L2_SHA_LEN       40
-#define L2_STACK_SCRATCH 512
-#define L2_MAX_VALUE     ((size_t)511 << 20) /* below Redis's 512 MiB bulk limit */
-/* A big value takes Redis and the socket time in proportion to its size (a 64 MiB write
- * took 0.3-1 s here): writes past this size get command_timeout_ms plus one more
- * millisecond per L2_BIG_BYTES_PER_MS bytes, so a legitimate big write does not time out
- * (and trip the breaker for everyone). */
-#define L2_BIG_VALUE        ((size_t)1 << 20)
-#define L2_BIG_BYTES_PER_MS ((size_t)16 << 10) /* 16 MiB/s */
-/* Versions are Redis microsecond clocks below 2^53 (scripts.c); one further ahead of this
- * host's clock than this (~19 h of skew) was not made by the counter. */
-#define L2_VERSION_LIMIT ((uint64_t)1 << 53)
-#define L2_VERSION_AHEAD ((uint64_t)1 << 36)
-
-struct tc__l2 {
-    tc__endpoint_t ep;
-    char *key_prefix, *channel, *vkey, *logkey;
-    size_t prefix_len, channel_len, vkey_len, logkey_len;
-    char log_maxlen[24]; /* the replay log's MAXLEN as a script argument; "0" = no log */
-    size_t log_maxlen_len;
-    unsigned char origin[TC__MSG_ORIGIN_LEN];
-    uint32_t connect_timeout_ms, command_timeout_ms;
-    unsigned threshold;
-    uint64_t cooldown_ns;
-
-    pthread_mutex_t mu; /* guards conn[], busy[], nfree, sha writes */
-    pthread_cond_t cv;  /* a slot was released */
-    unsigned nslots, nfree;
-    redisContext **conn;
-    unsigned char *busy;
-
-    atomic_int sha_known; /* sha[] is written once, under mu, before this is set */
-    char sha[TC__SCRIPT_COUNT][L2_SHA_LEN + 1];
-
-    size_t max_stored; /* header + max_value_bytes: longer stored values are refused */
-    char get_end[24];  /* GETRANGE's end index: max_stored (one byte past the limit) */
-    size_t get_end_len;
-    char max_stored_str[24];
-    size_t max_stored_len;
-    tc__l2_heal_fn on_heal;
-    void *heal_arg;
-    tc__log_t *log;
-    char last_cause[256];          /* the last transport failure's message (guarded by mu) */
-    int plain;                     /* plain keys: no prefix, no header, no scripts */
-    int tracking;                  /* a tc_tracking_t */
-    atomic_uint_fast64_t track_id; /* default tracking: the listener's client id, 0 none */
-    uint64_t *armed;               /* per slot: the id its tracking redirects to */
-
-    atomic_int state;
-    atomic_uint fails;
-    atomic_int sick; /* a transport failure since the last answer: the next one heals */
-    _Atomic uint64_t open_until_ns;
-    _Atomic uint64_t errors, timeouts, opens, published, refused, healed_counters, heals,
-        permission_errors;
-};
-
-/* One logical call: the command, its replies, and what happened on the wire. */
-typedef struct l2_call {
-    int kind, script;
-    uint32_t extra_timeout_ms; /* added to the command timeout for a big value */
-    int argc;
-    const char *argv[L2_MAX_ARGS];
-    size_t lens[L2_MAX_ARGS];
-    redisReply *reply, *reply2, *reply3; /* GET: reply2 is PTTL; plain ADD: SET, GET, PTTL */
-    int io_failed;   /* some attempt hit an I/O error: SIGPIPE may be pending */
-    tc_error_t *err; /* the failure's detail: the caller's, or local_err */
-    tc_error_t local_err;
-} l2_call_t;
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static void count(_Atomic uint64_t *c) {
+void tc__l2i_count(_Atomic uint64_t *c) {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
@@ -151,7 +81,7 @@ static char *dup_str(const char *s, size_t *len) {
     return p;
 }
 
-static void free_reply(redisReply **r) {
+void tc__l2i_free_reply(redisReply **r) {
     if (*r)
         freeReplyObject(*r);
     *r = NULL;
@@ -230,7 +160,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
         atomic_store_explicit(&l2->sick, 1, memory_order_relaxed);
     if (healthy == 1 && atomic_load_explicit(&l2->sick, memory_order_relaxed) &&
         atomic_exchange(&l2->sick, 0)) {
-        count(&l2->heals);
+        tc__l2i_count(&l2->heals);
         if (l2->on_heal)
             l2->on_heal(l2->heal_arg);
     }
@@ -247,7 +177,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     if (probe) {
         breaker_open(l2);
         atomic_store_explicit(&l2->state, BRK_OPEN, memory_order_release);
-        count(&l2->opens);
+        tc__l2i_count(&l2->opens);
         log_breaker_open(l2, "the probe failed");
         return;
     }
@@ -261,7 +191,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     atomic_store_explicit(&l2->open_until_ns, until, memory_order_release);
     if (atomic_compare_exchange_strong(&l2->state, &expect, BRK_OPEN)) {
         atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
-        count(&l2->opens);
+        tc__l2i_count(&l2->opens);
         log_breaker_open(l2, "consecutive failures");
     }
 }
@@ -393,7 +323,7 @@ static int load_scripts(tc__l2_t *l2, redisContext *c, tc_error_t *err) {
     if (rc == 0)
         remember_shas(l2, r);
     for (int i = 0; i < TC__SCRIPT_COUNT; i++)
-        free_reply(&r[i]);
+        tc__l2i_free_reply(&r[i]);
     return rc;
 }
 
@@ -426,17 +356,106 @@ static int send_and_read(redisContext *c, int argc, const char **argv, const siz
     return *out ? 0 : tc__conn_error_code(c, errno);
 }
 
-static int exec_script(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
+/* Write one call's commands into c's output buffer (nothing is sent yet). */
+static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
+    switch (call->kind) {
+    case CALL_SCRIPT: {
+        const char *body = tc__script_body((tc__script_t)call->script);
+        int known = atomic_load_explicit(&l2->sha_known, memory_order_acquire);
+        call->argv[0] = known ? "EVALSHA" : "EVAL";
+        call->argv[1] = known ? l2->sha[call->script] : body;
+        call->lens[0] = known ? 7 : 4;
+        call->lens[1] = known ? L2_SHA_LEN : strlen(body);
+        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+        return;
+    }
+    case CALL_GET: { /* GETRANGE, PTTL and the marks' MGET: one round trip */
+        const char *pttl[2] = {"PTTL", call->argv[1]};
+        size_t pttl_lens[2] = {4, call->lens[1]};
+        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+        redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        if (call->argc2)
+            redisAppendCommandArgv(c, call->argc2, call->argv2, call->lens2);
+        return;
+    }
+    case CALL_PLAIN_ADD: { /* SET NX PX, GETRANGE, PTTL. argv: key, value, ttl */
+        const char *set[6] = {"SET", call->argv[0], call->argv[1], "PX", call->argv[2], "NX"};
+        size_t set_lens[6] = {3, call->lens[0], call->lens[1], 2, call->lens[2], 2};
+        const char *get[4] = {"GETRANGE", call->argv[0], "0", l2->get_end};
+        size_t get_lens[4] = {8, call->lens[0], 1, l2->get_end_len};
+        const char *pttl[2] = {"PTTL", call->argv[0]};
+        size_t pttl_lens[2] = {4, call->lens[0]};
+        redisAppendCommandArgv(c, 6, set, set_lens);
+        redisAppendCommandArgv(c, 4, get, get_lens);
+        redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        return;
+    }
+    case CALL_PIPE:
+        for (size_t i = 0; i < call->nparts; i++)
+            append_call(l2, c, &call->parts[i]);
+        return;
+    default:
+        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+    }
+}
+
+static int read_one(redisContext *c, redisReply **out) {
+    errno = 0;
+    return redisGetReply(c, (void **)out) == REDIS_OK ? 0 : tc__conn_error_code(c, errno);
+}
+
+static void free_replies(l2_call_t *call) {
+    tc__l2i_free_reply(&call->reply);
+    tc__l2i_free_reply(&call->reply2);
+    tc__l2i_free_reply(&call->reply3);
+    for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
+        free_replies(&call->parts[i]);
+}
+
+/* Read the replies of what append_call wrote, in the same order. 0, or the transport
+ * error (then c must be dropped). */
+static int read_call(redisContext *c, l2_call_t *call) {
+    int rc = 0;
+    switch (call->kind) {
+    case CALL_GET:
+        rc = read_one(c, &call->reply);
+        if (rc == 0)
+            rc = read_one(c, &call->reply2);
+        if (rc == 0 && call->argc2)
+            rc = read_one(c, &call->reply3);
+        break;
+    case CALL_PLAIN_ADD:
+        rc = read_one(c, &call->reply3);
+        if (rc == 0)
+            rc = read_one(c, &call->reply);
+        if (rc == 0)
+            rc = read_one(c, &call->reply2);
+        break;
+    case CALL_PIPE:
+        for (size_t i = 0; i < call->nparts && rc == 0; i++)
+            rc = read_call(c, &call->parts[i]);
+        break;
+    default:
+        rc = read_one(c, &call->reply);
+    }
+    return rc;
+}
+
+/* The script cache was flushed (SCRIPT FLUSH, a restarted Redis): send the body instead,
+ * for every script call whose EVALSHA was refused. */
+static int retry_noscript(redisContext *c, l2_call_t *call) {
+    if (call->kind == CALL_PIPE) {
+        for (size_t i = 0; i < call->nparts; i++) {
+            int rc = retry_noscript(c, &call->parts[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (call->kind != CALL_SCRIPT || !call->reply || !is_noscript(call->reply))
+        return 0;
+    tc__l2i_free_reply(&call->reply);
     const char *body = tc__script_body((tc__script_t)call->script);
-    int known = atomic_load_explicit(&l2->sha_known, memory_order_acquire);
-    call->argv[0] = known ? "EVALSHA" : "EVAL";
-    call->argv[1] = known ? l2->sha[call->script] : body;
-    call->lens[0] = known ? 7 : 4;
-    call->lens[1] = known ? L2_SHA_LEN : strlen(body);
-    int rc = send_and_read(c, call->argc, call->argv, call->lens, &call->reply);
-    if (rc != 0 || !is_noscript(call->reply))
-        return rc;
-    free_reply(&call->reply); /* script cache flushed: send the body instead */
     call->argv[0] = "EVAL";
     call->argv[1] = body;
     call->lens[0] = 4;
@@ -444,60 +463,16 @@ static int exec_script(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
     return send_and_read(c, call->argc, call->argv, call->lens, &call->reply);
 }
 
-/* GETRANGE and PTTL pipelined: both written, then both read, one round trip. */
-static int exec_get(redisContext *c, l2_call_t *call) {
-    const char *pttl[2] = {"PTTL", call->argv[1]};
-    size_t pttl_lens[2] = {4, call->lens[1]};
-    redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
-    redisAppendCommandArgv(c, 2, pttl, pttl_lens);
-    errno = 0;
-    if (redisGetReply(c, (void **)&call->reply) != REDIS_OK ||
-        redisGetReply(c, (void **)&call->reply2) != REDIS_OK) {
-        int rc = tc__conn_error_code(c, errno);
-        free_reply(&call->reply);
-        free_reply(&call->reply2);
-        return rc;
-    }
-    return 0;
-}
-
-/* 0 with replies in call, or a transport error code (then c must be dropped). */
-/* Plain keys' fill: SET NX PX, then GETRANGE and PTTL, pipelined: one round trip tells
- * whether ours was stored and, if not, what is there. argv: key, value, ttl. */
-static int exec_plain_add(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
-    const char *set[6] = {"SET", call->argv[0], call->argv[1], "PX", call->argv[2], "NX"};
-    size_t set_lens[6] = {3, call->lens[0], call->lens[1], 2, call->lens[2], 2};
-    const char *get[4] = {"GETRANGE", call->argv[0], "0", l2->get_end};
-    size_t get_lens[4] = {8, call->lens[0], 1, l2->get_end_len};
-    const char *pttl[2] = {"PTTL", call->argv[0]};
-    size_t pttl_lens[2] = {4, call->lens[0]};
-    redisAppendCommandArgv(c, 6, set, set_lens);
-    redisAppendCommandArgv(c, 4, get, get_lens);
-    redisAppendCommandArgv(c, 2, pttl, pttl_lens);
-    errno = 0;
-    if (redisGetReply(c, (void **)&call->reply3) != REDIS_OK ||
-        redisGetReply(c, (void **)&call->reply) != REDIS_OK ||
-        redisGetReply(c, (void **)&call->reply2) != REDIS_OK) {
-        int rc = tc__conn_error_code(c, errno);
-        free_reply(&call->reply);
-        free_reply(&call->reply2);
-        free_reply(&call->reply3);
-        return rc;
-    }
-    return 0;
-}
-
+/* One round trip: every command written, then every reply read. 0 with the replies in
+ * call, or a transport error code (then c must be dropped, and no reply is kept). */
 static int exec_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
-    switch (call->kind) {
-    case CALL_GET:
-        return exec_get(c, call);
-    case CALL_PLAIN_ADD:
-        return exec_plain_add(l2, c, call);
-    case CALL_SCRIPT:
-        return exec_script(l2, c, call);
-    default:
-        return send_and_read(c, call->argc, call->argv, call->lens, &call->reply);
-    }
+    append_call(l2, c, call);
+    int rc = read_call(c, call);
+    if (rc == 0)
+        rc = retry_noscript(c, call);
+    if (rc != 0)
+        free_replies(call);
+    return rc;
 }
 
 static void set_timeout(redisContext *c, uint32_t ms) {
@@ -512,7 +487,7 @@ static void note_connect_refusal(tc__l2_t *l2, const tc_error_t *err) {
     reply = reply ? reply + 2 : err->msg;
     if (!is_permission_text(reply, strlen(reply)))
         return;
-    count(&l2->permission_errors);
+    tc__l2i_count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0, "%s", err->msg);
 }
 
@@ -606,10 +581,15 @@ static const char *call_name(const l2_call_t *call) {
         [TC__SCRIPT_CAS] = "the refresh script (CAS)",
         [TC__SCRIPT_LOCK] = "the lock script (LOCK)",
         [TC__SCRIPT_UNLOCK] = "the unlock script (UNLOCK)",
-        [TC__SCRIPT_EXTEND] = "the lease script (EXTEND)"};
+        [TC__SCRIPT_EXTEND] = "the lease script (EXTEND)",
+        [TC__SCRIPT_EVICT] = "the evict script (EVICT)",
+        [TC__SCRIPT_VERSION] = "the version script (VERSION)",
+        [TC__SCRIPT_MARK] = "the mark script (MARK: clear, namespace)",
+        [TC__SCRIPT_TAG_DEL] = "the tag invalidation script (TAG_DEL)",
+        [TC__SCRIPT_PREFIX_DEL] = "the prefix invalidation script (PREFIX_DEL)"};
     if (call->kind == CALL_SCRIPT && call->script >= 0 && call->script < TC__SCRIPT_COUNT)
         return scripts[call->script];
-    return call->kind == CALL_GET ? "GETRANGE/PTTL" : "PING";
+    return call->kind == CALL_GET ? "GETRANGE/PTTL/MGET" : call->argc ? call->argv[0] : "PING";
 }
 
 /* Redis answered with an error reply: keep its text as the call's detail, and count and
@@ -621,13 +601,13 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
              r->str);
     if (!is_permission_text(r->str, r->len))
         return;
-    count(&l2->permission_errors);
+    tc__l2i_count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0,
             "%s (grant it in the ACL: see README \"Redis ACL\")", call->err->msg);
 }
 
 /* Breaker, SIGPIPE guard and counters around one call. 0 or an error code. */
-static int l2_run(tc__l2_t *l2, l2_call_t *call) {
+int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     int probe;
     if (!call->err)
         call->err = &call->local_err;
@@ -644,31 +624,26 @@ static int l2_run(tc__l2_t *l2, l2_call_t *call) {
         tc__error_clear(call->err); /* a retried dead socket left its message there */
         describe_refusal(l2, call, call->reply);
         describe_refusal(l2, call, call->reply2);
+        describe_refusal(l2, call, call->reply3);
     }
     if (rc == TC_ETIMEDOUT)
-        count(&l2->timeouts);
+        tc__l2i_count(&l2->timeouts);
     return rc;
 }
 
 /* ---- keys and arguments ------------------------------------------------------------------ */
 
-/* Per-call bytes (keys, message tail): on the stack unless the key is large. */
-typedef struct scratch {
-    unsigned char *p;
-    unsigned char stack[L2_STACK_SCRATCH];
-} scratch_t;
-
-static unsigned char *scratch_get(scratch_t *s, size_t n) {
+unsigned char *tc__l2i_scratch_get(scratch_t *s, size_t n) {
     s->p = n <= sizeof s->stack ? s->stack : malloc(n);
     return s->p;
 }
 
-static void scratch_put(scratch_t *s) {
+void tc__l2i_scratch_put(scratch_t *s) {
     if (s->p != s->stack)
         free(s->p);
 }
 
-static int check_key(const tc__l2_t *l2, const void *key, size_t klen) {
+int tc__l2i_check_key(const tc__l2_t *l2, const void *key, size_t klen) {
     if (!l2)
         return TC_EINVAL;
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
@@ -676,7 +651,7 @@ static int check_key(const tc__l2_t *l2, const void *key, size_t klen) {
     return key ? 0 : TC_EINVAL;
 }
 
-static int check_value(const void *value, size_t vlen) {
+int tc__l2i_check_value(const void *value, size_t vlen) {
     if (!value && vlen > 0)
         return TC_EINVAL;
     return vlen > L2_MAX_VALUE ? TC_ETOOBIG : 0;
@@ -684,8 +659,8 @@ static int check_value(const void *value, size_t vlen) {
 
 /* <prefix><kind>":"<key> into buf (prefix_len + 2 + klen bytes): kind 'k' is the data key,
  * 'l' the key's lock (its lease). Returns the length. */
-static size_t build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
-                        unsigned char *buf) {
+size_t tc__l2i_build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
+                         unsigned char *buf) {
     if (l2->plain && kind == 'k') { /* plain keys: the Redis key is the key */
         memcpy(buf, key, klen);
         return klen;
@@ -697,30 +672,62 @@ static size_t build_key(const tc__l2_t *l2, char kind, const void *key, size_t k
     return l2->prefix_len + 2 + klen;
 }
 
-static void push(l2_call_t *call, const void *p, size_t n) {
-    assert(call->argc < L2_MAX_ARGS);
+void tc__l2i_use_args(l2_call_t *call, const char **argv, size_t *lens, int cap) {
+    call->argv = argv;
+    call->lens = lens;
+    call->cap = cap;
+}
+
+void tc__l2i_push(l2_call_t *call, const void *p, size_t n) {
+    if (!call->argv)
+        tc__l2i_use_args(call, call->argv_in, call->lens_in, L2_MAX_ARGS);
+    assert(call->argc < call->cap);
     call->argv[call->argc] = p;
     call->lens[call->argc++] = n;
 }
 
-/* The keys and message tail of one key's script call, built once into scratch. */
-typedef struct key_parts {
-    scratch_t s;
-    unsigned char *data, *lock, *tail;
-    size_t klen2, tlen;
-} key_parts_t;
+/* The namespaces of key: the byte lengths of its prefixes that end just before a separator
+ * (the first TC__L2_MAX_NS of them, none empty). Returns how many. */
+static size_t namespaces_of(const tc__l2_t *l2, const unsigned char *key, size_t klen,
+                            size_t ends[TC__L2_MAX_NS]) {
+    size_t n = 0;
+    if (l2->ns_sep < 0 || l2->plain)
+        return 0;
+    for (size_t i = 1; i < klen && n < TC__L2_MAX_NS; i++)
+        if (key[i] == (unsigned char)l2->ns_sep)
+            ends[n++] = i;
+    return n;
+}
 
-static int key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_parts_t *k) {
+int tc__l2i_key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_parts_t *k) {
+    size_t ends[TC__L2_MAX_NS];
+    size_t nns = namespaces_of(l2, key, klen, ends);
+    size_t marks_bytes = 0;
+    for (size_t i = 0; i < nns; i++)
+        marks_bytes += l2->prefix_len + 2 + ends[i] + 1;
     k->klen2 = l2->prefix_len + 2 + klen;
-    unsigned char *buf = scratch_get(&k->s, 2 * k->klen2 + TC__MSG_ORIGIN_LEN + klen);
+    unsigned char *buf =
+        tc__l2i_scratch_get(&k->s, 2 * k->klen2 + TC__MSG_ORIGIN_LEN + klen + marks_bytes);
     if (!buf)
         return TC_ENOMEM;
     k->data = buf;
     k->lock = buf + k->klen2;
     k->tail = buf + 2 * k->klen2;
-    build_key(l2, 'k', key, klen, k->data);
-    build_key(l2, 'l', key, klen, k->lock);
+    k->dlen = tc__l2i_build_key(l2, 'k', key, klen, k->data);
+    tc__l2i_build_key(l2, 'l', key, klen, k->lock);
     k->tlen = tc__msg_tail(l2->origin, key, klen, k->tail);
+    k->nmarks = 0;
+    if (l2->plain)
+        return 0; /* plain values carry no version to judge */
+    k->mark[0] = (const unsigned char *)l2->clearkey;
+    k->mark_len[0] = l2->clearkey_len;
+    k->nmarks = 1;
+    unsigned char *m = k->tail + k->tlen;
+    for (size_t i = 0; i < nns; i++) { /* <prefix>"n:"<namespace><separator> */
+        k->mark[k->nmarks] = m;
+        k->mark_len[k->nmarks++] = tc__l2i_build_key(l2, 'n', key, ends[i] + 1, m);
+        m += k->mark_len[k->nmarks - 1];
+    }
     return 0;
 }
 
@@ -732,16 +739,16 @@ static void start_write(l2_call_t *call, const tc__l2_t *l2, tc__script_t script
     call->kind = CALL_SCRIPT;
     call->script = script;
     call->argc = 2;
-    push(call, "4", 1);
-    push(call, k->data, k->klen2);
-    push(call, l2->vkey, l2->vkey_len);
-    push(call, k->lock, k->klen2);
-    push(call, l2->logkey, l2->logkey_len);
+    tc__l2i_push(call, "4", 1);
+    tc__l2i_push(call, k->data, k->klen2);
+    tc__l2i_push(call, l2->vkey, l2->vkey_len);
+    tc__l2i_push(call, k->lock, k->klen2);
+    tc__l2i_push(call, l2->logkey, l2->logkey_len);
 }
 
 /* The last argument of every announcing script: the replay log's MAXLEN. */
-static void push_log_maxlen(l2_call_t *call, const tc__l2_t *l2) {
-    push(call, l2->log_maxlen, l2->log_maxlen_len);
+void tc__l2i_push_log_maxlen(l2_call_t *call, const tc__l2_t *l2) {
+    tc__l2i_push(call, l2->log_maxlen, l2->log_maxlen_len);
 }
 
 /* KEYS: lock, data (the lock scripts). */
@@ -750,20 +757,20 @@ static void start_lock(l2_call_t *call, tc__script_t script, const key_parts_t *
     call->kind = CALL_SCRIPT;
     call->script = script;
     call->argc = 2;
-    push(call, "2", 1);
-    push(call, k->lock, k->klen2);
-    push(call, k->data, k->klen2);
+    tc__l2i_push(call, "2", 1);
+    tc__l2i_push(call, k->lock, k->klen2);
+    tc__l2i_push(call, k->data, k->klen2);
 }
 
-static int is_int(const redisReply *r) {
+int tc__l2i_is_int(const redisReply *r) {
     return r && r->type == REDIS_REPLY_INTEGER;
 }
 
 /* A script reports a version counter it had to reset (corrupt, or far ahead). */
-static void note_healed(tc__l2_t *l2, const redisReply *healed) {
-    if (!is_int(healed) || healed->integer != 1)
+void tc__l2i_note_healed(tc__l2_t *l2, const redisReply *healed) {
+    if (!tc__l2i_is_int(healed) || healed->integer != 1)
         return;
-    count(&l2->healed_counters);
+    tc__l2i_count(&l2->healed_counters);
     tc__log(l2->log, TC__EV_COUNTER, TC_LOG_WARN, NULL, 0,
             "the version counter %s held no valid version (corrupt, or set by another "
             "client): reset to Redis's clock",
@@ -771,23 +778,23 @@ static void note_healed(tc__l2_t *l2, const redisReply *healed) {
 }
 
 /* Reply of SET/DEL: {version, healed}. */
-static int version_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version) {
+int tc__l2i_version_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version) {
     if (r->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_int(r->element[0]) ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !tc__l2i_is_int(r->element[0]) ||
         r->element[0]->integer <= 0)
         return TC_EPROTO;
-    note_healed(l2, r->element[1]);
+    tc__l2i_note_healed(l2, r->element[1]);
     if (version)
         *version = (uint64_t)r->element[0]->integer;
-    count(&l2->published);
+    tc__l2i_count(&l2->published);
     return 0;
 }
 
 /* The end of every operation: count a failure and leave its detail for tc_last_error. */
-static int finish(tc__l2_t *l2, l2_call_t *call, int rc) {
+int tc__l2i_finish(tc__l2_t *l2, l2_call_t *call, int rc) {
     if (rc < 0 && rc != TC_ENOTFOUND) {
-        count(&l2->errors);
+        tc__l2i_count(&l2->errors);
         tc__note_failure(rc, call ? call->err : NULL);
     }
     return rc;
@@ -826,6 +833,7 @@ static void l2_free(tc__l2_t *l2) {
     free(l2->channel);
     free(l2->vkey);
     free(l2->logkey);
+    free(l2->clearkey);
     free(l2->armed);
     free(l2);
 }
@@ -861,6 +869,12 @@ static int init_strings(tc__l2_t *l2, const tc__l2_opts_t *o) {
         return TC_ENOMEM;
     memcpy(l2->logkey, l2->key_prefix, l2->prefix_len);
     memcpy(l2->logkey + l2->prefix_len, "log", 4);
+    l2->clearkey_len = l2->prefix_len + 5;
+    l2->clearkey = malloc(l2->clearkey_len + 1);
+    if (!l2->clearkey)
+        return TC_ENOMEM;
+    memcpy(l2->clearkey, l2->key_prefix, l2->prefix_len);
+    memcpy(l2->clearkey + l2->prefix_len, "clear", 6);
     l2->log_maxlen_len =
         (size_t)snprintf(l2->log_maxlen, sizeof l2->log_maxlen, "%u", o->replay_log_len);
     return copy_endpoint(&l2->ep, o->endpoint);
@@ -889,6 +903,7 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     l2->log = opts->log;
     l2->plain = opts->plain;
     l2->tracking = opts->tracking;
+    l2->ns_sep = opts->ns_sep;
     l2->nslots = l2->nfree = opts->pool_size;
     l2->conn = calloc(opts->pool_size, sizeof *l2->conn);
     l2->busy = calloc(opts->pool_size, 1);
@@ -924,8 +939,8 @@ int tc__l2_ping(tc__l2_t *l2, tc_error_t *err) {
     if (!l2)
         return tc__fail(err, TC_EINVAL, "l2 is NULL");
     l2_call_t call = {.kind = CALL_PING, .err = err};
-    push(&call, "PING", 4);
-    int rc = l2_run(l2, &call);
+    tc__l2i_push(&call, "PING", 4);
+    int rc = tc__l2i_run(l2, &call);
     if (rc == 0) {
         const redisReply *r = call.reply;
         if (r->type == REDIS_REPLY_ERROR)
@@ -933,8 +948,8 @@ int tc__l2_ping(tc__l2_t *l2, tc_error_t *err) {
         else if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
             rc = tc__fail(err, TC_EPROTO, "redis PING: unexpected reply");
     }
-    free_reply(&call.reply);
-    return finish(l2, &call, rc);
+    tc__l2i_free_reply(&call.reply);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 void tc__l2_value_release(tc__l2_value_t *v) {
@@ -972,14 +987,14 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
     if (tc__val_decode(str->str, str->len, &out->val) != 0)
         return TC_EPROTO;
     if (!version_plausible(out->val.version)) {
-        count(&l2->refused);
+        tc__l2i_count(&l2->refused);
         tc__log(l2->log, TC__EV_REFUSED, TC_LOG_WARN, NULL, 0,
                 "a stored value carries version %llu, which no writer produces: refused "
                 "(written by another client?)",
                 (unsigned long long)out->val.version);
         return TC_EPROTO;
     }
-    out->pttl_ms = is_int(pttl) ? pttl->integer : -2;
+    out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : -2;
     out->reply_ = owner;
     return 0;
 }
@@ -996,17 +1011,39 @@ static int plain_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
     out->val.version = 1;
     out->val.data = (const unsigned char *)str->str;
     out->val.len = str->len;
-    out->pttl_ms = is_int(pttl) ? pttl->integer : -2;
+    out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : -2;
     out->reply_ = owner;
     return 0;
 }
 
-static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
+/* The newest mark in an MGET reply of marks (0: none, or unreadable: judged by nothing). */
+static uint64_t newest_mark(const redisReply *marks) {
+    uint64_t w = 0;
+    if (!marks || marks->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < marks->elements; i++) {
+        const redisReply *m = marks->element[i];
+        if (m->type != REDIS_REPLY_STRING || m->len == 0 || m->len > 20)
+            continue;
+        char num[24];
+        memcpy(num, m->str, m->len);
+        num[m->len] = '\0';
+        char *end;
+        unsigned long long v = strtoull(num, &end, 10);
+        if (*end == '\0' && v > w)
+            w = v;
+    }
+    return w;
+}
+
+int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     const redisReply *r = call->reply, *pttl = call->reply2;
-    if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR))
+    if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR) ||
+        (call->reply3 && call->reply3->type == REDIS_REPLY_ERROR))
         return TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
     if (l2->plain) {
-        if (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2)
+        if (r->type == REDIS_REPLY_STRING && r->len == 0 && tc__l2i_is_int(pttl) &&
+            pttl->integer == -2)
             return TC_ENOTFOUND;
         int rc = plain_value(l2, call->reply, r, pttl, out);
         if (rc == 0)
@@ -1014,10 +1051,16 @@ static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
         return rc;
     }
     /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. */
-    if (r->type == REDIS_REPLY_NIL ||
-        (r->type == REDIS_REPLY_STRING && r->len == 0 && is_int(pttl) && pttl->integer == -2))
+    if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && r->len == 0 &&
+                                       tc__l2i_is_int(pttl) && pttl->integer == -2))
         return TC_ENOTFOUND;
     int rc = fill_value(l2, call->reply, r, pttl, out);
+    if (rc == 0 && out->val.version <= newest_mark(call->reply3)) {
+        /* A clear or namespace bump came after this write: it is gone (lazily). */
+        tc__l2i_count(&l2->hidden);
+        memset(out, 0, sizeof *out);
+        return TC_ENOTFOUND;
+    }
     if (rc == 0)
         call->reply = NULL; /* now owned by out */
     if (rc == TC_EPROTO)
@@ -1027,104 +1070,138 @@ static int get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     return rc;
 }
 
+void tc__l2i_build_get(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k) {
+    memset(call, 0, sizeof *call);
+    call->kind = CALL_GET;
+    tc__l2i_push(call, "GETRANGE", 8);
+    tc__l2i_push(call, k->data, k->dlen);
+    tc__l2i_push(call, "0", 1);
+    tc__l2i_push(call, l2->get_end, l2->get_end_len);
+    if (k->nmarks == 0)
+        return;
+    call->argv2[0] = "MGET";
+    call->lens2[0] = 4;
+    for (size_t i = 0; i < k->nmarks; i++) {
+        call->argv2[1 + i] = (const char *)k->mark[i];
+        call->lens2[1 + i] = k->mark_len[i];
+    }
+    call->argc2 = (int)(1 + k->nmarks);
+}
+
 int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) {
     if (out)
         memset(out, 0, sizeof *out);
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0 || !out)
         return rc ? rc : TC_EINVAL;
-    scratch_t s;
-    unsigned char *dkey = scratch_get(&s, l2->prefix_len + 2 + klen);
-    if (!dkey)
-        return finish(l2, NULL, TC_ENOMEM);
-    l2_call_t call = {.kind = CALL_GET};
-    push(&call, "GETRANGE", 8);
-    push(&call, dkey, build_key(l2, 'k', key, klen, dkey));
-    push(&call, "0", 1);
-    push(&call, l2->get_end, l2->get_end_len);
-    rc = l2_run(l2, &call);
+    key_parts_t k;
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
+    l2_call_t call;
+    tc__l2i_build_get(l2, &call, &k);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0)
-        rc = get_result(l2, &call, out);
-    free_reply(&call.reply);
-    free_reply(&call.reply2);
-    scratch_put(&s);
-    return finish(l2, &call, rc);
+        rc = tc__l2i_get_result(l2, &call, out);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_free_reply(&call.reply2);
+    tc__l2i_free_reply(&call.reply3);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 /* ---- plain keys ---- */
 
+void tc__l2i_build_plain_set(l2_call_t *call, const void *key, size_t klen, const void *value,
+                             size_t vlen, uint64_t ttl_ms, char ttl[24]) {
+    memset(call, 0, sizeof *call);
+    int n = snprintf(ttl, 24, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
+    call->kind = CALL_PING;
+    tc__l2i_push(call, "SET", 3);
+    tc__l2i_push(call, key, klen);
+    tc__l2i_push(call, vlen ? value : "", vlen);
+    tc__l2i_push(call, "PX", 2);
+    tc__l2i_push(call, ttl, (size_t)n);
+    if (vlen > L2_BIG_VALUE)
+        call->extra_timeout_ms = (uint32_t)(vlen / L2_BIG_BYTES_PER_MS);
+}
+
+int tc__l2i_status_result(const l2_call_t *call) {
+    const redisReply *r = call->reply;
+    if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER)
+        return 0;
+    return r->type == REDIS_REPLY_ERROR ? TC_EREDIS : TC_EPROTO;
+}
+
 int tc__l2_plain_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
                      uint64_t ttl_ms) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc == 0)
-        rc = check_value(value, vlen);
+        rc = tc__l2i_check_value(value, vlen);
     if (rc != 0)
         return rc;
     char ttl[24];
-    int n = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
-    l2_call_t call = {.kind = CALL_PING};
-    push(&call, "SET", 3);
-    push(&call, key, klen);
-    push(&call, vlen ? value : "", vlen);
-    push(&call, "PX", 2);
-    push(&call, ttl, (size_t)n);
-    if (vlen > L2_BIG_VALUE)
-        call.extra_timeout_ms = (uint32_t)(vlen / L2_BIG_BYTES_PER_MS);
-    rc = l2_run(l2, &call);
-    if (rc == 0 && call.reply->type != REDIS_REPLY_STATUS)
-        rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : TC_EPROTO;
-    free_reply(&call.reply);
-    return finish(l2, &call, rc);
+    l2_call_t call;
+    tc__l2i_build_plain_set(&call, key, klen, value, vlen, ttl_ms, ttl);
+    rc = tc__l2i_run(l2, &call);
+    if (rc == 0)
+        rc = tc__l2i_status_result(&call);
+    tc__l2i_free_reply(&call.reply);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 int tc__l2_plain_del(tc__l2_t *l2, const void *key, size_t klen) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0)
         return rc;
     l2_call_t call = {.kind = CALL_PING};
-    push(&call, "DEL", 3);
-    push(&call, key, klen);
-    rc = l2_run(l2, &call);
+    tc__l2i_push(&call, "DEL", 3);
+    tc__l2i_push(&call, key, klen);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0 && call.reply->type != REDIS_REPLY_INTEGER)
         rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : TC_EPROTO;
-    free_reply(&call.reply);
-    return finish(l2, &call, rc);
+    tc__l2i_free_reply(&call.reply);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 /* Plain keys' fill: stored if absent (TC__L2_DONE), or TC__L2_EXISTS with what is there. */
+void tc__l2i_build_plain_fill(l2_call_t *call, const tc__l2_write_t *w, char ttl[24]) {
+    memset(call, 0, sizeof *call);
+    int n = snprintf(ttl, 24, "%llu", (unsigned long long)(w->ttl_ms ? w->ttl_ms : 1));
+    call->kind = CALL_PLAIN_ADD;
+    tc__l2i_push(call, w->key, w->klen);
+    tc__l2i_push(call, w->vlen ? w->value : "", w->vlen);
+    tc__l2i_push(call, ttl, (size_t)n);
+}
+
+int tc__l2i_plain_fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
+                              tc__l2_value_t *existing) {
+    if (call->reply3->type == REDIS_REPLY_ERROR)
+        return TC_EREDIS;
+    if (call->reply3->type == REDIS_REPLY_STATUS) {
+        if (version)
+            *version = 1;
+        return TC__L2_DONE;
+    }
+    /* NX refused: someone stored first */
+    int rc = tc__l2i_get_result(l2, call, existing);
+    if (rc == 0)
+        return TC__L2_EXISTS;
+    return rc == TC_ENOTFOUND ? TC__L2_GONE : rc; /* gone again: as if stored and deleted */
+}
+
 static int plain_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
                       tc__l2_value_t *existing) {
     char ttl[24];
-    int n = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(w->ttl_ms ? w->ttl_ms : 1));
-    l2_call_t call = {.kind = CALL_PLAIN_ADD};
-    push(&call, w->key, w->klen);
-    push(&call, w->vlen ? w->value : "", w->vlen);
-    push(&call, ttl, (size_t)n);
-    int rc = l2_run(l2, &call);
-    if (rc == 0 && call.reply3->type == REDIS_REPLY_ERROR)
-        rc = TC_EREDIS;
-    else if (rc == 0 && call.reply3->type == REDIS_REPLY_STATUS) {
-        if (version)
-            *version = 1;
-        rc = TC__L2_DONE;
-    } else if (rc == 0) { /* NX refused: someone stored first */
-        rc = get_result(l2, &call, existing);
-        if (rc == 0)
-            rc = TC__L2_EXISTS;
-        else if (rc == TC_ENOTFOUND) /* and it is gone again: as if stored and deleted */
-            rc = TC__L2_GONE;
-    }
-    free_reply(&call.reply);
-    free_reply(&call.reply2);
-    free_reply(&call.reply3);
-    return finish(l2, &call, rc);
+    l2_call_t call;
+    tc__l2i_build_plain_fill(&call, w, ttl);
+    int rc = tc__l2i_run(l2, &call);
+    if (rc == 0)
+        rc = tc__l2i_plain_fill_result(l2, &call, version, existing);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_free_reply(&call.reply2);
+    tc__l2i_free_reply(&call.reply3);
+    return tc__l2i_finish(l2, &call, rc);
 }
-
-/* The stored value's pieces: head, expiry and ttl as script arguments. */
-typedef struct value_args {
-    unsigned char head[TC__VAL_HEAD_LEN], expiry[TC__VAL_EXPIRY_LEN];
-    char ttl[24];
-} value_args_t;
 
 /* ARGV[1..4] of SET, ADD and CAS: value head, expiry, payload, ttl. */
 static void push_value(l2_call_t *call, value_args_t *a, const tc__l2_write_t *w) {
@@ -1132,17 +1209,63 @@ static void push_value(l2_call_t *call, value_args_t *a, const tc__l2_write_t *w
     a->head[3] = (unsigned char)tc__val_load_class(w->meta.load_ms);
     tc__val_expiry(w->meta.logical_expiry_ms, a->expiry);
     int n = snprintf(a->ttl, sizeof a->ttl, "%llu", (unsigned long long)w->ttl_ms);
-    push(call, a->head, TC__VAL_HEAD_LEN);
-    push(call, a->expiry, TC__VAL_EXPIRY_LEN);
-    push(call, w->vlen ? w->value : "", w->vlen);
-    push(call, a->ttl, (size_t)n);
+    tc__l2i_push(call, a->head, TC__VAL_HEAD_LEN);
+    tc__l2i_push(call, a->expiry, TC__VAL_EXPIRY_LEN);
+    tc__l2i_push(call, w->vlen ? w->value : "", w->vlen);
+    tc__l2i_push(call, a->ttl, (size_t)n);
     if (w->vlen > L2_BIG_VALUE)
         call->extra_timeout_ms = (uint32_t)(w->vlen / L2_BIG_BYTES_PER_MS);
 }
 
+/* The tag sets as further KEYS: <prefix>"t:"<tag>, built into va->ts. 0 or TC_ENOMEM. */
+static int push_tags(tc__l2_t *l2, l2_call_t *call, value_args_t *va, const tc__l2_write_t *w) {
+    size_t bytes = 0;
+    va->ts.p = NULL;
+    for (size_t i = 0; i < w->ntags; i++)
+        bytes += l2->prefix_len + 2 + w->tags[i].len;
+    if (w->ntags == 0)
+        return 0;
+    unsigned char *p = tc__l2i_scratch_get(&va->ts, bytes);
+    if (!p)
+        return TC_ENOMEM;
+    for (size_t i = 0; i < w->ntags; i++) {
+        size_t n = tc__l2i_build_key(l2, 't', w->tags[i].data, w->tags[i].len, p);
+        tc__l2i_push(call, p, n);
+        p += n;
+    }
+    return 0;
+}
+
+void tc__l2i_value_args_done(value_args_t *va) {
+    if (va->ts.p)
+        tc__l2i_scratch_put(&va->ts);
+    va->ts.p = NULL;
+}
+
+/* Set KEYS' count (argv[2]) once every key is pushed: argv[3..] up to first_arg. */
+void tc__l2i_set_numkeys(l2_call_t *call, int first_arg) {
+    int n = snprintf(call->numkeys, sizeof call->numkeys, "%d", first_arg - 3);
+    call->argv[2] = call->numkeys;
+    call->lens[2] = (size_t)n;
+}
+
 static int check_write(const tc__l2_t *l2, const tc__l2_write_t *w) {
-    int rc = w ? check_key(l2, w->key, w->klen) : TC_EINVAL;
-    return rc ? rc : check_value(w->value, w->vlen);
+    int rc = w ? tc__l2i_check_key(l2, w->key, w->klen) : TC_EINVAL;
+    return rc ? rc : tc__l2i_check_value(w->value, w->vlen);
+}
+
+int tc__l2i_build_put(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
+                      const tc__l2_write_t *w, const unsigned char *mhead) {
+    start_write(call, l2, TC__SCRIPT_SET, k);
+    if (push_tags(l2, call, va, w) != 0)
+        return TC_ENOMEM;
+    tc__l2i_set_numkeys(call, call->argc);
+    push_value(call, va, w);
+    tc__l2i_push(call, l2->channel, l2->channel_len);
+    tc__l2i_push(call, mhead, TC__MSG_HEAD_LEN);
+    tc__l2i_push(call, k->tail, k->tlen);
+    tc__l2i_push_log_maxlen(call, l2);
+    return 0;
 }
 
 int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
@@ -1150,24 +1273,21 @@ int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {
     if (rc != 0)
         return rc;
     key_parts_t k;
-    if (key_parts(l2, w->key, w->klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, w->key, w->klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     l2_call_t call;
     value_args_t va;
     unsigned char mhead[TC__MSG_HEAD_LEN];
-    start_write(&call, l2, TC__SCRIPT_SET, &k);
-    push_value(&call, &va, w);
     tc__msg_head(TC__MSG_OP_WRITE, mhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, mhead, sizeof mhead);
-    push(&call, k.tail, k.tlen);
-    push_log_maxlen(&call, l2);
-    rc = l2_run(l2, &call);
+    rc = tc__l2i_build_put(l2, &call, &k, &va, w, mhead);
     if (rc == 0)
-        rc = version_reply(l2, call.reply, version);
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+        rc = tc__l2i_run(l2, &call);
+    if (rc == 0)
+        rc = tc__l2i_version_reply(l2, call.reply, version);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_value_args_done(&va);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
@@ -1177,35 +1297,40 @@ int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
     return tc__l2_put(l2, &w, version);
 }
 
+void tc__l2i_build_del(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k,
+                       const unsigned char *mhead) {
+    start_write(call, l2, TC__SCRIPT_DEL, k);
+    tc__l2i_push(call, l2->channel, l2->channel_len);
+    tc__l2i_push(call, mhead, TC__MSG_HEAD_LEN);
+    tc__l2i_push(call, k->tail, k->tlen);
+    tc__l2i_push_log_maxlen(call, l2);
+}
+
 int tc__l2_del(tc__l2_t *l2, const void *key, size_t klen, uint64_t *version) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0)
         return rc;
     key_parts_t k;
-    if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
-    start_write(&call, l2, TC__SCRIPT_DEL, &k);
     tc__msg_head(TC__MSG_OP_DELETE, mhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, mhead, sizeof mhead);
-    push(&call, k.tail, k.tlen);
-    push_log_maxlen(&call, l2);
-    rc = l2_run(l2, &call);
+    tc__l2i_build_del(l2, &call, &k, mhead);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0)
-        rc = version_reply(l2, call.reply, version);
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+        rc = tc__l2i_version_reply(l2, call.reply, version);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 /* ADD, CAS and LOCK reply with an array led by an integer tag (scripts.h). 0, or the
  * error. */
-static int check_tagged(const redisReply *r) {
+int tc__l2i_check_tagged(const redisReply *r) {
     if (r->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !is_int(r->element[0]))
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || !tc__l2i_is_int(r->element[0]))
         return TC_EPROTO;
     return 0;
 }
@@ -1226,20 +1351,21 @@ static int take_existing(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *existing
     return rc;
 }
 
-/* The reply of ADD or CAS as a tc__l2_result_t or an error. */
-static int fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
-                       tc__l2_value_t *existing) {
+int tc__l2i_fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
+                        tc__l2_value_t *existing) {
     redisReply *r = call->reply;
-    int rc = check_tagged(r);
+    int rc = tc__l2i_check_tagged(r);
     if (rc != 0)
         return rc;
     switch (tag_of(r)) {
     case TC__TAG_DONE:
-        if (r->elements < 3 || !is_int(r->element[1]))
+        if (r->elements < 3 || !tc__l2i_is_int(r->element[1]))
             return TC_EPROTO;
-        note_healed(l2, r->element[2]);
+        tc__l2i_note_healed(l2, r->element[2]);
         if (version)
             *version = (uint64_t)r->element[1]->integer;
+        if (call->script == TC__SCRIPT_CAS)
+            tc__l2i_count(&l2->published);
         return TC__L2_DONE;
     case TC__TAG_EXISTS:
         if (!existing)
@@ -1257,6 +1383,41 @@ static int fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
     }
 }
 
+/* The marks as further KEYS (after the four, or after the lock scripts' two). */
+static void push_marks(l2_call_t *call, const key_parts_t *k) {
+    for (size_t i = 0; i < k->nmarks; i++)
+        tc__l2i_push(call, k->mark[i], k->mark_len[i]);
+}
+
+int tc__l2i_build_fill(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
+                       const tc__l2_write_t *w, const unsigned char *whead,
+                       const unsigned char *fhead, unsigned char *expected) {
+    start_write(call, l2, w->expected_version ? TC__SCRIPT_CAS : TC__SCRIPT_ADD, k);
+    push_marks(call, k);
+    if (push_tags(l2, call, va, w) != 0)
+        return TC_ENOMEM;
+    tc__l2i_set_numkeys(call, call->argc);
+    push_value(call, va, w);
+    tc__l2i_push(call, l2->max_stored_str, l2->max_stored_len);
+    tc__l2i_push(call, w->lease ? w->lease : "", w->lease ? w->lease_len : 0);
+    tc__l2i_push(call, l2->channel, l2->channel_len);
+    tc__l2i_push(call, whead, TC__MSG_HEAD_LEN);
+    tc__l2i_push(call, k->tail, k->tlen);
+    tc__l2i_push(call, fhead, TC__MSG_HEAD_LEN);
+    if (w->expected_version) {
+        tc__put_be64(expected, *w->expected_version);
+        tc__l2i_push(call, expected, 8);
+    }
+    int n = snprintf(va->nmarks, sizeof va->nmarks, "%zu", k->nmarks);
+    tc__l2i_push(call, va->nmarks, (size_t)n);
+    n = w->check_mark ? snprintf(va->seen_mark, sizeof va->seen_mark, "%llu",
+                                 (unsigned long long)w->seen_mark)
+                      : 0;
+    tc__l2i_push(call, va->seen_mark, (size_t)n);
+    tc__l2i_push_log_maxlen(call, l2);
+    return 0;
+}
+
 int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
                 tc__l2_value_t *existing) {
     if (existing)
@@ -1267,34 +1428,22 @@ int tc__l2_fill(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version,
     if (l2->plain)
         return plain_fill(l2, w, version, existing);
     key_parts_t k;
-    if (key_parts(l2, w->key, w->klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, w->key, w->klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     l2_call_t call;
     value_args_t va;
     unsigned char whead[TC__MSG_HEAD_LEN], fhead[TC__MSG_HEAD_LEN], expected[8];
-    start_write(&call, l2, w->expected_version ? TC__SCRIPT_CAS : TC__SCRIPT_ADD, &k);
-    push_value(&call, &va, w);
-    push(&call, l2->max_stored_str, l2->max_stored_len);
-    push(&call, w->lease ? w->lease : "", w->lease ? w->lease_len : 0);
     tc__msg_head(TC__MSG_OP_WRITE, whead);
     tc__msg_head(TC__MSG_OP_FILL, fhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, whead, sizeof whead);
-    push(&call, k.tail, k.tlen);
-    push(&call, fhead, sizeof fhead);
-    if (w->expected_version) {
-        tc__put_be64(expected, *w->expected_version);
-        push(&call, expected, sizeof expected);
-    }
-    push_log_maxlen(&call, l2);
-    rc = l2_run(l2, &call);
+    rc = tc__l2i_build_fill(l2, &call, &k, &va, w, whead, fhead, expected);
     if (rc == 0)
-        rc = fill_result(l2, &call, version, existing);
-    if (rc == TC__L2_DONE && w->expected_version)
-        count(&l2->published);
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+        rc = tc__l2i_run(l2, &call);
+    if (rc == 0)
+        rc = tc__l2i_fill_result(l2, &call, version, existing);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_value_args_done(&va);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, size_t vlen,
@@ -1304,10 +1453,11 @@ int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
     return tc__l2_fill(l2, &w, version, existing);
 }
 
-/* {1, 0}: taken; {2, value, pttl}: a value is stored; {0, pttl}: held by another. */
-static int lock_result(tc__l2_t *l2, l2_call_t *call, int64_t *pttl, tc__l2_value_t *existing) {
+/* {1, mark}: taken; {2, value, pttl}: a value is stored; {0, pttl}: held by another. */
+int tc__l2i_lock_result(tc__l2_t *l2, l2_call_t *call, int64_t *pttl, uint64_t *mark,
+                        tc__l2_value_t *existing) {
     redisReply *r = call->reply;
-    int rc = check_tagged(r);
+    int rc = tc__l2i_check_tagged(r);
     if (rc != 0)
         return rc;
     switch (tag_of(r)) {
@@ -1317,9 +1467,14 @@ static int lock_result(tc__l2_t *l2, l2_call_t *call, int64_t *pttl, tc__l2_valu
     case TC__TAG_TOO_BIG:
         return TC_ETOOBIG;
     case TC__TAG_DONE:
+        if (mark)
+            *mark =
+                r->elements > 1 && tc__l2i_is_int(r->element[1]) && r->element[1]->integer > 0
+                    ? (uint64_t)r->element[1]->integer
+                    : 0;
         return TC__L2_DONE;
     case TC__TAG_EXISTS:
-        if (r->elements < 2 || !is_int(r->element[1]))
+        if (r->elements < 2 || !tc__l2i_is_int(r->element[1]))
             return TC_EPROTO;
         *pttl = r->element[1]->integer;
         return TC__L2_LOCK_HELD;
@@ -1328,106 +1483,118 @@ static int lock_result(tc__l2_t *l2, l2_call_t *call, int64_t *pttl, tc__l2_valu
     }
 }
 
+void tc__l2i_build_lock(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, const char *token,
+                        size_t tlen, const char *ttl, const unsigned char *skip) {
+    start_lock(call, TC__SCRIPT_LOCK, k);
+    push_marks(call, k);
+    tc__l2i_set_numkeys(call, call->argc);
+    tc__l2i_push(call, token, tlen);
+    tc__l2i_push(call, ttl, strlen(ttl));
+    tc__l2i_push(call, skip, skip ? 8 : 0);
+    tc__l2i_push(call, l2->max_stored_str, l2->max_stored_len);
+}
+
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
-                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl,
+                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl, uint64_t *mark,
                 tc__l2_value_t *existing) {
     if (existing)
         memset(existing, 0, sizeof *existing);
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0 || !token || !pttl || !existing)
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
-    if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     char ttl[16];
-    int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
+    snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
     unsigned char skip[8];
     if (skip_version)
         tc__put_be64(skip, *skip_version);
     l2_call_t call;
-    start_lock(&call, TC__SCRIPT_LOCK, &k);
-    push(&call, token, tlen);
-    push(&call, ttl, (size_t)n);
-    push(&call, skip, skip_version ? sizeof skip : 0);
-    push(&call, l2->max_stored_str, l2->max_stored_len);
-    rc = l2_run(l2, &call);
+    tc__l2i_build_lock(l2, &call, &k, token, tlen, ttl, skip_version ? skip : NULL);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0)
-        rc = lock_result(l2, &call, pttl, existing);
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+        rc = tc__l2i_lock_result(l2, &call, pttl, mark, existing);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
+}
+
+void tc__l2i_build_unlock(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k,
+                          const char *token, size_t tlen, const unsigned char *fhead) {
+    start_lock(call, TC__SCRIPT_UNLOCK, k);
+    tc__l2i_push(call, token, tlen);
+    tc__l2i_push(call, l2->channel, l2->channel_len);
+    tc__l2i_push(call, fhead, TC__MSG_HEAD_LEN);
+    tc__l2i_push(call, k->tail, k->tlen);
 }
 
 int tc__l2_unlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0 || !token)
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
-    if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
-    unsigned char mhead[TC__MSG_HEAD_LEN];
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
+    unsigned char fhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
-    start_lock(&call, TC__SCRIPT_UNLOCK, &k);
-    push(&call, token, tlen);
-    push(&call, l2->channel, l2->channel_len);
-    tc__msg_head(TC__MSG_OP_FILL, mhead);
-    push(&call, mhead, sizeof mhead);
-    push(&call, k.tail, k.tlen);
-    rc = l2_run(l2, &call);
+    tc__msg_head(TC__MSG_OP_FILL, fhead);
+    tc__l2i_build_unlock(l2, &call, &k, token, tlen, fhead);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
         rc = TC_EREDIS;
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0)
         return rc;
     key_parts_t k;
-    if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
     start_write(&call, l2, TC__SCRIPT_EVICT, &k);
     tc__msg_head(TC__MSG_OP_EVICT, mhead);
-    push(&call, l2->channel, l2->channel_len);
-    push(&call, mhead, sizeof mhead);
-    push(&call, k.tail, k.tlen);
-    push_log_maxlen(&call, l2);
-    rc = l2_run(l2, &call);
+    tc__l2i_push(&call, l2->channel, l2->channel_len);
+    tc__l2i_push(&call, mhead, sizeof mhead);
+    tc__l2i_push(&call, k.tail, k.tlen);
+    tc__l2i_push_log_maxlen(&call, l2);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0)
         rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : 0;
     if (rc == 0)
-        count(&l2->published);
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+        tc__l2i_count(&l2->published);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 int tc__l2_extend(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
                   uint32_t ttl_ms) {
-    int rc = check_key(l2, key, klen);
+    int rc = tc__l2i_check_key(l2, key, klen);
     if (rc != 0 || !token)
         return rc ? rc : TC_EINVAL;
     key_parts_t k;
-    if (key_parts(l2, key, klen, &k) != 0)
-        return finish(l2, NULL, TC_ENOMEM);
+    if (tc__l2i_key_parts(l2, key, klen, &k) != 0)
+        return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     char ttl[16];
     int n = snprintf(ttl, sizeof ttl, "%u", (unsigned)ttl_ms);
     l2_call_t call;
     start_lock(&call, TC__SCRIPT_EXTEND, &k);
-    push(&call, token, tlen);
-    push(&call, ttl, (size_t)n);
-    rc = l2_run(l2, &call);
+    tc__l2i_push(&call, token, tlen);
+    tc__l2i_push(&call, ttl, (size_t)n);
+    rc = tc__l2i_run(l2, &call);
     if (rc == 0)
         rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS
-             : is_int(call.reply)                  ? call.reply->integer == 1
+             : tc__l2i_is_int(call.reply)          ? call.reply->integer == 1
                                                    : TC_EPROTO;
-    free_reply(&call.reply);
-    scratch_put(&k.s);
-    return finish(l2, &call, rc);
+    tc__l2i_free_reply(&call.reply);
+    tc__l2i_scratch_put(&k.s);
+    return tc__l2i_finish(l2, &call, rc);
 }
 
 static uint64_t relaxed(_Atomic uint64_t *c) {
@@ -1448,5 +1615,6 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
     out->healed_counters = relaxed(&l2->healed_counters);
     out->heals = relaxed(&l2->heals);
     out->permission_errors = relaxed(&l2->permission_errors);
+    out->hidden = relaxed(&l2->hidden);
     out->breaker_state = atomic_load_explicit(&l2->state, memory_order_relaxed);
 }

@@ -44,6 +44,7 @@ typedef struct tc__l2_opts {
     unsigned replay_log_len; /* entries kept in <prefix>"log" (a stream); 0 = no log */
     int plain;               /* plain keys (tc_config_t.plain_keys) */
     int tracking;            /* a tc_tracking_t */
+    int ns_sep;              /* namespace separator byte, or -1 (tc_config_t.ns_separator) */
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -62,6 +63,7 @@ typedef struct tc__l2_counters {
     uint64_t healed_counters;   /* version counters found corrupt and reset by a script */
     uint64_t heals;             /* answers after a transport failure (on_heal calls) */
     uint64_t permission_errors; /* NOPERM / NOAUTH / WRONGPASS replies */
+    uint64_t hidden;            /* values read as absent: a clear or namespace mark covers */
     int breaker_state;          /* 0 closed, 1 open, 2 half-open */
 } tc__l2_counters_t;
 
@@ -95,6 +97,12 @@ typedef struct tc__l2_write {
     size_t lease_len;
     const uint64_t *expected_version; /* fill: replace only this version (a refresh);
                                          NULL: store only if absent */
+    const tc_buf_t *tags; /* the value's tags (<prefix>"t:"<tag> sorted sets), or NULL */
+    size_t ntags;
+    int check_mark; /* fill under a lease: seen_mark is the newest clear/namespace
+                       mark its lock saw; a newer one now means the load may predate
+                       it: not stored (TC__L2_LEASE_LOST) */
+    uint64_t seen_mark;
 } tc__l2_write_t;
 
 /* Create the pool. Connections are made lazily, so this succeeds with Redis down.
@@ -138,11 +146,12 @@ int tc__l2_add(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
 /* Cross-process single-flight: check for a stored value and take the lock
  * <prefix>"l:"<key> (token, PX ttl_ms) in one atomic step. Returns TC__L2_EXISTS with
  * *existing (release it) when the key holds a value whose version is not *skip_version
- * (skip_version NULL: any value); TC__L2_DONE when the lock was taken; TC__L2_LOCK_HELD
- * when another holds it (*pttl its remaining ms; the lock is marked contended so its
- * holder's unlock wakes us); or an error. */
+ * (skip_version NULL: any value); TC__L2_DONE when the lock was taken (*mark, may be NULL:
+ * the newest clear or namespace mark of the key then, for the fill's seen_mark);
+ * TC__L2_LOCK_HELD when another holds it (*pttl its remaining ms; the lock is marked contended
+ * so its holder's unlock wakes us); or an error. */
 int tc__l2_lock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
-                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl,
+                uint32_t ttl_ms, const uint64_t *skip_version, int64_t *pttl, uint64_t *mark,
                 tc__l2_value_t *existing);
 /* Release the lock if it still holds token (compare-and-delete, never a plain DEL); when it
  * was contended, publish OP_FILL for key. 0 or an error. */
@@ -167,6 +176,60 @@ int tc__l2_plain_del(tc__l2_t *l2, const void *key, size_t klen);
 /* Default tracking: the client id of the subscribed listener, which every data connection
  * must redirect its tracking to before its next read (0: none subscribed). */
 void tc__l2_set_tracking_target(tc__l2_t *l2, uint64_t client_id);
+
+/* ---- many keys (l2_many.c) ----
+ * The bulk operations run one call per key, TC__L2_PIPE_MAX of them per round trip
+ * (pipelined), and answer per key in codes[i] exactly as the single-key operation would.
+ * They return 0, or a failure of the whole round trip (then every codes[i] holds it). */
+#define TC__L2_PIPE_MAX 1000u
+
+/* tc__l2_get for every key: out[i] filled when codes[i] is 0 (release each). */
+int tc__l2_get_many(tc__l2_t *l2, const tc_buf_t *keys, size_t n, tc__l2_value_t *out,
+                    int *codes);
+/* tc__l2_put for every write (plain keys: plain SETs); versions[i] when codes[i] is 0. */
+int tc__l2_put_many(tc__l2_t *l2, const tc__l2_write_t *w, size_t n, uint64_t *versions,
+                    int *codes);
+/* tc__l2_del for every key (plain keys: DEL); versions[i] when codes[i] is 0. */
+int tc__l2_del_many(tc__l2_t *l2, const tc_buf_t *keys, size_t n, uint64_t *versions,
+                    int *codes);
+/* One key's lock step for tc__l2_lock_many. */
+typedef struct tc__l2_lock_req {
+    const void *key;
+    size_t klen;
+    const char *token;
+    size_t tlen;
+    const uint64_t *skip_version;
+    /* out */
+    int64_t pttl;
+    uint64_t mark;
+    tc__l2_value_t existing;
+} tc__l2_lock_req_t;
+/* tc__l2_lock for every request: codes[i] as tc__l2_lock's result. */
+int tc__l2_lock_many(tc__l2_t *l2, tc__l2_lock_req_t *reqs, size_t n, uint32_t ttl_ms,
+                     int *codes);
+/* tc__l2_fill for every write: codes[i] a tc__l2_result_t or an error; versions[i] and
+ * existing[i] (release) as tc__l2_fill's. */
+int tc__l2_fill_many(tc__l2_t *l2, const tc__l2_write_t *w, size_t n, uint64_t *versions,
+                     tc__l2_value_t *existing, int *codes);
+/* tc__l2_unlock for every request (key, klen, token, tlen used). */
+int tc__l2_unlock_many(tc__l2_t *l2, const tc__l2_lock_req_t *reqs, size_t n, int *codes);
+
+/* ---- invalidating many keys (l2_many.c) ---- */
+
+/* Called with each batch of keys removed from Redis at `version` (entries of a be16 length
+ * and the key, as in an op-5 message), so the caller applies them to its own L1 at once. */
+typedef void (*tc__l2_removed_fn)(void *arg, uint64_t version, const unsigned char *entries,
+                                  size_t len);
+/* Remove every key whose current value carries tag. *removed: keys deleted. 0 or an error
+ * (part may be done). */
+int tc__l2_invalidate_tag(tc__l2_t *l2, const void *tag, size_t tlen, tc__l2_removed_fn fn,
+                          void *arg, size_t *removed);
+/* Remove every key starting with prefix (SCAN steps), and every lock of one. */
+int tc__l2_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
+                             tc__l2_removed_fn fn, void *arg, size_t *removed);
+/* Set the mark of namespace ns (ns NULL: the clear mark) to the next version and announce
+ * it. ns is given without its separator. *version: the mark. 0 or an error. */
+int tc__l2_mark(tc__l2_t *l2, const void *ns, size_t nslen, uint64_t *version);
 
 /* Snapshot of the counters (relaxed atomics). */
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);

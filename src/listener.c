@@ -26,7 +26,9 @@
  * applying our own write's message is harmless and makes concurrent local writers converge.
  * A message whose version no counter produces (0 outside FILL, or 2^53 and up: anyone may
  * publish on the channel) cannot be ordered, so it evicts the key whatever its version and
- * is counted as malformed.
+ * is counted as malformed. A message about many keys (a tag or prefix step) is applied key
+ * by key, touching only those keys; a namespace bump or clear sweeps L1 once (every entry
+ * under the namespace older than the bump), on this thread.
  */
 #include "listener.h"
 
@@ -63,7 +65,7 @@ struct tc__listener {
     int subscribed_once;
     char cause[256]; /* why the link is down or was refused; "" while subscribed */
     atomic_uint_fast64_t received, applied, malformed, reconnects, permission_errors;
-    atomic_uint_fast64_t replays, replayed, log_gaps, tracked;
+    atomic_uint_fast64_t replays, replayed, log_gaps, tracked, swept;
     atomic_int connected;
     /* listener thread only */
     tc__logid_t pos;       /* replay log id of the last message applied */
@@ -115,22 +117,44 @@ static void note_latency(tc__listener_t *ls, const tc__msg_t *m) {
         tc__hist_record(ls->o.inval_latency, (now_us - m->version) * 1000u);
 }
 
+/* One key of a message. */
+static void apply_key(tc__listener_t *ls, unsigned op, uint64_t version, int orderable,
+                      const unsigned char *key, size_t klen) {
+    uint64_t h = tc__l1_hash(ls->o.l1, key, klen);
+    if (op == TC__MSG_OP_EVICT || !orderable) /* tc_invalidate, or a version no one made */
+        tc__l1_evict(ls->o.l1, h, key, klen);
+    else
+        tc__l1_invalidate(ls->o.l1, h, key, klen, version);
+    if (ls->o.hook)
+        ls->o.hook(ls->o.hook_arg, key, klen);
+}
+
+/* A namespace bump or a clear: a sweep of L1 (an unorderable version sweeps everything
+ * under it: the safe side). */
+static void apply_sweep(tc__listener_t *ls, const tc__msg_t *m, int orderable) {
+    uint64_t v = orderable ? m->version : UINT64_MAX;
+    size_t n = tc__l1_sweep(ls->o.l1, m->key, m->klen, v);
+    atomic_fetch_add_explicit(&ls->swept, n, memory_order_relaxed);
+}
+
 static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
-    uint64_t h = tc__l1_hash(ls->o.l1, m->key, m->klen);
     int orderable =
         m->version < LISTENER_VERSION_LIMIT && (m->version != 0 || m->op == TC__MSG_OP_FILL);
-    if (m->op == TC__MSG_OP_EVICT) { /* tc_invalidate: whatever the version */
-        tc__l1_evict(ls->o.l1, h, m->key, m->klen);
-    } else if (orderable) {
-        tc__l1_invalidate(ls->o.l1, h, m->key, m->klen, m->version);
-        note_latency(ls, m);
-    } else {
-        tc__l1_evict(ls->o.l1, h, m->key, m->klen);
+    if (!orderable && m->op != TC__MSG_OP_EVICT)
         atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+    if (m->op == TC__MSG_OP_NS || m->op == TC__MSG_OP_CLEAR) {
+        apply_sweep(ls, m, orderable);
+    } else if (m->op == TC__MSG_OP_MANY) {
+        size_t at = 0, klen;
+        const unsigned char *key;
+        while (tc__msg_next_key(m, &at, &key, &klen))
+            apply_key(ls, m->op, m->version, orderable, key, klen);
+    } else {
+        apply_key(ls, m->op, m->version, orderable, m->key, m->klen);
     }
+    if (orderable && m->op != TC__MSG_OP_EVICT)
+        note_latency(ls, m);
     atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
-    if (ls->o.hook)
-        ls->o.hook(ls->o.hook_arg, m->key, m->klen);
 }
 
 static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
@@ -568,6 +592,7 @@ void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out) {
     out->replayed = atomic_load_explicit(&ls->replayed, memory_order_relaxed);
     out->log_gaps = atomic_load_explicit(&ls->log_gaps, memory_order_relaxed);
     out->tracked = atomic_load_explicit(&ls->tracked, memory_order_relaxed);
+    out->swept = atomic_load_explicit(&ls->swept, memory_order_relaxed);
     out->connected = atomic_load(&ls->connected);
 }
 

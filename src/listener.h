@@ -41,7 +41,7 @@ typedef struct tc__listener_opts {
 
 typedef struct tc__listener_counters {
     uint64_t received, applied, malformed, reconnects, permission_errors;
-    uint64_t replays, replayed, log_gaps, tracked;
+    uint64_t replays, replayed, log_gaps, tracked, swept;
     int connected;
 } tc__listener_counters_t;
 

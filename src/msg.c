@@ -9,9 +9,11 @@
  *
  * The decoder faces bytes from the network (any client may PUBLISH on the channel), so it
  * trusts nothing: it checks length before touching a byte, never reads past len, and on
- * success m->key points into the caller's buffer with m->klen == len - 26, in 1..65535.
+ * success m->key points into the caller's buffer with m->klen == len - 26 (or 42), in
+ * 1..65535 for a key (ops 5-7: their payload's limits, msg.h).
  * The key length is implicit (the rest of the message), so there is no length field to
- * disagree with the buffer.
+ * disagree with the buffer. Op 5's payload does carry lengths, so the decoder walks them
+ * all before accepting the message: its consumers can then iterate without checks.
  */
 #include "msg.h"
 
@@ -21,7 +23,37 @@
 #include <string.h>
 
 static int msg_op_valid(unsigned op) {
-    return op >= TC__MSG_OP_WRITE && op <= TC__MSG_OP_EVICT;
+    return op >= TC__MSG_OP_WRITE && op <= TC__MSG_OP_CLEAR;
+}
+
+/* Op 5's payload: entries of be16 length + key, each length 1..65535, exactly filling it. */
+static int many_valid(const unsigned char *p, size_t len) {
+    if (len == 0 || len > TC__MSG_MANY_MAX)
+        return 0;
+    size_t at = 0;
+    while (at < len) {
+        if (len - at < 2)
+            return 0;
+        size_t n = ((size_t)p[at] << 8) | p[at + 1];
+        if (n == 0 || len - at - 2 < n)
+            return 0;
+        at += 2 + n;
+    }
+    return 1;
+}
+
+/* Is the payload (key, or ops 5-7's payload) of a well-formed size for op? */
+static int payload_valid(unsigned op, const unsigned char *p, size_t len) {
+    switch (op) {
+    case TC__MSG_OP_MANY:
+        return many_valid(p, len);
+    case TC__MSG_OP_NS:
+        return len >= 2 && len <= TC_MAX_KEY_LEN;
+    case TC__MSG_OP_CLEAR:
+        return len == 0;
+    default:
+        return len >= 1 && len <= TC_MAX_KEY_LEN;
+    }
 }
 
 static int msg_key_valid(const void *key, size_t klen) {
@@ -44,7 +76,9 @@ size_t tc__msg_tail(const unsigned char origin[TC__MSG_ORIGIN_LEN], const void *
 
 size_t tc__msg_encode(unsigned op, uint64_t version, const unsigned char origin[16],
                       const void *key, size_t klen, unsigned char *out) {
-    if (!msg_op_valid(op) || !origin || !out || !msg_key_valid(key, klen))
+    /* One key: ops 1-4 (ops 5-7 are assembled by the scripts). */
+    if (op < TC__MSG_OP_WRITE || op > TC__MSG_OP_EVICT || !origin || !out ||
+        !msg_key_valid(key, klen))
         return 0;
     tc__msg_head(op, out);
     tc__put_be64(out + TC__MSG_HEAD_LEN, version);
@@ -58,9 +92,9 @@ int tc__msg_decode(const void *buf, size_t len, tc__msg_t *m) {
         return -1;
     int with_log = p[0] == TC__MSG_MAGIC_LOG;
     size_t fixed = with_log ? TC__MSG_FIXED_LEN_LOG : TC__MSG_FIXED_LEN;
-    if (len <= fixed || len - fixed > TC_MAX_KEY_LEN)
+    if (len < fixed || (p[0] != TC__MSG_MAGIC && !with_log) || !msg_op_valid(p[1]))
         return -1;
-    if ((p[0] != TC__MSG_MAGIC && !with_log) || !msg_op_valid(p[1]))
+    if (!payload_valid(p[1], p + fixed, len - fixed))
         return -1;
     m->op = p[1];
     m->version = tc__get_be64(p + TC__MSG_HEAD_LEN);
@@ -98,4 +132,14 @@ int tc__logid_parse(const char *s, size_t len, tc__logid_t *id) {
     id->ms = part[0];
     id->seq = part[1];
     return 0;
+}
+
+int tc__msg_next_key(const tc__msg_t *m, size_t *at, const unsigned char **key, size_t *klen) {
+    if (m->op != TC__MSG_OP_MANY || *at + 2 > m->klen)
+        return 0;
+    size_t n = ((size_t)m->key[*at] << 8) | m->key[*at + 1];
+    *key = m->key + *at + 2;
+    *klen = n;
+    *at += 2 + n;
+    return 1;
 }

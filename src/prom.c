@@ -111,10 +111,16 @@ static const tc__prom_field_t fields[] = {
     COUNTER(inval_replayed, "Invalidations read back from the replay log."),
     COUNTER(replay_log_gaps, "Lost links the replay log no longer covered (L1 flushed)."),
     COUNTER(inval_tracking, "Keys evicted on Redis's own invalidation notices (tracking)."),
+    COUNTER(keys_invalidated, "Keys removed from Redis by this process's tag and prefix "
+                              "invalidations."),
+    COUNTER(inval_swept, "L1 entries dropped by namespace and clear messages."),
+    COUNTER(values_hidden, "Redis values read as absent: an older clear or namespace "
+                           "invalidation covers them."),
+    COUNTER(batch_loads, "Batch loader calls (tc_mfetch, tc_warm)."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, inval_tracking) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, batch_loads) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

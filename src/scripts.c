@@ -46,7 +46,19 @@
     "local function pack(v)\n"                                                                 \
     "  return struct.pack('>I4I4', math.floor(v / 4294967296), v % 4294967296)\n"              \
     "end\n"                                                                                    \
-    "local function inspect(key, maxlen, floor)\n"                                             \
+    "local function unpack_v(s)\n"                                                             \
+    "  local hi, lo = struct.unpack('>I4I4', s)\n"                                             \
+    "  return hi * 4294967296 + lo\n"                                                          \
+    "end\n"                                                                                    \
+    "local function newest_mark(first, last)\n"                                                \
+    "  local w = 0\n"                                                                          \
+    "  for i = first, last do\n"                                                               \
+    "    local x = tonumber(redis.pcall('GET', KEYS[i]))\n"                                    \
+    "    if x and x > w then w = x end\n"                                                      \
+    "  end\n"                                                                                  \
+    "  return w\n"                                                                             \
+    "end\n"                                                                                    \
+    "local function inspect(key, maxlen, floor, mark)\n"                                       \
     "  local n = redis.pcall('STRLEN', key)\n"                                                 \
     "  if type(n) ~= 'number' then return 'bad' end\n"                                         \
     "  if n > maxlen then return 'big', n end\n"                                               \
@@ -54,9 +66,9 @@
     "  if not s then return 'none' end\n"                                                      \
     "  if n < 20 or string.byte(s, 1) ~= 199 or string.byte(s, 2) ~= 1 then return 'bad' "     \
     "end\n"                                                                                    \
-    "  local hi, lo = struct.unpack('>I4I4', string.sub(s, 5, 12))\n"                          \
-    "  local v = hi * 4294967296 + lo\n"                                                       \
+    "  local v = unpack_v(string.sub(s, 5, 12))\n"                                             \
     "  if v < 1 or v > floor + AHEAD then return 'bad' end\n"                                  \
+    "  if v <= mark then return 'dead' end\n"                                                  \
     "  return 'ok', s\n"                                                                       \
     "end\n"                                                                                    \
     "local function next_version(vkey, floor)\n"                                               \
@@ -72,11 +84,12 @@
     "  redis.call('SET', vkey, string.format('%.0f', v))\n"                                    \
     "  return v, healed\n"                                                                     \
     "end\n"                                                                                    \
-    "local function announce(chan, head, pv, tail)\n"                                          \
+    "local function announce(chan, head, pv, tail, logkey)\n"                                  \
     "  local maxlen = ARGV[#ARGV]\n"                                                           \
     "  local msg = head .. pv .. tail\n"                                                       \
     "  if maxlen ~= '0' then\n"                                                                \
-    "    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'm', msg)\n"       \
+    "    local id = redis.call('XADD', logkey or KEYS[4], 'MAXLEN', '~', maxlen, '*', 'm', "   \
+    "msg)\n"                                                                                   \
     "    local dash = string.find(id, '-', 1, true)\n"                                         \
     "    msg = string.char(194) .. string.sub(head, 2, 2) .. pv ..\n"                          \
     "      pack(tonumber(string.sub(id, 1, dash - 1))) ..\n"                                   \
@@ -89,6 +102,27 @@
     "  if ttl == '0' then redis.call('SET', key, hdr)\n"                                       \
     "  else redis.call('SET', key, hdr, 'PX', ttl) end\n"                                      \
     "  if #payload > 0 then redis.call('APPEND', key, payload) end\n"                          \
+    "end\n"                                                                                    \
+    "local function check_member(tk, member, score, dprefix)\n"                                \
+    "  local pv = redis.call('GETRANGE', dprefix .. member, 4, 11)\n"                          \
+    "  if #pv ~= 8 or unpack_v(pv) ~= tonumber(score) then redis.call('ZREM', tk, member) "    \
+    "end\n"                                                                                    \
+    "end\n"                                                                                    \
+    "local function tag_all(first, last, tail, v, ttl)\n"                                      \
+    "  local member = string.sub(tail, 17)\n"                                                  \
+    "  local dprefix = string.sub(KEYS[1], 1, #KEYS[1] - #member)\n"                           \
+    "  for i = first, last do\n"                                                               \
+    "    local tk = KEYS[i]\n"                                                                 \
+    "    redis.call('ZADD', tk, string.format('%.0f', v), member)\n"                           \
+    "    if ttl ~= '0' and tonumber(ttl) > redis.call('PTTL', tk) then\n"                      \
+    "      redis.call('PEXPIRE', tk, ttl) end\n"                                               \
+    "    local old = redis.call('ZRANGE', tk, 0, 1, 'WITHSCORES')\n"                           \
+    "    local any = redis.call('ZRANDMEMBER', tk, 2, 'WITHSCORES')\n"                         \
+    "    for j = 1, #any do old[#old + 1] = any[j] end\n"                                      \
+    "    for j = 1, #old, 2 do\n"                                                              \
+    "      if old[j] ~= member then check_member(tk, old[j], old[j + 1], dprefix) end\n"       \
+    "    end\n"                                                                                \
+    "  end\n"                                                                                  \
     "end\n"
 
 /* ADD and CAS: check the lease first; release() gives it back (publishing FILL with the
@@ -105,14 +139,19 @@
     "  redis.call('DEL', KEYS[3])\n"                                                           \
     "  if lease ~= tok then redis.call('PUBLISH', ARGV[7], ARGV[10] .. pv .. ARGV[9]) end\n"   \
     "end\n"                                                                                    \
+    "local nmarks = tonumber(ARGV[#ARGV - 2])\n"                                               \
+    "local mark = newest_mark(5, 4 + nmarks)\n"                                                \
+    "local seen = tonumber(ARGV[#ARGV - 1])\n"                                                 \
+    "if seen and mark > seen then release(string.rep('\\0', 8)) return {3} end\n"              \
     "local floor = now_us()\n"                                                                 \
-    "local st, cur = inspect(KEYS[1], tonumber(ARGV[5]), floor)\n"
+    "local st, cur = inspect(KEYS[1], tonumber(ARGV[5]), floor, mark)\n"
 
 /* ADD and CAS: store (and publish, since a process may hold the value replaced). */
 #define STORE_AND_PUBLISH(publish_cond)                                                        \
     "local v, healed = next_version(KEYS[2], floor)\n"                                         \
     "local pv = pack(v)\n"                                                                     \
     "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"                                 \
+    "tag_all(5 + nmarks, #KEYS, ARGV[9], v, ARGV[4])\n"                                        \
     "if " publish_cond " then announce(ARGV[7], ARGV[8], pv, ARGV[9]) end\n"                   \
     "release(pv)\n"                                                                            \
     "return {1, v, healed}\n"
@@ -121,6 +160,7 @@ static const char script_set[] =
     PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
             "local pv = pack(v)\n"
             "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"
+            "tag_all(5, #KEYS, ARGV[7], v, ARGV[4])\n"
             "redis.call('DEL', KEYS[3])\n"
             "announce(ARGV[5], ARGV[6], pv, ARGV[7])\n"
             "return {v, healed}\n";
@@ -138,7 +178,7 @@ static const char script_add[] = PRELUDE LEASE
     "  return {0, cur, redis.call('PTTL', KEYS[1])}\n"
     "end\n"
     "if st == 'big' then release(string.rep('\\0', 8)) return {4, cur} end\n" STORE_AND_PUBLISH(
-        "st == 'bad'");
+        "st == 'bad' or st == 'dead'");
 
 static const char script_cas[] = PRELUDE LEASE
     "if st == 'ok' and string.sub(cur, 5, 12) ~= ARGV[11] then\n"
@@ -146,17 +186,19 @@ static const char script_cas[] = PRELUDE LEASE
     "  return {0, cur, redis.call('PTTL', KEYS[1])}\n"
     "end\n"
     "if st == 'big' then release(string.rep('\\0', 8)) return {4, cur} end\n"
-    "if st == 'none' and not lease then return {5} end\n" STORE_AND_PUBLISH("true");
+    "if (st == 'none' or st == 'dead') and not lease then return {5} end\n" STORE_AND_PUBLISH(
+        "true");
 
 /* The value check and the lock are one step, so no process loads a value another has just
  * stored. A held lock is marked contended (a trailing '+') so its holder's release wakes
  * us. The skip version is the stale copy a refresh replaces. */
 static const char script_lock[] = PRELUDE
-    "local st, cur = inspect(KEYS[2], tonumber(ARGV[4]), now_us())\n"
+    "local mark = newest_mark(3, #KEYS)\n"
+    "local st, cur = inspect(KEYS[2], tonumber(ARGV[4]), now_us(), mark)\n"
     "if st == 'big' then return {4, cur} end\n"
     "if st == 'ok' and (ARGV[3] == '' or string.sub(cur, 5, 12) ~= ARGV[3]) then\n"
     "  return {2, cur, redis.call('PTTL', KEYS[2])} end\n"
-    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end\n"
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, mark} end\n"
     "local held = redis.call('GET', KEYS[1])\n"
     "if held and string.sub(held, -1) ~= '+' then\n"
     "  redis.call('SET', KEYS[1], held .. '+', 'KEEPTTL') end\n"
@@ -184,11 +226,92 @@ static const char script_evict[] =
     PRELUDE "announce(ARGV[1], ARGV[2], string.rep('\\0', 8), ARGV[3])\n"
             "return 1\n";
 
+/* The current version, for an invalidation that must tell what came before it from what
+ * comes after. KEYS: version. Reply {version, healed}. */
+static const char script_version[] =
+    PRELUDE "local v, healed = next_version(KEYS[1], now_us())\n"
+            "return {v, healed}\n";
+
+/* A namespace bump or a clear: the mark takes the next version; older values are dead. */
+static const char script_mark[] =
+    PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
+            "redis.call('SET', KEYS[1], string.format('%.0f', v))\n"
+            "announce(ARGV[1], ARGV[2], pack(v), ARGV[3], KEYS[3])\n"
+            "return {v, healed}\n";
+
+/* Announce deleted keys (entries of be16 length .. key) at version v, in messages of at most
+ * ~1 MiB each (msg.h caps one at 16 MiB). */
+#define ANNOUNCE_MANY                                                                          \
+    "local function announce_many(parts, vkey, chan, head, origin, logkey)\n"                  \
+    "  if #parts == 0 then return 0, 0, '' end\n"                                              \
+    "  local v, healed = next_version(vkey, now_us())\n"                                       \
+    "  local pv, from, size = pack(v), 1, 0\n"                                                 \
+    "  for i = 1, #parts do\n"                                                                 \
+    "    size = size + #parts[i]\n"                                                            \
+    "    if size >= 1048576 or i == #parts then\n"                                             \
+    "      announce(chan, head, pv, origin .. table.concat(parts, '', from, i), logkey)\n"     \
+    "      from, size = i + 1, 0\n"                                                            \
+    "    end\n"                                                                                \
+    "  end\n"                                                                                  \
+    "  return healed, v, table.concat(parts)\n"                                                \
+    "end\n"
+
+/* One step of tc_invalidate_tag: up to ARGV[2] members written at or before v0 (the
+ * invalidation's start). A member goes if its key still holds the very version that tagged
+ * it (a later untagged write took it out of the tag), with its lock (voiding a load's
+ * lease). KEYS: tag, version, log. ARGV: v0, limit, data key prefix, lock key prefix,
+ * channel, many-keys head, origin, log maxlen. Reply {members seen, keys deleted, healed,
+ * version announced, the deleted keys as op-5 entries}. */
+static const char script_tag_del[] = PRELUDE ANNOUNCE_MANY
+    "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', "
+    "0, tonumber(ARGV[2]))\n"
+    "local parts, seen = {}, {}\n"
+    "for i = 1, #m, 2 do\n"
+    "  local member = m[i]\n"
+    "  local pv = redis.call('GETRANGE', ARGV[3] .. member, 4, 11)\n"
+    "  if #pv == 8 and unpack_v(pv) == tonumber(m[i + 1]) then\n"
+    "    redis.call('DEL', ARGV[3] .. member, ARGV[4] .. member)\n"
+    "    parts[#parts + 1] = struct.pack('>H', #member) .. member\n"
+    "  end\n"
+    "  seen[#seen + 1] = member\n"
+    "end\n"
+    "if #seen > 0 then redis.call('ZREM', KEYS[1], unpack(seen)) end\n"
+    "local healed, v, all = announce_many(parts, KEYS[2], ARGV[5], ARGV[6], ARGV[7], "
+    "KEYS[3])\n"
+    "return {#seen, #parts, healed, v, all}\n";
+
+/* One step of tc_invalidate_prefix: the keys one SCAN step found, data keys (<prefix>"k:")
+ * and locks (<prefix>"l:"). A data key goes unless a write after v0 stored it; a lock goes
+ * (the load holding it must not store what it read). KEYS: version, log, found keys. ARGV:
+ * v0, length of <prefix>, channel, many-keys head, origin, log maxlen. Reply {keys deleted,
+ * healed, version announced, the deleted keys as op-5 entries}. */
+static const char script_prefix_del[] = PRELUDE ANNOUNCE_MANY
+    "local v0, plen = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local parts = {}\n"
+    "for i = 3, #KEYS do\n"
+    "  local k = KEYS[i]\n"
+    "  if string.byte(k, plen + 1) == 108 then redis.call('DEL', k)\n"
+    "  else\n"
+    "    local h = redis.pcall('GETRANGE', k, 0, 11)\n"
+    "    local newer = type(h) == 'string' and #h == 12 and string.byte(h, 1) == 199 and\n"
+    "      string.byte(h, 2) == 1 and unpack_v(string.sub(h, 5, 12)) > v0\n"
+    "    if not newer and redis.call('DEL', k) == 1 then\n"
+    "      local user = string.sub(k, plen + 3)\n"
+    "      parts[#parts + 1] = struct.pack('>H', #user) .. user\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local healed, v, all = announce_many(parts, KEYS[1], ARGV[3], ARGV[4], ARGV[5], "
+    "KEYS[2])\n"
+    "return {#parts, healed, v, all}\n";
+
 static const char *const bodies[TC__SCRIPT_COUNT] = {
-    [TC__SCRIPT_SET] = script_set,       [TC__SCRIPT_DEL] = script_del,
-    [TC__SCRIPT_ADD] = script_add,       [TC__SCRIPT_CAS] = script_cas,
-    [TC__SCRIPT_LOCK] = script_lock,     [TC__SCRIPT_UNLOCK] = script_unlock,
-    [TC__SCRIPT_EXTEND] = script_extend, [TC__SCRIPT_EVICT] = script_evict,
+    [TC__SCRIPT_SET] = script_set,         [TC__SCRIPT_DEL] = script_del,
+    [TC__SCRIPT_ADD] = script_add,         [TC__SCRIPT_CAS] = script_cas,
+    [TC__SCRIPT_LOCK] = script_lock,       [TC__SCRIPT_UNLOCK] = script_unlock,
+    [TC__SCRIPT_EXTEND] = script_extend,   [TC__SCRIPT_EVICT] = script_evict,
+    [TC__SCRIPT_VERSION] = script_version, [TC__SCRIPT_MARK] = script_mark,
+    [TC__SCRIPT_TAG_DEL] = script_tag_del, [TC__SCRIPT_PREFIX_DEL] = script_prefix_del,
 };
 
 const char *tc__script_body(tc__script_t s) {

@@ -9,7 +9,12 @@
 #define TC_SCRIPTS_H
 
 /* Every announcing script (SET, DEL, ADD, CAS, EVICT) takes KEYS: data, version, lock,
- * replay log, and as its LAST argument the log's MAXLEN ('0': no log). */
+ * replay log, and as its LAST argument the log's MAXLEN ('0': no log). Marks (the clear
+ * mark and the key's namespace marks, l2_int.h) and tag sets follow as further KEYS: SET
+ * takes tags after the four; ADD and CAS marks, then tags, with the number of marks and
+ * the mark the caller's lock saw ('' = none) as the two arguments before the MAXLEN;
+ * LOCK takes marks after its two. A stored value whose version is at or below the newest
+ * mark is 'dead': as absent. */
 typedef enum tc__script {
     /* ARGV: head (4 B), expiry (8 B), payload, ttl ms (0 = none), channel, msg head, msg
      * tail, log maxlen. Stores, voids the key's lease, announces. Reply {version, healed}. */
@@ -24,8 +29,9 @@ typedef enum tc__script {
      * with the expected version (8 B) before the log maxlen. Without a lease a vanished key
      * is not re-created (a delete may have removed it). */
     TC__SCRIPT_CAS,
-    /* KEYS: lock, data. ARGV: token, ttl ms, skip version (8 B or ''), max stored length.
-     * Checks for a stored value and takes the lock (the lease) in one step. */
+    /* KEYS: lock, data, marks. ARGV: token, ttl ms, skip version (8 B or ''), max stored
+     * length. Checks for a stored value and takes the lock (the lease) in one step; the
+     * lock reply carries the newest mark ({1, mark}). */
     TC__SCRIPT_LOCK,
     /* KEYS: lock, data. ARGV: token, channel, fill msg head, msg tail. Compare-and-delete;
      * publishes FILL when the lock was contended. Reply 1 released, 0 not ours. */
@@ -35,6 +41,17 @@ typedef enum tc__script {
     TC__SCRIPT_EXTEND,
     /* tc_invalidate: ARGV: channel, evict msg head, msg tail, log maxlen. Reply 1. */
     TC__SCRIPT_EVICT,
+    /* KEYS: version. The next version (where an invalidation of many keys begins). */
+    TC__SCRIPT_VERSION,
+    /* KEYS: mark, version, log. ARGV: channel, msg head, msg tail, log maxlen. A namespace
+     * bump or clear: the mark takes the next version. Reply {version, healed}. */
+    TC__SCRIPT_MARK,
+    /* One step of a tag's invalidation (scripts.c). Reply {seen, deleted, healed, version,
+     * entries}. */
+    TC__SCRIPT_TAG_DEL,
+    /* One step of a prefix's invalidation (scripts.c). Reply {deleted, healed, version,
+     * entries}. */
+    TC__SCRIPT_PREFIX_DEL,
     TC__SCRIPT_COUNT
 } tc__script_t;
 

@@ -565,29 +565,29 @@ Test(l2, lock_returns_a_stored_value_or_locks_atomically) {
     fx_open(&f, NULL, NULL);
     tc__l2_value_t theirs;
     int64_t pttl = 0;
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokA", 4, 2000, NULL, &pttl, &theirs), 0,
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokA", 4, 2000, NULL, &pttl, NULL, &theirs), 0,
                  "absent key: the lock is ours");
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokB", 4, 2000, NULL, &pttl, &theirs),
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokB", 4, 2000, NULL, &pttl, NULL, &theirs),
                  TC__L2_LOCK_HELD, "held: the second caller must wait");
     cr_assert(pttl > 0 && pttl <= 2000, "pttl %lld", (long long)pttl);
     cr_assert_eq(tc__l2_unlock(f.l2, "k", 1, "tokB", 4), 0);
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokC", 4, 2000, NULL, &pttl, &theirs),
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokC", 4, 2000, NULL, &pttl, NULL, &theirs),
                  TC__L2_LOCK_HELD, "a foreign token must not release the lock");
 
     uint64_t ver;
     cr_assert_eq(tc__l2_set(f.l2, "k", 1, "v1", 2, 60000, &ver), 0);
     cr_assert_eq(tc__l2_unlock(f.l2, "k", 1, "tokA", 4), 0);
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokD", 4, 2000, NULL, &pttl, &theirs),
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokD", 4, 2000, NULL, &pttl, NULL, &theirs),
                  TC__L2_EXISTS, "a stored value is returned instead of a lock");
     cr_assert_eq(theirs.val.version, ver);
     cr_assert_eq(theirs.val.len, 2u);
     cr_assert_eq(memcmp(theirs.val.data, "v1", 2), 0);
     tc__l2_value_release(&theirs);
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokE", 4, 2000, &ver, &pttl, &theirs), 0,
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokE", 4, 2000, &ver, &pttl, NULL, &theirs), 0,
                  "skipping the stored version (a refresh of it): the lock is taken");
     uint64_t older = ver - 1;
     cr_assert_eq(tc__l2_unlock(f.l2, "k", 1, "tokE", 4), 0);
-    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokF", 4, 2000, &older, &pttl, &theirs),
+    cr_assert_eq(tc__l2_lock(f.l2, "k", 1, "tokF", 4, 2000, &older, &pttl, NULL, &theirs),
                  TC__L2_EXISTS, "a version other than the skipped one is returned");
     tc__l2_value_release(&theirs);
     fx_close(&f);

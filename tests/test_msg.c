@@ -137,7 +137,8 @@ Test(msg, encode_rejects_bad_arguments) {
     unsigned char out[64];
     memset(out, 0x5A, sizeof out);
     cr_assert_eq(tc__msg_encode(0, 1, ORIGIN, "k", 1, out), 0u, "op 0");
-    cr_assert_eq(tc__msg_encode(5, 1, ORIGIN, "k", 1, out), 0u, "op 5");
+    cr_assert_eq(tc__msg_encode(5, 1, ORIGIN, "k", 1, out), 0u, "op 5 (many keys: scripts)");
+    cr_assert_eq(tc__msg_encode(8, 1, ORIGIN, "k", 1, out), 0u, "op 8");
     cr_assert_eq(tc__msg_encode(0x101, 1, ORIGIN, "k", 1, out), 0u, "op 0x101 aliases 1");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", 0, out), 0u, "klen 0");
     cr_assert_eq(tc__msg_encode(1, 1, ORIGIN, "k", (size_t)TC_MAX_KEY_LEN + 1, out), 0u,
@@ -209,13 +210,44 @@ static size_t oracle_fixed(const unsigned char *b) {
     return b[0] == TC__MSG_MAGIC_LOG ? TC__MSG_FIXED_LEN_LOG : TC__MSG_FIXED_LEN;
 }
 
+/* Op 5's payload: entries of a be16 length (1..65535) and that many bytes, exactly. */
+static int oracle_many(const unsigned char *p, size_t n) {
+    if (n == 0)
+        return 0;
+    while (n > 0) {
+        if (n < 2)
+            return 0;
+        size_t k = (size_t)p[0] * 256 + p[1];
+        if (k == 0 || k > n - 2)
+            return 0;
+        p += 2 + k;
+        n -= 2 + k;
+    }
+    return 1;
+}
+
 static int oracle_accepts(const unsigned char *b, size_t len) {
-    if (len < 1 || (b[0] != TC__MSG_MAGIC && b[0] != TC__MSG_MAGIC_LOG))
+    if (len < 2 || (b[0] != TC__MSG_MAGIC && b[0] != TC__MSG_MAGIC_LOG))
         return 0;
     size_t fixed = oracle_fixed(b);
-    return len > fixed && len - fixed <= TC_MAX_KEY_LEN &&
-           (b[1] == TC__MSG_OP_WRITE || b[1] == TC__MSG_OP_DELETE || b[1] == TC__MSG_OP_FILL ||
-            b[1] == TC__MSG_OP_EVICT);
+    if (len < fixed)
+        return 0;
+    size_t n = len - fixed;
+    switch (b[1]) {
+    case TC__MSG_OP_WRITE:
+    case TC__MSG_OP_DELETE:
+    case TC__MSG_OP_FILL:
+    case TC__MSG_OP_EVICT:
+        return n >= 1 && n <= TC_MAX_KEY_LEN;
+    case TC__MSG_OP_MANY:
+        return oracle_many(b + fixed, n);
+    case TC__MSG_OP_NS:
+        return n >= 2 && n <= TC_MAX_KEY_LEN;
+    case TC__MSG_OP_CLEAR:
+        return n == 0;
+    default:
+        return 0;
+    }
 }
 
 static size_t fuzz_len(uint64_t *s) {
@@ -242,7 +274,18 @@ Test(msg, fuzz_random_buffers) {
         if (len >= 1 && (rng_next(&s) & 3) != 0)
             b[0] = (unsigned char)((rng_next(&s) & 1) ? TC__MSG_MAGIC : TC__MSG_MAGIC_LOG);
         if (len >= 2 && (rng_next(&s) & 1))
-            b[1] = (unsigned char)(rng_next(&s) % 6);
+            b[1] = (unsigned char)(rng_next(&s) % 9);
+        /* ... and toward well-formed many-keys payloads. */
+        size_t fx = len >= 1 ? oracle_fixed(b) : 0;
+        if (len >= 2 && b[1] == TC__MSG_OP_MANY && len > fx + 2 && (rng_next(&s) & 1)) {
+            size_t at = fx;
+            while (len - at >= 3) {
+                size_t k = 1 + rng_next(&s) % (len - at - 2);
+                b[at] = (unsigned char)(k >> 8);
+                b[at + 1] = (unsigned char)k;
+                at += 2 + k;
+            }
+        }
 
         tc__msg_t m;
         int rc = tc__msg_decode(b, len, &m);
@@ -293,4 +336,44 @@ Test(msg, format_two_carries_the_log_id) {
         cr_assert_eq(tc__logid_parse(bad[i], strlen(bad[i]), &id), -1, "'%s'", bad[i]);
     cr_assert(tc__logid_after((tc__logid_t){2, 0}, (tc__logid_t){1, 9}));
     cr_assert(!tc__logid_after((tc__logid_t){1, 9}, (tc__logid_t){1, 9}));
+}
+
+/* Ops 5-7: a payload where the key goes; op 5's entries iterate exactly. */
+Test(msg, many_keys_namespace_and_clear) {
+    unsigned char b[TC__MSG_FIXED_LEN + 16];
+    tc__msg_head(TC__MSG_OP_MANY, b);
+    tc__put_be64(b + 2, 99);
+    memcpy(b + 10, ORIGIN, 16);
+    unsigned char *p = b + TC__MSG_FIXED_LEN;
+    memcpy(p,
+           "\x00\x01"
+           "a"
+           "\x00\x03"
+           "b\0c",
+           8);
+    tc__msg_t m;
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 8, &m), 0);
+    cr_assert(m.op == TC__MSG_OP_MANY && m.version == 99 && m.klen == 8);
+    size_t at = 0, klen;
+    const unsigned char *key;
+    cr_assert(tc__msg_next_key(&m, &at, &key, &klen) && klen == 1 && key[0] == 'a');
+    cr_assert(tc__msg_next_key(&m, &at, &key, &klen) && klen == 3 &&
+              memcmp(key, "b\0c", 3) == 0);
+    cr_assert_not(tc__msg_next_key(&m, &at, &key, &klen), "two entries, then the end");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 7, &m), -1, "an entry cut short");
+    p[0] = 0, p[1] = 0;
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 8, &m), -1, "an empty key");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN, &m), -1, "no entry at all");
+
+    tc__msg_head(TC__MSG_OP_NS, b);
+    memcpy(p, "user:", 5);
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 5, &m), 0);
+    cr_assert(m.op == TC__MSG_OP_NS && m.klen == 5 && memcmp(m.key, "user:", 5) == 0);
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), -1, "a namespace is 2+ bytes");
+    cr_assert_not(tc__msg_next_key(&m, &at, &key, &klen), "not a many-keys message");
+
+    tc__msg_head(TC__MSG_OP_CLEAR, b);
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN, &m), 0, "clear carries nothing");
+    cr_assert(m.op == TC__MSG_OP_CLEAR && m.klen == 0);
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), -1, "... and nothing more");
 }

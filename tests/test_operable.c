@@ -372,9 +372,10 @@ Test(operable, minimal_acl_from_the_readme_is_enough) {
     redisContext *rc = tc_test_redis_connect(r);
     cr_assert_not_null(rc);
     redisReply *rep = redisCommand(
-        rc, "ACL SETUSER app on >pw ~tc:* &tc:inval +getrange +pttl +evalsha +eval "
+        rc, "ACL SETUSER app on >pw ~tc:* &tc:inval +getrange +pttl +mget +evalsha +eval "
             "+script|load +ping +subscribe +get +set +del +publish +time +strlen +append "
-            "+pexpire +xadd +xrange +xrevrange");
+            "+pexpire +xadd +xrange +xrevrange +zadd +zrange +zrangebyscore +zrandmember "
+            "+zrem +scan");
     cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
     freeReplyObject(rep);
     redisFree(rc);
@@ -393,6 +394,28 @@ Test(operable, minimal_acl_from_the_readme_is_enough) {
     cr_assert_eq(tc_fetch(a, S("loaded"), fixed_loader, NULL, &ref), 0);
     tc_ref_release(ref);
     cr_assert_geq(tc_test_wait_get(b, S("loaded"), S("loaded"), 2000), 0);
+    /* Every other call: tags, prefix, namespace, clear, bulk. */
+    tc_buf_t tag = {"t", 1};
+    tc_opts_t o = TC_OPTS_INIT;
+    o.tags = &tag;
+    o.tags_count = 1;
+    cr_assert_eq(tc_set_opts(a, S("ns:x"), S("v"), &o), 0);
+    size_t removed = 0;
+    cr_assert_eq(tc_invalidate_tag(a, "t", 1, &removed), 0);
+    cr_assert_eq(removed, 1u);
+    cr_assert_eq(tc_invalidate_prefix(a, "ns:", 3, &removed), 0);
+    cr_assert_eq(tc_invalidate_namespace(a, "ns", 2), 0);
+    tc_item_t items[2] = {{"m1", 2, "1", 1}, {"m2", 2, "2", 1}};
+    cr_assert_eq(tc_mset(a, items, 2, &o, NULL), 0);
+    tc_buf_t keys[2] = {{"m1", 2}, {"m2", 2}};
+    tc_ref_t *refs[2];
+    int codes[2];
+    cr_assert_eq(tc_mget(b, keys, 2, refs, codes), 0);
+    cr_assert(codes[0] == 0 && codes[1] == 0);
+    tc_ref_release(refs[0]);
+    tc_ref_release(refs[1]);
+    cr_assert_eq(tc_mdel(a, keys, 2, NULL), 0);
+    cr_assert_eq(tc_clear(a), 0);
     tc_stats_t sa = stats(a), sb = stats(b);
     cr_assert_eq(sa.permission_errors + sb.permission_errors, 0, "something was refused");
     cr_assert_eq(sa.l2_errors + sb.l2_errors, 0);
