@@ -573,8 +573,9 @@ TC_EXPORT int tc_fetch_opts(tc_cache_t *cache, const void *key, size_t klen,
  * Each is a sequence of bounded steps in Redis (no KEYS, no step longer than a few
  * milliseconds whatever the size) and reaches every process's L1 through the invalidation
  * channel. The race, defined: a write of a matching key that completed before the call
- * began is gone (from Redis and, within one message delay of the return, from every L1)
- * when the call returns 0; a write that begins after it returns survives; a write
+ * began is gone when the call returns 0 (for a tag or prefix: deleted from Redis; for all
+ * four: from this process's L1 and reads, and within one message delay of the return from
+ * every other process's); a write that begins after it returns survives; a write
  * concurrent with it may go either way. A load in flight (tc_fetch with the lock on) of a
  * key found and removed will not store what it read. In L1-only mode (no redis_url) they
  * act on this process's L1 (tags: TC_EINVAL, they live in Redis).
@@ -608,13 +609,16 @@ TC_EXPORT int tc_invalidate_prefix(tc_cache_t *cache, const void *prefix, size_t
 /*
  * Namespace version bump, O(1): every key in namespace `ns` (keys that start with ns
  * followed by ns_separator, see tc_config_t; ns may itself be nested, "user:42") written
- * before the call reads as absent from then on, in Redis (a mark with the bump's version;
- * older values are ignored and age out by their TTL, or are overwritten) and in every L1
- * (each process sweeps its entries of the namespace once: O(L1 entries), so bump rarely;
- * for frequent invalidation of small groups use tags). One small Redis key per namespace
- * ever bumped stays. Loads in flight with the lock on that began before the bump do not
- * store. Returns 0; TC_EINVAL (NULL, empty, ending with the separator, nested deeper than
- * TC_MAX_NS_DEPTH, namespaces off, plain_keys); TC_EKEYLEN (ns and separator over
+ * before the call reads as absent from then on: in Redis, a mark takes the bump's version
+ * and older values are ignored (they age out by their TTL, or are overwritten); in L1,
+ * each process sweeps its entries of the namespace once (O(L1 entries): bump rarely; for
+ * frequent invalidation of small groups use tags). This process's reads miss them as soon
+ * as the call returns; another process's, like its L1, within one message delay (each
+ * process keeps a copy of the marks, current while its listener is subscribed, so reads
+ * cost no extra command; while it is not, reads fetch their marks from Redis). One small Redis
+ * key per namespace ever bumped stays. Loads in flight with the lock on that began before the
+ * bump do not store. Returns 0; TC_EINVAL (NULL, empty, ending with the separator, nested
+ * deeper than TC_MAX_NS_DEPTH, namespaces off, plain_keys); TC_EKEYLEN (ns and separator over
  * TC_MAX_KEY_LEN); TC_EFORKED; an L2 error (the bump may or may not have happened; this
  * process's L1 is swept anyway).
  */
@@ -622,8 +626,9 @@ TC_EXPORT int tc_invalidate_namespace(tc_cache_t *cache, const void *ns, size_t 
 
 /*
  * Clear the whole cache (every key under key_prefix), O(1) on the caller: one mark with
- * the clear's version makes every older value read as absent in Redis (they are
- * overwritten, or expire, lazily), and every process drops its L1. Locks and tags are left
+ * the clear's version makes every older value read as absent (they are overwritten, or
+ * expire, lazily in Redis), and every process drops its L1: this process at once, the
+ * others within one message delay, as for tc_invalidate_namespace. Locks and tags are left
  * to expire. Returns 0; TC_EINVAL (NULL, plain_keys); TC_EFORKED; an L2 error.
  * L1-only mode: empties this process's L1.
  */

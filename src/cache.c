@@ -444,6 +444,7 @@ static void free_cache(tc_cache_t *c) {
     tc__keeper_stop(c->keeper);
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
+    tc__marks_free(c->marks);
     tc__l1_close(c->l1);
     tc__log_deinit(&c->log);
     tc__endpoint_deinit(&c->endpoint);
@@ -537,10 +538,19 @@ static void on_l2_heal(void *arg) {
                 "Redis answered again: %zu entries kept while it failed dropped", dropped);
 }
 
+/* Subscribed (again): reload the local copy of the marks before L1 is trusted. A failure
+ * leaves it unknown: reads then ask Redis for their marks. */
+static void on_subscribed(void *arg) {
+    tc_cache_t *c = arg;
+    tc__l2_load_marks(c->l2);
+}
+
 static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     int rc = tc__endpoint_parse(url, &c->endpoint, err);
     if (rc != TC_OK)
         return rc;
+    if (!c->cfg.plain_keys && !(c->marks = tc__marks_new(c->cfg.ns_separator, TC_MAX_NS_DEPTH)))
+        return tc__fail(err, TC_ENOMEM, "out of memory");
     if (getrandom(c->origin, sizeof c->origin, GRND_NONBLOCK) != (ssize_t)sizeof c->origin) {
         uint64_t t = tc__now_ns();
         memcpy(c->origin, &t, sizeof t);
@@ -562,6 +572,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .replay_log_len = c->cfg.replay_log_len,
         .plain = c->cfg.plain_keys,
         .ns_sep = c->cfg.ns_separator,
+        .marks = c->marks,
         .tracking = c->cfg.tracking,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
@@ -602,6 +613,9 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .hook = c->cfg.inval_hook,
         .hook_arg = c->cfg.inval_hook_arg,
         .log = &c->log,
+        .marks = c->marks,
+        .on_subscribed = c->marks ? on_subscribed : NULL,
+        .subscribed_arg = c,
     };
     rc = tc__listener_start(&so, &c->listener);
     if (rc != TC_OK)

@@ -29,6 +29,7 @@ struct tc_cache {
     tc__listener_t *listener; /* NULL in L1-only mode */
     tc__refresh_t *pool;      /* background loads; NULL when no feature needs them */
     tc__keeper_t *keeper;     /* failed lock releases; NULL in L1-only mode */
+    tc__marks_t *marks;       /* local copy of the clear/namespace marks; NULL without them */
     unsigned fork_gen;        /* fork.h: calls from a fork child are refused */
     int ext;                  /* entries carry freshness metadata (entry.h) */
     int plain_bcast;          /* plain keys tracked by prefix: every key must start with it */

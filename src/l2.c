@@ -394,6 +394,17 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         for (size_t i = 0; i < call->nparts; i++)
             append_call(l2, c, &call->parts[i]);
         return;
+    case CALL_GETS:
+        for (size_t i = 0; i < call->gets->n; i++) {
+            const char *get[4] = {"GETRANGE", (const char *)call->gets->keys[i], "0",
+                                  l2->get_end};
+            size_t get_lens[4] = {8, call->gets->lens[i], 1, l2->get_end_len};
+            const char *pttl[2] = {"PTTL", get[1]};
+            size_t pttl_lens[2] = {4, get_lens[1]};
+            redisAppendCommandArgv(c, 4, get, get_lens);
+            redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        }
+        return;
     default:
         redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
     }
@@ -410,6 +421,8 @@ static void free_replies(l2_call_t *call) {
     tc__l2i_free_reply(&call->reply3);
     for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
         free_replies(&call->parts[i]);
+    for (size_t i = 0; call->kind == CALL_GETS && i < 2 * call->gets->n; i++)
+        tc__l2i_free_reply(&call->gets->replies[i]);
 }
 
 /* Read the replies of what append_call wrote, in the same order. 0, or the transport
@@ -434,6 +447,10 @@ static int read_call(redisContext *c, l2_call_t *call) {
     case CALL_PIPE:
         for (size_t i = 0; i < call->nparts && rc == 0; i++)
             rc = read_call(c, &call->parts[i]);
+        break;
+    case CALL_GETS:
+        for (size_t i = 0; i < 2 * call->gets->n && rc == 0; i++)
+            rc = read_one(c, &call->gets->replies[i]);
         break;
     default:
         rc = read_one(c, &call->reply);
@@ -904,6 +921,7 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     l2->plain = opts->plain;
     l2->tracking = opts->tracking;
     l2->ns_sep = opts->ns_sep;
+    l2->marks = opts->marks;
     l2->nslots = l2->nfree = opts->pool_size;
     l2->conn = calloc(opts->pool_size, sizeof *l2->conn);
     l2->busy = calloc(opts->pool_size, 1);
@@ -1055,7 +1073,8 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
                                        tc__l2i_is_int(pttl) && pttl->integer == -2))
         return TC_ENOTFOUND;
     int rc = fill_value(l2, call->reply, r, pttl, out);
-    if (rc == 0 && out->val.version <= newest_mark(call->reply3)) {
+    uint64_t mark = call->local_mark_known ? call->local_mark : newest_mark(call->reply3);
+    if (rc == 0 && out->val.version <= mark) {
         /* A clear or namespace bump came after this write: it is gone (lazily). */
         tc__l2i_count(&l2->hidden);
         memset(out, 0, sizeof *out);
@@ -1079,6 +1098,12 @@ void tc__l2i_build_get(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k) {
     tc__l2i_push(call, l2->get_end, l2->get_end_len);
     if (k->nmarks == 0)
         return;
+    /* The local copy of the marks, while current, saves a command per read (marks.h). */
+    if (tc__marks_judge(l2->marks, k->data + l2->prefix_len + 2, k->dlen - l2->prefix_len - 2,
+                        &call->local_mark)) {
+        call->local_mark_known = 1;
+        return;
+    }
     call->argv2[0] = "MGET";
     call->lens2[0] = 4;
     for (size_t i = 0; i < k->nmarks; i++) {

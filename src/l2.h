@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "marks.h"
 #include "valfmt.h"
 
 #include <stddef.h>
@@ -45,6 +46,9 @@ typedef struct tc__l2_opts {
     int plain;               /* plain keys (tc_config_t.plain_keys) */
     int tracking;            /* a tc_tracking_t */
     int ns_sep;              /* namespace separator byte, or -1 (tc_config_t.ns_separator) */
+    tc__marks_t *marks;      /* borrowed, may be NULL: the local copy of the marks; while it
+                                is current, reads judge values by it instead of reading the
+                                marks from Redis */
 } tc__l2_opts_t;
 
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
@@ -230,6 +234,10 @@ int tc__l2_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
 /* Set the mark of namespace ns (ns NULL: the clear mark) to the next version and announce
  * it. ns is given without its separator. *version: the mark. 0 or an error. */
 int tc__l2_mark(tc__l2_t *l2, const void *ns, size_t nslen, uint64_t *version);
+
+/* Load every mark from Redis into the local copy (GET <prefix>clear, SCAN <prefix>n:*),
+ * and declare it current if no loss intervened. 0 or an error (the copy stays unknown). */
+int tc__l2_load_marks(tc__l2_t *l2);
 
 /* Snapshot of the counters (relaxed atomics). */
 void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD, CALL_PIPE };
+enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD, CALL_PIPE, CALL_GETS };
 
 /* A script's KEYS and ARGV: data, version, lock, log, up to TC__L2_MAX_MARKS marks and
  * TC_MAX_TAGS tags, and about 15 arguments. */
@@ -61,7 +61,8 @@ struct tc__l2 {
     uint32_t connect_timeout_ms, command_timeout_ms;
     unsigned threshold;
     uint64_t cooldown_ns;
-    int ns_sep; /* the namespace separator byte, or -1 */
+    int ns_sep;         /* the namespace separator byte, or -1 */
+    tc__marks_t *marks; /* the local copy of the marks, or NULL */
 
     pthread_mutex_t mu; /* guards conn[], busy[], nfree, sha writes */
     pthread_cond_t cv;  /* a slot was released */
@@ -103,17 +104,29 @@ typedef struct l2_call {
     size_t *lens;
     const char *argv_in[L2_MAX_ARGS];
     size_t lens_in[L2_MAX_ARGS];
-    int argc2; /* GET: the MGET of the key's marks (0: none, plain keys) */
+    int argc2; /* GET: the MGET of the key's marks (0: none: plain keys, or judged locally) */
+    int local_mark_known; /* GET: the local copy judged the key: local_mark */
+    uint64_t local_mark;
     const char *argv2[1 + TC__L2_MAX_MARKS];
     size_t lens2[1 + TC__L2_MAX_MARKS];
     char numkeys[8];                     /* scripts: argv[2] */
     redisReply *reply, *reply2, *reply3; /* GET: PTTL, marks; plain ADD: SET, GET, PTTL */
     struct l2_call *parts;               /* CALL_PIPE: the calls, run in one round trip */
     size_t nparts;
-    int io_failed;   /* some attempt hit an I/O error: SIGPIPE may be pending */
-    tc_error_t *err; /* the failure's detail: the caller's, or local_err */
+    struct l2_gets *gets; /* CALL_GETS: GETRANGE + PTTL of many data keys, nothing else */
+    int io_failed;        /* some attempt hit an I/O error: SIGPIPE may be pending */
+    tc_error_t *err;      /* the failure's detail: the caller's, or local_err */
     tc_error_t local_err;
 } l2_call_t;
+
+/* CALL_GETS: the lean pipeline of a bulk read whose marks are judged locally (no per-key
+ * call to build): n data keys, and their 2n replies (GETRANGE, PTTL) once run. */
+typedef struct l2_gets {
+    size_t n;
+    const unsigned char **keys;
+    size_t *lens;
+    redisReply **replies;
+} l2_gets_t;
 
 /* Per-call bytes (keys, message tail): on the stack unless large. */
 typedef struct scratch {

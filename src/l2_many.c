@@ -155,12 +155,76 @@ static int get_parse(tc__l2_t *l2, void *ctx, size_t i, l2_call_t *call) {
     return tc__l2i_get_result(l2, call, &g->out[i]);
 }
 
+/* The lean bulk read: keys [from, to) when every key's marks are judged locally (or there
+ * are none: plain keys). Builds no call per key: the data keys go into one buffer and the
+ * pipeline is GETRANGE + PTTL per key. Returns 1 when done (codes set; a transport failure
+ * fails the chunk's keys), 0 when some key's marks are unknown (use the general path). */
+static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
+                    tc__l2_value_t *out, int *codes, int *failure) {
+    size_t n = to - from, bytes = 0, m = 0;
+    for (size_t i = from; i < to; i++)
+        bytes += l2->prefix_len + 2 + keys[i].len;
+    unsigned char *buf = malloc(bytes ? bytes : 1);
+    const unsigned char **dkeys = malloc(n * sizeof *dkeys);
+    size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx);
+    uint64_t *marks = malloc(n * sizeof *marks);
+    redisReply **replies = calloc(2 * n, sizeof *replies);
+    int done = buf && dkeys && lens && idx && marks && replies;
+    unsigned char *p = buf;
+    for (size_t i = from; done && i < to; i++) {
+        codes[i] = tc__l2i_check_key(l2, keys[i].data, keys[i].len);
+        if (codes[i] != 0)
+            continue;
+        marks[m] = 0;
+        if (!l2->plain && !tc__marks_judge(l2->marks, keys[i].data, keys[i].len, &marks[m]))
+            done = 0; /* unknown marks: Redis must be asked, key by key */
+        dkeys[m] = p;
+        lens[m] = tc__l2i_build_key(l2, 'k', keys[i].data, keys[i].len, p);
+        p += lens[m];
+        idx[m++] = i;
+    }
+    if (done && m > 0) {
+        l2_gets_t gets = {m, dkeys, lens, replies};
+        l2_call_t call = {.kind = CALL_GETS, .gets = &gets};
+        int rc = tc__l2i_run(l2, &call);
+        for (size_t j = 0; j < m; j++) {
+            l2_call_t one = {.kind = CALL_GET,
+                             .reply = replies[2 * j],
+                             .reply2 = replies[2 * j + 1],
+                             .local_mark_known = !l2->plain,
+                             .local_mark = marks[j]};
+            codes[idx[j]] = rc != 0 ? rc : tc__l2i_get_result(l2, &one, &out[idx[j]]);
+            tc__l2i_free_reply(&one.reply);
+            tc__l2i_free_reply(&one.reply2);
+        }
+        tc__l2i_finish(l2, &call, rc);
+        if (rc != 0 && *failure == 0)
+            *failure = rc;
+    }
+    free(buf);
+    free(dkeys);
+    free(lens);
+    free(idx);
+    free(marks);
+    free(replies);
+    return done;
+}
+
 int tc__l2_get_many(tc__l2_t *l2, const tc_buf_t *keys, size_t n, tc__l2_value_t *out,
                     int *codes) {
     memset(out, 0, n * sizeof *out);
     get_ctx_t g = {keys, out};
     static const many_ops_t ops = {get_build, get_parse};
-    return run_many(l2, n, &ops, &g, codes);
+    int failure = 0;
+    for (size_t from = 0; from < n; from += TC__L2_PIPE_MAX) {
+        size_t to = n - from > TC__L2_PIPE_MAX ? from + TC__L2_PIPE_MAX : n;
+        if (get_lean(l2, keys, from, to, out, codes, &failure))
+            continue;
+        int rc = run_chunk(l2, from, to, &ops, &g, codes);
+        if (rc != 0 && failure == 0)
+            failure = rc;
+    }
+    return failure;
 }
 
 /* ---- put ---- */
@@ -650,4 +714,113 @@ int tc__l2_mark(tc__l2_t *l2, const void *ns, size_t nslen, uint64_t *version) {
     tc__l2i_free_reply(&call.reply);
     tc__l2i_scratch_put(&s);
     return tc__l2i_finish(l2, &call, rc);
+}
+
+/* ---- the local copy of the marks ---------------------------------------------------- */
+
+/* A mark's value (a decimal version); 0 when it is not one. */
+static uint64_t mark_value(const redisReply *r) {
+    if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->str[i] < '0' || r->str[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(r->str[i] - '0');
+    }
+    return v;
+}
+
+/* One plain command's reply (the caller frees it), or an error. */
+static int run_plain(tc__l2_t *l2, l2_call_t *call) {
+    int rc = tc__l2i_run(l2, call);
+    if (rc == 0 && call->reply->type == REDIS_REPLY_ERROR)
+        rc = TC_EREDIS;
+    return tc__l2i_finish(l2, call, rc);
+}
+
+/* The namespace marks one SCAN step found: MGET them and note each. */
+static int note_found_marks(tc__l2_t *l2, const redisReply *keys) {
+    size_t n = keys->elements;
+    const char **argv = malloc((n + 1) * sizeof *argv);
+    size_t *lens = malloc((n + 1) * sizeof *lens);
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return TC_ENOMEM;
+    }
+    l2_call_t call;
+    memset(&call, 0, sizeof call);
+    call.kind = CALL_PING;
+    tc__l2i_use_args(&call, argv, lens, (int)n + 1);
+    tc__l2i_push(&call, "MGET", 4);
+    for (size_t i = 0; i < n; i++)
+        tc__l2i_push(&call, keys->element[i]->str, keys->element[i]->len);
+    int rc = run_plain(l2, &call);
+    size_t skip = l2->prefix_len + 2; /* <prefix>"n:" */
+    if (rc == 0 && (call.reply->type != REDIS_REPLY_ARRAY || call.reply->elements != n))
+        rc = TC_EPROTO;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const redisReply *k = keys->element[i];
+        uint64_t v = mark_value(call.reply->element[i]);
+        if (v && k->len > skip)
+            tc__marks_note(l2->marks, k->str + skip, k->len - skip, v);
+    }
+    tc__l2i_free_reply(&call.reply);
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int tc__l2_load_marks(tc__l2_t *l2) {
+    if (!l2 || !l2->marks || l2->plain)
+        return 0;
+    uint64_t gen = tc__marks_generation(l2->marks);
+    l2_call_t call = {.kind = CALL_PING};
+    tc__l2i_push(&call, "GET", 3);
+    tc__l2i_push(&call, l2->clearkey, l2->clearkey_len);
+    int rc = run_plain(l2, &call);
+    if (rc == 0)
+        tc__marks_note(l2->marks, NULL, 0, mark_value(call.reply));
+    tc__l2i_free_reply(&call.reply);
+    if (rc != 0 || l2->ns_sep < 0) {
+        if (rc == 0)
+            tc__marks_loaded(l2->marks, gen);
+        return rc;
+    }
+    unsigned char *pattern = malloc(2 * l2->prefix_len + 4);
+    if (!pattern)
+        return TC_ENOMEM;
+    size_t patlen = glob_escape((const unsigned char *)l2->key_prefix, l2->prefix_len, pattern);
+    memcpy(pattern + patlen, "n:*", 3);
+    patlen += 3;
+    char cursor[32] = "0";
+    size_t found = 0;
+    do {
+        l2_call_t scan = {.kind = CALL_PING};
+        tc__l2i_push(&scan, "SCAN", 4);
+        tc__l2i_push(&scan, cursor, strlen(cursor));
+        tc__l2i_push(&scan, "MATCH", 5);
+        tc__l2i_push(&scan, pattern, patlen);
+        tc__l2i_push(&scan, "COUNT", 5);
+        tc__l2i_push(&scan, SCAN_COUNT, strlen(SCAN_COUNT));
+        rc = run_plain(l2, &scan);
+        const redisReply *r = scan.reply;
+        if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                        r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= 32 ||
+                        r->element[1]->type != REDIS_REPLY_ARRAY))
+            rc = TC_EPROTO;
+        if (rc == 0) {
+            memcpy(cursor, r->element[0]->str, r->element[0]->len);
+            cursor[r->element[0]->len] = '\0';
+            found += r->element[1]->elements;
+            if (r->element[1]->elements > 0 && found <= TC__MARKS_MAX)
+                rc = note_found_marks(l2, r->element[1]);
+        }
+        tc__l2i_free_reply(&scan.reply);
+    } while (rc == 0 && found <= TC__MARKS_MAX && strcmp(cursor, "0") != 0);
+    free(pattern);
+    if (rc == 0 && found <= TC__MARKS_MAX)
+        tc__marks_loaded(l2->marks, gen);
+    return rc;
 }

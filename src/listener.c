@@ -133,6 +133,8 @@ static void apply_key(tc__listener_t *ls, unsigned op, uint64_t version, int ord
  * under it: the safe side). */
 static void apply_sweep(tc__listener_t *ls, const tc__msg_t *m, int orderable) {
     uint64_t v = orderable ? m->version : UINT64_MAX;
+    if (orderable) /* reads judge by the new mark from now on (marks.h) */
+        tc__marks_note(ls->o.marks, m->op == TC__MSG_OP_NS ? m->key : NULL, m->klen, v);
     size_t n = tc__l1_sweep(ls->o.l1, m->key, m->klen, v);
     atomic_fetch_add_explicit(&ls->swept, n, memory_order_relaxed);
 }
@@ -321,6 +323,8 @@ static void mark_subscribed(tc__listener_t *ls) {
     /* Catch up before trusting: nothing missed while deaf survives, no fill in flight
      * commits (a flush poisons them, and so does the loss that preceded a replay). */
     size_t dropped = catch_up(ls);
+    if (ls->o.on_subscribed) /* reload the marks: every bump from now on is a message */
+        ls->o.on_subscribed(ls->o.subscribed_arg);
     ls->flush_due_ns = 0;
     tc__l1_set_trusted(ls->o.l1, 1);
     atomic_store(&ls->connected, 1);
@@ -352,6 +356,7 @@ static void flush_lost(tc__listener_t *ls, const char *why) {
 static void mark_lost(tc__listener_t *ls, const session_end_t *end) {
     if (ls->o.on_client_id && ls->o.tracking == TC_TRACKING_DEFAULT)
         ls->o.on_client_id(ls->o.client_id_arg, 0); /* reads are not tracked any more */
+    tc__marks_unknown(ls->o.marks);                 /* bumps may go unheard: reads ask Redis */
     if (!atomic_load(&ls->connected))
         return;
     /* Untrust first so no L2 fill commits between the flush and the flag. */

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "l1.h"
 #include "log.h"
+#include "marks.h"
 #include "metrics.h"
 
 #include <stdint.h>
@@ -37,6 +38,13 @@ typedef struct tc__listener_opts {
     size_t track_strip_len; /* bytes every reported key loses (<prefix>"k:"); 0: plain */
     tc__listener_id_fn on_client_id;
     void *client_id_arg;
+    /* The local copy of the clear and namespace marks (marks.h): a namespace or clear
+     * message notes its mark (before the sweep), a lost link makes the copy unknown, and
+     * each subscription calls on_subscribed (listener thread, before L1 is trusted) to
+     * reload it. All optional. */
+    tc__marks_t *marks;
+    void (*on_subscribed)(void *arg);
+    void *subscribed_arg;
 } tc__listener_opts_t;
 
 typedef struct tc__listener_counters {

@@ -133,6 +133,8 @@ int tc_invalidate_namespace(tc_cache_t *c, const void *ns, size_t nslen) {
     uint64_t version = UINT64_MAX;
     if (c->l2)
         rc = tc__l2_mark(c->l2, ns, nslen, &version);
+    if (c->l2 && rc == TC_OK) /* our own reads hide at once, not when the message returns */
+        tc__marks_note(c->marks, prefix, nslen + 1, version);
     sweep_local(c, prefix, nslen + 1, rc == TC_OK ? version : UINT64_MAX);
     free(prefix);
     return rc;
@@ -149,6 +151,8 @@ int tc_clear(tc_cache_t *c) {
     uint64_t version = UINT64_MAX;
     if (c->l2)
         rc = tc__l2_mark(c->l2, NULL, 0, &version);
+    if (c->l2 && rc == TC_OK)
+        tc__marks_note(c->marks, NULL, 0, version);
     sweep_local(c, NULL, 0, rc == TC_OK ? version : UINT64_MAX);
     return rc;
 }
