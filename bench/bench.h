@@ -12,6 +12,8 @@
  *   fresh.c            stampede / failing-source measurements (answer kinds, timelines)
  *   compare.c sweep.c replay.c micro.c inval.c stampede.c failing.c   the subcommands
  *   inval_foreign.c    inval --foreign: a raw client writes, tracking evicts
+ *   bulk.c patterns.c warm.c   the many-keys API (tc_mget, tc_invalidate_tag, tc_warm...),
+ *                      sharing multi.c
  *
  * Everything the bench writes to Redis lives under "tcbench:<pid>:" and is deleted at
  * exit; nothing else is ever touched. Status lines go to stderr, results to stdout, so
@@ -43,6 +45,9 @@ typedef enum tcb_cmd {
     TCB_CMD_STAMPEDE,
     TCB_CMD_STAMPEDE_WORKER, /* hidden: one process of `stampede --procs P` */
     TCB_CMD_FAILING,         /* failing-source */
+    TCB_CMD_BULK,            /* tc_mget / tc_mset against one call per key */
+    TCB_CMD_PATTERNS,        /* tag, prefix, namespace and clear invalidation at scale */
+    TCB_CMD_WARM,            /* cold start with and without tc_warm */
     TCB_CMD_HELP,
 } tcb_cmd_t;
 
@@ -172,5 +177,8 @@ int tcb_cmd_inval_reader(const tcb_opts_t *o);
 int tcb_cmd_stampede(const tcb_opts_t *o, const char *self_exe);
 int tcb_cmd_stampede_worker(const tcb_opts_t *o);
 int tcb_cmd_failing(const tcb_opts_t *o);
+int tcb_cmd_bulk(const tcb_opts_t *o);
+int tcb_cmd_patterns(const tcb_opts_t *o);
+int tcb_cmd_warm(const tcb_opts_t *o);
 
 #endif

@@ -116,6 +116,13 @@ void tcb_cli_usage(FILE *f) {
         "                 stale-while-revalidate and XFetch early refresh\n"
         "  failing-source the source starts failing: a timeline of fresh, stale and error\n"
         "                 answers with fail-safe off and on, how long stale was served\n"
+        "  bulk           tc_mget / tc_mset of N keys against N tc_get / tc_set calls and\n"
+        "                 raw hiredis, every read an L1 miss; Redis round trips per call\n"
+        "  patterns       tc_invalidate_tag / _prefix of 100k keys, namespace bump, clear:\n"
+        "                 caller time, another client's Redis latency meanwhile, and whether\n"
+        "                 another cache's L1 still serves any of the keys afterwards\n"
+        "  warm           cold start: L1 hit rate over the first seconds of a Zipf workload,\n"
+        "                 from empty and after tc_warm of a previous instance's tc_hot_keys\n"
         "\n"
         "Where to run:\n"
         "  -r, --redis URL        use an existing Redis: redis://[user:pass@]host:port[/db]\n"
@@ -177,6 +184,14 @@ void tcb_cli_usage(FILE *f) {
         "      --backoff DUR      failing-source: fail-safe's back-off after a failed reload\n"
         "                         (default 500; bare = ms)\n"
         "\n"
+        "Many keys (bulk, patterns, warm; -v applies too):\n"
+        "  bulk                   -n keys per call (default 100), -o rounds (default 200k\n"
+        "                         keys / N, 20 to 300)\n"
+        "  patterns               -n keys in the invalidated group (default 100k)\n"
+        "  warm                   -n working set (default 50k), --l1 (10%), -s, -t (default\n"
+        "                         1), -d per run (3s), --warmup: how long the previous\n"
+        "                         instance ran before tc_hot_keys (2s)\n"
+        "\n"
         "Output:\n"
         "  -j, --json             print results as JSON on stdout (status stays on stderr)\n"
         "  -q, --quiet            no status lines or progress bar\n"
@@ -192,7 +207,10 @@ void tcb_cli_usage(FILE *f) {
         "  tiercache-bench inval\n"
         "  tiercache-bench inval --foreign --tracking default\n"
         "  tiercache-bench stampede --procs 2 -t 16\n"
-        "  tiercache-bench failing-source --max-stale 5s\n",
+        "  tiercache-bench failing-source --max-stale 5s\n"
+        "  tiercache-bench bulk -n 100\n"
+        "  tiercache-bench patterns -n 100k\n"
+        "  tiercache-bench warm -n 50k -d 3s\n",
         f);
 }
 
@@ -519,6 +537,9 @@ static int parse_command(tcb_opts_t *o, const char *w) {
                 {"stampede", TCB_CMD_STAMPEDE},
                 {"stampede-worker", TCB_CMD_STAMPEDE_WORKER},
                 {"failing-source", TCB_CMD_FAILING},
+                {"bulk", TCB_CMD_BULK},
+                {"patterns", TCB_CMD_PATTERNS},
+                {"warm", TCB_CMD_WARM},
                 {"help", TCB_CMD_HELP}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(w, cmds[i].name) == 0) {
@@ -528,7 +549,7 @@ static int parse_command(tcb_opts_t *o, const char *w) {
     }
     fprintf(stderr,
             "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
-            "inval, stampede, failing-source; see --help)\n",
+            "inval, stampede, failing-source, bulk, patterns, warm; see --help)\n",
             w);
     return -1;
 }
@@ -561,8 +582,24 @@ static void fresh_defaults(tcb_opts_t *o) {
         o->duration_ns = stampede ? 5000000000ull : 8000000000ull;
 }
 
+/* bulk, patterns, warm: -n counts keys per call, keys in the group, the working set. */
+static void multi_defaults(tcb_opts_t *o) {
+    if (!(o->given & TCB_GIVEN_KEYS))
+        o->keys = o->cmd == TCB_CMD_BULK ? 100 : o->cmd == TCB_CMD_PATTERNS ? 100000 : 50000;
+    if (o->cmd != TCB_CMD_WARM)
+        return;
+    if (!(o->given & TCB_GIVEN_THREADS))
+        o->threads = 1;
+    if (!(o->given & TCB_GIVEN_DURATION))
+        o->duration_ns = 3000000000ull;
+    if (!(o->given & TCB_GIVEN_WARMUP))
+        o->warmup_ns = 2000000000ull;
+}
+
 /* Defaults that depend on the command, for options the user left alone. */
 static void command_defaults(tcb_opts_t *o) {
+    if (o->cmd == TCB_CMD_BULK || o->cmd == TCB_CMD_PATTERNS || o->cmd == TCB_CMD_WARM)
+        multi_defaults(o);
     if (o->cmd == TCB_CMD_STAMPEDE || o->cmd == TCB_CMD_FAILING)
         fresh_defaults(o);
     if (o->cmd == TCB_CMD_SWEEP) {
@@ -656,5 +693,9 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
         return bad("--workload", "", "micro draws resident keys from zipf or uniform");
     if (check_foreign(o) != 0)
         return -1;
+    if (o->cmd == TCB_CMD_WARM && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "warm draws keys from zipf or uniform");
+    if (o->cmd == TCB_CMD_BULK && o->keys > 100000)
+        return bad("--keys", "", "bulk: keys per call, at most 100k");
     return check_positionals(o, argc, argv, first);
 }

@@ -52,6 +52,12 @@ int main(int argc, char **argv) {
         return tcb_cmd_stampede_worker(&o);
     case TCB_CMD_FAILING:
         return tcb_cmd_failing(&o);
+    case TCB_CMD_BULK:
+        return tcb_cmd_bulk(&o);
+    case TCB_CMD_PATTERNS:
+        return tcb_cmd_patterns(&o);
+    case TCB_CMD_WARM:
+        return tcb_cmd_warm(&o);
     case TCB_CMD_HELP:
         break;
     }

@@ -210,6 +210,42 @@ Test(cli, foreign_options_reject_bad_values) {
         cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
 }
 
+Test(cli, many_keys_commands_and_their_defaults) {
+    tcb_opts_t o;
+    cr_assert_eq(parse(&o, "bulk"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_BULK);
+    cr_expect_eq(o.keys, 100); /* keys per call */
+    cr_expect_eq(o.ops, 0);    /* rounds: chosen from the keys */
+
+    cr_assert_eq(parse(&o, "bulk -n 1000 -o 50"), 0);
+    cr_expect_eq(o.keys, 1000);
+    cr_expect_eq(o.ops, 50);
+
+    cr_assert_eq(parse(&o, "patterns"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_PATTERNS);
+    cr_expect_eq(o.keys, 100000);
+
+    cr_assert_eq(parse(&o, "warm"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_WARM);
+    cr_expect_eq(o.keys, 50000);
+    cr_expect_eq(o.threads, 1);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+    cr_expect_eq(o.warmup_ns, 2000000000ull);
+    cr_expect_eq(o.l1_pct, 10.0);
+
+    cr_assert_eq(parse(&o, "warm -n 20k -t 2 -d 5 --warmup 1 --l1 5% -w uniform"), 0);
+    cr_expect_eq(o.keys, 20000);
+    cr_expect_eq(o.threads, 2);
+    cr_expect_eq(o.duration_ns, 5000000000ull);
+    cr_expect_eq(o.warmup_ns, 1000000000ull);
+    cr_expect_eq(o.l1_pct, 5.0);
+    cr_expect_eq(o.wl_kind, TCB_WL_UNIFORM);
+
+    const char *bad[] = {"bulk -n 200k", "warm -w hotset", "warm -w trace:/x", "patterns -n 0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
+}
+
 Test(cli, help_and_errors) {
     tcb_opts_t o;
     cr_expect_eq(parse(&o, "--help"), 1);
