@@ -16,6 +16,20 @@
  *                                   -> done WRITES READS ERRORS
  *   xfetch HEXKEY THREADS SLEEPMS [COUNTERKEY]
  *                                   -> xdone OK ERR VALHEX FIRSTRC
+ *   setopts HEXKEY HEXVAL TTLMS FLAGS [HEXTAG...]
+ *                                   -> ok RC          (tc_set_opts, up to TC_MAX_TAGS tags)
+ *   invtag HEXTAG                   -> ok RC REMOVED
+ *   invprefix HEXPREFIX             -> ok RC REMOVED
+ *   invns HEXNS                     -> ok RC
+ *   clear                           -> ok RC
+ *   mget HEXKEY...                  -> mget RC ITEM...  (ITEM: v:HEXVAL or e:CODE)
+ *   mset TTLMS HEXKEY HEXVAL [HEXKEY HEXVAL...]
+ *                                   -> mset RC CODE...
+ *   mdel HEXKEY...                  -> mdel RC CODE...
+ *   mfetch SLEEPMS COUNTERKEY HEXKEY...
+ *                                   -> mfetch RC ITEM...
+ *   seqw NMATCH NOTHER HEXPFXM HEXPFXO HEXTAG SHMPATH
+ *                                   -> seqw WRITES ERRORS
  *   quit                            -> (exits)
  *   anything else                   -> bad COMMAND
  *
@@ -35,10 +49,31 @@
  * thread is done, so a test may send the command and read the reply later, or kill the
  * peer while the loader sleeps (holding the cluster's load lock).
  *
+ * `mfetch` is the batch twin of xfetch: one tc_mfetch of the keys; its batch loader INCRs
+ * COUNTERKEY once per key it is given (so the counter is the cluster's number of key loads),
+ * sleeps SLEEPMS, and gives key i the value "m-<pid>-<count>".
+ *
+ * `seqw` is the writer of the pattern-invalidation races (tests/test_patterns.c, and the
+ * bulk-write race of tests/test_bulk.c). Its keys are HEXPFXM followed by 0..NMATCH-1 in
+ * decimal (written with the tag HEXTAG, none when "-") and HEXPFXO followed by
+ * 0..NOTHER-1 (never tagged); write s (s = 1, 2, ...) stores the decimal string s into key
+ * (s - 1) % (NMATCH + NOTHER), through tc_set_opts, until the test sets the stop word. The
+ * oracle is SHMPATH, a file the test created and both map, of little-endian u64 words:
+ *
+ *   [0] stop   (the test sets it to 1)     [1] begun: s, stored before write s is sent
+ *   [2] writes completed                   [3] errors (a failed write: outcome unknown)
+ *   [8 + i]    the s of key i's last completed write (0: none yet)
+ *
+ * A test reading begun = B after some call returned knows that every write s > B began
+ * after that return; reading done[i] = C before a call began, that write C completed
+ * before it. A second seqw on the same file (the test clears the stop word first) goes on
+ * where the last one stopped: s keeps rising and the counters keep adding up.
+ *
  * Invariant: exactly one reply line per command line, so the driver never desynchronises.
  */
 #include "tiercache.h"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,6 +82,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,15 +196,17 @@ static void cmd_stats(void) {
           "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu "
           "early_refreshes=%llu stale_refreshes=%llu refreshes_dropped=%llu "
           "stale_serves=%llu failsafe_serves=%llu negative_hits=%llu lock_acquired=%llu "
-          "lock_waits=%llu lock_timeouts=%llu load_timeouts=%llu",
+          "lock_waits=%llu lock_timeouts=%llu load_timeouts=%llu leases_lost=%llu "
+          "keys_invalidated=%llu inval_swept=%llu values_hidden=%llu batch_loads=%llu",
           U(l1_hits), U(l1_misses), U(l2_hits), U(l2_misses), U(loads), U(load_errors),
           U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions), U(l1_expirations),
           U(l1_fills_rejected), U(inval_published), U(inval_received), U(inval_applied),
           U(inval_malformed), U(l2_errors), U(l2_timeouts), U(breaker_opens), s.breaker_state,
           s.listener_connected, U(listener_reconnects), U(l1_flushes), U(early_refreshes),
           U(stale_refreshes), U(refreshes_dropped), U(stale_serves), U(failsafe_serves),
-          U(negative_hits), U(lock_acquired), U(lock_waits), U(lock_timeouts),
-          U(load_timeouts));
+          U(negative_hits), U(lock_acquired), U(lock_waits), U(lock_timeouts), U(load_timeouts),
+          U(leases_lost), U(keys_invalidated), U(inval_swept), U(values_hidden),
+          U(batch_loads));
 #undef U
 }
 
@@ -370,15 +409,267 @@ static void cmd_xfetch(char *hk, char *threads, char *sleepms, char *counter) {
     xfetch_reply(x, n);
 }
 
+/* ---- options, patterns, bulk ---- */
+
+#define PEER_MAX_ARGS 4096
+
+/* Hex arguments decoded into fresh buffers, as tc_buf_t (freed with bufs_free). */
+static tc_buf_t *bufs_unhex(char **hexes, size_t n) {
+    tc_buf_t *b = calloc(n ? n : 1, sizeof *b);
+    for (size_t i = 0; b && i < n; i++) {
+        unsigned char *d = malloc(strlen(hexes[i]) / 2 + 1);
+        long len = d ? unhex(hexes[i], d) : -1;
+        b[i] = (tc_buf_t){d, len < 0 ? 0 : (size_t)len};
+        if (len < 0) {
+            free(d);
+            for (size_t j = 0; j < i; j++)
+                free((void *)b[j].data);
+            free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+static void bufs_free(tc_buf_t *b, size_t n) {
+    for (size_t i = 0; b && i < n; i++)
+        free((void *)b[i].data);
+    free(b);
+}
+
+/* One reply line's item for a bulk read: v:HEX or e:CODE. */
+static void put_item(int code, const tc_ref_t *ref) {
+    if (code == 0)
+        printf(" v:%s", hex(tc_ref_data(ref), tc_ref_size(ref)));
+    else
+        printf(" e:%d", code);
+}
+
+static void cmd_setopts(char **a, size_t n) {
+    if (n < 4 || n - 4 > TC_MAX_TAGS) {
+        reply("bad setopts");
+        return;
+    }
+    tc_buf_t *tags = bufs_unhex(a + 4, n - 4);
+    long klen = unhex(a[0], keybuf), vlen = unhex(a[1], valbuf);
+    if (!tags || klen < 0 || vlen < 0) {
+        bufs_free(tags, n - 4);
+        reply("bad setopts");
+        return;
+    }
+    tc_opts_t o = TC_OPTS_INIT;
+    o.ttl_ms = strtoull(a[2], NULL, 10);
+    o.flags = (unsigned)strtoul(a[3], NULL, 10);
+    o.tags = n > 4 ? tags : NULL;
+    o.tags_count = n - 4;
+    reply("ok %d", tc_set_opts(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, &o));
+    bufs_free(tags, n - 4);
+}
+
+static void cmd_inv(const char *what, char **a, size_t n) {
+    long len = n == 1 ? unhex(a[0], keybuf) : -1;
+    if (len < 0) {
+        reply("bad %s", what);
+        return;
+    }
+    size_t removed = 0;
+    if (strcmp(what, "invtag") == 0) {
+        int rc = tc_invalidate_tag(cache, keybuf, (size_t)len, &removed);
+        reply("ok %d %zu", rc, removed);
+    } else if (strcmp(what, "invprefix") == 0) {
+        int rc = tc_invalidate_prefix(cache, keybuf, (size_t)len, &removed);
+        reply("ok %d %zu", rc, removed);
+    } else {
+        reply("ok %d", tc_invalidate_namespace(cache, keybuf, (size_t)len));
+    }
+}
+
+static void cmd_mget(char **a, size_t n) {
+    tc_buf_t *keys = bufs_unhex(a, n);
+    tc_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
+    int *codes = calloc(n ? n : 1, sizeof *codes);
+    if (!keys || !refs || !codes) {
+        reply("bad mget");
+    } else {
+        int rc = tc_mget(cache, keys, n, refs, codes);
+        printf("mget %d", rc);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            put_item(codes[i], refs[i]);
+        reply("%s", "");
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            tc_ref_release(refs[i]);
+    }
+    bufs_free(keys, n);
+    free(refs);
+    free(codes);
+}
+
+static void cmd_mset(char **a, size_t n) {
+    size_t items_n = n >= 1 ? (n - 1) / 2 : 0;
+    if (n < 1 || (n - 1) % 2 != 0) {
+        reply("bad mset");
+        return;
+    }
+    tc_buf_t *b = bufs_unhex(a + 1, n - 1);
+    tc_item_t *items = calloc(items_n ? items_n : 1, sizeof *items);
+    int *codes = calloc(items_n ? items_n : 1, sizeof *codes);
+    if (!b || !items || !codes) {
+        reply("bad mset");
+    } else {
+        for (size_t i = 0; i < items_n; i++)
+            items[i] =
+                (tc_item_t){b[2 * i].data, b[2 * i].len, b[2 * i + 1].data, b[2 * i + 1].len};
+        tc_opts_t o = TC_OPTS_INIT;
+        o.ttl_ms = strtoull(a[0], NULL, 10);
+        int rc = tc_mset(cache, items, items_n, &o, codes);
+        printf("mset %d", rc);
+        for (size_t i = 0; i < items_n; i++)
+            printf(" %d", codes[i]);
+        reply("%s", "");
+    }
+    bufs_free(b, n - 1);
+    free(items);
+    free(codes);
+}
+
+static void cmd_mdel(char **a, size_t n) {
+    tc_buf_t *keys = bufs_unhex(a, n);
+    int *codes = calloc(n ? n : 1, sizeof *codes);
+    if (!keys || !codes) {
+        reply("bad mdel");
+    } else {
+        int rc = tc_mdel(cache, keys, n, codes);
+        printf("mdel %d", rc);
+        for (size_t i = 0; i < n; i++)
+            printf(" %d", codes[i]);
+        reply("%s", "");
+    }
+    bufs_free(keys, n);
+    free(codes);
+}
+
+static int mloader(void *arg, tc_batch_t *batch) {
+    xload_t *xl = arg;
+    size_t n = tc_batch_count(batch);
+    long long *counts = calloc(n ? n : 1, sizeof *counts);
+    if (!counts)
+        return TC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        counts[i] = counter_incr(xl->counter);
+        if (counts[i] < 0) {
+            free(counts);
+            return TC_ELOADER;
+        }
+    }
+    sleep_ms(xl->sleep_ms);
+    for (size_t i = 0; i < n; i++) {
+        char v[64];
+        int vlen = snprintf(v, sizeof v, "m-%ld-%lld", (long)getpid(), counts[i]);
+        tc_batch_set_value(batch, i, v, (size_t)vlen);
+    }
+    free(counts);
+    return 0;
+}
+
+static void cmd_mfetch(char **a, size_t n) {
+    if (n < 2 || nxloads == XFETCH_MAX_CMDS) {
+        reply("bad mfetch");
+        return;
+    }
+    xload_t *xl = calloc(1, sizeof *xl);
+    tc_buf_t *keys = bufs_unhex(a + 2, n - 2);
+    tc_ref_t **refs = calloc(n, sizeof *refs);
+    int *codes = calloc(n, sizeof *codes);
+    if (!xl || !keys || !refs || !codes) {
+        reply("bad mfetch");
+        free(xl);
+    } else {
+        xl->sleep_ms = (unsigned)strtoul(a[0], NULL, 10);
+        snprintf(xl->counter, sizeof xl->counter, "%s", a[1]);
+        xloads[nxloads++] = xl;
+        int rc = tc_mfetch(cache, keys, n - 2, mloader, xl, NULL, refs, codes);
+        printf("mfetch %d", rc);
+        for (size_t i = 0; rc == 0 && i < n - 2; i++)
+            put_item(codes[i], refs[i]);
+        reply("%s", "");
+        for (size_t i = 0; rc == 0 && i < n - 2; i++)
+            tc_ref_release(refs[i]);
+    }
+    bufs_free(keys, n - 2);
+    free(refs);
+    free(codes);
+}
+
+/* ---- seqw: the sequenced writer ---- */
+
+enum { SEQW_STOP = 0, SEQW_BEGUN = 1, SEQW_WRITES = 2, SEQW_ERRORS = 3, SEQW_DONE = 8 };
+
+static void cmd_seqw(char **a, size_t n) {
+    unsigned nm = n == 6 ? (unsigned)atoi(a[0]) : 0, no = n == 6 ? (unsigned)atoi(a[1]) : 0;
+    static unsigned char pfxm[256], pfxo[256], tag[TC_MAX_TAG_LEN];
+    int fits = n == 6 && strlen(a[2]) <= 400 && strlen(a[3]) <= 400 &&
+               strlen(a[4]) <= 2 * TC_MAX_TAG_LEN;
+    long lm = fits ? unhex(a[2], pfxm) : -1, lo = fits ? unhex(a[3], pfxo) : -1;
+    long lt = fits ? unhex(a[4], tag) : -1;
+    int fd = n == 6 ? open(a[5], O_RDWR) : -1;
+    size_t words = SEQW_DONE + (size_t)nm + no;
+    struct stat st;
+    if (nm + no == 0 || lm < 0 || lo < 0 || lt < 0 || fd < 0 || fstat(fd, &st) != 0 ||
+        (size_t)st.st_size < words * sizeof(uint64_t)) {
+        if (fd >= 0)
+            close(fd);
+        reply("bad seqw");
+        return;
+    }
+    uint64_t *w = mmap(NULL, words * sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (w == MAP_FAILED) {
+        reply("bad seqw");
+        return;
+    }
+    tc_buf_t tagbuf = {tag, (size_t)lt};
+    uint64_t writes = __atomic_load_n(&w[SEQW_WRITES], __ATOMIC_ACQUIRE);
+    uint64_t errors = __atomic_load_n(&w[SEQW_ERRORS], __ATOMIC_ACQUIRE);
+    uint64_t first = __atomic_load_n(&w[SEQW_BEGUN], __ATOMIC_ACQUIRE) + 1;
+    for (uint64_t s = first; !__atomic_load_n(&w[SEQW_STOP], __ATOMIC_ACQUIRE); s++) {
+        unsigned i = (unsigned)((s - 1) % (nm + no));
+        char key[300], val[32];
+        const unsigned char *pfx = i < nm ? pfxm : pfxo;
+        long pl = i < nm ? lm : lo;
+        memcpy(key, pfx, (size_t)pl);
+        int klen =
+            (int)pl + snprintf(key + pl, sizeof key - (size_t)pl, "%u", i < nm ? i : i - nm);
+        int vlen = snprintf(val, sizeof val, "%llu", (unsigned long long)s);
+        tc_opts_t o = TC_OPTS_INIT;
+        if (i < nm && lt > 0) {
+            o.tags = &tagbuf;
+            o.tags_count = 1;
+        }
+        __atomic_store_n(&w[SEQW_BEGUN], s, __ATOMIC_RELEASE);
+        int rc = tc_set_opts(cache, key, (size_t)klen, val, (size_t)vlen, &o);
+        if (rc == 0) {
+            __atomic_store_n(&w[SEQW_DONE + i], s, __ATOMIC_RELEASE);
+            __atomic_store_n(&w[SEQW_WRITES], ++writes, __ATOMIC_RELEASE);
+        } else {
+            __atomic_store_n(&w[SEQW_ERRORS], ++errors, __ATOMIC_RELEASE);
+        }
+    }
+    munmap(w, words * sizeof *w);
+    reply("seqw %llu %llu", (unsigned long long)writes, (unsigned long long)errors);
+}
+
 /* ---- main ---- */
 
 /* One command line; returns 0 on quit. */
 static int dispatch(char *line) {
+    static char *a[PEER_MAX_ARGS];
     char *save = NULL;
     char *cmd = strtok_r(line, " \r\n", &save);
-    char *a[4] = {NULL, NULL, NULL, NULL};
-    for (int i = 0; i < 4; i++)
-        a[i] = strtok_r(NULL, " \r\n", &save);
+    size_t n = 0;
+    for (char *t; n < PEER_MAX_ARGS && (t = strtok_r(NULL, " \r\n", &save)) != NULL;)
+        a[n++] = t;
+    for (size_t i = n; i < 4; i++)
+        a[i] = NULL;
     if (!cmd)
         reply("bad empty");
     else if (strcmp(cmd, "quit") == 0)
@@ -395,6 +686,23 @@ static int dispatch(char *line) {
         cmd_stress(a[0], a[1], a[2], a[3]);
     else if (strcmp(cmd, "xfetch") == 0)
         cmd_xfetch(a[0], a[1], a[2], a[3]);
+    else if (strcmp(cmd, "setopts") == 0)
+        cmd_setopts(a, n);
+    else if (strcmp(cmd, "invtag") == 0 || strcmp(cmd, "invprefix") == 0 ||
+             strcmp(cmd, "invns") == 0)
+        cmd_inv(cmd, a, n);
+    else if (strcmp(cmd, "clear") == 0)
+        reply("ok %d", tc_clear(cache));
+    else if (strcmp(cmd, "mget") == 0)
+        cmd_mget(a, n);
+    else if (strcmp(cmd, "mset") == 0)
+        cmd_mset(a, n);
+    else if (strcmp(cmd, "mdel") == 0)
+        cmd_mdel(a, n);
+    else if (strcmp(cmd, "mfetch") == 0)
+        cmd_mfetch(a, n);
+    else if (strcmp(cmd, "seqw") == 0)
+        cmd_seqw(a, n);
     else
         reply("bad %s", cmd);
     return 1;
