@@ -73,7 +73,11 @@ extern "C" {
     X(TC_ECONFIG, -11, "invalid configuration")                                                \
     X(TC_ELOADER, -12, "loader failed without a tiercache error code")                         \
     X(TC_EINTERNAL, -13, "internal error")                                                     \
-    X(TC_EFORKED, -14, "the cache was opened in another process (fork): open one in this one")
+    X(TC_EFORKED, -14, "the cache was opened in another process (fork): open one in this one") \
+    X(TC_EPARTIAL, -15,                                                                        \
+      "the source was written but the cache was not: the key is invalidated in the "           \
+      "background")                                                                            \
+    X(TC_EFULL, -16, "the write-behind queue is full (write_behind_max_queue): nothing queued")
 
 typedef enum tc_err {
 #define TC__ERR_ENUM(name, value, msg) name = value,
@@ -91,6 +95,56 @@ typedef struct tc_error {
 typedef struct tc_cache tc_cache_t;
 typedef struct tc_ref tc_ref_t;
 typedef struct tc_load tc_load_t;
+
+/*
+ * The loader of tc_fetch (and of tc_get with read-through: tc_config_t.loader). Runs with no
+ * tiercache lock held, on the calling thread, or on a refresh thread (stale-while-
+ * revalidate, early refresh, load timeouts): a database handle it uses must then be
+ * thread-safe, or one per thread. It must produce the value with tc_load_set_value() (and
+ * may call tc_load_set_ttl()) and return 0, return TC_ENOTFOUND when the key does not exist
+ * at the source, or return a negative error (returned as-is to every waiter; a positive
+ * return becomes TC_ELOADER). Returning 0 without a value is reported as TC_ELOADER.
+ * Nothing is cached on failure.
+ */
+typedef int (*tc_loader_fn)(void *arg, const void *key, size_t klen, tc_load_t *load);
+
+/* A batch loader's view of the keys it must load (valid during the call only). */
+typedef struct tc_batch tc_batch_t;
+
+/*
+ * A batch loader (tc_mfetch, tc_warm): called on the calling thread with no tiercache lock
+ * held, with every key that neither tier had and no other load covers. For each key it
+ * may set a value (tc_batch_set_value), a TTL, or an error; a key left unset is not found
+ * at the source (TC_ENOTFOUND, cached as an absence when negative_ttl_ms is set). Return 0,
+ * or a negative code: then every key is answered with it and nothing is cached.
+ */
+typedef int (*tc_batch_loader_fn)(void *arg, tc_batch_t *batch);
+
+/* One write for the source (write-through and write-behind; README "Write strategies"). */
+typedef enum tc_write_kind { TC_WRITE_SET = 1, TC_WRITE_DEL = 2 } tc_write_kind_t;
+
+typedef struct tc_write {
+    int kind; /* a tc_write_kind_t */
+    const void *key;
+    size_t klen;
+    const void *value; /* TC_WRITE_SET: the value (vlen bytes); NULL for a delete */
+    size_t vlen;
+    uint64_t version; /* the cache's version of this write: it grows with every write of a
+                         key. Write-behind delivers at least once (a flusher that died after
+                         writing is replayed by another): write only when newer, e.g.
+                         UPDATE ... WHERE version < ?, and the writer is idempotent */
+    int result;       /* set by the writer: 0 written (the default), or a negative code:
+                         this write failed (write-behind retries it) */
+} tc_write_t;
+
+/*
+ * The writer: writes to the source of truth (the database). Write-through calls it on the
+ * calling thread with one write; write-behind on its flusher thread with a batch (each key
+ * at most once, its newest write). It returns 0 and marks failed writes in their `result`,
+ * or a negative code when the whole batch failed. No tiercache lock is held. Its `arg` must
+ * stay valid until tc_close.
+ */
+typedef int (*tc_writer_fn)(void *arg, tc_write_t *writes, size_t n);
 
 /* Called on the listener thread after an invalidation for `key` was applied to L1.
  * Must be quick and must not call back into the same cache's tc_close. */
@@ -254,9 +308,38 @@ typedef struct tc_config {
     int ns_separator; /* the byte that ends a namespace: a key's namespaces are its
                          prefixes that end just before one (not counting its first byte;
                          the first TC_MAX_NS_DEPTH of them): "a:b:c" is in namespaces "a"
-                         and "a:b" (tc_invalidate_namespace). Each L2 read also reads the
-                         namespaces' marks (same round trip). Default ':'; -1 = no
-                         namespaces. Env: NS_SEPARATOR (one character, or "none") */
+                         and "a:b" (tc_invalidate_namespace). Reads judge a value against
+                         the marks of its namespaces: the cache's copy of them while its
+                         listener is subscribed, else Redis's (same round trip). Every cache
+                         sharing key_prefix must share inval_channel, or it never learns
+                         of a bump or clear. Default ':'; -1 = no namespaces.
+                         Env: NS_SEPARATOR (one character, or "none") */
+    /* Write strategies (README "Write strategies"). Code only: no environment variable for
+     * a callback. */
+    tc_loader_fn loader; /* read-through: tc_get loads a miss with it, exactly as tc_fetch
+                            (single-flight, lock, freshness). NULL: tc_get only reads */
+    void *loader_arg;
+    tc_writer_fn writer; /* write-through (tc_set_through, tc_del_through) and write-behind
+                            (tc_set_behind, tc_del_behind); NULL: those calls are refused */
+    void *writer_arg;
+    unsigned write_behind_batch;     /* largest batch given to the writer. Default 100.
+                                        Env: WRITE_BEHIND_BATCH */
+    uint32_t write_behind_delay_ms;  /* the flusher waits at most this long for a batch to
+                                        fill. Default 100. Env: WRITE_BEHIND_DELAY */
+    unsigned write_behind_max_queue; /* queued writes (all processes) beyond which
+                                        tc_set_behind returns TC_EFULL. Default 100000.
+                                        Env: WRITE_BEHIND_MAX_QUEUE */
+    unsigned write_behind_attempts;  /* writer failures before a write goes to the dead-letter
+                                        stream. Default 5. Env: WRITE_BEHIND_ATTEMPTS */
+    uint32_t write_behind_retry_ms;  /* first retry delay, doubling up to 10 s. Default 100.
+                                        Env: WRITE_BEHIND_RETRY */
+    int write_behind_flusher;        /* 1: this process may flush the queue (one process at
+                                        a time does, holding a lease; another takes over
+                                        within write_behind_lease_ms of its death); 0: only
+                                        queue. Default 1 (when writer is set).
+                                        Env: WRITE_BEHIND_FLUSHER */
+    uint32_t write_behind_lease_ms;  /* the flusher's lease. Default 5000.
+                                        Env: WRITE_BEHIND_LEASE */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */
@@ -321,6 +404,16 @@ typedef struct tc_stats {
     uint64_t values_hidden;    /* values read from Redis as absent: an older clear or
                                   namespace invalidation covers them (lazy cleanup) */
     uint64_t batch_loads;      /* batch loader calls (tc_mfetch, tc_warm) */
+    /* Write strategies */
+    uint64_t writes_through; /* tc_set_through / tc_del_through whose source write worked */
+    uint64_t writes_partial; /* ... whose cache step then failed (TC_EPARTIAL) */
+    uint64_t wb_queued;      /* writes this process queued (tc_set_behind, tc_del_behind) */
+    uint64_t wb_rejected;    /* ... refused: the queue was full (TC_EFULL) */
+    uint64_t wb_written;     /* queued writes this process's flusher wrote to the source */
+    uint64_t wb_coalesced;   /* queued writes dropped: a newer write of the key came first */
+    uint64_t wb_retries;     /* writer failures retried by this process's flusher */
+    uint64_t wb_dead;        /* writes it moved to the dead-letter stream */
+    uint64_t wb_flusher;     /* gauge: 1 while this process holds the flusher lease */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */
@@ -423,6 +516,9 @@ TC_EXPORT void tc_close(tc_cache_t *cache);
  * With stale windows or fail-safe configured, a value past its fresh TTL is still returned
  * while either tier holds it (tc_ref_stale() says so; tc_get never reloads); a cached
  * absence (negative_ttl_ms) reads as TC_ENOTFOUND.
+ * Read-through (tc_config_t.loader set): a key in neither tier is loaded with that loader,
+ * and every rule and return code of tc_fetch applies (stale-while-revalidate, fail-safe,
+ * negative caching, single-flight, the lock).
  * L1 hit path: one shard lock, no allocation, no system call, no copy.
  */
 TC_EXPORT int tc_get(tc_cache_t *cache, const void *key, size_t klen, tc_ref_t **ref);
@@ -468,15 +564,6 @@ TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
  * L1-only mode: evicts locally and returns 0.
  */
 TC_EXPORT int tc_invalidate(tc_cache_t *cache, const void *key, size_t klen);
-
-/*
- * The loader of tc_fetch. Runs on the calling thread with no tiercache lock held. It must
- * produce the value with tc_load_set_value() (and may call tc_load_set_ttl()) and return 0,
- * return TC_ENOTFOUND when the key does not exist at the source, or return a negative error
- * (returned as-is to every waiter; a positive return becomes TC_ELOADER). Returning 0
- * without a value is reported as TC_ELOADER. Nothing is cached on failure.
- */
-typedef int (*tc_loader_fn)(void *arg, const void *key, size_t klen, tc_load_t *load);
 
 /* Inside a loader: set the value (copied; call again to replace). Returns 0, TC_EINVAL,
  * TC_ETOOBIG or TC_ENOMEM. */
@@ -612,10 +699,11 @@ TC_EXPORT int tc_invalidate_prefix(tc_cache_t *cache, const void *prefix, size_t
  * before the call reads as absent from then on: in Redis, a mark takes the bump's version
  * and older values are ignored (they age out by their TTL, or are overwritten); in L1,
  * each process sweeps its entries of the namespace once (O(L1 entries): bump rarely; for
- * frequent invalidation of small groups use tags). This process's reads miss them as soon
- * as the call returns; another process's, like its L1, within one message delay (each
- * process keeps a copy of the marks, current while its listener is subscribed, so reads
- * cost no extra command; while it is not, reads fetch their marks from Redis). One small Redis
+ * frequent invalidation of small groups use tags). This cache's reads miss them as soon as
+ * the call returns; another cache's (another handle, or process), like its L1, within one
+ * message delay (each cache keeps a copy of the marks, current while its listener is
+ * subscribed, so reads cost no extra command; while it is not, reads fetch their marks from
+ * Redis). One small Redis
  * key per namespace ever bumped stays. Loads in flight with the lock on that began before the
  * bump do not store. Returns 0; TC_EINVAL (NULL, empty, ending with the separator, nested
  * deeper than TC_MAX_NS_DEPTH, namespaces off, plain_keys); TC_EKEYLEN (ns and separator over
@@ -676,18 +764,6 @@ TC_EXPORT int tc_mset(tc_cache_t *cache, const tc_item_t *items, size_t n,
  */
 TC_EXPORT int tc_mdel(tc_cache_t *cache, const tc_buf_t *keys, size_t n, int *codes);
 
-/* A batch loader's view of the keys it must load (valid during the call only). */
-typedef struct tc_batch tc_batch_t;
-
-/*
- * A batch loader (tc_mfetch, tc_warm): called on the calling thread with no tiercache lock
- * held, with every key that neither tier had and no other load covers. For each key it
- * may set a value (tc_batch_set_value), a TTL, or an error; a key left unset is not found
- * at the source (TC_ENOTFOUND, cached as an absence when negative_ttl_ms is set). Return 0,
- * or a negative code: then every key is answered with it and nothing is cached.
- */
-typedef int (*tc_batch_loader_fn)(void *arg, tc_batch_t *batch);
-
 /* Inside a batch loader: how many keys, and key i (its length in *klen). */
 TC_EXPORT size_t tc_batch_count(const tc_batch_t *batch);
 TC_EXPORT const void *tc_batch_key(const tc_batch_t *batch, size_t i, size_t *klen);
@@ -735,6 +811,69 @@ typedef int (*tc_key_fn)(void *arg, const void *key, size_t klen);
  * passed to fn, or TC_EINVAL / TC_EFORKED / TC_ENOMEM.
  */
 TC_EXPORT long tc_hot_keys(tc_cache_t *cache, size_t max, tc_key_fn fn, void *arg);
+
+/* ---- Write strategies (README "Write strategies"). All thread-safe. ----
+ *
+ * Cache-aside is tc_fetch + tc_del (the application writes its database, then deletes the
+ * key). Read-through is tc_get with tc_config_t.loader. The calls below send writes to the
+ * source through tc_config_t.writer; without a writer they return TC_EINVAL.
+ */
+
+/*
+ * Write-through: the source first, then the cache. The key's Redis lock is taken first
+ * (write-throughs of one key, from any process, run one at a time; a load in flight loses
+ * its lease), then writer(arg, {SET key value}, 1) runs on this thread. If the writer
+ * fails, nothing is cached and its error is returned (a positive return is TC_ELOADER).
+ * Then the value is stored as tc_set_opts would, but only while the lock is still ours: if
+ * a tc_set or tc_del of the key came meanwhile, the key is deleted everywhere instead (the
+ * next read loads the source). Returns 0 (source written and the cache holds the value or
+ * nothing); the writer's error; TC_EPARTIAL (the source was written but Redis could not be
+ * told: this process's copy is dropped and the key's deletion is retried in the background
+ * until Redis answers; until then other processes may serve the old value, within the
+ * degraded bound); TC_EINVAL, TC_EKEYLEN, TC_ETOOBIG, TC_ENOMEM, TC_EFORKED.
+ */
+TC_EXPORT int tc_set_through(tc_cache_t *cache, const void *key, size_t klen, const void *value,
+                             size_t vlen, const tc_opts_t *opts);
+/* Write-through delete: writer({DEL key}), then tc_del. Returns as tc_set_through. */
+TC_EXPORT int tc_del_through(tc_cache_t *cache, const void *key, size_t klen);
+
+/*
+ * Write-behind: the cache is updated at once, as tc_set_opts (both tiers, published), and in
+ * the same atomic step the write is appended to a durable queue in Redis (the stream
+ * <key_prefix>"wb"). One flusher in the cluster (a process with write_behind_flusher, holding
+ * a lease) drains it in batches of write_behind_batch, waiting at most
+ * write_behind_delay_ms for one to fill, keeping only the newest write of a key, and passes
+ * them to the writer on its own thread. Failed writes are retried with back-off; after
+ * write_behind_attempts failures a write goes to the dead-letter stream <key_prefix>"wb:dead"
+ * (tc_dead_letters, tc_dead_letters_replay). Per key, an older write never reaches the
+ * writer after a newer one; a flusher that dies mid-batch loses nothing (the next one
+ * replays what it had not acknowledged: at least once, so the writer must be idempotent:
+ * tc_write_t.version). Returns 0; TC_EFULL (write_behind_max_queue writes are waiting:
+ * nothing was written or queued); TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (nothing queued;
+ * as tc_set for the cache); TC_EINVAL (no writer, or Redis, or bad opts); TC_EKEYLEN,
+ * TC_ETOOBIG, TC_ENOMEM, TC_EFORKED.
+ */
+TC_EXPORT int tc_set_behind(tc_cache_t *cache, const void *key, size_t klen, const void *value,
+                            size_t vlen, const tc_opts_t *opts);
+/* Write-behind delete: tc_del now, the source's delete queued. Returns as tc_set_behind. */
+TC_EXPORT int tc_del_behind(tc_cache_t *cache, const void *key, size_t klen);
+
+/* Wait until the write-behind queue is empty (every write queued by any process written or
+ * dead-lettered), waking this process's flusher. Returns 0, TC_ETIMEDOUT (timeout_ms
+ * passed), TC_EINVAL, TC_EFORKED, or an L2 error. tc_close also drains this process's
+ * flusher (up to write_behind_lease_ms) before it gives up the lease. */
+TC_EXPORT int tc_flush(tc_cache_t *cache, uint32_t timeout_ms);
+
+/* Called per dead letter: the write (valid during the call only), the writer's last error
+ * (a tc_err_name or "writer returned N"), and the attempts made. Return nonzero to stop. */
+typedef int (*tc_dead_fn)(void *arg, const tc_write_t *w, const char *error, unsigned attempts);
+/* List up to max dead letters, oldest first. Returns how many were passed to fn, or a
+ * negative code (TC_EINVAL, TC_EFORKED, an L2 error). */
+TC_EXPORT long tc_dead_letters(tc_cache_t *cache, size_t max, tc_dead_fn fn, void *arg);
+/* Queue every dead letter again (each is skipped by the flusher if a newer write of its key
+ * was written since, within 7 days), removing it from the dead-letter stream. Returns how
+ * many were queued, or a negative code. */
+TC_EXPORT long tc_dead_letters_replay(tc_cache_t *cache);
 
 /* ---- References (thread-safe; a ref may be used from any thread) ---- */
 

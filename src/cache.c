@@ -28,6 +28,7 @@
  */
 #include "cache.h"
 
+#include "behind.h"
 #include "clock.h"
 #include "errors.h"
 #include "fork.h"
@@ -247,6 +248,8 @@ int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
     int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
+    if (c->cfg.loader) /* read-through: a miss loads, as tc_fetch */
+        return tc__fetch(c, key, klen, c->cfg.loader, c->cfg.loader_arg, NULL, ref);
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     uint64_t t0 = tc__sample_hit() ? tc__now_ns() : 0;
     if (tc__l1_get(c->l1, h, key, klen, ref) == TC_OK) {
@@ -440,7 +443,8 @@ static void free_rules(tc_cache_t *c) {
 }
 
 static void free_cache(tc_cache_t *c) {
-    tc__refresh_close(c->pool); /* first: its tasks use L1, L2 and the loaders */
+    tc__behind_stop(c->behind); /* first: it drains the queue through L2 and the writer */
+    tc__refresh_close(c->pool); /* its tasks use L1, L2 and the loaders */
     tc__keeper_stop(c->keeper);
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
@@ -620,6 +624,9 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     rc = tc__listener_start(&so, &c->listener);
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the invalidation listener thread");
+    if (c->cfg.writer && c->cfg.write_behind_flusher &&
+        (rc = tc__behind_start(c, &c->behind)) != TC_OK)
+        return tc__fail(err, rc, "could not start the write-behind flusher thread");
     if (!reachable) /* no need to wait for a subscription that cannot happen */
         return TC_OK;
     if (tc__listener_wait_subscribed(c->listener, c->cfg.connect_timeout_ms))
@@ -793,6 +800,11 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
     out->values_too_big = load_counter(&c->values_too_big);
     out->keys_invalidated = load_counter(&c->keys_invalidated);
     out->batch_loads = load_counter(&c->batch_loads);
+    out->writes_through = load_counter(&c->writes_through);
+    out->writes_partial = load_counter(&c->writes_partial);
+    out->wb_queued = load_counter(&c->wb_queued);
+    out->wb_rejected = load_counter(&c->wb_rejected);
+    tc__behind_counters(c->behind, out);
     out->inval_swept = load_counter(&c->swept_local);
     if (c->l2) {
         tc__l2_counters_t l2;

@@ -21,18 +21,20 @@
 struct tc_cache {
     tc_config_t cfg; /* validated copy; strings point at the owned copies below */
     char *key_prefix, *channel, *log_key, *track_prefix;
-    tc_ttl_rule_t *rules;     /* owned copies (prefixes too) */
-    tc__endpoint_t endpoint;  /* parsed redis_url (zeroed in L1-only mode) */
-    unsigned char origin[16]; /* random instance id carried by our messages */
-    tc__l1_t *l1;             /* always present (a 0-byte budget keeps nothing) */
-    tc__l2_t *l2;             /* NULL in L1-only mode */
-    tc__listener_t *listener; /* NULL in L1-only mode */
-    tc__refresh_t *pool;      /* background loads; NULL when no feature needs them */
-    tc__keeper_t *keeper;     /* failed lock releases; NULL in L1-only mode */
-    tc__marks_t *marks;       /* local copy of the clear/namespace marks; NULL without them */
-    unsigned fork_gen;        /* fork.h: calls from a fork child are refused */
-    int ext;                  /* entries carry freshness metadata (entry.h) */
-    int plain_bcast;          /* plain keys tracked by prefix: every key must start with it */
+    tc_ttl_rule_t *rules;      /* owned copies (prefixes too) */
+    tc__endpoint_t endpoint;   /* parsed redis_url (zeroed in L1-only mode) */
+    unsigned char origin[16];  /* random instance id carried by our messages */
+    tc__l1_t *l1;              /* always present (a 0-byte budget keeps nothing) */
+    tc__l2_t *l2;              /* NULL in L1-only mode */
+    tc__listener_t *listener;  /* NULL in L1-only mode */
+    tc__refresh_t *pool;       /* background loads; NULL when no feature needs them */
+    tc__keeper_t *keeper;      /* failed lock releases; NULL in L1-only mode */
+    tc__marks_t *marks;        /* local copy of the clear/namespace marks; NULL without them */
+    struct tc__behind *behind; /* write-behind's flusher (behind.c); NULL without one */
+    atomic_uint_fast64_t writes_through, writes_partial, wb_queued, wb_rejected;
+    unsigned fork_gen; /* fork.h: calls from a fork child are refused */
+    int ext;           /* entries carry freshness metadata (entry.h) */
+    int plain_bcast;   /* plain keys tracked by prefix: every key must start with it */
     atomic_uint_fast64_t local_version; /* L1-only mode's write versions */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
@@ -90,6 +92,9 @@ int tc__l2_unreachable(int rc);
 uint64_t tc__rand64(void);
 /* Whether this cache can keep tags (they live in Redis, with tiercache's value header). */
 int tc__tags_ok(const tc_cache_t *c);
+/* tc_fetch's body, arguments checked (o NULL: no options). */
+int tc__fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
+              const tc__call_opts_t *o, tc_ref_t **ref);
 /* tc_set's body, for one key, with validated options. */
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
             const tc__call_opts_t *o);

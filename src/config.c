@@ -341,6 +341,13 @@ static void config_defaults(tc_config_t *cfg) {
     cfg->sliding_max_ms = 3600000;
     cfg->replay_log_len = 10000;
     cfg->ns_separator = ':';
+    cfg->write_behind_batch = 100;
+    cfg->write_behind_delay_ms = 100;
+    cfg->write_behind_max_queue = 100000;
+    cfg->write_behind_attempts = 5;
+    cfg->write_behind_retry_ms = 100;
+    cfg->write_behind_flusher = 1;
+    cfg->write_behind_lease_ms = 5000;
 }
 
 /* Copy the first `size` bytes of a full struct to the caller's; a larger caller struct
@@ -463,6 +470,13 @@ static const env_field_t env_fields[] = {
     F("TRACKING", ENV_TRACKING, tracking),
     F("PLAIN_KEYS", ENV_BOOL, plain_keys),
     F("NS_SEPARATOR", ENV_BYTE, ns_separator),
+    F("WRITE_BEHIND_BATCH", ENV_COUNT_U, write_behind_batch),
+    F("WRITE_BEHIND_DELAY", ENV_DUR32, write_behind_delay_ms),
+    F("WRITE_BEHIND_MAX_QUEUE", ENV_COUNT_U, write_behind_max_queue),
+    F("WRITE_BEHIND_ATTEMPTS", ENV_COUNT_U, write_behind_attempts),
+    F("WRITE_BEHIND_RETRY", ENV_DUR32, write_behind_retry_ms),
+    F("WRITE_BEHIND_FLUSHER", ENV_BOOL, write_behind_flusher),
+    F("WRITE_BEHIND_LEASE", ENV_DUR32, write_behind_lease_ms),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -1285,13 +1299,46 @@ static int validate_rules(const tc_config_t *cfg, tc_error_t *err) {
     return 0;
 }
 
+/* Write-behind's bounds: every one of them must let the queue drain. */
+static int validate_write_behind(const tc_config_t *cfg, tc_error_t *err) {
+    if (cfg->write_behind_batch < 1 || cfg->write_behind_batch > 10000) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_batch: %u is not in 1..10000",
+                        cfg->write_behind_batch);
+    }
+    if (cfg->write_behind_max_queue < 1) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_max_queue: must be at least 1");
+    }
+    if (cfg->write_behind_attempts < 1) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_attempts: must be at least 1");
+    }
+    if (cfg->write_behind_delay_ms < 1 || cfg->write_behind_delay_ms > 60000) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_delay_ms: %u is not in 1..60000",
+                        (unsigned)cfg->write_behind_delay_ms);
+    }
+    if (cfg->write_behind_retry_ms < 1 || cfg->write_behind_retry_ms > 60000) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_retry_ms: %u is not in 1..60000",
+                        (unsigned)cfg->write_behind_retry_ms);
+    }
+    if (cfg->write_behind_lease_ms < 100) {
+        return tc__fail(err, TC_ECONFIG, "write_behind_lease_ms: %u is below 100",
+                        (unsigned)cfg->write_behind_lease_ms);
+    }
+    if (cfg->writer && cfg->plain_keys) {
+        return tc__fail(err, TC_ECONFIG,
+                        "writer: write strategies need tiercache's versioned values, not "
+                        "plain_keys");
+    }
+    return 0;
+}
+
 int tc__config_validate(const tc_config_t *cfg, tc_error_t *err) {
     int rc;
     if (!cfg) {
         return tc__fail(err, TC_EINVAL, "cfg: is NULL");
     }
     if ((rc = validate_l1(cfg, err)) || (rc = validate_values(cfg, err)) ||
-        (rc = validate_freshness(cfg, err)) || (rc = validate_rules(cfg, err)) ||
+        (rc = validate_write_behind(cfg, err)) || (rc = validate_freshness(cfg, err)) ||
+        (rc = validate_rules(cfg, err)) ||
         (rc = check_name("key_prefix", cfg->key_prefix, err)) ||
         (rc = check_name("inval_channel", cfg->inval_channel, err))) {
         return rc;

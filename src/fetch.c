@@ -750,9 +750,8 @@ static int serve_hit(const fetch_req_t *r, tc_ref_t *e, tc_ref_t **ref) {
     return reload(r, e, ref);
 }
 
-/* tc_fetch with validated options (o NULL: none). */
-static int fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
-                 const tc__call_opts_t *o, tc_ref_t **ref) {
+int tc__fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
+              const tc__call_opts_t *o, tc_ref_t **ref) {
     fetch_req_t r = {.c = c,
                      .h = tc__l1_hash(c->l1, key, klen),
                      .key = key,
@@ -813,7 +812,7 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
         return rc;
     if (!loader)
         return TC_EINVAL;
-    return fetch(c, key, klen, loader, arg, NULL, ref);
+    return tc__fetch(c, key, klen, loader, arg, NULL, ref);
 }
 
 int tc_fetch_opts(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
@@ -829,5 +828,5 @@ int tc_fetch_opts(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn load
     tc__call_opts_t o;
     if ((rc = tc__opts_import(opts, tc__tags_ok(c), &o)) != TC_OK)
         return rc;
-    return fetch(c, key, klen, loader, arg, &o, ref);
+    return tc__fetch(c, key, klen, loader, arg, &o, ref);
 }

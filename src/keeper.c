@@ -17,10 +17,14 @@
  *   KEEPER_RETRY_MS while the breaker lets calls through, until it succeeds, the lock is
  *   no longer ours (the compare-and-delete answers either way), or its own TTL has run out.
  *
- * Bounded: at most KEEPER_MAX_CHORES pending releases; beyond that a lock is left to
- * expire. Lock order: `mu` is a leaf, never held across a Redis call; a lease being
- * extended is marked busy, and letting it go meanwhile only marks it dropped (the thread
- * frees it when the call returns).
+ * - A write-through whose source write worked but whose cache step Redis missed: the key
+ *   is deleted (and so announced to every L1) as soon as Redis answers, retried the same
+ *   way, with no deadline.
+ *
+ * Bounded: at most KEEPER_MAX_CHORES pending chores; beyond that a lock is left to expire
+ * (and a deletion refused: its caller says so). Lock order: `mu` is a leaf, never held across a
+ * Redis call; a lease being extended is marked busy, and letting it go meanwhile only marks it
+ * dropped (the thread frees it when the call returns).
  */
 #include "keeper.h"
 
@@ -56,6 +60,7 @@ static void lockref_fill(lockref_t *r, unsigned char *buf, const void *key, size
 
 typedef struct chore {
     struct chore *next;
+    int del; /* a key to delete everywhere (a write-through Redis missed), not a lock */
     lockref_t ref;
     unsigned char data[]; /* key, then token */
 } chore_t;
@@ -90,7 +95,8 @@ static chore_t *retry_releases(tc__keeper_t *k, chore_t *list) {
         lockref_t *r = &c->ref;
         int done = tc__now_ns() >= r->due_ns; /* Redis dropped it by itself */
         if (!done && tc__l2_available(k->l2))
-            done = tc__l2_unlock(k->l2, r->key, r->klen, r->token, r->tlen) == 0;
+            done = c->del ? tc__l2_del(k->l2, r->key, r->klen, NULL) == 0
+                          : tc__l2_unlock(k->l2, r->key, r->klen, r->token, r->tlen) == 0;
         if (done) {
             free(c);
         } else {
@@ -265,11 +271,12 @@ void tc__keeper_let_go(tc__keeper_t *k, tc__lease_t *l) {
     pthread_mutex_unlock(&k->mu);
 }
 
-int tc__keeper_unlock_later(tc__keeper_t *k, const void *key, size_t klen, const char *token,
-                            size_t tlen, uint64_t expires_ns) {
+static int add_chore(tc__keeper_t *k, int del, const void *key, size_t klen, const char *token,
+                     size_t tlen, uint64_t expires_ns) {
     chore_t *c = malloc(sizeof *c + klen + tlen);
     if (!c)
         return TC_ENOMEM;
+    c->del = del;
     lockref_fill(&c->ref, c->data, key, klen, token, tlen);
     c->ref.due_ns = expires_ns;
     pthread_mutex_lock(&k->mu);
@@ -284,4 +291,13 @@ int tc__keeper_unlock_later(tc__keeper_t *k, const void *key, size_t klen, const
     pthread_cond_signal(&k->cv);
     pthread_mutex_unlock(&k->mu);
     return TC_OK;
+}
+
+int tc__keeper_unlock_later(tc__keeper_t *k, const void *key, size_t klen, const char *token,
+                            size_t tlen, uint64_t expires_ns) {
+    return add_chore(k, 0, key, klen, token, tlen, expires_ns);
+}
+
+int tc__keeper_delete_later(tc__keeper_t *k, const void *key, size_t klen) {
+    return add_chore(k, 1, key, klen, "", 0, UINT64_MAX);
 }

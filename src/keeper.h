@@ -34,4 +34,8 @@ void tc__keeper_let_go(tc__keeper_t *k, tc__lease_t *lease);
 int tc__keeper_unlock_later(tc__keeper_t *k, const void *key, size_t klen, const char *token,
                             size_t tlen, uint64_t expires_ns);
 
+/* Delete key everywhere (tc__l2_del: Redis and, by its message, every L1) as soon as Redis
+ * answers, retrying until it does. Copies key. 0, TC_ENOMEM or TC_ENOSPC. */
+int tc__keeper_delete_later(tc__keeper_t *k, const void *key, size_t klen);
+
 #endif

@@ -1279,18 +1279,28 @@ static int check_write(const tc__l2_t *l2, const tc__l2_write_t *w) {
     return rc ? rc : tc__l2i_check_value(w->value, w->vlen);
 }
 
-int tc__l2i_build_put(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
-                      const tc__l2_write_t *w, const unsigned char *mhead) {
-    start_write(call, l2, TC__SCRIPT_SET, k);
-    if (push_tags(l2, call, va, w) != 0)
+int tc__l2i_build_write(tc__l2_t *l2, l2_call_t *call, const tc__l2i_write_call_t *wc) {
+    start_write(call, l2, wc->script, wc->k);
+    if (wc->queue)
+        tc__l2i_push(call, wc->queue, wc->qlen);
+    if (push_tags(l2, call, wc->va, wc->w) != 0)
         return TC_ENOMEM;
     tc__l2i_set_numkeys(call, call->argc);
-    push_value(call, va, w);
+    push_value(call, wc->va, wc->w);
     tc__l2i_push(call, l2->channel, l2->channel_len);
-    tc__l2i_push(call, mhead, TC__MSG_HEAD_LEN);
-    tc__l2i_push(call, k->tail, k->tlen);
+    tc__l2i_push(call, wc->mhead, TC__MSG_HEAD_LEN);
+    tc__l2i_push(call, wc->k->tail, wc->k->tlen);
+    if (wc->extra)
+        tc__l2i_push(call, wc->extra, strlen(wc->extra));
     tc__l2i_push_log_maxlen(call, l2);
     return 0;
+}
+
+int tc__l2i_build_put(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
+                      const tc__l2_write_t *w, const unsigned char *mhead) {
+    tc__l2i_write_call_t wc = {
+        .script = TC__SCRIPT_SET, .k = k, .va = va, .w = w, .mhead = mhead};
+    return tc__l2i_build_write(l2, call, &wc);
 }
 
 int tc__l2_put(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version) {

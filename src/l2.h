@@ -235,6 +235,57 @@ int tc__l2_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
  * it. ns is given without its separator. *version: the mark. 0 or an error. */
 int tc__l2_mark(tc__l2_t *l2, const void *ns, size_t nslen, uint64_t *version);
 
+/* ---- write strategies (l2_queue.c) ---- */
+
+/* Write-through's lock on key: TC__L2_DONE (taken, or taken over from a load, whose lease
+ * is void; *version: a version for the writer), TC__L2_LOCK_HELD (another write-through
+ * holds it: *pttl), or an error. */
+int tc__l2_wlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
+                 uint32_t ttl_ms, int64_t *pttl, uint64_t *version);
+/* tc__l2_put while w->lease (the write lock's token) still holds: TC__L2_DONE (*version) or
+ * TC__L2_LEASE_LOST (a write or delete came: nothing stored), or an error. */
+int tc__l2_put_leased(tc__l2_t *l2, const tc__l2_write_t *w, uint64_t *version);
+/* tc__l2_put / tc__l2_del and the queue entry for the source, in one step: TC__L2_DONE
+ * (*version), TC_EFULL (max_queue entries wait: nothing done), or an error. */
+int tc__l2_put_queued(tc__l2_t *l2, const tc__l2_write_t *w, unsigned max_queue,
+                      uint64_t *version);
+int tc__l2_del_queued(tc__l2_t *l2, const void *key, size_t klen, unsigned max_queue,
+                      uint64_t *version);
+/* Entries waiting in the queue (read or not). */
+int tc__l2_wb_len(tc__l2_t *l2, uint64_t *len);
+
+/* The flusher lease: take it (renew 0) or extend it (renew 1). 1 held, 0 not ours, or an
+ * error. Release: compare-and-delete. */
+int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew);
+int tc__l2_wb_release(tc__l2_t *l2, const char *token);
+
+/* One queued write (owned copy). kind 0: a malformed entry, only to acknowledge. */
+typedef struct tc__wb_entry {
+    char id[48];                /* the stream id */
+    int kind;                   /* tc_write_kind_t */
+    unsigned char *key, *value; /* one allocation: key then value */
+    size_t klen, vlen;
+    uint64_t version;
+    unsigned attempts; /* dead letters: attempts made */
+} tc__wb_entry_t;
+void tc__l2_wb_entries_free(tc__wb_entry_t *e, size_t n);
+/* Up to count entries for consumer: claim 1 takes over every entry pending in the group
+ * (a previous flusher's), claim 0 reads new ones. Creates the group when missing. */
+int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, int claim, size_t count,
+                   tc__wb_entry_t **out, size_t *n);
+/* Acknowledge and delete written (or dropped) entries. */
+int tc__l2_wb_ack(tc__l2_t *l2, const char *const *ids, size_t n);
+/* Move a write that keeps failing to the dead-letter stream, and acknowledge it. */
+int tc__l2_wb_bury(tc__l2_t *l2, const tc__wb_entry_t *e, const char *error, unsigned attempts);
+/* The newest version written for each entry's key (0: none known), and recording them. */
+int tc__l2_wb_written(tc__l2_t *l2, const tc__wb_entry_t *const *e, size_t n, uint64_t *out);
+int tc__l2_wb_mark_written(tc__l2_t *l2, const tc__wb_entry_t *const *e, size_t n);
+/* Dead letters after id `after` ("" = from the start), up to count; errors[i] (free each,
+ * may be NULL) their last error. Queue one again (removing it from the dead letters). */
+int tc__l2_wb_dead_range(tc__l2_t *l2, const char *after, size_t count, tc__wb_entry_t **out,
+                         size_t *n, char **errors);
+int tc__l2_wb_requeue(tc__l2_t *l2, const tc__wb_entry_t *e);
+
 /* Load every mark from Redis into the local copy (GET <prefix>clear, SCAN <prefix>n:*),
  * and declare it current if no loss intervened. 0 or an error (the copy stays unknown). */
 int tc__l2_load_marks(tc__l2_t *l2);

@@ -198,6 +198,19 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out);
 int tc__l2i_build_put(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
                       const tc__l2_write_t *w, const unsigned char *mhead);
 void tc__l2i_value_args_done(value_args_t *va);
+/* A write script shaped as SET: KEYS data, version, lock, log, [queue], tags; ARGV as SET's,
+ * then [extra], then the log maxlen (PUT_LEASED: the token; PUT_QUEUED: the queue limit). */
+typedef struct tc__l2i_write_call {
+    tc__script_t script;
+    const key_parts_t *k;
+    value_args_t *va;
+    const tc__l2_write_t *w;
+    const unsigned char *mhead;
+    const unsigned char *queue; /* or NULL */
+    size_t qlen;
+    const char *extra; /* or NULL */
+} tc__l2i_write_call_t;
+int tc__l2i_build_write(tc__l2_t *l2, l2_call_t *call, const tc__l2i_write_call_t *wc);
 /* The DEL script. */
 void tc__l2i_build_del(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k,
                        const unsigned char *mhead);

@@ -24,6 +24,8 @@ typedef enum tc__log_event {
     TC__EV_REFUSED,         /* a stored value refused (too big, impossible version) */
     TC__EV_PERMISSION,      /* Redis refused a command: ACL or authentication */
     TC__EV_COUNTER,         /* a corrupt version counter was reset */
+    TC__EV_WRITE,           /* write strategies: a partial write-through, write-behind's
+                               retries, dead letters, flusher lease changes */
     TC__EV_COUNT
 } tc__log_event_t;
 

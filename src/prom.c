@@ -117,10 +117,20 @@ static const tc__prom_field_t fields[] = {
     COUNTER(values_hidden, "Redis values read as absent: an older clear or namespace "
                            "invalidation covers them."),
     COUNTER(batch_loads, "Batch loader calls (tc_mfetch, tc_warm)."),
+    COUNTER(writes_through, "Write-through calls whose source write succeeded."),
+    COUNTER(writes_partial, "Write-through calls whose cache step failed after the source "
+                            "write (TC_EPARTIAL)."),
+    COUNTER(wb_queued, "Writes this process queued for the source (write-behind)."),
+    COUNTER(wb_rejected, "Write-behind calls refused: the queue was full."),
+    COUNTER(wb_written, "Queued writes this process's flusher wrote to the source."),
+    COUNTER(wb_coalesced, "Queued writes dropped: a newer write of the key came first."),
+    COUNTER(wb_retries, "Writer failures retried by this process's flusher."),
+    COUNTER(wb_dead, "Queued writes moved to the dead-letter stream."),
+    GAUGE(wb_flusher, "1 while this process holds the write-behind flusher lease."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, batch_loads) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, wb_flusher) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

@@ -156,14 +156,17 @@
     "release(pv)\n"                                                                            \
     "return {1, v, healed}\n"
 
-static const char script_set[] =
-    PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
-            "local pv = pack(v)\n"
-            "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"
-            "tag_all(5, #KEYS, ARGV[7], v, ARGV[4])\n"
-            "redis.call('DEL', KEYS[3])\n"
-            "announce(ARGV[5], ARGV[6], pv, ARGV[7])\n"
-            "return {v, healed}\n";
+/* A write: the next version, the value, its tags (KEYS[first..]), the lease voided, the
+ * announcement. ARGV[1..7] as SET's. */
+#define WRITE(first_tag)                                                                       \
+    "local v, healed = next_version(KEYS[2], now_us())\n"                                      \
+    "local pv = pack(v)\n"                                                                     \
+    "store(KEYS[1], ARGV[1], pv, ARGV[2], ARGV[3], ARGV[4])\n"                                 \
+    "tag_all(" first_tag ", #KEYS, ARGV[7], v, ARGV[4])\n"                                     \
+    "redis.call('DEL', KEYS[3])\n"                                                             \
+    "announce(ARGV[5], ARGV[6], pv, ARGV[7])\n"
+
+static const char script_set[] = PRELUDE WRITE("5") "return {v, healed}\n";
 
 static const char script_del[] = PRELUDE "local v, healed = next_version(KEYS[2], now_us())\n"
                                          "redis.call('DEL', KEYS[1], KEYS[3])\n"
@@ -305,13 +308,77 @@ static const char script_prefix_del[] = PRELUDE ANNOUNCE_MANY
     "KEYS[2])\n"
     "return {#parts, healed, v, all}\n";
 
+/* Write-through's lock: taken over from a load (whose lease it voids), but never from
+ * another write-through (tokens starting 'w'), which it waits for. KEYS: lock, version.
+ * ARGV: token, ttl ms. Reply {1, version, healed} taken, or {0, pttl} held. */
+static const char script_wlock[] = PRELUDE
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur and string.sub(cur, 1, 1) == 'w' then return {0, redis.call('PTTL', KEYS[1])} "
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "local v, healed = next_version(KEYS[2], now_us())\n"
+    "return {1, v, healed}\n";
+
+/* Write-through's store: SET, if the write lock is still ours. KEYS as SET (data, version,
+ * lock, log, tags...). ARGV as SET, with the token before the log maxlen. Reply
+ * {1, version, healed}, or {0}: a tc_set or tc_del of the key came meanwhile. */
+static const char script_put_leased[] =
+    PRELUDE "local cur = redis.call('GET', KEYS[3])\n"
+            "if cur ~= ARGV[8] and cur ~= ARGV[8] .. '+' then return {0} end\n" WRITE(
+                "5") "return {1, v, healed}\n";
+
+/* Write-behind's SET: the write and its queue entry in one step, unless the queue is full.
+ * KEYS: data, version, lock, log, queue, tags... ARGV as SET, with the queue's limit before
+ * the log maxlen. Reply {1, version, healed}, or {0}: full. */
+static const char script_put_queued[] =
+    PRELUDE "if redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[8]) then return {0} end\n" WRITE(
+        "6") "redis.call('XADD', KEYS[5], '*', 'o', 's', 'k', string.sub(ARGV[7], 17), 'n', "
+             "string.format('%.0f', v), 'v', ARGV[3])\n"
+             "return {1, v, healed}\n";
+
+/* Write-behind's DEL. KEYS: data, version, lock, log, queue. ARGV: channel, msg head, msg
+ * tail, queue limit, log maxlen. Reply as PUT_QUEUED. */
+static const char script_del_queued[] =
+    PRELUDE "if redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[4]) then return {0} end\n"
+            "local v, healed = next_version(KEYS[2], now_us())\n"
+            "redis.call('DEL', KEYS[1], KEYS[3])\n"
+            "announce(ARGV[1], ARGV[2], pack(v), ARGV[3])\n"
+            "redis.call('XADD', KEYS[5], '*', 'o', 'd', 'k', string.sub(ARGV[3], 17), 'n', "
+            "string.format('%.0f', v))\n"
+            "return {1, v, healed}\n";
+
+/* The flusher wrote these: remember each key's newest written version (so a replayed
+ * older write is skipped). KEYS: <prefix>"wbv:"<key>... ARGV: ttl ms, then one version per
+ * key. Reply: how many moved forward. */
+static const char script_wb_done[] =
+    "local n = 0\n"
+    "for i = 1, #KEYS do\n"
+    "  local v = tonumber(ARGV[i + 1])\n"
+    "  local cur = tonumber(redis.call('GET', KEYS[i])) or 0\n"
+    "  if v > cur then\n"
+    "    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1]) n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
 static const char *const bodies[TC__SCRIPT_COUNT] = {
-    [TC__SCRIPT_SET] = script_set,         [TC__SCRIPT_DEL] = script_del,
-    [TC__SCRIPT_ADD] = script_add,         [TC__SCRIPT_CAS] = script_cas,
-    [TC__SCRIPT_LOCK] = script_lock,       [TC__SCRIPT_UNLOCK] = script_unlock,
-    [TC__SCRIPT_EXTEND] = script_extend,   [TC__SCRIPT_EVICT] = script_evict,
-    [TC__SCRIPT_VERSION] = script_version, [TC__SCRIPT_MARK] = script_mark,
-    [TC__SCRIPT_TAG_DEL] = script_tag_del, [TC__SCRIPT_PREFIX_DEL] = script_prefix_del,
+    [TC__SCRIPT_SET] = script_set,
+    [TC__SCRIPT_DEL] = script_del,
+    [TC__SCRIPT_ADD] = script_add,
+    [TC__SCRIPT_CAS] = script_cas,
+    [TC__SCRIPT_LOCK] = script_lock,
+    [TC__SCRIPT_UNLOCK] = script_unlock,
+    [TC__SCRIPT_EXTEND] = script_extend,
+    [TC__SCRIPT_EVICT] = script_evict,
+    [TC__SCRIPT_VERSION] = script_version,
+    [TC__SCRIPT_MARK] = script_mark,
+    [TC__SCRIPT_TAG_DEL] = script_tag_del,
+    [TC__SCRIPT_PREFIX_DEL] = script_prefix_del,
+    [TC__SCRIPT_WLOCK] = script_wlock,
+    [TC__SCRIPT_PUT_LEASED] = script_put_leased,
+    [TC__SCRIPT_PUT_QUEUED] = script_put_queued,
+    [TC__SCRIPT_DEL_QUEUED] = script_del_queued,
+    [TC__SCRIPT_WB_DONE] = script_wb_done,
 };
 
 const char *tc__script_body(tc__script_t s) {

@@ -52,6 +52,14 @@ typedef enum tc__script {
     /* One step of a prefix's invalidation (scripts.c). Reply {deleted, healed, version,
      * entries}. */
     TC__SCRIPT_PREFIX_DEL,
+    /* Write-through (scripts.c): the key's write lock, and the store while it holds. */
+    TC__SCRIPT_WLOCK,
+    TC__SCRIPT_PUT_LEASED,
+    /* Write-behind (scripts.c): a write or delete and its queue entry in one step, and the
+     * flusher's record of the versions it wrote. */
+    TC__SCRIPT_PUT_QUEUED,
+    TC__SCRIPT_DEL_QUEUED,
+    TC__SCRIPT_WB_DONE,
     TC__SCRIPT_COUNT
 } tc__script_t;
 
