@@ -3,9 +3,11 @@
  * (its commands and replies), and the helpers that build calls and read their replies.
  *
  *   l2.c       the pool, the breaker, running a call (or a pipeline of calls) on a pooled
- *              connection, and the single-key operations;
+ *              connection;
+ *   l2_ops.c   building and reading each single-key call, and the single-key operations;
  *   l2_many.c  the operations on many keys: pipelined reads, writes, locks and fills, and
- *              the tag, prefix, namespace and clear invalidations.
+ *              the tag, prefix, namespace and clear invalidations;
+ *   l2_queue.c write-through's lock and leased store, write-behind's queue.
  *
  * A call is built (its argv), run (one round trip: l2_run), then its replies are read by
  * the function that built it. A pipeline is a call whose parts are calls: every part's
@@ -155,7 +157,7 @@ typedef struct value_args {
     scratch_t ts; /* the tag keys, <prefix>"t:"<tag> */
 } value_args_t;
 
-/* ---- small helpers (l2.c) ---- */
+/* ---- small helpers (l2.c: count, free_reply; l2_ops.c: the rest) ---- */
 void tc__l2i_count(_Atomic uint64_t *c);
 void tc__l2i_free_reply(redisReply **r);
 int tc__l2i_is_int(const redisReply *r);
@@ -188,7 +190,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call);
 /* Count a failure and leave its detail for tc_last_error. Returns rc. */
 int tc__l2i_finish(tc__l2_t *l2, l2_call_t *call, int rc);
 
-/* ---- building calls (l2.c) ---- */
+/* ---- building calls (l2_ops.c) ---- */
 /* A GET: GETRANGE + PTTL, and the MGET of the key's marks. k must outlive the call. */
 void tc__l2i_build_get(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k);
 /* Its replies into *out (0, TC_ENOTFOUND, or an error; frees nothing). */
