@@ -57,6 +57,18 @@ static int is_error_text(const redisReply *r, const char *prefix) {
     return r && r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, prefix, n) == 0;
 }
 
+/* Two plain commands in one round trip; 0 when both were accepted. */
+static int run_pair(tc__l2_t *l2, l2_call_t parts[2]) {
+    l2_call_t pipe = {.kind = CALL_PIPE, .parts = parts, .nparts = 2};
+    int rc = tc__l2i_run(l2, &pipe);
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if (parts[i].reply->type == REDIS_REPLY_ERROR)
+            rc = TC_EREDIS;
+    for (int i = 0; i < 2; i++)
+        tc__l2i_free_reply(&parts[i].reply);
+    return tc__l2i_finish(l2, &pipe, rc);
+}
+
 /* ---- write-through ---- */
 
 int tc__l2_wlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, size_t tlen,
@@ -490,14 +502,7 @@ int tc__l2_wb_ack(tc__l2_t *l2, const char *const *ids, size_t n) {
             tc__l2i_push(&parts[0], ids[i], strlen(ids[i]));
             tc__l2i_push(&parts[1], ids[i], strlen(ids[i]));
         }
-        l2_call_t pipe = {.kind = CALL_PIPE, .parts = parts, .nparts = 2};
-        rc = tc__l2i_run(l2, &pipe);
-        for (int i = 0; i < 2 && rc == 0; i++)
-            if (parts[i].reply->type == REDIS_REPLY_ERROR)
-                rc = TC_EREDIS;
-        for (int i = 0; i < 2; i++)
-            tc__l2i_free_reply(&parts[i].reply);
-        tc__l2i_finish(l2, &pipe, rc);
+        rc = run_pair(l2, parts);
     }
     free(parts);
     free(av);
@@ -696,14 +701,7 @@ int tc__l2_wb_requeue(tc__l2_t *l2, const tc__wb_entry_t *e) {
         tc__l2i_push(&parts[1], "XDEL", 4);
         tc__l2i_push(&parts[1], d, dlen);
         tc__l2i_push(&parts[1], e->id, strlen(e->id));
-        l2_call_t pipe = {.kind = CALL_PIPE, .parts = parts, .nparts = 2};
-        rc = tc__l2i_run(l2, &pipe);
-        for (int i = 0; i < 2 && rc == 0; i++)
-            if (parts[i].reply->type == REDIS_REPLY_ERROR)
-                rc = TC_EREDIS;
-        for (int i = 0; i < 2; i++)
-            tc__l2i_free_reply(&parts[i].reply);
-        tc__l2i_finish(l2, &pipe, rc);
+        rc = run_pair(l2, parts);
     }
     free(parts);
     free(q);
