@@ -367,7 +367,7 @@ static void *flusher_main(void *arg) {
         if (stopping)
             wait_ms = 5;
         uint64_t deadline = tc__now_ns() + wait_ms * NS_PER_MS;
-        struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+        struct timespec ts = tc__timespec_ns(deadline);
         pthread_mutex_lock(&b->mu);
         if (!b->kick && !b->stopping)
             pthread_cond_timedwait(&b->cv, &b->mu, &ts);
@@ -546,8 +546,7 @@ int tc_flush(tc_cache_t *c, uint32_t timeout_ms) {
             return tc__note(TC_ETIMEDOUT, "tc_flush: %llu writes still queued after %u ms",
                             (unsigned long long)len, (unsigned)timeout_ms);
         tc__behind_kick(c->behind);
-        struct timespec ts = {0, 2000000L};
-        nanosleep(&ts, NULL);
+        tc__sleep_ms(2);
     }
 }
 

@@ -48,8 +48,9 @@ struct tc_cache {
 /* Record a call of kind that started at t0_ns (tc__now_ns clock). */
 void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);
 
-/* How long a value lives: fresh, then stale-while-revalidate, and in both tiers until
- * keep (fresh + the larger of the stale window and the fail-safe age). */
+/* ---- ttl.c: how long a value lives ----
+ * Fresh, then stale-while-revalidate, and in both tiers until keep (fresh + the larger of
+ * the stale window and the fail-safe age). */
 typedef struct tc__ttl_plan {
     uint64_t fresh_ms, stale_ms, keep_ms;
 } tc__ttl_plan_t;
@@ -59,9 +60,6 @@ uint64_t tc__effective_ttl_ms(const tc_cache_t *c, uint64_t ttl_ms);
 /* The plan for key: ttl_ms, else a matching TTL rule, else the default; jitter applied. */
 void tc__plan_ttl(const tc_cache_t *c, const void *key, size_t klen, uint64_t ttl_ms,
                   tc__ttl_plan_t *plan);
-/* A new entry for this cache (with a freshness block when the cache uses one). */
-tc_ref_t *tc__cache_entry(const tc_cache_t *c, const void *key, size_t klen, const void *value,
-                          size_t vlen);
 /* Stamp e's expiry and freshness from plan, starting now. */
 void tc__stamp(const tc_cache_t *c, tc_ref_t *e, const tc__ttl_plan_t *plan, uint32_t load_ms);
 /* The L2 header metadata for a value stamped with plan (flags: TC__VAL_FLAG_ABSENT or 0). */
@@ -70,10 +68,16 @@ void tc__l2_meta_for(const tc_cache_t *c, const tc__ttl_plan_t *plan, unsigned f
 /* An entry for a value read from Redis; its L1 life never exceeds the key's PTTL. */
 tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
                             const tc__l2_value_t *v);
+
+/* ---- cache.c ---- */
+/* A new entry for this cache (with a freshness block when the cache uses one). */
+tc_ref_t *tc__cache_entry(const tc_cache_t *c, const void *key, size_t klen, const void *value,
+                          size_t vlen);
+/* tc__read_through's result besides 0 and TC_E* codes: a cached absence. */
+enum { TC__ABSENT = 1 };
 /* Read key from Redis under pending record p and commit it into L1. Returns 0 (*out set),
  * TC__ABSENT (a cached absence: committed, nothing returned), TC_ENOTFOUND, TC_ETOOBIG
  * (stored value over max_value_bytes, not read) or an L2 error. */
-#define TC__ABSENT 1
 int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
                      size_t klen, tc_ref_t **out);
 /* What tc__read_through does with tc__l2_get's result (rc, *v: consumed). p NULL: keep
@@ -82,7 +86,6 @@ int tc__take_l2(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
                 int rc, tc__l2_value_t *v, tc_ref_t **out);
 /* 1 if e is a cached absence. */
 int tc__entry_absent(const tc_ref_t *e);
-void tc__count(atomic_uint_fast64_t *counter);
 /* Argument checks shared by the data calls: TC_EINVAL / TC_EKEYLEN / TC_ETOOBIG or 0. */
 int tc__check_key(const tc_cache_t *c, const void *key, size_t klen);
 int tc__check_value(const tc_cache_t *c, const void *value, size_t vlen);

@@ -184,7 +184,7 @@ static void *keeper_main(void *arg) {
         if (wake == UINT64_MAX) {
             pthread_cond_wait(&k->cv, &k->mu);
         } else {
-            struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
+            struct timespec ts = tc__timespec_ns(wake);
             pthread_cond_timedwait(&k->cv, &k->mu, &ts);
         }
     }

@@ -88,6 +88,7 @@
 #include "clock.h"
 #include "hash.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -178,6 +179,10 @@ static void entry_unref(tc_ref_t *e) {
 
 /* Unlink e from the table and drop L1's reference. */
 static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
+    /* Byte and entry accounting: what an entry added on insert it takes back, exactly. */
+    assert(s->count > 0 && s->bytes >= tc__entry_charge(e));
+    assert(e->version != 0 || s->local_count > 0);
+    assert(atomic_load_explicit(&e->refs, memory_order_relaxed) >= 1);
     HASH_DELETE(hh, s->entries, e);
     if (!s->entries)
         publish_buckets_locked(s); /* the last delete freed the table */
@@ -185,6 +190,7 @@ static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
     s->count--;
     if (e->version == 0)
         s->local_count--;
+    assert(s->count > 0 || s->local_count == 0);
     entry_unref(e);
 }
 
@@ -354,6 +360,7 @@ void tc__l1_close(tc__l1_t *l1) {
         HASH_ITER(hh, s->entries, e, tmp) {
             remove_locked(s, e);
         }
+        assert(s->count == 0 && s->local_count == 0 && s->bytes == 0);
         tc__pending_t *p, *ptmp;
         HASH_ITER(hh, s->pending, p, ptmp) { /* none remain once every call returned */
             p->users = p->waiters = 0;
@@ -440,6 +447,7 @@ tc__pending_t *tc__l1_pending_begin(tc__l1_t *l1, uint64_t h, const void *key, s
 void tc__l1_pending_end(tc__l1_t *l1, tc__pending_t *p) {
     tc__shard_t *s = shard_of(l1, p->h);
     pthread_mutex_lock(&s->lock);
+    assert(p->users > 0); /* every begin has its one end */
     p->users--;
     pending_maybe_free_locked(s, p);
     pthread_mutex_unlock(&s->lock);
@@ -550,18 +558,13 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 
 /* ---- single-flight ---- */
 
-static void deadline_ts(uint64_t deadline_ns, struct timespec *ts) {
-    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
-    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
-}
-
 /* Wait on p->done until the leader's load completes or the deadline (0: none) passes.
  * Returns 1 when it completed. */
 static int wait_result_locked(tc__shard_t *s, tc__pending_t *p, uint64_t seen,
                               uint64_t deadline_ns) {
     struct timespec ts;
     if (deadline_ns)
-        deadline_ts(deadline_ns, &ts);
+        ts = tc__timespec_ns(deadline_ns);
     int timed_out = 0;
     while (p->results == seen && !timed_out) {
         if (deadline_ns)
@@ -620,6 +623,8 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
                 f->ref = p->result;
             }
         }
+        assert(p->waiters > 0);
+        assert(p->waiters > 0);
         p->waiters--;
         pending_maybe_free_locked(s, p);
         if (usable || !done) {
@@ -644,6 +649,7 @@ void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *v
     p->result_private = visibility == TC__FINISH_PRIVATE;
     p->results++;
     p->leading = 0;
+    assert(p->users > 0); /* every begin has its one end */
     p->users--;
     pthread_cond_broadcast(&p->done);
     pending_maybe_free_locked(s, p);
@@ -697,6 +703,7 @@ int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t d
             *ref = p->result;
         }
     }
+    assert(p->waiters > 0);
     p->waiters--;
     pending_maybe_free_locked(s, p);
     pthread_mutex_unlock(&s->lock);
@@ -706,7 +713,7 @@ int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t d
 int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t deadline_ns) {
     tc__shard_t *s = shard_of(l1, p->h);
     struct timespec ts;
-    deadline_ts(deadline_ns, &ts);
+    ts = tc__timespec_ns(deadline_ns);
     pthread_mutex_lock(&s->lock);
     int timed_out = 0;
     while (p->inval_seq == snap && !timed_out)

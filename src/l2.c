@@ -62,10 +62,6 @@ enum { BRK_CLOSED = 0, BRK_OPEN = 1, BRK_HALF_OPEN = 2 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-void tc__l2i_count(_Atomic uint64_t *c) {
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
 static char *dup_str(const char *s, size_t *len) {
     size_t n = s ? strlen(s) : 0;
     char *p = malloc(n + 1);
@@ -157,7 +153,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
         atomic_store_explicit(&l2->sick, 1, memory_order_relaxed);
     if (healthy == 1 && atomic_load_explicit(&l2->sick, memory_order_relaxed) &&
         atomic_exchange(&l2->sick, 0)) {
-        tc__l2i_count(&l2->heals);
+        tc__count(&l2->heals);
         if (l2->on_heal)
             l2->on_heal(l2->heal_arg);
     }
@@ -174,7 +170,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     if (probe) {
         breaker_open(l2);
         atomic_store_explicit(&l2->state, BRK_OPEN, memory_order_release);
-        tc__l2i_count(&l2->opens);
+        tc__count(&l2->opens);
         log_breaker_open(l2, "the probe failed");
         return;
     }
@@ -188,7 +184,7 @@ static void breaker_report(tc__l2_t *l2, int probe, int healthy) {
     atomic_store_explicit(&l2->open_until_ns, until, memory_order_release);
     if (atomic_compare_exchange_strong(&l2->state, &expect, BRK_OPEN)) {
         atomic_store_explicit(&l2->fails, 0, memory_order_relaxed);
-        tc__l2i_count(&l2->opens);
+        tc__count(&l2->opens);
         log_breaker_open(l2, "consecutive failures");
     }
 }
@@ -204,16 +200,6 @@ int tc__l2_available(tc__l2_t *l2) {
 }
 
 /* ---- pool ------------------------------------------------------------------------------- */
-
-static void deadline_after_ms(struct timespec *ts, uint32_t ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000u;
-    ts->tv_nsec += (long)(ms % 1000u) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 /* A free slot, preferring one that is already connected; -1 when none is free. */
 static int pick_slot_locked(tc__l2_t *l2) {
@@ -231,8 +217,8 @@ static int pick_slot_locked(tc__l2_t *l2) {
 
 /* Slot index, or -1 when none became free within the command timeout. */
 static int pool_acquire(tc__l2_t *l2) {
-    struct timespec deadline;
-    deadline_after_ms(&deadline, l2->command_timeout_ms);
+    struct timespec deadline =
+        tc__timespec_ns(tc__now_ns() + (uint64_t)l2->command_timeout_ms * 1000000u);
     pthread_mutex_lock(&l2->mu);
     while (l2->nfree == 0) {
         int rc = l2->command_timeout_ms ? pthread_cond_timedwait(&l2->cv, &l2->mu, &deadline)
@@ -501,7 +487,7 @@ static void note_connect_refusal(tc__l2_t *l2, const tc_error_t *err) {
     reply = reply ? reply + 2 : err->msg;
     if (!is_permission_text(reply, strlen(reply)))
         return;
-    tc__l2i_count(&l2->permission_errors);
+    tc__count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0, "%s", err->msg);
 }
 
@@ -615,7 +601,7 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
              r->str);
     if (!is_permission_text(r->str, r->len))
         return;
-    tc__l2i_count(&l2->permission_errors);
+    tc__count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0,
             "%s (grant it in the ACL: see README \"Redis ACL\")", call->err->msg);
 }
@@ -641,7 +627,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
         describe_refusal(l2, call, call->reply3);
     }
     if (rc == TC_ETIMEDOUT)
-        tc__l2i_count(&l2->timeouts);
+        tc__count(&l2->timeouts);
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "l2.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "scripts.h"
 
@@ -157,8 +158,7 @@ typedef struct value_args {
     scratch_t ts; /* the tag keys, <prefix>"t:"<tag> */
 } value_args_t;
 
-/* ---- small helpers (l2.c: count, free_reply; l2_ops.c: the rest) ---- */
-void tc__l2i_count(_Atomic uint64_t *c);
+/* ---- small helpers (l2.c: free_reply; l2_ops.c: the rest) ---- */
 void tc__l2i_free_reply(redisReply **r);
 int tc__l2i_is_int(const redisReply *r);
 unsigned char *tc__l2i_scratch_get(scratch_t *s, size_t n);

@@ -468,7 +468,7 @@ static int step_result(tc__l2_t *l2, const redisReply *r, size_t at, tc__l2_remo
     tc__l2i_note_healed(l2, r->element[at + 1]);
     if (del->integer > 0) {
         *removed += (size_t)del->integer;
-        tc__l2i_count(&l2->published);
+        tc__count(&l2->published);
         if (fn && e->type == REDIS_REPLY_STRING)
             fn(arg, (uint64_t)v->integer, (const unsigned char *)e->str, e->len);
     }

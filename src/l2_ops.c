@@ -167,7 +167,7 @@ int tc__l2i_is_int(const redisReply *r) {
 void tc__l2i_note_healed(tc__l2_t *l2, const redisReply *healed) {
     if (!tc__l2i_is_int(healed) || healed->integer != 1)
         return;
-    tc__l2i_count(&l2->healed_counters);
+    tc__count(&l2->healed_counters);
     tc__log(l2->log, TC__EV_COUNTER, TC_LOG_WARN, NULL, 0,
             "the version counter %s held no valid version (corrupt, or set by another "
             "client): reset to Redis's clock",
@@ -184,14 +184,14 @@ int tc__l2i_version_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version) 
     tc__l2i_note_healed(l2, r->element[1]);
     if (version)
         *version = (uint64_t)r->element[0]->integer;
-    tc__l2i_count(&l2->published);
+    tc__count(&l2->published);
     return 0;
 }
 
 /* The end of every operation: count a failure and leave its detail for tc_last_error. */
 int tc__l2i_finish(tc__l2_t *l2, l2_call_t *call, int rc) {
     if (rc < 0 && rc != TC_ENOTFOUND) {
-        tc__l2i_count(&l2->errors);
+        tc__count(&l2->errors);
         tc__note_failure(rc, call ? call->err : NULL);
     }
     return rc;
@@ -207,15 +207,9 @@ void tc__l2_value_release(tc__l2_value_t *v) {
     memset(v, 0, sizeof *v);
 }
 
-static uint64_t unix_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Could the scripts' counter have produced v? (see L2_VERSION_LIMIT) */
 static int version_plausible(uint64_t v) {
-    return v > 0 && v < L2_VERSION_LIMIT && v <= unix_now_us() + L2_VERSION_AHEAD;
+    return v > 0 && v < L2_VERSION_LIMIT && v <= tc__wall_us() + L2_VERSION_AHEAD;
 }
 
 /* Decode a stored string that lives inside owner (a reply) into out. */
@@ -234,7 +228,7 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
     if (tc__val_decode(str->str, str->len, &out->val) != 0)
         return TC_EPROTO;
     if (!version_plausible(out->val.version)) {
-        tc__l2i_count(&l2->refused);
+        tc__count(&l2->refused);
         tc__log(l2->log, TC__EV_REFUSED, TC_LOG_WARN, NULL, 0,
                 "a stored value carries version %llu, which no writer produces: refused "
                 "(written by another client?)",
@@ -305,7 +299,7 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     uint64_t mark = call->local_mark_known ? call->local_mark : newest_mark(call->reply3);
     if (rc == 0 && out->val.version <= mark) {
         /* A clear or namespace bump came after this write: it is gone (lazily). */
-        tc__l2i_count(&l2->hidden);
+        tc__count(&l2->hidden);
         memset(out, 0, sizeof *out);
         return TC_ENOTFOUND;
     }
@@ -629,7 +623,7 @@ int tc__l2i_fill_result(tc__l2_t *l2, l2_call_t *call, uint64_t *version,
         if (version)
             *version = (uint64_t)r->element[1]->integer;
         if (call->script == TC__SCRIPT_CAS)
-            tc__l2i_count(&l2->published);
+            tc__count(&l2->published);
         return TC__L2_DONE;
     case TC__TAG_EXISTS:
         if (!existing)
@@ -831,7 +825,7 @@ int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen) {
     if (rc == 0)
         rc = call.reply->type == REDIS_REPLY_ERROR ? TC_EREDIS : 0;
     if (rc == 0)
-        tc__l2i_count(&l2->published);
+        tc__count(&l2->published);
     tc__l2i_free_reply(&call.reply);
     tc__l2i_scratch_put(&k.s);
     return tc__l2i_finish(l2, &call, rc);

@@ -124,7 +124,7 @@ static int flag_reply(tc__l2_t *l2, const redisReply *r, uint64_t *version, int 
         return TC_EPROTO;
     tc__l2i_note_healed(l2, r->element[2]);
     *version = (uint64_t)r->element[1]->integer;
-    tc__l2i_count(&l2->published);
+    tc__count(&l2->published);
     return TC__L2_DONE;
 }
 

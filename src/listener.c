@@ -110,9 +110,7 @@ static int is_str(const redisReply *r, const char *s) {
 static void note_latency(tc__listener_t *ls, const tc__msg_t *m) {
     if (!ls->o.inval_latency || m->op == TC__MSG_OP_FILL)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t now_us = tc__wall_us();
     if (m->version <= now_us && now_us - m->version < LISTENER_LATENCY_WINDOW_US)
         tc__hist_record(ls->o.inval_latency, (now_us - m->version) * 1000u);
 }
@@ -143,7 +141,7 @@ static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
     int orderable =
         m->version < LISTENER_VERSION_LIMIT && (m->version != 0 || m->op == TC__MSG_OP_FILL);
     if (!orderable && m->op != TC__MSG_OP_EVICT)
-        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        tc__count(&ls->malformed);
     if (m->op == TC__MSG_OP_NS || m->op == TC__MSG_OP_CLEAR) {
         apply_sweep(ls, m, orderable);
     } else if (m->op == TC__MSG_OP_MANY) {
@@ -156,14 +154,14 @@ static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
     }
     if (orderable && m->op != TC__MSG_OP_EVICT)
         note_latency(ls, m);
-    atomic_fetch_add_explicit(&ls->applied, 1, memory_order_relaxed);
+    tc__count(&ls->applied);
 }
 
 static void apply_message(tc__listener_t *ls, const char *buf, size_t len) {
-    atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
+    tc__count(&ls->received);
     tc__msg_t m;
     if (tc__msg_decode(buf, len, &m) != 0) {
-        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        tc__count(&ls->malformed);
         return;
     }
     apply_decoded(ls, &m);
@@ -178,7 +176,7 @@ static void apply_logged(void *arg, const void *msg, size_t len, tc__logid_t id)
     if (tc__msg_decode(msg, len, &m) == 0)
         apply_decoded(ls, &m);
     else
-        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        tc__count(&ls->malformed);
     ls->pos = id;
 }
 
@@ -201,7 +199,7 @@ static void refused(tc__listener_t *ls, const redisReply *r) {
     int permission = (r->len >= 6 && memcmp(r->str, "NOPERM", 6) == 0) ||
                      (r->len >= 6 && memcmp(r->str, "NOAUTH", 6) == 0);
     if (permission)
-        atomic_fetch_add_explicit(&ls->permission_errors, 1, memory_order_relaxed);
+        tc__count(&ls->permission_errors);
     tc__log(ls->o.log, permission ? TC__EV_PERMISSION : TC__EV_LISTENER,
             permission ? TC_LOG_ERROR : TC_LOG_WARN, NULL, 0,
             "invalidation listener: Redis refused SUBSCRIBE or PING: %.*s (see README "
@@ -229,7 +227,7 @@ static void evict_tracked(tc__listener_t *ls, const redisReply *k) {
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
         return;
     tc__l1_evict(ls->o.l1, tc__l1_hash(ls->o.l1, key, klen), key, klen);
-    atomic_fetch_add_explicit(&ls->tracked, 1, memory_order_relaxed);
+    tc__count(&ls->tracked);
     if (ls->o.hook)
         ls->o.hook(ls->o.hook_arg, key, klen);
 }
@@ -238,7 +236,7 @@ static void evict_tracked(tc__listener_t *ls, const redisReply *k) {
  * (everything is gone). A key the server's tracking table evicted arrives the same way:
  * evicting it is all there is to do. */
 static void apply_tracking(tc__listener_t *ls, const redisReply *payload) {
-    atomic_fetch_add_explicit(&ls->received, 1, memory_order_relaxed);
+    tc__count(&ls->received);
     if (payload->type == REDIS_REPLY_NIL) {
         size_t dropped = tc__l1_flush(ls->o.l1);
         tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
@@ -246,7 +244,7 @@ static void apply_tracking(tc__listener_t *ls, const redisReply *payload) {
         return;
     }
     if (payload->type != REDIS_REPLY_ARRAY) {
-        atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+        tc__count(&ls->malformed);
         return;
     }
     for (size_t i = 0; i < payload->elements; i++)
@@ -273,7 +271,7 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
         if (payload->type == REDIS_REPLY_STRING)
             apply_message(ls, payload->str, payload->len);
         else
-            atomic_fetch_add_explicit(&ls->malformed, 1, memory_order_relaxed);
+            tc__count(&ls->malformed);
         return 0;
     }
     if (is_str(kind, "subscribe"))
@@ -297,7 +295,7 @@ static size_t catch_up(tc__listener_t *ls) {
     tc_error_t err = {0};
     tc__replay_result_t r = tc__replay(&ro, &ls->pos, apply_logged, ls, &n, &err);
     if (r == TC__REPLAY_DONE) {
-        atomic_fetch_add_explicit(&ls->replays, 1, memory_order_relaxed);
+        tc__count(&ls->replays);
         atomic_fetch_add_explicit(&ls->replayed, n, memory_order_relaxed);
         if (atomic_load(&ls->reconnects) || had_position)
             tc__log(ls->o.log, TC__EV_LISTENER, TC_LOG_INFO, NULL, 0,
@@ -307,7 +305,7 @@ static size_t catch_up(tc__listener_t *ls) {
         return 0;
     }
     if (r == TC__REPLAY_GAP && had_position) {
-        atomic_fetch_add_explicit(&ls->log_gaps, 1, memory_order_relaxed);
+        tc__count(&ls->log_gaps);
         tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
                 "the replay log no longer reaches back to the last invalidation applied "
                 "(trimmed, or deleted): L1 flushed; a larger replay_log_len covers longer "
@@ -556,14 +554,8 @@ int tc__listener_start(const tc__listener_opts_t *opts, tc__listener_t **out) {
 }
 
 int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    /* ls->cv waits on the default (wall) clock */
+    struct timespec deadline = tc__timespec_ns(tc__wall_ns() + (uint64_t)timeout_ms * 1000000u);
     pthread_mutex_lock(&ls->mu);
     while (!ls->subscribed_once)
         if (pthread_cond_timedwait(&ls->cv, &ls->mu, &deadline) == ETIMEDOUT)

@@ -1,6 +1,6 @@
 /*
- * metrics.h - latency histograms: fixed buckets, relaxed atomic counters, no lock and no
- * allocation on any path. See metrics.c.
+ * metrics.h - counters and latency histograms: relaxed atomics, fixed buckets, no lock and
+ * no allocation on any path. See metrics.c.
  */
 #ifndef TC_METRICS_H
 #define TC_METRICS_H
@@ -9,6 +9,11 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+
+/* Count one event (every counter of tc_stats_t is one of these, read relaxed). */
+static inline void tc__count(atomic_uint_fast64_t *counter) {
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
 
 typedef struct tc__hist {
     atomic_uint_fast64_t count, sum_ns;

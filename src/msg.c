@@ -86,16 +86,16 @@ size_t tc__msg_encode(unsigned op, uint64_t version, const unsigned char origin[
            tc__msg_tail(origin, key, klen, out + TC__MSG_HEAD_LEN + TC__MSG_VERSION_LEN);
 }
 
-int tc__msg_decode(const void *buf, size_t len, tc__msg_t *m) {
+tc__parse_t tc__msg_decode(const void *buf, size_t len, tc__msg_t *m) {
     const unsigned char *p = buf;
     if (!p || !m || len < 1)
-        return -1;
+        return TC__MALFORMED;
     int with_log = p[0] == TC__MSG_MAGIC_LOG;
     size_t fixed = with_log ? TC__MSG_FIXED_LEN_LOG : TC__MSG_FIXED_LEN;
     if (len < fixed || (p[0] != TC__MSG_MAGIC && !with_log) || !msg_op_valid(p[1]))
-        return -1;
+        return TC__MALFORMED;
     if (!payload_valid(p[1], p + fixed, len - fixed))
-        return -1;
+        return TC__MALFORMED;
     m->op = p[1];
     m->version = tc__get_be64(p + TC__MSG_HEAD_LEN);
     size_t at = TC__MSG_HEAD_LEN + TC__MSG_VERSION_LEN;
@@ -109,10 +109,10 @@ int tc__msg_decode(const void *buf, size_t len, tc__msg_t *m) {
     memcpy(m->origin, p + at, TC__MSG_ORIGIN_LEN);
     m->key = p + fixed;
     m->klen = len - fixed;
-    return 0;
+    return TC__PARSED;
 }
 
-int tc__logid_parse(const char *s, size_t len, tc__logid_t *id) {
+tc__parse_t tc__logid_parse(const char *s, size_t len, tc__logid_t *id) {
     uint64_t part[2] = {0, 0};
     int k = 0, digits = 0;
     for (size_t i = 0; i < len; i++) {
@@ -124,14 +124,14 @@ int tc__logid_parse(const char *s, size_t len, tc__logid_t *id) {
             part[k] = part[k] * 10 + (uint64_t)(c - '0');
             digits++;
         } else {
-            return -1;
+            return TC__MALFORMED;
         }
     }
     if (k != 1 || !digits)
-        return -1;
+        return TC__MALFORMED;
     id->ms = part[0];
     id->seq = part[1];
-    return 0;
+    return TC__PARSED;
 }
 
 int tc__msg_next_key(const tc__msg_t *m, size_t *at, const unsigned char **key, size_t *klen) {

@@ -40,6 +40,8 @@
 #ifndef TC_MSG_H
 #define TC_MSG_H
 
+#include "parse.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,12 +92,12 @@ size_t tc__msg_tail(const unsigned char origin[TC__MSG_ORIGIN_LEN], const void *
  * bytes written, or 0 when op or klen is invalid. */
 size_t tc__msg_encode(unsigned op, uint64_t version, const unsigned char origin[16],
                       const void *key, size_t klen, unsigned char *out);
-/* Parse buf (either format). Returns 0 and fills m (m->key points into buf), or -1 when
- * malformed. */
-int tc__msg_decode(const void *buf, size_t len, tc__msg_t *m);
+/* Parse buf (either format). Returns 0 and fills m (m->key points into buf), or TC__MALFORMED.
+ */
+tc__parse_t tc__msg_decode(const void *buf, size_t len, tc__msg_t *m);
 
-/* "ms-seq" (a stream id) -> *id. 0, or -1 when malformed. */
-int tc__logid_parse(const char *s, size_t len, tc__logid_t *id);
+/* "ms-seq" (a stream id) -> *id. TC__PARSED, or TC__MALFORMED. */
+tc__parse_t tc__logid_parse(const char *s, size_t len, tc__logid_t *id);
 /* 1 if a comes after b. */
 static inline int tc__logid_after(tc__logid_t a, tc__logid_t b) {
     return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq);

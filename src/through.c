@@ -33,11 +33,6 @@
 #define WT_WAIT_MIN_MS 1u
 #define WT_WAIT_MAX_MS 50u
 
-static void sleep_ms(uint32_t ms) {
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The write lock, waiting for another write-through's up to lock_wait_ms. 1 taken
  * (*version: the writer's), 0 proceed without it. */
 static int write_lock(tc_cache_t *c, const void *key, size_t klen, const char *token,
@@ -51,7 +46,7 @@ static int write_lock(tc_cache_t *c, const void *key, size_t klen, const char *t
             return 1;
         if (rc != TC__L2_LOCK_HELD || tc__now_ns() >= deadline)
             return 0;
-        sleep_ms(pttl > 0 && (uint64_t)pttl < wait ? (uint32_t)pttl : wait);
+        tc__sleep_ms(pttl > 0 && (uint64_t)pttl < wait ? (uint32_t)pttl : wait);
         wait = wait * 2 > WT_WAIT_MAX_MS ? WT_WAIT_MAX_MS : wait * 2;
     }
 }

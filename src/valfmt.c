@@ -58,19 +58,19 @@ size_t tc__val_encode(unsigned flags, uint64_t version, uint64_t logical_expiry_
     return TC__VAL_HDR_LEN + len;
 }
 
-int tc__val_decode(const void *buf, size_t len, tc__val_t *v) {
+tc__parse_t tc__val_decode(const void *buf, size_t len, tc__val_t *v) {
     const unsigned char *p = buf;
     if (!p || !v || len < TC__VAL_HDR_LEN)
-        return -1;
+        return TC__MALFORMED;
     if (p[0] != TC__VAL_MAGIC || p[1] != TC__VAL_FORMAT)
-        return -1;
+        return TC__MALFORMED;
     v->flags = p[2];
     v->load_class = p[3];
     v->version = tc__get_be64(p + TC__VAL_HEAD_LEN);
     v->logical_expiry_ms = tc__get_be64(p + TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN);
     v->data = p + TC__VAL_HDR_LEN;
     v->len = len - TC__VAL_HDR_LEN;
-    return 0;
+    return TC__PARSED;
 }
 
 unsigned tc__val_load_class(uint32_t ms) {

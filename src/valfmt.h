@@ -23,6 +23,8 @@
 #ifndef TC_VALFMT_H
 #define TC_VALFMT_H
 
+#include "parse.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,8 +53,9 @@ void tc__val_expiry(uint64_t logical_expiry_ms, unsigned char out[TC__VAL_EXPIRY
 /* Whole stored string into out (capacity TC__VAL_HDR_LEN + len). Returns bytes written. */
 size_t tc__val_encode(unsigned flags, uint64_t version, uint64_t logical_expiry_ms,
                       const void *data, size_t len, unsigned char *out);
-/* Parse a stored string. Returns 0 (v->data points into buf) or -1 when not ours. */
-int tc__val_decode(const void *buf, size_t len, tc__val_t *v);
+/* Parse a stored string. Returns TC__PARSED (v->data points into buf) or TC__MALFORMED
+ * (not ours). */
+tc__parse_t tc__val_decode(const void *buf, size_t len, tc__val_t *v);
 
 /* Load-time class of a load that took ms milliseconds (0 -> 0), and back. */
 unsigned tc__val_load_class(uint32_t ms);

@@ -168,10 +168,11 @@ Test(msg, decode_rejects_short_and_null) {
     valid_msg(buf);
     tc__msg_t m;
     cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), 0, "the unmutated message is valid");
-    cr_assert_eq(tc__msg_decode(NULL, sizeof buf, &m), -1);
-    cr_assert_eq(tc__msg_decode(buf, sizeof buf, NULL), -1);
+    cr_assert_eq(tc__msg_decode(NULL, sizeof buf, &m), TC__MALFORMED);
+    cr_assert_eq(tc__msg_decode(buf, sizeof buf, NULL), TC__MALFORMED);
     for (size_t len = 0; len <= TC__MSG_FIXED_LEN; len++)
-        cr_assert_eq(tc__msg_decode(buf, len, &m), -1, "len %zu (no key byte) accepted", len);
+        cr_assert_eq(tc__msg_decode(buf, len, &m), TC__MALFORMED,
+                     "len %zu (no key byte) accepted", len);
 }
 
 Test(msg, decode_rejects_bad_magic_and_op) {
@@ -180,13 +181,14 @@ Test(msg, decode_rejects_bad_magic_and_op) {
     for (unsigned b = 0; b < 256; b++) {
         valid_msg(buf);
         buf[0] = (unsigned char)b;
-        cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), b == TC__MSG_MAGIC ? 0 : -1,
-                     "magic 0x%02x", b);
+        cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m),
+                     b == TC__MSG_MAGIC ? TC__PARSED : TC__MALFORMED, "magic 0x%02x", b);
         valid_msg(buf);
         buf[1] = (unsigned char)b;
         int ok = b == TC__MSG_OP_WRITE || b == TC__MSG_OP_DELETE || b == TC__MSG_OP_FILL ||
                  b == TC__MSG_OP_EVICT;
-        cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), ok ? 0 : -1, "op %u", b);
+        cr_assert_eq(tc__msg_decode(buf, sizeof buf, &m), ok ? TC__PARSED : TC__MALFORMED,
+                     "op %u", b);
     }
 }
 
@@ -199,9 +201,9 @@ Test(msg, decode_key_length_limits) {
     tc__msg_t m;
     cr_assert_eq(tc__msg_decode(buf, cap - 1, &m), 0, "a 65535-byte key is legal");
     cr_assert_eq(m.klen, (size_t)TC_MAX_KEY_LEN);
-    cr_assert_eq(tc__msg_decode(buf, cap, &m), -1, "a 65536-byte key is not");
+    cr_assert_eq(tc__msg_decode(buf, cap, &m), TC__MALFORMED, "a 65536-byte key is not");
     /* Must be rejected on length alone: nothing past the real buffer may be read. */
-    cr_assert_eq(tc__msg_decode(buf, SIZE_MAX, &m), -1);
+    cr_assert_eq(tc__msg_decode(buf, SIZE_MAX, &m), TC__MALFORMED);
     free(buf);
 }
 
@@ -290,7 +292,8 @@ Test(msg, fuzz_random_buffers) {
         tc__msg_t m;
         int rc = tc__msg_decode(b, len, &m);
         int want = oracle_accepts(b, len);
-        cr_assert_eq(rc, want ? 0 : -1, "iteration %d len %zu: rc %d", i, len, rc);
+        cr_assert_eq(rc, want ? TC__PARSED : TC__MALFORMED, "iteration %d len %zu: rc %d", i,
+                     len, rc);
         if (rc == 0) {
             accepted++;
             size_t fixed = oracle_fixed(b);
@@ -327,13 +330,14 @@ Test(msg, format_two_carries_the_log_id) {
     cr_assert(m.has_logid && m.logid.ms == 1700000000123u && m.logid.seq == 5);
     cr_assert(m.op == TC__MSG_OP_DELETE && m.version == 77 && m.klen == 3);
     cr_assert_eq(memcmp(m.key, "key", 3), 0);
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN_LOG, &m), -1, "no key");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN_LOG, &m), TC__MALFORMED, "no key");
     tc__logid_t id;
     cr_assert_eq(tc__logid_parse("1700000000123-5", 15, &id), 0);
     cr_assert(id.ms == 1700000000123u && id.seq == 5);
     static const char *const bad[] = {"", "-", "1-", "-1", "1-2-3", "a-1", "1- 2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_eq(tc__logid_parse(bad[i], strlen(bad[i]), &id), -1, "'%s'", bad[i]);
+        cr_assert_eq(tc__logid_parse(bad[i], strlen(bad[i]), &id), TC__MALFORMED, "'%s'",
+                     bad[i]);
     cr_assert(tc__logid_after((tc__logid_t){2, 0}, (tc__logid_t){1, 9}));
     cr_assert(!tc__logid_after((tc__logid_t){1, 9}, (tc__logid_t){1, 9}));
 }
@@ -360,20 +364,23 @@ Test(msg, many_keys_namespace_and_clear) {
     cr_assert(tc__msg_next_key(&m, &at, &key, &klen) && klen == 3 &&
               memcmp(key, "b\0c", 3) == 0);
     cr_assert_not(tc__msg_next_key(&m, &at, &key, &klen), "two entries, then the end");
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 7, &m), -1, "an entry cut short");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 7, &m), TC__MALFORMED,
+                 "an entry cut short");
     p[0] = 0, p[1] = 0;
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 8, &m), -1, "an empty key");
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN, &m), -1, "no entry at all");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 8, &m), TC__MALFORMED, "an empty key");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN, &m), TC__MALFORMED, "no entry at all");
 
     tc__msg_head(TC__MSG_OP_NS, b);
     memcpy(p, "user:", 5);
     cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 5, &m), 0);
     cr_assert(m.op == TC__MSG_OP_NS && m.klen == 5 && memcmp(m.key, "user:", 5) == 0);
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), -1, "a namespace is 2+ bytes");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), TC__MALFORMED,
+                 "a namespace is 2+ bytes");
     cr_assert_not(tc__msg_next_key(&m, &at, &key, &klen), "not a many-keys message");
 
     tc__msg_head(TC__MSG_OP_CLEAR, b);
     cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN, &m), 0, "clear carries nothing");
     cr_assert(m.op == TC__MSG_OP_CLEAR && m.klen == 0);
-    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), -1, "... and nothing more");
+    cr_assert_eq(tc__msg_decode(b, TC__MSG_FIXED_LEN + 1, &m), TC__MALFORMED,
+                 "... and nothing more");
 }

@@ -171,11 +171,11 @@ Test(valfmt, decode_rejects_short_and_null) {
     valid_val(buf);
     tc__val_t v;
     cr_assert_eq(tc__val_decode(buf, sizeof buf, &v), 0, "the unmutated value is valid");
-    cr_assert_eq(tc__val_decode(NULL, sizeof buf, &v), -1);
-    cr_assert_eq(tc__val_decode(NULL, 0, &v), -1);
-    cr_assert_eq(tc__val_decode(buf, sizeof buf, NULL), -1);
+    cr_assert_eq(tc__val_decode(NULL, sizeof buf, &v), TC__MALFORMED);
+    cr_assert_eq(tc__val_decode(NULL, 0, &v), TC__MALFORMED);
+    cr_assert_eq(tc__val_decode(buf, sizeof buf, NULL), TC__MALFORMED);
     for (size_t len = 0; len < TC__VAL_HDR_LEN; len++)
-        cr_assert_eq(tc__val_decode(buf, len, &v), -1, "len %zu accepted", len);
+        cr_assert_eq(tc__val_decode(buf, len, &v), TC__MALFORMED, "len %zu accepted", len);
     cr_assert_eq(tc__val_decode(buf, TC__VAL_HDR_LEN, &v), 0, "header only = empty value");
     cr_assert_eq(v.len, 0u);
     cr_assert_eq(v.data, buf + TC__VAL_HDR_LEN);
@@ -187,12 +187,12 @@ Test(valfmt, decode_magic_format_flags) {
     for (unsigned b = 0; b < 256; b++) {
         valid_val(buf);
         buf[0] = (unsigned char)b;
-        cr_assert_eq(tc__val_decode(buf, sizeof buf, &v), b == TC__VAL_MAGIC ? 0 : -1,
-                     "magic 0x%02x", b);
+        cr_assert_eq(tc__val_decode(buf, sizeof buf, &v),
+                     b == TC__VAL_MAGIC ? TC__PARSED : TC__MALFORMED, "magic 0x%02x", b);
         valid_val(buf);
         buf[1] = (unsigned char)b;
-        cr_assert_eq(tc__val_decode(buf, sizeof buf, &v), b == TC__VAL_FORMAT ? 0 : -1,
-                     "format %u", b);
+        cr_assert_eq(tc__val_decode(buf, sizeof buf, &v),
+                     b == TC__VAL_FORMAT ? TC__PARSED : TC__MALFORMED, "format %u", b);
         valid_val(buf);
         buf[2] = (unsigned char)b;
         cr_assert_eq(tc__val_decode(buf, sizeof buf, &v), 0, "flags 0x%02x rejected", b);
@@ -219,7 +219,8 @@ Test(valfmt, fuzz_random_buffers) {
 
         tc__val_t v;
         int rc = tc__val_decode(b, len, &v);
-        cr_assert_eq(rc, oracle_accepts(b, len) ? 0 : -1, "iteration %d len %zu", i, len);
+        cr_assert_eq(rc, oracle_accepts(b, len) ? TC__PARSED : TC__MALFORMED,
+                     "iteration %d len %zu", i, len);
         if (rc == 0) {
             accepted++;
             cr_assert_eq(v.flags, b[2]);
