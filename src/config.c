@@ -1,18 +1,12 @@
 /*
- * config.c - defaults, environment overlay, validation and the Redis URL.
+ * config.c - defaults, the growing struct, environment overlay and validation.
  *
  * What it owns: everything between "a human wrote a setting" and "the cache may run with
- * it". Three layers, each with one job:
+ * it". Layers, each with one job:
  *
- *   text  --(tc__parse_bytes / tc__parse_duration_ms / env readers)-->  typed fields
+ *   text  --(units.c: strict, exact numbers and units; env readers here)-->  typed fields
  *   typed fields  --(tc__config_validate)-->  "safe to run", or a message naming the field
- *   redis_url  --(tc__endpoint_parse)-->  host/port/path/user/password/db for hiredis 0.14
- *
- * The idea: parsing is strict and exact. A number is digits only (no sign, no spaces, no
- * hex, no locale), a unit is from a short fixed list, and a fraction such as "1.5GiB" is
- * accepted only when it names a whole number of bytes (or milliseconds), computed in
- * integers so nothing is rounded behind the user's back. Anything else is refused with a
- * message that names the variable or field and quotes the offending text.
+ *   redis_url  --(endpoint.c)-->  host/port/path/user/password/db for hiredis 0.14
  *
  * tc_config_from_env() is strict: a variable under the prefix that names no field is an
  * error (with the nearest known name: a typo must not leave a default in force
@@ -22,14 +16,13 @@
  * one is reported under the variable that set it. It fills a copy and commits it only
  * when every variable passed, so a failed call leaves cfg untouched. EARLY_REFRESH_BETA
  * also refuses more than 100 while parsing: a double has no C-type bound to check.
- * ttl_rules are not read from the environment: a rule is a binary prefix plus two TTLs,
- * and a list of them has no honest one-variable spelling; callers set them in code.
+ * ttl_rules and callbacks are not read from the environment: a rule is a binary prefix plus
+ * two TTLs, and a list of them has no honest one-variable spelling; callers set them in
+ * code.
  *
- * Invariants: every error goes through tc__fail(); an endpoint is either fully parsed or
- * deinit'ed (all pointers NULL, nothing leaked); quoted user text in messages is bounded
- * and escaped, so binary or huge input cannot garble or overflow err->msg; no message
- * ever quotes a URL's credentials (the userinfo of redis:// ends at its last '@', so a
- * password with an unescaped '/', '?' or '#' is still a password, never a host or port).
+ * Invariants: every error goes through tc__fail(); quoted user text in messages is bounded
+ * and escaped (tc__quote), so binary or huge input cannot garble or overflow err->msg; no
+ * message ever quotes a URL's credentials.
  */
 #include "config.h"
 
@@ -56,265 +49,12 @@
 #define TC__MAX_NAME_LEN    256u
 #define TC__MAX_POOL        1024u
 #define TC__MIN_PING_MS     10u
-#define TC__MAX_DB          65535
 #define TC__MAX_BETA        100.0
 #define TC__MAX_REFRESH_THR 64u
 #define TC__MAX_REFRESH_Q   (1u << 20)
-/* Significant fractional digits kept; with multipliers <= 2^30 the products fit 64 bits. */
-#define TC__MAX_FRAC_DIGITS 9
-
-/* ---- Quoting user text into messages ---- */
-
-/* Copy s into dst as printable text: non-printable bytes become \xNN, and long input is
- * cut with "..." so a message always keeps room for the words around it. */
-static void quote(char *dst, size_t cap, const char *s) {
-    size_t n = 0;
-    const size_t keep = cap - 8; /* room for one escape, "..." and NUL */
-    for (; *s && n < keep; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isprint(c) && c != '\'' && c != '\\') {
-            dst[n++] = (char)c;
-        } else {
-            n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", c);
-        }
-    }
-    if (*s) {
-        memcpy(dst + n, "...", 3);
-        n += 3;
-    }
-    dst[n] = '\0';
-}
-
-/* ---- Numbers ---- */
-
-typedef enum num_why {
-    NUM_OK = 0,
-    NUM_EMPTY,    /* "" */
-    NUM_NEGATIVE, /* starts with '-' */
-    NUM_SYNTAX,   /* not digits, bad unit, trailing garbage */
-    NUM_RANGE,    /* does not fit */
-    NUM_INEXACT,  /* fraction that is not a whole number of base units */
-} num_why_t;
-
-/* Leading run of decimal digits of *sp into *out, advancing *sp. At least one digit. */
-static num_why_t take_digits(const char **sp, uint64_t *out) {
-    const char *s = *sp;
-    uint64_t v = 0;
-    if (!isdigit((unsigned char)*s)) {
-        return NUM_SYNTAX;
-    }
-    for (; isdigit((unsigned char)*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return NUM_RANGE;
-        }
-        v = v * 10 + d;
-    }
-    *sp = s;
-    *out = v;
-    return NUM_OK;
-}
-
-static num_why_t classify_start(const char *s) {
-    if (*s == '\0') {
-        return NUM_EMPTY;
-    }
-    return *s == '-' ? NUM_NEGATIVE : NUM_OK;
-}
-
-/* A plain unsigned decimal: digits only, nothing before or after. */
-static num_why_t parse_count(const char *s, uint64_t *out) {
-    num_why_t why = classify_start(s);
-    if (why == NUM_OK) {
-        why = take_digits(&s, out);
-    }
-    if (why == NUM_OK && *s != '\0') {
-        why = NUM_SYNTAX;
-    }
-    return why;
-}
-
-typedef struct unit {
-    const char *name; /* lower case; "" is the bare-number unit */
-    uint64_t mult;
-} unit_t;
-
-static const unit_t byte_units[] = {
-    {"", 1},    {"b", 1},     {"k", KIB},   {"kib", KIB},    {"m", MIB},         {"mib", MIB},
-    {"g", GIB}, {"gib", GIB}, {"kb", 1000}, {"mb", 1000000}, {"gb", 1000000000}, {NULL, 0},
-};
-
-static const unit_t duration_units[] = {
-    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {NULL, 0},
-};
-
-static const unit_t *find_unit(const unit_t *units, const char *name) {
-    for (; units->name; units++) {
-        if (strcasecmp(units->name, name) == 0) {
-            return units;
-        }
-    }
-    return NULL;
-}
-
-/* Fraction digits after '.', trailing zeros dropped: value frac / 10^ndig. */
-static num_why_t take_fraction(const char **sp, uint64_t *frac, unsigned *ndig) {
-    const char *s = *sp;
-    const char *end = s;
-    while (isdigit((unsigned char)*end)) {
-        end++;
-    }
-    if (end == s) {
-        return NUM_SYNTAX; /* "1." or "1.GiB" */
-    }
-    *sp = end;
-    while (end > s && end[-1] == '0') {
-        end--;
-    }
-    if (end - s > TC__MAX_FRAC_DIGITS) {
-        return NUM_INEXACT;
-    }
-    *frac = 0;
-    *ndig = (unsigned)(end - s);
-    for (; s < end; s++) {
-        *frac = *frac * 10 + (uint64_t)(*s - '0');
-    }
-    return NUM_OK;
-}
-
-static uint64_t pow10u(unsigned n) {
-    uint64_t p = 1;
-    while (n--) {
-        p *= 10;
-    }
-    return p;
-}
-
-/* whole + frac/10^ndig, times mult, exactly; INEXACT unless the result is an integer. */
-static num_why_t scale_exact(uint64_t whole, uint64_t frac, unsigned ndig, uint64_t mult,
-                             uint64_t *out) {
-    uint64_t p = pow10u(ndig);
-    uint64_t fpart = frac * mult; /* frac < 10^9 and mult <= 2^30: fits */
-    if (fpart % p != 0) {
-        return NUM_INEXACT;
-    }
-    if (whole > UINT64_MAX / mult) {
-        return NUM_RANGE;
-    }
-    whole *= mult;
-    if (whole > UINT64_MAX - fpart / p) {
-        return NUM_RANGE;
-    }
-    *out = whole + fpart / p;
-    return NUM_OK;
-}
-
-/* digits[.digits][ ]unit with unit from `units` (case-insensitive), or a bare number. */
-static num_why_t parse_scaled(const char *s, const unit_t *units, uint64_t *out) {
-    uint64_t whole = 0, frac = 0;
-    unsigned ndig = 0;
-    num_why_t why = classify_start(s);
-    if (why == NUM_OK) {
-        why = take_digits(&s, &whole);
-    }
-    if (why == NUM_OK && *s == '.') {
-        s++;
-        why = take_fraction(&s, &frac, &ndig);
-    }
-    if (why != NUM_OK) {
-        return why;
-    }
-    if (*s == ' ' && s[1] != '\0') {
-        s++; /* one optional space, and only before a unit */
-    }
-    const unit_t *u = find_unit(units, s);
-    if (!u) {
-        return NUM_SYNTAX;
-    }
-    return scale_exact(whole, frac, ndig, u->mult, out);
-}
-
-int tc__parse_bytes(const char *s, uint64_t *out) {
-    if (!s || !out) {
-        return TC_EINVAL;
-    }
-    return parse_scaled(s, byte_units, out) == NUM_OK ? 0 : TC_EINVAL;
-}
-
-int tc__parse_duration_ms(const char *s, uint64_t *out) {
-    if (!s || !out) {
-        return TC_EINVAL;
-    }
-    return parse_scaled(s, duration_units, out) == NUM_OK ? 0 : TC_EINVAL;
-}
-
-/* "0.1", "10%", "0": a non-negative decimal, computed as mantissa / 10^k so it rounds once
- * (and never depends on the C locale, unlike strtod). '%' only when pct_ok. Range is left
- * to the caller. */
-static num_why_t parse_decimal(const char *s, bool pct_ok, double *out) {
-    uint64_t mant = 0;
-    unsigned scale = 0;
-    unsigned digits = 0;
-    num_why_t why = classify_start(s);
-    if (why != NUM_OK) {
-        return why;
-    }
-    if (!isdigit((unsigned char)*s)) {
-        return NUM_SYNTAX;
-    }
-    for (bool dot = false; isdigit((unsigned char)*s) || (*s == '.' && !dot); s++) {
-        if (*s == '.') {
-            dot = true;
-            if (!isdigit((unsigned char)s[1])) {
-                return NUM_SYNTAX;
-            }
-            continue;
-        }
-        if (++digits > 15) {
-            if (!dot) {
-                return NUM_RANGE;
-            }
-            continue; /* beyond what a double keeps */
-        }
-        mant = mant * 10 + (uint64_t)(*s - '0');
-        scale += dot;
-    }
-    if (*s == '%' && pct_ok) {
-        scale += 2;
-        s++;
-    }
-    if (*s != '\0') {
-        return NUM_SYNTAX;
-    }
-    *out = (double)mant / (double)pow10u(scale);
-    return NUM_OK;
-}
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug", NULL};
 static const char *const tracking_names[] = {"off", "bcast", "default", NULL};
-
-/* A name from a NULL-terminated list -> its index (case-insensitive). */
-static int parse_name(const char *s, const char *const *names, int *out) {
-    for (int i = 0; names[i]; i++) {
-        if (strcasecmp(s, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int parse_bool(const char *s, int *out) {
-    static const char *const yes[] = {"1", "true", "yes", "on"};
-    static const char *const no[] = {"0", "false", "no", "off"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
-            *out = strcasecmp(s, yes[i]) == 0;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* ---- Defaults ---- */
 
@@ -506,21 +246,21 @@ static const char *kind_hint(env_kind_t kind) {
 }
 
 static int env_fail(tc_error_t *err, const char *var, env_kind_t kind, const char *val,
-                    num_why_t why, uint64_t max) {
+                    tc__num_why_t why, uint64_t max) {
     char q[64];
-    quote(q, sizeof q, val);
+    tc__quote(q, sizeof q, val);
     switch (why) {
-    case NUM_EMPTY:
+    case TC__NUM_EMPTY:
         return tc__fail(err, TC_ECONFIG, "%s: is empty", var);
-    case NUM_NEGATIVE:
+    case TC__NUM_NEGATIVE:
         return tc__fail(err, TC_ECONFIG, "%s: '%s' is negative", var, q);
-    case NUM_RANGE:
+    case TC__NUM_RANGE:
         if (max == 0) {
             return tc__fail(err, TC_ECONFIG, "%s: '%s' is too large", var, q);
         }
         return tc__fail(err, TC_ECONFIG, "%s: '%s' is too large (at most %llu)", var, q,
                         (unsigned long long)max);
-    case NUM_INEXACT:
+    case TC__NUM_INEXACT:
         return tc__fail(err, TC_ECONFIG, "%s: '%s' is not a whole number of %s", var, q,
                         kind == ENV_BYTES ? "bytes" : "milliseconds");
     default:
@@ -547,18 +287,18 @@ static int env_number(const env_field_t *f, const char *var, const char *val, tc
                       tc_error_t *err) {
     char *dst = (char *)cfg + f->off;
     uint64_t v = 0, max = kind_max(f->kind);
-    num_why_t why;
+    tc__num_why_t why;
     if (f->kind == ENV_BYTES) {
-        why = parse_scaled(val, byte_units, &v);
+        why = tc__units_scaled(val, TC__UNITS_BYTES, &v);
     } else if (f->kind == ENV_DUR64 || f->kind == ENV_DUR32) {
-        why = parse_scaled(val, duration_units, &v);
+        why = tc__units_scaled(val, TC__UNITS_DURATION, &v);
     } else {
-        why = parse_count(val, &v);
+        why = tc__units_count(val, &v);
     }
-    if (why == NUM_OK && v > max) {
-        why = NUM_RANGE;
+    if (why == TC__NUM_OK && v > max) {
+        why = TC__NUM_RANGE;
     }
-    if (why != NUM_OK) {
+    if (why != TC__NUM_OK) {
         return env_fail(err, var, f->kind, val, why, max);
     }
     if (f->kind == ENV_BYTES || f->kind == ENV_COUNT_SZ) {
@@ -576,11 +316,11 @@ static int env_number(const env_field_t *f, const char *var, const char *val, tc
 /* Parsed into a local first: a refused value must not reach the field. */
 static int env_beta(const char *var, const char *val, double *dst, tc_error_t *err) {
     double v = 0.0;
-    num_why_t why = parse_decimal(val, false, &v);
-    if (why == NUM_OK && v > TC__MAX_BETA) {
-        why = NUM_RANGE;
+    tc__num_why_t why = tc__units_decimal(val, false, &v);
+    if (why == TC__NUM_OK && v > TC__MAX_BETA) {
+        why = TC__NUM_RANGE;
     }
-    if (why != NUM_OK) {
+    if (why != TC__NUM_OK) {
         return env_fail(err, var, ENV_BETA, val, why, (uint64_t)TC__MAX_BETA);
     }
     *dst = v;
@@ -596,18 +336,18 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
         return 0;
     case ENV_STRING:
         if (!*val) {
-            return env_fail(err, var, f->kind, val, NUM_EMPTY, 0);
+            return env_fail(err, var, f->kind, val, TC__NUM_EMPTY, 0);
         }
         *(const char **)(void *)dst = val;
         return 0;
     case ENV_BOOL:
-        if (parse_bool(val, (int *)(void *)dst) != 0) {
-            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+        if (tc__units_bool(val, (int *)(void *)dst) != 0) {
+            return env_fail(err, var, f->kind, val, *val ? TC__NUM_SYNTAX : TC__NUM_EMPTY, 0);
         }
         return 0;
     case ENV_FRACTION: {
-        num_why_t why = parse_decimal(val, true, (double *)(void *)dst);
-        return why == NUM_OK ? 0 : env_fail(err, var, f->kind, val, why, 0);
+        tc__num_why_t why = tc__units_decimal(val, true, (double *)(void *)dst);
+        return why == TC__NUM_OK ? 0 : env_fail(err, var, f->kind, val, why, 0);
     }
     case ENV_BETA:
         return env_beta(var, val, (double *)(void *)dst, err);
@@ -617,14 +357,14 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
         } else if (strlen(val) == 1) {
             *(int *)(void *)dst = (unsigned char)val[0];
         } else {
-            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+            return env_fail(err, var, f->kind, val, *val ? TC__NUM_SYNTAX : TC__NUM_EMPTY, 0);
         }
         return 0;
     case ENV_LEVEL:
     case ENV_TRACKING:
-        if (parse_name(val, f->kind == ENV_LEVEL ? level_names : tracking_names,
-                       (int *)(void *)dst) != 0) {
-            return env_fail(err, var, f->kind, val, *val ? NUM_SYNTAX : NUM_EMPTY, 0);
+        if (tc__units_name(val, f->kind == ENV_LEVEL ? level_names : tracking_names,
+                           (int *)(void *)dst) != 0) {
+            return env_fail(err, var, f->kind, val, *val ? TC__NUM_SYNTAX : TC__NUM_EMPTY, 0);
         }
         return 0;
     default:
@@ -676,7 +416,7 @@ static int env_unknown(const char *prefix, const char *entry, size_t name_len,
     size_t n = name_len < sizeof name - 1 ? name_len : sizeof name - 1;
     memcpy(name, entry, n);
     name[n] = '\0';
-    quote(q, sizeof q, name);
+    tc__quote(q, sizeof q, name);
     const env_field_t *best = NULL;
     size_t best_d = SIZE_MAX;
     for (size_t i = 0; i < N_ENV_FIELDS; i++) {
@@ -801,297 +541,6 @@ int tc_config_from_env_size(tc_config_t *cfg, size_t size, const char *prefix,
 
 int(tc_config_from_env)(tc_config_t *cfg, const char *prefix, tc_error_t *err) {
     return tc_config_from_env_size(cfg, TC__CONFIG_V1_SIZE, prefix, err);
-}
-
-/* ---- Redis URL ---- */
-
-#define URL_FAIL(...) tc__fail(err, TC_ECONFIG, "redis_url: " __VA_ARGS__)
-#define URL_OOM()     tc__fail(err, TC_ENOMEM, "redis_url: out of memory")
-
-static int hexval(int c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode s[0..n) into a new string in *out (NULL when n == 0). */
-static int pct_decode(const char *s, size_t n, const char *what, char **out, tc_error_t *err) {
-    char *d;
-    size_t j = 0;
-    *out = NULL;
-    if (n == 0) {
-        return 0;
-    }
-    if (!(d = malloc(n + 1))) {
-        return URL_OOM();
-    }
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] != '%') {
-            d[j++] = s[i];
-            continue;
-        }
-        hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(d);
-            return URL_FAIL("bad percent-escape in %s (use %%XX, not %%00)", what);
-        }
-        d[j++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    d[j] = '\0';
-    *out = d;
-    return 0;
-}
-
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-/* db in [0, 65535], digits only. */
-static int parse_db(const char *s, size_t n, int *db, tc_error_t *err) {
-    char buf[16], q[40];
-    uint64_t v;
-    const char *p = buf;
-    if (n == 0) {
-        *db = 0;
-        return 0;
-    }
-    if (n < sizeof buf) {
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        if (take_digits(&p, &v) == NUM_OK && *p == '\0' && v <= TC__MAX_DB) {
-            *db = (int)v;
-            return 0;
-        }
-    }
-    char *tmp = dup_n(s, n);
-    quote(q, sizeof q, tmp ? tmp : "");
-    free(tmp);
-    return URL_FAIL("db '%s' is not a number in 0..%d", q, TC__MAX_DB);
-}
-
-/* user[:password] -> ep->user / ep->password, percent-decoded; empty parts become NULL. */
-static int parse_userinfo(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *colon = memchr(s, ':', n);
-    size_t ulen = colon ? (size_t)(colon - s) : n;
-    int rc = pct_decode(s, ulen, "user", &ep->user, err);
-    if (rc == 0 && colon) {
-        rc = pct_decode(colon + 1, n - ulen - 1, "password", &ep->password, err);
-    }
-    return rc;
-}
-
-static int check_hostname(const char *h, size_t n, tc_error_t *err) {
-    if (n == 0) {
-        return URL_FAIL("host is empty");
-    }
-    if (n > 255) {
-        return URL_FAIL("host is longer than 255 bytes");
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)h[i];
-        if (c == ':') {
-            return URL_FAIL("an IPv6 host must be in brackets, e.g. redis://[::1]:6379");
-        }
-        if (!isalnum(c) && c != '-' && c != '.' && c != '_') {
-            return URL_FAIL("host has an invalid character (byte 0x%02x)", c);
-        }
-    }
-    return 0;
-}
-
-static int parse_port(const char *s, size_t n, int *port, tc_error_t *err) {
-    char buf[8], q[40];
-    uint64_t v;
-    const char *p = buf;
-    if (n > 0 && n < sizeof buf) {
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        if (take_digits(&p, &v) == NUM_OK && *p == '\0' && v >= 1 && v <= 65535) {
-            *port = (int)v;
-            return 0;
-        }
-    }
-    char *tmp = dup_n(s, n);
-    quote(q, sizeof q, tmp ? tmp : "");
-    free(tmp);
-    return URL_FAIL("port '%s' is not a number in 1..65535", q);
-}
-
-/* host | [v6] followed by optional :port, within s[0..n). */
-static int parse_hostport(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *h = s, *rest;
-    size_t hlen;
-    int rc;
-    if (n > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', n);
-        unsigned char v6[16];
-        if (!close) {
-            return URL_FAIL("'[' without ']' in the host");
-        }
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        rest = close + 1;
-        if (!(ep->host = dup_n(h, hlen))) {
-            return URL_OOM();
-        }
-        if (inet_pton(AF_INET6, ep->host, v6) != 1) {
-            return URL_FAIL("'[...]' does not hold an IPv6 address");
-        }
-        if (rest < s + n && *rest != ':') {
-            return URL_FAIL("unexpected text after ']' (expected :port)");
-        }
-    } else {
-        const char *colon = memchr(s, ':', n);
-        /* A second colon means an unbracketed IPv6 literal: let check_hostname say so. */
-        if (colon && memchr(colon + 1, ':', n - (size_t)(colon - s) - 1)) {
-            colon = NULL;
-        }
-        hlen = colon ? (size_t)(colon - s) : n;
-        rest = s + hlen;
-        if ((rc = check_hostname(h, hlen, err)) != 0) {
-            return rc;
-        }
-        if (!(ep->host = dup_n(h, hlen))) {
-            return URL_OOM();
-        }
-    }
-    ep->port = 6379;
-    if (rest < s + n) {
-        return parse_port(rest + 1, (size_t)(s + n - rest - 1), &ep->port, err);
-    }
-    return 0;
-}
-
-static int parse_tcp(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    /* The last '@' anywhere ends the userinfo: nothing after the host may hold one, and a
-     * password's unescaped '/', '?' or '#' must not turn it into a host or port (which an
-     * error message would then quote). */
-    const char *at = strrchr(s, '@');
-    int rc;
-    if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
-        return rc;
-    }
-    const char *hp = at ? at + 1 : s;
-    size_t alen = strcspn(hp, "/?#");
-    if ((rc = parse_hostport(hp, alen, ep, err)) != 0) {
-        return rc;
-    }
-    s = hp + alen;
-    size_t dblen = 0;
-    if (*s == '/') {
-        s++;
-        dblen = strcspn(s, "?#");
-    }
-    if (s[dblen] != '\0') {
-        return URL_FAIL("redis:// takes no query or fragment (only [/db] after the host)");
-    }
-    return parse_db(s, dblen, &ep->db, err);
-}
-
-/* One key=value of the unix:// query. */
-static int unix_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *eq = memchr(s, '=', n);
-    char **slot;
-    if (!eq || eq == s) {
-        return URL_FAIL("query parameter without key=value");
-    }
-    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
-    if (klen == 2 && memcmp(s, "db", 2) == 0) {
-        return vlen ? parse_db(eq + 1, vlen, &ep->db, err) : URL_FAIL("db= is empty");
-    }
-    if (klen == 8 && memcmp(s, "password", 8) == 0) {
-        slot = &ep->password;
-    } else if (klen == 4 && memcmp(s, "user", 4) == 0) {
-        slot = &ep->user;
-    } else {
-        return URL_FAIL("unknown query parameter (accepted: db, password, user)");
-    }
-    if (*slot) {
-        return URL_FAIL("query parameter given twice");
-    }
-    if (vlen == 0) {
-        return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
-    }
-    return pct_decode(eq + 1, vlen, klen == 4 ? "user" : "password", slot, err);
-}
-
-static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    const struct sockaddr_un *ua = NULL;
-    size_t plen = strcspn(s, "?");
-    int rc;
-    if (s[0] != '/') {
-        return URL_FAIL("unix socket path must be absolute (unix:///path/to.sock)");
-    }
-    if (plen >= sizeof ua->sun_path) {
-        return URL_FAIL("unix socket path is %zu bytes; the limit is %zu", plen,
-                        sizeof ua->sun_path - 1);
-    }
-    ep->is_unix = 1;
-    ep->port = 0;
-    if (!(ep->path = dup_n(s, plen))) {
-        return URL_OOM();
-    }
-    for (s += plen; *s; s += strcspn(s, "&")) {
-        s++; /* skip '?' or '&' */
-        if ((rc = unix_param(s, strcspn(s, "&"), ep, err)) != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static int has_prefix(const char *s, const char *p) {
-    return strncasecmp(s, p, strlen(p)) == 0;
-}
-
-int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
-    int rc;
-    if (!ep) {
-        return tc__fail(err, TC_EINVAL, "redis_url: no endpoint to fill");
-    }
-    memset(ep, 0, sizeof *ep);
-    if (!url || !*url) {
-        return URL_FAIL("is empty (leave redis_url NULL for L1-only)");
-    }
-    if (has_prefix(url, "redis://")) {
-        rc = parse_tcp(url + 8, ep, err);
-    } else if (has_prefix(url, "unix://")) {
-        rc = parse_unix(url + 7, ep, err);
-    } else if (has_prefix(url, "rediss://")) {
-        rc = URL_FAIL("rediss:// (TLS) is not supported by hiredis 0.14; use redis:// "
-                      "or unix://");
-    } else {
-        rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db] or "
-                      "unix:///path.sock[?db=N&password=P&user=U]");
-    }
-    if (rc == 0 && ep->user && !ep->password) {
-        rc = URL_FAIL("user given without a password (AUTH needs both)");
-    }
-    if (rc != 0) {
-        tc__endpoint_deinit(ep);
-    }
-    return rc;
-}
-
-void tc__endpoint_deinit(tc__endpoint_t *ep) {
-    if (!ep) {
-        return;
-    }
-    free(ep->host);
-    free(ep->path);
-    free(ep->user);
-    free(ep->password);
-    memset(ep, 0, sizeof *ep);
 }
 
 /* ---- Validation ---- */

@@ -1,15 +1,16 @@
 /*
- * config.h - internal side of configuration: validation, the Redis URL, unit parsing.
+ * config.h - internal side of configuration: defaults, the growing struct, validation.
  *
  * tc_config_t is public and plain; this module owns what turns it into something safe to
- * run: tc__config_validate() refuses a bad field with a message naming it, and
- * tc__endpoint_parse() turns redis_url into the pieces hiredis 0.14 needs (it has no URL
- * parser of its own and no redisOptions).
+ * run: tc__config_validate() refuses a bad field with a message naming it. The Redis URL is
+ * endpoint.h's, the units units.h's (both included here for the callers of either).
  */
 #ifndef TC_CONFIG_H
 #define TC_CONFIG_H
 
+#include "endpoint.h"
 #include "tiercache.h"
+#include "units.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,25 +31,6 @@ int tc__config_import(tc_config_t *full, const tc_config_t *cfg, size_t size, tc
  * far beyond any real TTL, far below overflow when added to a clock. */
 #define TC__MAX_TTL_MS ((uint64_t)100 * 365 * 24 * 3600 * 1000)
 
-/* A parsed redis_url. Strings are owned (heap) and freed by tc__endpoint_deinit. */
-typedef struct tc__endpoint {
-    int is_unix;    /* 1: unix socket at `path`; 0: TCP host:port */
-    char *host;     /* TCP host (IPv6 literal without brackets); NULL for unix */
-    int port;       /* TCP port, default 6379 */
-    char *path;     /* unix socket path; NULL for TCP */
-    char *user;     /* ACL user or NULL (then AUTH password only) */
-    char *password; /* NULL: no AUTH */
-    int db;         /* SELECT db when > 0; default 0 */
-} tc__endpoint_t;
-
-/*
- * Parse redis://[user[:password]@]host[:port][/db] (also [:password@], IPv6 as [::1],
- * percent-escapes in user and password) and unix:///abs/path.sock[?db=N&password=P&user=U].
- * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
- */
-int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);
-void tc__endpoint_deinit(tc__endpoint_t *ep);
-
 /* Check every field of cfg (ranges, power-of-two shards, parseable URL, non-empty prefix
  * and channel...). Returns 0 or TC_ECONFIG with a message that starts with the field name. */
 int tc__config_validate(const tc_config_t *cfg, tc_error_t *err);
@@ -57,10 +39,5 @@ int tc__config_validate(const tc_config_t *cfg, tc_error_t *err);
  * (16 shards per CPU, at least 16, at most 1024). tc_open may lower it so that every shard
  * can hold a value of l1_max_value_bytes. */
 unsigned tc__default_shards(void);
-
-/* "256MiB" -> bytes (see tc_config_from_env for the units). Returns 0 or TC_EINVAL. */
-int tc__parse_bytes(const char *s, uint64_t *out);
-/* "30s" -> milliseconds (ms, s, m, h; bare number = ms). Returns 0 or TC_EINVAL. */
-int tc__parse_duration_ms(const char *s, uint64_t *out);
 
 #endif

@@ -1,0 +1,316 @@
+/*
+ * endpoint.c - the Redis URL: redis://[user[:password]@]host[:port][/db] and
+ * unix:///path.sock[?db=N&password=P&user=U] turned into what hiredis 0.14 needs (it has no
+ * URL parser of its own and no redisOptions).
+ *
+ * Invariants: every error goes through tc__fail() with a message that starts "redis_url: "
+ * and never quotes the credentials (the userinfo of redis:// ends at its LAST '@', so a
+ * password with an unescaped '/', '?' or '#' is still a password, never a host or port); an
+ * endpoint is either fully parsed or deinit'ed (all pointers NULL, nothing leaked).
+ */
+#include "endpoint.h"
+
+#include "errors.h"
+#include "units.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#define TC__MAX_DB 65535
+
+/* ---- Redis URL ---- */
+
+#define URL_FAIL(...) tc__fail(err, TC_ECONFIG, "redis_url: " __VA_ARGS__)
+#define URL_OOM()     tc__fail(err, TC_ENOMEM, "redis_url: out of memory")
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode s[0..n) into a new string in *out (NULL when n == 0). */
+static int pct_decode(const char *s, size_t n, const char *what, char **out, tc_error_t *err) {
+    char *d;
+    size_t j = 0;
+    *out = NULL;
+    if (n == 0) {
+        return 0;
+    }
+    if (!(d = malloc(n + 1))) {
+        return URL_OOM();
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] != '%') {
+            d[j++] = s[i];
+            continue;
+        }
+        hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+        lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(d);
+            return URL_FAIL("bad percent-escape in %s (use %%XX, not %%00)", what);
+        }
+        d[j++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    d[j] = '\0';
+    *out = d;
+    return 0;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* db in [0, 65535], digits only. */
+static int parse_db(const char *s, size_t n, int *db, tc_error_t *err) {
+    char buf[16], q[40];
+    uint64_t v;
+    const char *p = buf;
+    if (n == 0) {
+        *db = 0;
+        return 0;
+    }
+    if (n < sizeof buf) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (tc__units_count(p, &v) == TC__NUM_OK && v <= TC__MAX_DB) {
+            *db = (int)v;
+            return 0;
+        }
+    }
+    char *tmp = dup_n(s, n);
+    tc__quote(q, sizeof q, tmp ? tmp : "");
+    free(tmp);
+    return URL_FAIL("db '%s' is not a number in 0..%d", q, TC__MAX_DB);
+}
+
+/* user[:password] -> ep->user / ep->password, percent-decoded; empty parts become NULL. */
+static int parse_userinfo(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *colon = memchr(s, ':', n);
+    size_t ulen = colon ? (size_t)(colon - s) : n;
+    int rc = pct_decode(s, ulen, "user", &ep->user, err);
+    if (rc == 0 && colon) {
+        rc = pct_decode(colon + 1, n - ulen - 1, "password", &ep->password, err);
+    }
+    return rc;
+}
+
+static int check_hostname(const char *h, size_t n, tc_error_t *err) {
+    if (n == 0) {
+        return URL_FAIL("host is empty");
+    }
+    if (n > 255) {
+        return URL_FAIL("host is longer than 255 bytes");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c == ':') {
+            return URL_FAIL("an IPv6 host must be in brackets, e.g. redis://[::1]:6379");
+        }
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_') {
+            return URL_FAIL("host has an invalid character (byte 0x%02x)", c);
+        }
+    }
+    return 0;
+}
+
+static int parse_port(const char *s, size_t n, int *port, tc_error_t *err) {
+    char buf[8], q[40];
+    uint64_t v;
+    const char *p = buf;
+    if (n > 0 && n < sizeof buf) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (tc__units_count(p, &v) == TC__NUM_OK && v >= 1 && v <= 65535) {
+            *port = (int)v;
+            return 0;
+        }
+    }
+    char *tmp = dup_n(s, n);
+    tc__quote(q, sizeof q, tmp ? tmp : "");
+    free(tmp);
+    return URL_FAIL("port '%s' is not a number in 1..65535", q);
+}
+
+/* host | [v6] followed by optional :port, within s[0..n). */
+static int parse_hostport(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *h = s, *rest;
+    size_t hlen;
+    int rc;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        unsigned char v6[16];
+        if (!close) {
+            return URL_FAIL("'[' without ']' in the host");
+        }
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        rest = close + 1;
+        if (!(ep->host = dup_n(h, hlen))) {
+            return URL_OOM();
+        }
+        if (inet_pton(AF_INET6, ep->host, v6) != 1) {
+            return URL_FAIL("'[...]' does not hold an IPv6 address");
+        }
+        if (rest < s + n && *rest != ':') {
+            return URL_FAIL("unexpected text after ']' (expected :port)");
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        /* A second colon means an unbracketed IPv6 literal: let check_hostname say so. */
+        if (colon && memchr(colon + 1, ':', n - (size_t)(colon - s) - 1)) {
+            colon = NULL;
+        }
+        hlen = colon ? (size_t)(colon - s) : n;
+        rest = s + hlen;
+        if ((rc = check_hostname(h, hlen, err)) != 0) {
+            return rc;
+        }
+        if (!(ep->host = dup_n(h, hlen))) {
+            return URL_OOM();
+        }
+    }
+    ep->port = 6379;
+    if (rest < s + n) {
+        return parse_port(rest + 1, (size_t)(s + n - rest - 1), &ep->port, err);
+    }
+    return 0;
+}
+
+static int parse_tcp(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    /* The last '@' anywhere ends the userinfo: nothing after the host may hold one, and a
+     * password's unescaped '/', '?' or '#' must not turn it into a host or port (which an
+     * error message would then quote). */
+    const char *at = strrchr(s, '@');
+    int rc;
+    if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
+        return rc;
+    }
+    const char *hp = at ? at + 1 : s;
+    size_t alen = strcspn(hp, "/?#");
+    if ((rc = parse_hostport(hp, alen, ep, err)) != 0) {
+        return rc;
+    }
+    s = hp + alen;
+    size_t dblen = 0;
+    if (*s == '/') {
+        s++;
+        dblen = strcspn(s, "?#");
+    }
+    if (s[dblen] != '\0') {
+        return URL_FAIL("redis:// takes no query or fragment (only [/db] after the host)");
+    }
+    return parse_db(s, dblen, &ep->db, err);
+}
+
+/* One key=value of the unix:// query. */
+static int unix_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *eq = memchr(s, '=', n);
+    char **slot;
+    if (!eq || eq == s) {
+        return URL_FAIL("query parameter without key=value");
+    }
+    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
+    if (klen == 2 && memcmp(s, "db", 2) == 0) {
+        return vlen ? parse_db(eq + 1, vlen, &ep->db, err) : URL_FAIL("db= is empty");
+    }
+    if (klen == 8 && memcmp(s, "password", 8) == 0) {
+        slot = &ep->password;
+    } else if (klen == 4 && memcmp(s, "user", 4) == 0) {
+        slot = &ep->user;
+    } else {
+        return URL_FAIL("unknown query parameter (accepted: db, password, user)");
+    }
+    if (*slot) {
+        return URL_FAIL("query parameter given twice");
+    }
+    if (vlen == 0) {
+        return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
+    }
+    return pct_decode(eq + 1, vlen, klen == 4 ? "user" : "password", slot, err);
+}
+
+static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    const struct sockaddr_un *ua = NULL;
+    size_t plen = strcspn(s, "?");
+    int rc;
+    if (s[0] != '/') {
+        return URL_FAIL("unix socket path must be absolute (unix:///path/to.sock)");
+    }
+    if (plen >= sizeof ua->sun_path) {
+        return URL_FAIL("unix socket path is %zu bytes; the limit is %zu", plen,
+                        sizeof ua->sun_path - 1);
+    }
+    ep->is_unix = 1;
+    ep->port = 0;
+    if (!(ep->path = dup_n(s, plen))) {
+        return URL_OOM();
+    }
+    for (s += plen; *s; s += strcspn(s, "&")) {
+        s++; /* skip '?' or '&' */
+        if ((rc = unix_param(s, strcspn(s, "&"), ep, err)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int has_prefix(const char *s, const char *p) {
+    return strncasecmp(s, p, strlen(p)) == 0;
+}
+
+int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
+    int rc;
+    if (!ep) {
+        return tc__fail(err, TC_EINVAL, "redis_url: no endpoint to fill");
+    }
+    memset(ep, 0, sizeof *ep);
+    if (!url || !*url) {
+        return URL_FAIL("is empty (leave redis_url NULL for L1-only)");
+    }
+    if (has_prefix(url, "redis://")) {
+        rc = parse_tcp(url + 8, ep, err);
+    } else if (has_prefix(url, "unix://")) {
+        rc = parse_unix(url + 7, ep, err);
+    } else if (has_prefix(url, "rediss://")) {
+        rc = URL_FAIL("rediss:// (TLS) is not supported by hiredis 0.14; use redis:// "
+                      "or unix://");
+    } else {
+        rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db] or "
+                      "unix:///path.sock[?db=N&password=P&user=U]");
+    }
+    if (rc == 0 && ep->user && !ep->password) {
+        rc = URL_FAIL("user given without a password (AUTH needs both)");
+    }
+    if (rc != 0) {
+        tc__endpoint_deinit(ep);
+    }
+    return rc;
+}
+
+void tc__endpoint_deinit(tc__endpoint_t *ep) {
+    if (!ep) {
+        return;
+    }
+    free(ep->host);
+    free(ep->path);
+    free(ep->user);
+    free(ep->password);
+    memset(ep, 0, sizeof *ep);
+}

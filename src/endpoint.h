@@ -1,0 +1,28 @@
+/*
+ * endpoint.h - a parsed Redis URL (endpoint.c).
+ */
+#ifndef TC_ENDPOINT_H
+#define TC_ENDPOINT_H
+
+#include "tiercache.h"
+
+/* A parsed redis_url. Strings are owned (heap) and freed by tc__endpoint_deinit. */
+typedef struct tc__endpoint {
+    int is_unix;    /* 1: unix socket at `path`; 0: TCP host:port */
+    char *host;     /* TCP host (IPv6 literal without brackets); NULL for unix */
+    int port;       /* TCP port, default 6379 */
+    char *path;     /* unix socket path; NULL for TCP */
+    char *user;     /* ACL user or NULL (then AUTH password only) */
+    char *password; /* NULL: no AUTH */
+    int db;         /* SELECT db when > 0; default 0 */
+} tc__endpoint_t;
+
+/*
+ * Parse redis://[user[:password]@]host[:port][/db] (also [:password@], IPv6 as [::1],
+ * percent-escapes in user and password) and unix:///abs/path.sock[?db=N&password=P&user=U].
+ * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
+ */
+int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);
+void tc__endpoint_deinit(tc__endpoint_t *ep);
+
+#endif
