@@ -1,6 +1,7 @@
 /*
- * cache.c - the tiers together: open/close, stats, tc_get, tc_set, tc_del, and the helpers
- * that turn TTLs and Redis replies into entries. tc_fetch and loading live in fetch.c.
+ * cache.c - the tiers together: open/close, stats, tc_get, tc_set, tc_del, tc_invalidate,
+ * and turning Redis replies into L1 entries. Elsewhere: loading (fetch.c, mfetch.c), many
+ * keys (bulk.c, patterns.c), write strategies (through.c, behind.c), lifetimes (ttl.c).
  *
  *   tc_get    L1 hit -> done.   Miss -> register a pending fill, GET+PTTL from Redis, commit
  *             into L1 unless an invalidation overtook the read (l1.c rule 1).

@@ -10,15 +10,17 @@
  *   4       8     version, big-endian u64: assigned by Redis's INCR inside the write script,
  *                 totally ordered across every writer of this key prefix
  *                 (never below Redis's clock in microseconds: ~1.8e15 in 2026, not a
- *                 small counter; see L2_LUA_NEXT_VERSION in l2.c)
- *   12      8     logical expiry, big-endian u64 unix-epoch ms; 0 = none (reserved for
- *                 stale-while-revalidate: Redis's own TTL then covers the stale window)
+ *                 small counter; see next_version() in scripts.c)
+ *   12      8     logical expiry (the end of the fresh period), big-endian u64 unix-epoch
+ *                 ms; 0 = fresh until Redis's TTL (which covers the stale window)
  *   20      n     the user's value
  *
- * The write script builds the stored string as head (0-3) .. version .. tail (12 on), so
- * the C side produces tc__val_head / tc__val_tail and never needs the version up front.
- * A reader that finds a string too short or with another magic/format treats it as not
- * written by tiercache (TC_EPROTO in stats, a miss for the caller).
+ * The write script builds the stored string as head (0-3) .. version .. expiry .. value:
+ * the version is known only inside the script, so the C side produces the pieces
+ * (tc__val_head, tc__val_expiry) and the value, never the whole string (tc__val_encode
+ * builds it in one go for tests and tools). A reader that finds a string too short or with
+ * another magic/format treats it as not written by tiercache (TC_EPROTO in stats, a miss
+ * for the caller).
  */
 #ifndef TC_VALFMT_H
 #define TC_VALFMT_H
