@@ -10,7 +10,7 @@
  * to show what is really on the channel and in Redis (watch.c, inspect.c).
  *
  * Exit codes are part of the interface (scripts branch on them), so they are one named
- * enum, documented in --help and in the README, and every path returns one of them.
+ * enum, documented in --help and in docs/cli.md, and every path returns one of them.
  */
 #ifndef TCLI_CLI_H
 #define TCLI_CLI_H

@@ -20,8 +20,8 @@
  * the whole value, which may be megabytes, only the header and a preview. A key
  * that holds something else (not a string, or a string without the header) is shown for
  * what it is, with its own exit code, so a script can tell "missing" from "foreign".
- * With plain_keys (README "Any writer") the key is the Redis key and the string has no
- * header: it is shown as the plain value it is.
+ * With plain_keys (docs/consistency.md "Any writer") the key is the Redis key and the string
+ * has no header: it is shown as the plain value it is.
  */
 #include "cli.h"
 #include "conf.h"
@@ -73,7 +73,7 @@ static void stored_free(stored_t *s) {
 /* ---- reading ---- */
 
 /* PTTL, STRLEN and GETRANGE: the commands the library's own ACL already grants
- * (README "Redis ACL"), so inspect works as the application's Redis user. */
+ * (docs/operations.md "Redis ACL"), so inspect works as the application's Redis user. */
 static void append_commands(redisContext *rc, const tcli_buf_t *rkey) {
     const char *argv[4] = {"PTTL", (const char *)rkey->p, "0", NULL};
     size_t lens[4] = {4, rkey->len, 1, 0};
@@ -178,7 +178,8 @@ static void print_pttl(long long pttl) {
 }
 
 static void print_version(uint64_t v) {
-    /* The library refuses these (README "Versions"): say so, it explains a miss. */
+    /* The library refuses these (docs/consistency.md "Versions"): say so, it explains a
+     * miss. */
     const int impossible = v == 0 || v >= (uint64_t)1 << 53;
     field("version:", "%llu%s\n", (unsigned long long)v,
           impossible ? " (impossible: tiercache refuses this value)" : "");
@@ -218,7 +219,7 @@ static int print_foreign(int hex, const stored_t *s) {
     return TCLI_EXIT_FOREIGN;
 }
 
-/* plain_keys: ordinary strings, stored as they are (README "Any writer"). */
+/* plain_keys: ordinary strings, stored as they are (docs/consistency.md "Any writer"). */
 static int print_plain(int hex, const stored_t *s) {
     if (s->wrong_type || !s->head) {
         field("format:", "not a plain string (a list, hash, set...): not cacheable\n");
@@ -250,7 +251,7 @@ static int report(int hex, int plain, const tcli_buf_t *rkey, const stored_t *s)
     return print_value(hex, s, &v);
 }
 
-/* <prefix>"k:"<key>, as the library names it (README "Configuration reference"); a plain
+/* <prefix>"k:"<key>, as the library names it (docs/configuration.md); a plain
  * key is its own name. */
 static int redis_key(const tc_config_t *cfg, const tcli_buf_t *key, tcli_buf_t *out) {
     const char *prefix = cfg->plain_keys ? "" : cfg->key_prefix;

@@ -9,7 +9,7 @@
  *   inspect.c  a stored value, decoded (src/valfmt.h)
  *   text.c     hex, quoted previews, stdin, times
  *
- * Exit codes (cli.h, documented in --help and the README): 0 ok, 1 not found, 2 usage or
+ * Exit codes (cli.h, documented in --help and docs/cli.md): 0 ok, 1 not found, 2 usage or
  * configuration, 3 Redis unreachable or timed out, 4 other errors, 5 inspect: a value
  * tiercache did not write.
  */

@@ -130,8 +130,8 @@ static const char global_options[] =
     "Options may come before or after the command; \"--\" ends them.\n";
 
 static const char config_and_exits[] =
-    "Configuration: every TIERCACHE_* variable of the library applies (README,\n"
-    "\"Configuration reference\"); the options above override them. A TIERCACHE_ variable\n"
+    "Configuration: every TIERCACHE_* variable of the library applies\n"
+    "(docs/configuration.md); the options above override them. A TIERCACHE_ variable\n"
     "the library does not know is refused. Passwords are never printed.\n"
     "\n"
     "Exit codes:\n"

@@ -11,11 +11,11 @@
  *   evict v=0 origin=0000...00 key="user:42"
  *   malformed len=5 data="hello"
  *
- * With tracking configured (TIERCACHE_TRACKING, README "Any writer"), the listeners also
- * evict on Redis's own notices, which carry the writes of every client, tiercache or not.
- * watch then shows those too: it registers for every write under the prefix the library
- * tracks (BCAST: a watcher reads nothing, so the per-read mode would report nothing) and
- * prints each key mapped back to the cache's key, as a listener maps it:
+ * With tracking configured (TIERCACHE_TRACKING, docs/consistency.md "Any writer"), the
+ * listeners also evict on Redis's own notices, which carry the writes of every client,
+ * tiercache or not. watch then shows those too: it registers for every write under the prefix
+ * the library tracks (BCAST: a watcher reads nothing, so the per-read mode would report
+ * nothing) and prints each key mapped back to the cache's key, as a listener maps it:
  *
  *   tracking key="user:42"
  *   tracking flush              (FLUSHALL / FLUSHDB: every L1 is flushed)

@@ -120,7 +120,7 @@ typedef struct tc_batch tc_batch_t;
  */
 typedef int (*tc_batch_loader_fn)(void *arg, tc_batch_t *batch);
 
-/* One write for the source (write-through and write-behind; README "Write strategies"). */
+/* One write for the source (write-through and write-behind; docs/write-strategies.md). */
 typedef enum tc_write_kind { TC_WRITE_SET = 1, TC_WRITE_DEL = 2 } tc_write_kind_t;
 
 typedef struct tc_write {
@@ -150,7 +150,7 @@ typedef int (*tc_writer_fn)(void *arg, tc_write_t *writes, size_t n);
  * Must be quick and must not call back into the same cache's tc_close. */
 typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
 
-/* Server-assisted invalidation (Redis client tracking, over RESP2): see README "Any
+/* Server-assisted invalidation (Redis client tracking, over RESP2): see docs/consistency.md "Any
  * writer". */
 typedef enum tc_tracking {
     TC_TRACKING_OFF = 0,     /* only tiercache's own messages invalidate (the default) */
@@ -228,7 +228,7 @@ typedef struct tc_config {
     tc_inval_hook_fn inval_hook; /* optional; see tc_inval_hook_fn */
     void *inval_hook_arg;
 
-    /* Freshness under load (see README "Freshness"). Every feature is off at 0 unless a
+    /* Freshness under load (see docs/freshness.md). Every feature is off at 0 unless a
      * default is given. Trade-offs: stale windows and fail-safe keep values (in both tiers)
      * longer than their TTL; early refresh and stale-while-revalidate call the loader from a
      * background thread, so a tc_fetch loader's `arg` must stay valid until tc_close when
@@ -273,7 +273,7 @@ typedef struct tc_config {
     size_t ttl_rules_count;
 
     /* ---- appended after 0.1.0 ---- */
-    /* Coherence (README "Consistency guarantees") */
+    /* Coherence (docs/consistency.md) */
     uint64_t degraded_ttl_ms; /* the longest an L1 entry lives when no invalidation is sure
                                  to reach it: a value written or loaded while Redis refused
                                  it (kept locally so the process reads its own write), or
@@ -304,7 +304,7 @@ typedef struct tc_config {
                        With bcast tracking every key must start with key_prefix (the
                        tracked prefix). No versions: the freshness features and the
                        cross-process lock (and its lease) do not apply. Env: PLAIN_KEYS */
-    /* Patterns (README "Invalidating many keys") */
+    /* Patterns (docs/patterns.md) */
     int ns_separator; /* the byte that ends a namespace: a key's namespaces are its
                          prefixes that end just before one (not counting its first byte;
                          the first TC_MAX_NS_DEPTH of them): "a:b:c" is in namespaces "a"
@@ -314,7 +314,7 @@ typedef struct tc_config {
                          sharing key_prefix must share inval_channel, or it never learns
                          of a bump or clear. Default ':'; -1 = no namespaces.
                          Env: NS_SEPARATOR (one character, or "none") */
-    /* Write strategies (README "Write strategies"). Code only: no environment variable for
+    /* Write strategies (docs/write-strategies.md). Code only: no environment variable for
      * a callback. */
     tc_loader_fn loader; /* read-through: tc_get loads a miss with it, exactly as tc_fetch
                             (single-flight, lock, freshness). NULL: tc_get only reads */
@@ -558,8 +558,8 @@ TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
 /*
  * Evict key from every process's L1 (this one at once, the others through the
  * invalidation channel), without touching the value in Redis: for when the source changed
- * behind the cache's back. Any program may do the same by publishing a message (README
- * "Invalidating from anywhere"). Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED;
+ * behind the cache's back. Any program may do the same by publishing a message
+ * (docs/consistency.md "Invalidating from anywhere"). Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED;
  * TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (this process's copy is evicted regardless).
  * L1-only mode: evicts locally and returns 0.
  */
@@ -655,7 +655,7 @@ TC_EXPORT int tc_fetch_opts(tc_cache_t *cache, const void *key, size_t klen,
                             tc_loader_fn loader, void *arg, const tc_opts_t *opts,
                             tc_ref_t **ref);
 
-/* ---- Invalidating many keys (README "Invalidating many keys"). All thread-safe. ----
+/* ---- Invalidating many keys (docs/patterns.md). All thread-safe. ----
  *
  * Each is a sequence of bounded steps in Redis (no KEYS, no step longer than a few
  * milliseconds whatever the size) and reaches every process's L1 through the invalidation
@@ -812,7 +812,7 @@ typedef int (*tc_key_fn)(void *arg, const void *key, size_t klen);
  */
 TC_EXPORT long tc_hot_keys(tc_cache_t *cache, size_t max, tc_key_fn fn, void *arg);
 
-/* ---- Write strategies (README "Write strategies"). All thread-safe. ----
+/* ---- Write strategies (docs/write-strategies.md). All thread-safe. ----
  *
  * Cache-aside is tc_fetch + tc_del (the application writes its database, then deletes the
  * key). Read-through is tc_get with tc_config_t.loader. The calls below send writes to the

@@ -3,7 +3,7 @@
 # Safe to run again: it installs only what dpkg does not already report as installed.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev uthash-dev libjemalloc-dev
-      libcriterion-dev redis-server redis-tools zlib1g-dev clang-format)
+      libcriterion-dev redis-server redis-tools zlib1g-dev clang-format libsqlite3-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,7 +40,7 @@
  * everyone). A background refresh leads its key only once a pool thread runs it, so no
  * caller ever queues behind the pool, and a per-entry flag keeps it queued once.
  *
- * Trade-offs are in the README ("Freshness"): stale windows and fail-safe keep values past
+ * Trade-offs are in docs/freshness.md: stale windows and fail-safe keep values past
  * their TTL in both tiers; background loads need the loader's `arg` to live until close.
  */
 #include "cache.h"

@@ -603,7 +603,7 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
         return;
     tc__count(&l2->permission_errors);
     tc__log(l2->log, TC__EV_PERMISSION, TC_LOG_ERROR, NULL, 0,
-            "%s (grant it in the ACL: see README \"Redis ACL\")", call->err->msg);
+            "%s (grant it in the ACL: see docs/operations.md \"Redis ACL\")", call->err->msg);
 }
 
 /* Breaker, SIGPIPE guard and counters around one call. 0 or an error code. */

@@ -202,8 +202,8 @@ static void refused(tc__listener_t *ls, const redisReply *r) {
         tc__count(&ls->permission_errors);
     tc__log(ls->o.log, permission ? TC__EV_PERMISSION : TC__EV_LISTENER,
             permission ? TC_LOG_ERROR : TC_LOG_WARN, NULL, 0,
-            "invalidation listener: Redis refused SUBSCRIBE or PING: %.*s (see README "
-            "\"Redis ACL\")",
+            "invalidation listener: Redis refused SUBSCRIBE or PING: %.*s (see "
+            "docs/operations.md \"Redis ACL\")",
             (int)r->len, r->str);
 }
 

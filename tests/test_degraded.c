@@ -1,6 +1,6 @@
 /*
  * test_degraded.c - what a process keeps while Redis fails, and how fast it agrees with
- * Redis again once Redis is back (README "Consistency guarantees", l1.c rule 4).
+ * Redis again once Redis is back (docs/consistency.md, l1.c rule 4).
  *
  * A write answered TC_EUNAVAILABLE, or a value loaded while Redis refused it, stays in the
  * process's L1 so the process reads its own data during the outage. Redis and every other
@@ -56,29 +56,17 @@ static tc_cache_t *open_with(const char *prefix, uint64_t degraded_ttl_ms) {
     return tc_test_open(&cfg);
 }
 
-static void redis_cmd(const char *cmd) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, cmd);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s failed", cmd);
-    freeReplyObject(r);
-    redisFree(rc);
-}
-
 /* What Redis holds for prefix+key, decoded ("" when absent). */
 static void redis_value(const char *prefix, const char *key, char *buf, size_t cap) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "GET %sk:%s", prefix, key);
+    redisReply *r = tc_test_redis_cmd(redis, "GET %sk:%s", prefix, key);
     buf[0] = '\0';
     tc__val_t v;
-    if (r && r->type == REDIS_REPLY_STRING && tc__val_decode(r->str, r->len, &v) == 0 &&
+    if (r->type == REDIS_REPLY_STRING && tc__val_decode(r->str, r->len, &v) == 0 &&
         v.len < cap) {
         memcpy(buf, v.data, v.len);
         buf[v.len] = '\0';
     }
     freeReplyObject(r);
-    redisFree(rc);
 }
 
 static void cache_value(tc_cache_t *c, const char *key, char *buf, size_t cap) {
@@ -111,13 +99,13 @@ Test(degraded, local_write_dropped_at_the_first_answer_after_pause_write) {
     const char *prefix = "t:deg1:";
     tc_cache_t *a = open_with(prefix, 60000), *b = open_with(prefix, 60000);
     cr_assert_eq(tc_set(a, S("k"), S("v1"), 0), 0);
-    redis_cmd("CLIENT PAUSE 10000 WRITE");
+    tc_test_redis_do(redis, "CLIENT PAUSE 10000 WRITE");
     write_until_unavailable(a, "k", "local");
     char got[32];
     cache_value(a, "k", got, sizeof got);
     cr_assert_str_eq(got, "local", "a process reads its own write during the outage");
     cr_assert_eq(stats(a).l1_local_entries, 1);
-    redis_cmd("CLIENT UNPAUSE");
+    tc_test_redis_do(redis, "CLIENT UNPAUSE");
     /* Any answered call heals; tc_get of another key is one. */
     uint64_t deadline = tc_test_now_ms() + 3000u * TC_TEST_SLOW;
     while (stats(a).l2_heals == 0 && tc_test_now_ms() < deadline) {
@@ -145,10 +133,10 @@ Test(degraded, local_write_expires_within_degraded_ttl_without_any_call) {
     const unsigned ttl = 300;
     tc_cache_t *a = open_with(prefix, ttl);
     cr_assert_eq(tc_set(a, S("k"), S("v1"), 0), 0);
-    redis_cmd("CLIENT PAUSE 10000 WRITE");
+    tc_test_redis_do(redis, "CLIENT PAUSE 10000 WRITE");
     write_until_unavailable(a, "k", "local");
     uint64_t written = tc_test_now_ms();
-    redis_cmd("CLIENT UNPAUSE");
+    tc_test_redis_do(redis, "CLIENT UNPAUSE");
     char got[32];
     do {
         cache_value(a, "k", got, sizeof got); /* an L1 hit until the entry expires */
@@ -175,7 +163,7 @@ Test(degraded, value_loaded_while_redis_refused_is_dropped_at_heal) {
     const char *prefix = "t:deg3:";
     tc_cache_t *a = open_with(prefix, 60000), *b = open_with(prefix, 60000);
     cr_assert_eq(tc_set(b, S("k"), S("in-redis"), 0), 0);
-    redis_cmd("CLIENT PAUSE 10000 WRITE");
+    tc_test_redis_do(redis, "CLIENT PAUSE 10000 WRITE");
     write_until_unavailable(a, "warm-up", "x"); /* open A's breaker */
     tc_ref_t *ref = NULL;
     /* A's L1 does not hold k: the fetch goes to Redis, which the breaker skips. */
@@ -183,7 +171,7 @@ Test(degraded, value_loaded_while_redis_refused_is_dropped_at_heal) {
     cr_assert_eq(tc_ref_size(ref), strlen("loaded-locally"));
     tc_ref_release(ref);
     cr_assert_geq(stats(a).l1_local_entries, 1);
-    redis_cmd("CLIENT UNPAUSE");
+    tc_test_redis_do(redis, "CLIENT UNPAUSE");
     uint64_t deadline = tc_test_now_ms() + 3000u * TC_TEST_SLOW;
     while (stats(a).l2_heals == 0 && tc_test_now_ms() < deadline) {
         tc_ref_t *r = NULL;
@@ -301,7 +289,7 @@ Test(degraded, lock_release_lost_to_a_fault_is_retried) {
     pthread_t t;
     pthread_create(&t, NULL, held_fetch_thread, &h);
     sem_wait(&g.loading); /* A holds the lock now */
-    redis_cmd("CLIENT PAUSE 400 WRITE");
+    tc_test_redis_do(redis, "CLIENT PAUSE 400 WRITE");
     sem_post(&g.release);
     pthread_join(t, NULL); /* A's store timed out; its release could not be sent */
     cr_assert_geq(stats(a).unlocks_deferred, 1, "the failed release was not handed over");

@@ -6,7 +6,7 @@
  * read them through their caches, and an oracle judges every value read: none may be
  * older than the last completed write by more than the bound the library documents for
  * writes that bypass it with tracking on (one message delay, plus scheduling slack:
- * TC_STRESS_FOREIGN_BOUND_MS in stress/oracle.h says why 50 ms), and once the writer
+ * TC_STRESS_FOREIGN_BOUND_MS in stress/oracle.h says why 250 ms), and once the writer
  * stops every process must agree with Redis.
  *
  * Cast: a private redis-server; PROCS tc-stress workers in the reader role

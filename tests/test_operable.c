@@ -357,7 +357,7 @@ Test(operable, latency_histograms_count_calls) {
     tc_test_redis_stop(r);
 }
 
-/* ---- the README's minimal ACL is enough ---- */
+/* ---- the minimal ACL of docs/operations.md is enough ---- */
 
 static int fixed_loader(void *arg, const void *key, size_t klen, tc_load_t *load) {
     (void)arg;
@@ -366,7 +366,8 @@ static int fixed_loader(void *arg, const void *key, size_t klen, tc_load_t *load
     return tc_load_set_value(load, S("loaded"));
 }
 
-/* Exactly the ACL README "Redis ACL" documents: every call works, nothing is refused. */
+/* Exactly the ACL docs/operations.md ("Redis ACL") documents: every call works, nothing is
+ * refused. */
 Test(operable, minimal_acl_from_the_readme_is_enough) {
     tc_test_redis_t *r = tc_test_redis_start(NULL);
     redisContext *rc = tc_test_redis_connect(r);

@@ -57,20 +57,6 @@ static tc_cache_t *open_mode(const char *prefix, int tracking, int plain) {
     return tc_test_open(&cfg);
 }
 
-/* A raw client's command (the foreign writer). */
-static void foreign(const char *fmt, ...) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "foreign command failed: %s",
-              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    freeReplyObject(r);
-    redisFree(rc);
-}
-
 /* A holds key in L1 (a read is a hit). The write that stored it sends A a notice too,
  * which may arrive after A's first read and evict that copy (the price of tracking: one
  * extra read per write), so read until a hit. */
@@ -95,12 +81,12 @@ static void foreign_delete_and_expire(int tracking) {
     tc_cache_t *a = open_mode(prefix, tracking, 0);
     cr_assert_eq(tc_set(w, S("k"), S("v"), 0), 0);
     expect_held(a, "k", "v");
-    foreign("DEL %sk:k", prefix);
+    tc_test_redis_do(redis, "DEL %sk:k", prefix);
     long took = tc_test_wait_get(a, S("k"), NULL, 0, NOTICE_MS);
     cr_assert_geq(took, 0, "redis-cli DEL: A still serves the deleted value");
     cr_assert_eq(tc_set(w, S("e"), S("v"), 0), 0);
     expect_held(a, "e", "v");
-    foreign("PEXPIRE %sk:e 1", prefix);
+    tc_test_redis_do(redis, "PEXPIRE %sk:e 1", prefix);
     took = tc_test_wait_get(a, S("e"), NULL, 0, NOTICE_MS);
     cr_assert_geq(took, 0, "an expiry by another client: A still serves the value");
     cr_assert_gt(stats(a).inval_tracking, 0);
@@ -123,7 +109,7 @@ Test(tracking, off_misses_a_foreign_delete) {
     tc_cache_t *a = open_mode(prefix, TC_TRACKING_OFF, 0);
     cr_assert_eq(tc_set(a, S("k"), S("v"), 0), 0);
     expect_held(a, "k", "v");
-    foreign("DEL %sk:k", prefix);
+    tc_test_redis_do(redis, "DEL %sk:k", prefix);
     tc_test_sleep_ms(200);
     cr_assert_geq(tc_test_wait_get(a, S("k"), S("v"), 0), 0, "evicted without tracking?");
     tc_close(a);
@@ -133,13 +119,13 @@ Test(tracking, off_misses_a_foreign_delete) {
 
 static void plain_keys_follow_foreign_writes(int tracking) {
     tc_cache_t *a = open_mode("user:", tracking, 1);
-    foreign("SET user:1 v1");
+    tc_test_redis_do(redis, "SET user:1 v1");
     expect_held(a, "user:1", "v1");
-    foreign("SET user:1 v2");
+    tc_test_redis_do(redis, "SET user:1 v2");
     cr_assert_geq(tc_test_wait_get(a, S("user:1"), S("v2"), NOTICE_MS), 0,
                   "a plain key written by another client kept its old value");
     expect_held(a, "user:1", "v2");
-    foreign("DEL user:1");
+    tc_test_redis_do(redis, "DEL user:1");
     cr_assert_geq(tc_test_wait_get(a, S("user:1"), NULL, 0, NOTICE_MS), 0);
     /* Writes through tiercache are plain too: readable by anyone. */
     cr_assert_eq(tc_set(a, S("user:2"), S("mine"), 0), 0);
@@ -203,10 +189,10 @@ Test(tracking, plain_keys_fetch_and_config) {
 
 Test(tracking, flushall_flushes_l1) {
     tc_cache_t *a = open_mode("user:", TC_TRACKING_BCAST, 1);
-    foreign("SET user:1 v1");
+    tc_test_redis_do(redis, "SET user:1 v1");
     expect_held(a, "user:1", "v1");
     uint64_t flushes = stats(a).l1_flushes;
-    foreign("FLUSHALL");
+    tc_test_redis_do(redis, "FLUSHALL");
     cr_assert_geq(tc_test_wait_get(a, S("user:1"), NULL, 0, NOTICE_MS), 0);
     cr_assert_gt(stats(a).l1_flushes, flushes, "the nil invalidation did not flush L1");
     tc_close(a);
@@ -215,10 +201,10 @@ Test(tracking, flushall_flushes_l1) {
 /* Default mode keeps a table of tracked keys on the server; past tracking-table-max-keys
  * it forgets some and says so with an invalidation: just evictions, never stale. */
 Test(tracking, tracking_table_overflow_only_evicts) {
-    foreign("CONFIG SET tracking-table-max-keys 10");
+    tc_test_redis_do(redis, "CONFIG SET tracking-table-max-keys 10");
     tc_cache_t *a = open_mode("user:", TC_TRACKING_DEFAULT, 1);
     for (int i = 0; i < 50; i++)
-        foreign("SET user:%d old", i);
+        tc_test_redis_do(redis, "SET user:%d old", i);
     for (int i = 0; i < 50; i++) {
         char k[16];
         snprintf(k, sizeof k, "user:%d", i);
@@ -226,7 +212,7 @@ Test(tracking, tracking_table_overflow_only_evicts) {
     }
     cr_assert_geq(stats(a).inval_tracking, 30, "the table never overflowed");
     for (int i = 0; i < 50; i++)
-        foreign("SET user:%d new", i);
+        tc_test_redis_do(redis, "SET user:%d new", i);
     for (int i = 0; i < 50; i++) {
         char k[16];
         snprintf(k, sizeof k, "user:%d", i);
@@ -234,7 +220,7 @@ Test(tracking, tracking_table_overflow_only_evicts) {
                       "%s kept its old value", k);
     }
     tc_close(a);
-    foreign("CONFIG SET tracking-table-max-keys 0");
+    tc_test_redis_do(redis, "CONFIG SET tracking-table-max-keys 0");
 }
 
 /* ---- the redirect target changes ---- */
@@ -243,16 +229,16 @@ Test(tracking, tracking_table_overflow_only_evicts) {
  * with a new client id, a read must be tracked for the new id before L1 keeps it. */
 Test(tracking, default_mode_rearms_after_the_listener_reconnects) {
     tc_cache_t *a = open_mode("user:", TC_TRACKING_DEFAULT, 1);
-    foreign("SET user:1 v1");
+    tc_test_redis_do(redis, "SET user:1 v1");
     expect_held(a, "user:1", "v1");
     uint64_t reconnects = stats(a).listener_reconnects;
-    foreign("CLIENT KILL TYPE pubsub");
+    tc_test_redis_do(redis, "CLIENT KILL TYPE pubsub");
     uint64_t deadline = tc_test_now_ms() + 3000u * TC_TEST_SLOW;
     while (stats(a).listener_reconnects == reconnects && tc_test_now_ms() < deadline)
         tc_test_sleep_ms(5);
     cr_assert(tc_test_wait_listener(a, 1, 3000u * TC_TEST_SLOW));
     expect_held(a, "user:1", "v1"); /* read again, on a pooled connection */
-    foreign("SET user:1 v2");
+    tc_test_redis_do(redis, "SET user:1 v2");
     cr_assert_geq(tc_test_wait_get(a, S("user:1"), S("v2"), NOTICE_MS), 0,
                   "a read after the listener changed ids was tracked for the dead one");
     tc_close(a);
@@ -317,7 +303,7 @@ static void *race_reader(void *arg) {
 static void reads_race_a_foreign_writer(int tracking) {
     race_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
-    foreign("SET user:race 0");
+    tc_test_redis_do(redis, "SET user:race 0");
     r->a = open_mode("user:", tracking, 1);
     pthread_t w, rd[3];
     for (int i = 0; i < 3; i++)
@@ -344,10 +330,12 @@ Test(tracking, reads_race_a_foreign_writer_default) {
     reads_race_a_foreign_writer(TC_TRACKING_DEFAULT);
 }
 
-/* The minimal ACL README "Any writer" documents for plain keys with bcast tracking. */
+/* The minimal ACL docs/consistency.md ("Any writer") documents for plain keys with bcast
+ * tracking. */
 Test(tracking, plain_keys_minimal_acl) {
-    foreign("ACL SETUSER plain on >pw ~user:* &t:trk:inval &__redis__:invalidate +getrange "
-            "+pttl +set +del +ping +subscribe +client|id +client|tracking");
+    tc_test_redis_do(
+        redis, "ACL SETUSER plain on >pw ~user:* &t:trk:inval &__redis__:invalidate +getrange "
+               "+pttl +set +del +ping +subscribe +client|id +client|tracking");
     char url[512];
     snprintf(url, sizeof url, "unix://%s?user=plain&password=pw",
              tc_test_redis_socket_path(redis));
@@ -359,7 +347,7 @@ Test(tracking, plain_keys_minimal_acl) {
     tc_cache_t *a = tc_test_open(&cfg);
     cr_assert_eq(tc_set(a, S("user:1"), S("v1"), 0), 0);
     expect_held(a, "user:1", "v1");
-    foreign("SET user:1 v2");
+    tc_test_redis_do(redis, "SET user:1 v2");
     cr_assert_geq(tc_test_wait_get(a, S("user:1"), S("v2"), NOTICE_MS), 0);
     cr_assert_eq(tc_del(a, S("user:1")), 0);
     tc_stats_t st = stats(a);

@@ -49,7 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The staleness bound under test. README "Consistency guarantees" -> "Staleness bound":
+/* The staleness bound under test (docs/consistency.md, the table of bounds per situation):
  * a process whose invalidation link dies silently serves an old value for at most
  * 2 x listener_ping_ms (the watchdog). The suite's listener_ping_ms is 100 (tc_test_config),
  * so the library promises 200 ms; on top of it we allow 150 ms of scheduling slack (a
@@ -63,11 +63,13 @@
  * library promises one message delay (tc_config_t.tracking: Redis's notice reaching the
  * listener), and a lost link flushes L1 at once (the replay log cannot hold another
  * client's writes), so not even a killed subscriber earns the watchdog's longer bound.
- * One message delay on loopback is well under a millisecond; the 50 ms are scheduling
+ * One message delay on loopback is well under a millisecond; the 250 ms are scheduling
  * slack only (four reader processes with their listeners, Redis and the writer share two
- * cores, and a woken thread may wait a few scheduler periods for one), 5x under
- * sanitizers. */
-#define TC_STRESS_FOREIGN_BOUND_MS (50u * TC_TEST_SLOW)
+ * cores, and a woken thread may wait a few scheduler periods for one; at 50 ms a busy
+ * machine failed the run with the listener merely descheduled, old code and new alike),
+ * 5x under sanitizers. Without tracking a stale value stays for its whole TTL (seconds),
+ * so the control run is still caught by a wide margin. */
+#define TC_STRESS_FOREIGN_BOUND_MS (250u * TC_TEST_SLOW)
 
 enum {
     TC_ORACLE_RING = 2048,       /* records kept per (key, writer): seconds of writes */

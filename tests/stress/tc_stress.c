@@ -59,7 +59,7 @@
 #include <time.h>
 
 /* Keys never expire during a run: an expiry would make a fetch's add-if-absent race a
- * real one (the cache-aside race the README leaves uncovered), not a library bug. */
+ * real one (the cache-aside race docs/consistency.md leaves uncovered), not a library bug. */
 #define VALUE_TTL_MS     (3600u * 1000u)
 #define PHASE_POLL_MS    5u
 #define LISTENER_POLL_MS 2
