@@ -2,7 +2,9 @@
  * bench.h - the pieces of tiercache-bench that every subcommand shares: the parsed
  * options, the Redis environment a run happens in, and the subcommand entry points.
  *
- *   main.c, cli.c      CLI -> tcb_opts_t -> one of the tcb_cmd_* below
+ *   main.c, cli.c      CLI -> tcb_opts_t -> one of the tcb_cmd_* below; help.c its text
+ *   checks.c           the warnings every report ends with: a busy machine (cpu-only
+ *                      probe, /proc/stat), an L1 that did not fill, windows that disagree
  *   env.c, server.c    Redis to run on (throwaway or --redis), key prefix, cleanup
  *   session.c          preload -> warm-up -> measured window(s) for compare/miss/sweep
  *   runner.c           threads x workload x mode -> latencies and counters
@@ -85,7 +87,6 @@ typedef struct tcb_opts {
     unsigned shards; /* 0: library default (compare) or 1 (replay) */
     uint64_t source_ns;
     uint64_t ttl_ms;
-    const char *ttl_arg; /* --ttl as given: its bare unit depends on the command */
     int preload;
     int json, quiet;
     uint64_t seed;
@@ -130,9 +131,18 @@ extern volatile sig_atomic_t tcb_interrupted;
 
 /* ---- CLI (cli.c) ---- */
 void tcb_opts_defaults(tcb_opts_t *o);
-/* Parse argv. 0 ok; 1 help was printed (exit 0); -1 error printed to stderr (exit 2). */
+/* Parse argv. 0 ok; 1 help or the version was printed (exit 0); -1 error printed to
+ * stderr (exit 2). */
 int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o);
+
+/* ---- help (help.c) ---- */
+/* The overview: commands, common options, the unit rule. */
 void tcb_cli_usage(FILE *f);
+/* One command's page: what it does and every option it reads. 0, or -1 for a command
+ * without a page (the hidden ones). */
+int tcb_cli_command_usage(FILE *f, tcb_cmd_t cmd);
+/* "tiercache-bench 0.1.0 (libtiercache 0.1.0)" */
+void tcb_cli_version(FILE *f);
 
 /* ---- Redis environment (env.c) ---- */
 typedef struct tcb_env {

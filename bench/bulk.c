@@ -26,9 +26,10 @@
  */
 #include "multi.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
 #include "redis_info.h"
-#include "units.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -570,6 +571,7 @@ static void print_text(const bulk_t *b) {
            "waiting.\n");
     print_errors(b);
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void json_variant(tcb_json_t *j, const bulk_t *b, variant_t v) {
@@ -620,6 +622,7 @@ static void print_json(const bulk_t *b) {
     tcb_json_dbl(&j, "ratio_of_medians", b->write_ratio_of_medians);
     tcb_json_dbl(&j, "raw_set_vs_pipelined", b->raw_write_ratio);
     tcb_json_obj_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

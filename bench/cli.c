@@ -1,18 +1,29 @@
 /*
- * cli.c - tiercache-bench's command line: subcommand, options, defaults, --help.
+ * cli.c - tiercache-bench's command line: subcommand, options, defaults.
  *
  * The first word that is not an option picks the subcommand (compare when there is none);
  * for replay, the remaining words are trace files. Options may come before or after the
  * subcommand. Defaults depend on the subcommand (micro measures 1 s per point, sweep runs
  * shorter points than compare), but only for options the user did not give: `given`
- * records which ones were explicit. Every rejected value names its option.
+ * records which ones were explicit. Every rejected value names its option. help.c holds
+ * the text of --help.
+ *
+ * One unit rule for every flag, the library's: every number is read by the library's own
+ * parser (src/units.h, the code behind the TIERCACHE_* variables), so "64MiB" and "30s"
+ * mean here what they mean there, and a bare duration is milliseconds whatever the flag.
+ * What the bench adds is only around that parser, never a second one: 1000-based count
+ * suffixes ("1M" keys: the number before the suffix is the library's), percentages
+ * written with or without '%', comma lists, and "us" for --source-latency alone (the
+ * library stops at milliseconds; the count before "us" is the library's).
  */
 #include "bench.h"
 
-#include "units.h"
+#include "units.h" /* src/units.h: the library's parser of sizes, durations, numbers */
 
 #include <getopt.h>
+#include <math.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum {
@@ -42,6 +53,7 @@ enum {
     OPT_FOREIGN,
     OPT_FOREIGN_OPS,
     OPT_TRACKING,
+    OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -72,6 +84,7 @@ static const struct option long_opts[] = {
     {"pct", required_argument, NULL, OPT_PCT},
     {"count", required_argument, NULL, OPT_COUNT},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
     {"shm-fd", required_argument, NULL, OPT_SHM_FD},
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"channel", required_argument, NULL, OPT_CHANNEL},
@@ -86,133 +99,6 @@ static const struct option long_opts[] = {
     {"tracking", required_argument, NULL, OPT_TRACKING},
     {NULL, 0, NULL, 0},
 };
-
-void tcb_cli_usage(FILE *f) {
-    fputs(
-        "tiercache-bench: how much faster, and how much lighter on Redis, is a service\n"
-        "with tiercache's in-process L1 in front of Redis?\n"
-        "\n"
-        "Usage: tiercache-bench [COMMAND] [OPTIONS]\n"
-        "\n"
-        "With no command it runs `compare` against a throwaway redis-server that it starts\n"
-        "on a private unix socket (redis-server must be on PATH) and stops at the end.\n"
-        "\n"
-        "Commands:\n"
-        "  compare        redis-only vs tiercache on the same workload, Redis and threads;\n"
-        "                 prints a table of throughput, latency, hit rates, Redis cost\n"
-        "                 (the default)\n"
-        "  sweep          tiercache at L1 sizes from 0.1% to 20% of the keys: miss-ratio\n"
-        "                 and throughput curves as CSV, JSON and a PNG (with gnuplot)\n"
-        "  miss           the miss path: tiercache with L1 off vs a raw hiredis GET, 1 thread\n"
-        "  replay TRACE.. the L1 alone on an access trace (one decimal key per line, gzip\n"
-        "                 or text); miss ratio next to an exact LRU. Needs --entries or --pct\n"
-        "  micro          the L1 alone: get-hit, set and 90/10 mix at 1..N threads (ns/op,\n"
-        "                 scaling) and L1 memory per entry\n"
-        "  inval          two processes: publish-to-eviction latency and the invalidation\n"
-        "                 rate one listener sustains; with --foreign the writer is a raw\n"
-        "                 client (SET, DEL, PEXPIRE), seen through Redis client tracking\n"
-        "  stampede       one hot key expiring under many threads (and --procs processes):\n"
-        "                 loads and latency for naive cache-aside, single-flight,\n"
-        "                 stale-while-revalidate and XFetch early refresh\n"
-        "  failing-source the source starts failing: a timeline of fresh, stale and error\n"
-        "                 answers with fail-safe off and on, how long stale was served\n"
-        "  bulk           tc_mget / tc_mset of N keys against N tc_get / tc_set calls and\n"
-        "                 raw hiredis, every read an L1 miss; Redis round trips per call\n"
-        "  patterns       tc_invalidate_tag / _prefix of 100k keys, namespace bump, clear:\n"
-        "                 caller time, another client's Redis latency meanwhile, and whether\n"
-        "                 another cache's L1 still serves any of the keys afterwards\n"
-        "  warm           cold start: L1 hit rate over the first seconds of a Zipf workload,\n"
-        "                 from empty and after tc_warm of a previous instance's tc_hot_keys\n"
-        "\n"
-        "Where to run:\n"
-        "  -r, --redis URL        use an existing Redis: redis://[user:pass@]host:port[/db]\n"
-        "                         or unix:///path/redis.sock[?db=N&password=P]. Only keys\n"
-        "                         under the run's own prefix tcbench:<pid>: are written, and\n"
-        "                         they are deleted at exit\n"
-        "\n"
-        "Workload (compare, sweep, miss):\n"
-        "  -n, --keys N           distinct keys (default 1M; k, M suffixes)\n"
-        "  -w, --workload W       zipf (default), uniform, hotset, or trace:FILE\n"
-        "  -s, --zipf S           Zipf exponent (default 0.99)\n"
-        "      --hot-keys PCT     hotset: hot set size, % of the keys (default 1)\n"
-        "      --hot-share PCT    hotset: % of requests that go to the hot set (default 90)\n"
-        "      --hot-shift DUR    hotset: the hot set moves this often (default 2s)\n"
-        "  -W, --writes PCT       % of operations that are writes (default 0)\n"
-        "  -v, --value-size SPEC  100 (fixed, default), 64-1024 (uniform) or exp:512\n"
-        "                         (exponential with that mean); keys are 17 bytes\n"
-        "  -t, --threads N        worker threads, one Redis connection each (default: CPUs)\n"
-        "  -d, --duration DUR     measured time per mode (default 8s; bare number = s)\n"
-        "  -o, --ops N            measure N operations instead of a duration\n"
-        "      --warmup DUR       unmeasured run before each measurement (default 3s)\n"
-        "  -l, --l1 SIZE          L1 size: a share of the keys (10%, the default) or a byte\n"
-        "                         budget (64MiB, 1GB, 4096)\n"
-        "      --shards N         L1 shards, a power of two (default: library default;\n"
-        "                         replay: 1, so sharding does not blur the LRU figure)\n"
-        "      --source-latency D time to load one value from the simulated source of\n"
-        "                         truth on a Redis miss (default 1ms; 0 allowed; bare = ms)\n"
-        "      --ttl DUR          TTL of cached values (default 10m; bare = s; stampede and\n"
-        "                         failing-source: default 500ms, bare = ms)\n"
-        "      --no-preload       start with Redis empty (default: every key is written to\n"
-        "                         Redis before the run, so the comparison is steady state)\n"
-        "      --seed N           random seed (default 1); same seed, same key sequence\n"
-        "\n"
-        "Sweep, replay, inval:\n"
-        "      --sizes LIST       sweep: L1 sizes in % of the keys\n"
-        "                         (default 0.1,0.2,0.5,1,2,5,10,20)\n"
-        "      --out PREFIX       sweep: write PREFIX.csv, PREFIX.json, PREFIX.png\n"
-        "                         (default tiercache-sweep)\n"
-        "      --entries LIST     replay: L1 capacities in entries, e.g. 568 or 500,1000\n"
-        "      --pct LIST         replay: capacities as % of the trace's distinct keys\n"
-        "      --count N          inval: writes timed for the latency (default 2000)\n"
-        "      --foreign          inval: the writer is a raw hiredis client, not tiercache; "
-        "the\n"
-        "                         reader caches plain keys with Redis client tracking on\n"
-        "      --foreign-ops LIST inval --foreign: the raw commands, rotated: set, del, "
-        "pexpire\n"
-        "                         or a comma list of them (default set,del,pexpire)\n"
-        "      --tracking MODE    inval --foreign: the reader's tracking, bcast (default: "
-        "every\n"
-        "                         write under the prefix) or default (the keys it has read)\n"
-        "\n"
-        "Freshness (stampede, failing-source; -t, -d and --ttl apply too):\n"
-        "      --load-ms DUR      time one load from the source takes (default 50; bare = ms)\n"
-        "      --procs P          stampede: processes sharing the hot key, each with -t\n"
-        "                         threads (default 1; the bench re-executes itself)\n"
-        "      --fail-after DUR   failing-source: every load fails from then on (default 2s;\n"
-        "                         bare = s)\n"
-        "      --max-stale DUR    failing-source: fail-safe's longest stale age (default 3s)\n"
-        "      --backoff DUR      failing-source: fail-safe's back-off after a failed reload\n"
-        "                         (default 500; bare = ms)\n"
-        "\n"
-        "Many keys (bulk, patterns, warm; -v applies too):\n"
-        "  bulk                   -n keys per call (default 100), -o rounds (default 200k\n"
-        "                         keys / N, 20 to 300)\n"
-        "  patterns               -n keys in the invalidated group (default 100k)\n"
-        "  warm                   -n working set (default 50k), --l1 (10%), -s, -t (default\n"
-        "                         1), -d per run (3s), --warmup: how long the previous\n"
-        "                         instance ran before tc_hot_keys (2s)\n"
-        "\n"
-        "Output:\n"
-        "  -j, --json             print results as JSON on stdout (status stays on stderr)\n"
-        "  -q, --quiet            no status lines or progress bar\n"
-        "  -h, --help             this text\n"
-        "\n"
-        "Examples:\n"
-        "  tiercache-bench                                  the default comparison\n"
-        "  tiercache-bench --redis redis://127.0.0.1:6379 -t 8 -d 30s\n"
-        "  tiercache-bench -w hotset -W 5 --l1 32MiB\n"
-        "  tiercache-bench sweep --out /tmp/sweep\n"
-        "  tiercache-bench replay ../shared/traces/lirs-sprite.txt.gz --entries 707\n"
-        "  tiercache-bench micro -t 2\n"
-        "  tiercache-bench inval\n"
-        "  tiercache-bench inval --foreign --tracking default\n"
-        "  tiercache-bench stampede --procs 2 -t 16\n"
-        "  tiercache-bench failing-source --max-stale 5s\n"
-        "  tiercache-bench bulk -n 100\n"
-        "  tiercache-bench patterns -n 100k\n"
-        "  tiercache-bench warm -n 50k -d 3s\n",
-        f);
-}
 
 void tcb_opts_defaults(tcb_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -257,6 +143,110 @@ static int bad(const char *opt, const char *val, const char *want) {
     return -1;
 }
 
+/* ---- numbers: the library's parser, with the bench's suffixes and lists around it ---- */
+
+/* "1000000", "1M", "250k", "1.5k": a whole count. A bare count is the library's exact
+ * integer; a suffixed one is the library's decimal times 1000, 10^6 or 10^9. 0 or -1. */
+static int parse_count(const char *s, uint64_t *out) {
+    static const struct {
+        char suffix;
+        double mult;
+    } units[] = {{'k', 1e3}, {'K', 1e3}, {'M', 1e6}, {'G', 1e9}};
+    size_t len = strlen(s);
+    for (size_t i = 0; len > 1 && i < sizeof units / sizeof units[0]; i++) {
+        if (s[len - 1] != units[i].suffix)
+            continue;
+        char num[32];
+        double v;
+        if (len - 1 >= sizeof num)
+            return -1;
+        memcpy(num, s, len - 1);
+        num[len - 1] = '\0';
+        if (tc__units_decimal(num, false, &v) != TC__NUM_OK)
+            return -1;
+        v *= units[i].mult;
+        if (v != floor(v) || v >= 18446744073709551615.0)
+            return -1;
+        *out = (uint64_t)v;
+        return 0;
+    }
+    return tc__units_count(s, out) == TC__NUM_OK ? 0 : -1;
+}
+
+/* A decimal in [lo, hi] ("0.99"; no sign, no exponent). 0 or -1. */
+static int parse_double(const char *s, double lo, double hi, double *out) {
+    double v;
+    if (tc__units_decimal(s, false, &v) != TC__NUM_OK || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* A percentage, "10" or "10%", in [lo, hi] percent. 0 or -1. */
+static int parse_percent(const char *s, double lo, double hi, double *out) {
+    double v;
+    size_t len = strlen(s);
+    int pct = len > 1 && s[len - 1] == '%';
+    if (tc__units_decimal(s, pct, &v) != TC__NUM_OK)
+        return -1;
+    v = pct ? v * 100.0 : v;
+    if (!(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Splits a comma list into buf (512 bytes) and up to cap items; returns the count, or -1
+ * for an empty item (",,", a leading or trailing comma) or too many. */
+static int split_list(const char *s, char *buf, char **items, int cap) {
+    size_t len = strlen(s);
+    if (!len || len >= 512 || strstr(s, ",,") || s[0] == ',' || s[len - 1] == ',')
+        return -1;
+    memcpy(buf, s, len + 1);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == cap)
+            return -1;
+        items[n++] = tok;
+    }
+    return n;
+}
+
+/* "0.1,1,10": up to cap percentages in [lo, hi]; returns the count, or -1. */
+static int parse_percent_list(const char *s, double lo, double hi, double *out, int cap) {
+    char buf[512], *items[TCB_MAX_LIST];
+    int n = split_list(s, buf, items, cap < TCB_MAX_LIST ? cap : TCB_MAX_LIST);
+    for (int i = 0; i < n; i++)
+        if (parse_percent(items[i], lo, hi, &out[i]) != 0)
+            return -1;
+    return n;
+}
+
+/* The library's duration (bare = ms) in nanoseconds; with us_ok, also "<count>us". */
+static int parse_duration_ns(const char *s, int us_ok, uint64_t *out_ns) {
+    uint64_t v;
+    size_t len = strlen(s);
+    if (us_ok && len > 2 && strcasecmp(s + len - 2, "us") == 0) {
+        char num[32];
+        size_t n = len - 2;
+        if (s[n - 1] == ' ') /* "50 us", as the library allows "50 ms" */
+            n--;
+        if (n == 0 || n >= sizeof num)
+            return -1;
+        memcpy(num, s, n);
+        num[n] = '\0';
+        if (tc__units_count(num, &v) != TC__NUM_OK || v > UINT64_MAX / 1000ull)
+            return -1;
+        *out_ns = v * 1000ull;
+        return 0;
+    }
+    if (tc__parse_duration_ms(s, &v) != 0 || v > UINT64_MAX / 1000000ull)
+        return -1;
+    *out_ns = v * 1000000ull;
+    return 0;
+}
+
 static int parse_workload(tcb_opts_t *o, const char *v) {
     if (strcmp(v, "zipf") == 0)
         o->wl_kind = TCB_WL_ZIPF;
@@ -275,17 +265,12 @@ static int parse_workload(tcb_opts_t *o, const char *v) {
 static int parse_l1(tcb_opts_t *o, const char *v) {
     size_t n = strlen(v);
     if (n > 1 && v[n - 1] == '%') {
-        char buf[64];
-        if (n >= sizeof buf)
-            return bad("--l1", v, "too long");
-        memcpy(buf, v, n - 1);
-        buf[n - 1] = '\0';
-        if (tcb_parse_double(buf, 0.0, 100.0, &o->l1_pct) != 0)
+        if (parse_percent(v, 0.0, 100.0, &o->l1_pct) != 0)
             return bad("--l1", v, "a percentage must be between 0% and 100%");
         o->l1_in_bytes = 0;
     } else {
-        if (tcb_parse_bytes(v, &o->l1_bytes) != 0)
-            return bad("--l1", v, "expected a share of the keys (10%) or bytes (64MiB)");
+        if (tc__parse_bytes(v, &o->l1_bytes) != 0)
+            return bad("--l1", v, "expected a share of the keys (10%) or bytes (64MiB, 1GB)");
         o->l1_in_bytes = 1;
     }
     o->given |= TCB_GIVEN_L1;
@@ -294,14 +279,14 @@ static int parse_l1(tcb_opts_t *o, const char *v) {
 
 static int parse_pct(const char *opt, const char *v, double *frac) {
     double p;
-    if (tcb_parse_double(v, 0.0, 100.0, &p) != 0)
+    if (parse_percent(v, 0.0, 100.0, &p) != 0)
         return bad(opt, v, "expected a percentage between 0 and 100");
     *frac = p / 100.0;
     return 0;
 }
 
 static int parse_uint(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
-    if (tcb_parse_count(v, out) != 0 || *out < lo || *out > hi) {
+    if (parse_count(v, out) != 0 || *out < lo || *out > hi) {
         char want[96];
         snprintf(want, sizeof want, "expected a whole number from %llu to %llu",
                  (unsigned long long)lo, (unsigned long long)hi);
@@ -310,22 +295,22 @@ static int parse_uint(const char *opt, const char *v, uint64_t lo, uint64_t hi, 
     return 0;
 }
 
-static int parse_dur(const char *opt, const char *v, uint64_t bare, uint64_t *out) {
-    if (tcb_parse_duration(v, bare, out) != 0)
-        return bad(opt, v, "expected a duration such as 500ms, 10s or 2m");
+static int parse_dur(const char *opt, const char *v, uint64_t *out) {
+    if (parse_duration_ns(v, 0, out) != 0)
+        return bad(opt, v,
+                   "expected a duration such as 500ms, 10s or 2m (a bare number is "
+                   "milliseconds; fractions must come to whole ms)");
     return 0;
 }
 
 static int parse_entries(tcb_opts_t *o, const char *v) {
-    double tmp[TCB_MAX_LIST];
-    int n = tcb_parse_double_list(v, 1, 1e12, tmp, TCB_MAX_LIST);
+    char buf[512], *items[TCB_MAX_LIST];
+    int n = split_list(v, buf, items, TCB_MAX_LIST);
+    for (int i = 0; i < n; i++)
+        if (parse_count(items[i], &o->entries[i]) != 0 || o->entries[i] == 0)
+            n = -1;
     if (n < 0)
-        return bad("--entries", v, "expected entry counts such as 568 or 500,1000");
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] != (double)(uint64_t)tmp[i])
-            return bad("--entries", v, "entry counts are whole numbers");
-        o->entries[i] = (uint64_t)tmp[i];
-    }
+        return bad("--entries", v, "expected entry counts such as 568, 500,1000 or 2k");
     o->nentries = n;
     return 0;
 }
@@ -398,17 +383,17 @@ static int apply_fresh_opt(tcb_opts_t *o, int c, const char *v) {
         o->procs = (unsigned)u;
         return 0;
     case OPT_LOAD:
-        if (parse_dur("--load-ms", v, 1000000ull, &o->load_ns) != 0)
+        if (parse_dur("--load-ms", v, &o->load_ns) != 0)
             return -1;
         return o->load_ns <= 60000000000ull ? 0 : bad("--load-ms", v, "at most 60 s");
     case OPT_FAIL_AFTER:
-        return parse_dur("--fail-after", v, 1000000000ull, &o->fail_after_ns);
+        return parse_dur("--fail-after", v, &o->fail_after_ns);
     case OPT_MAX_STALE:
-        if (parse_dur("--max-stale", v, 1000000000ull, &o->max_stale_ns) != 0)
+        if (parse_dur("--max-stale", v, &o->max_stale_ns) != 0)
             return -1;
         return o->max_stale_ns >= 1000000ull ? 0 : bad("--max-stale", v, "at least 1ms");
     case OPT_BACKOFF:
-        if (parse_dur("--backoff", v, 1000000ull, &o->backoff_ns) != 0)
+        if (parse_dur("--backoff", v, &o->backoff_ns) != 0)
             return -1;
         if (o->backoff_ns < 1000000ull || o->backoff_ns > 3600000000000ull)
             return bad("--backoff", v, "expected 1ms to 1h");
@@ -435,8 +420,7 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
     case 'w':
         return parse_workload(o, v);
     case 's':
-        return tcb_parse_double(v, 0.0, 20.0, &o->zipf_s) ? bad("--zipf", v, "expected 0..20")
-                                                          : 0;
+        return parse_double(v, 0.0, 20.0, &o->zipf_s) ? bad("--zipf", v, "expected 0..20") : 0;
     case OPT_HOT_KEYS:
         if (parse_pct("--hot-keys", v, &o->hot_frac) != 0 || o->hot_frac <= 0)
             return bad("--hot-keys", v, "must be above 0%");
@@ -444,7 +428,7 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
     case OPT_HOT_SHARE:
         return parse_pct("--hot-share", v, &o->hot_share);
     case OPT_HOT_SHIFT:
-        if (parse_dur("--hot-shift", v, 1000000000ull, &o->hot_shift_ns) != 0)
+        if (parse_dur("--hot-shift", v, &o->hot_shift_ns) != 0)
             return -1;
         return o->hot_shift_ns ? 0 : bad("--hot-shift", v, "must be above 0");
     case 'W':
@@ -452,7 +436,8 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
     case 'v':
         o->given |= TCB_GIVEN_VSIZE;
         return tcb_vsize_parse(v, &o->vsize)
-                   ? bad("--value-size", v, "expected 100, 64-1024 or exp:512 (max 16MiB)")
+                   ? bad("--value-size", v,
+                         "expected 100, 64-1KiB or exp:512 (bytes, max 16MiB)")
                    : 0;
     case 't':
         o->given |= TCB_GIVEN_THREADS;
@@ -462,14 +447,14 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         return 0;
     case 'd':
         o->given |= TCB_GIVEN_DURATION;
-        if (parse_dur("--duration", v, 1000000000ull, &o->duration_ns) != 0)
+        if (parse_dur("--duration", v, &o->duration_ns) != 0)
             return -1;
         return o->duration_ns ? 0 : bad("--duration", v, "must be above 0");
     case 'o':
         return parse_uint("--ops", v, 1, UINT64_MAX / 2, &o->ops);
     case OPT_WARMUP:
         o->given |= TCB_GIVEN_WARMUP;
-        return parse_dur("--warmup", v, 1000000000ull, &o->warmup_ns);
+        return parse_dur("--warmup", v, &o->warmup_ns);
     case 'l':
         return parse_l1(o, v);
     case OPT_SHARDS:
@@ -479,10 +464,18 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         o->shards = (unsigned)u;
         return 0;
     case OPT_SOURCE:
-        return parse_dur("--source-latency", v, 1000000ull, &o->source_ns);
-    case OPT_TTL: /* parsed once the command is known: its bare unit depends on it */
+        if (parse_duration_ns(v, 1, &o->source_ns) != 0)
+            return bad("--source-latency", v,
+                       "expected a duration such as 1ms or 50us (a bare number is "
+                       "milliseconds)");
+        return 0;
+    case OPT_TTL:
         o->given |= TCB_GIVEN_TTL;
-        o->ttl_arg = v;
+        if (parse_dur("--ttl", v, &u) != 0)
+            return -1;
+        if (u < 1000000ull)
+            return bad("--ttl", v, "must be at least 1ms");
+        o->ttl_ms = u / 1000000ull;
         return 0;
     case OPT_NO_PRELOAD:
         o->preload = 0;
@@ -499,12 +492,12 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         o->out_prefix = v;
         return *v ? 0 : bad("--out", v, "must not be empty");
     case OPT_SIZES:
-        o->nsweep = tcb_parse_double_list(v, 0.0001, 100.0, o->sweep_pcts, TCB_MAX_LIST);
+        o->nsweep = parse_percent_list(v, 0.0001, 100.0, o->sweep_pcts, TCB_MAX_LIST);
         return o->nsweep > 0 ? 0 : bad("--sizes", v, "expected percentages such as 1,5,10");
     case OPT_ENTRIES:
         return parse_entries(o, v);
     case OPT_PCT:
-        o->nreplay_pcts = tcb_parse_double_list(v, 0.0001, 100.0, o->replay_pcts, TCB_MAX_LIST);
+        o->nreplay_pcts = parse_percent_list(v, 0.0001, 100.0, o->replay_pcts, TCB_MAX_LIST);
         return o->nreplay_pcts > 0 ? 0 : bad("--pct", v, "expected percentages such as 1,10");
     case OPT_COUNT:
         return parse_uint("--count", v, 1, 10000000, &o->inval_count);
@@ -558,20 +551,10 @@ static int is_fresh_cmd(tcb_cmd_t c) {
     return c == TCB_CMD_STAMPEDE || c == TCB_CMD_STAMPEDE_WORKER || c == TCB_CMD_FAILING;
 }
 
-/* --ttl: a bare number is seconds for the long-lived caches of compare and sweep, and
- * milliseconds for the freshness scenarios, whose TTLs are a fraction of a second. */
-static int parse_ttl(tcb_opts_t *o) {
-    uint64_t u;
-    if (!(o->given & TCB_GIVEN_TTL)) {
-        if (is_fresh_cmd(o->cmd))
-            o->ttl_ms = 500;
-        return 0;
-    }
-    uint64_t bare = is_fresh_cmd(o->cmd) ? 1000000ull : 1000000000ull;
-    if (parse_dur("--ttl", o->ttl_arg, bare, &u) != 0 || u < 1000000ull)
-        return bad("--ttl", o->ttl_arg, "must be at least 1ms");
-    o->ttl_ms = u / 1000000ull;
-    return 0;
+/* The freshness scenarios expire one key every TTL, so their default is short. */
+static void ttl_default(tcb_opts_t *o) {
+    if (!(o->given & TCB_GIVEN_TTL) && is_fresh_cmd(o->cmd))
+        o->ttl_ms = 500;
 }
 
 static void fresh_defaults(tcb_opts_t *o) {
@@ -657,16 +640,47 @@ static int check_positionals(tcb_opts_t *o, int argc, char **argv, int first) {
     return 0;
 }
 
+/* --help, `COMMAND --help` and `help [COMMAND]`: the page of the command named, if any. */
+static int print_help(tcb_opts_t *o, int argc, char **argv, int first) {
+    o->cmd = TCB_CMD_HELP; /* no command named: the overview */
+    if (first < argc && parse_command(o, argv[first++]) != 0)
+        return -1;
+    if (o->cmd == TCB_CMD_HELP && first < argc && parse_command(o, argv[first]) != 0)
+        return -1;
+    if (o->cmd == TCB_CMD_HELP || tcb_cli_command_usage(stdout, o->cmd) != 0)
+        tcb_cli_usage(stdout);
+    return 1;
+}
+
+/* Checks that need the command and every option. 0 or -1. */
+static int check_combination(const tcb_opts_t *o) {
+    if (o->cmd == TCB_CMD_FAILING && o->fail_after_ns >= o->duration_ns)
+        return bad("--fail-after", "", "must be shorter than --duration");
+    if (o->cmd == TCB_CMD_MICRO && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "micro draws resident keys from zipf or uniform");
+    if (check_foreign(o) != 0)
+        return -1;
+    if (o->cmd == TCB_CMD_WARM && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "warm draws keys from zipf or uniform");
+    if (o->cmd == TCB_CMD_BULK && o->keys > 100000)
+        return bad("--keys", "", "bulk: keys per call, at most 100k");
+    return 0;
+}
+
 int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
     tcb_opts_defaults(o);
     optind = 0; /* glibc: full re-initialisation, so tests can parse repeatedly */
     opterr = 0;
-    int c;
+    int c, help = 0;
     while ((c = getopt_long(argc, argv, "r:n:w:s:W:v:t:d:o:l:jqh", long_opts, NULL)) != -1) {
-        if (c == 'h') {
-            tcb_cli_usage(stdout);
+        if (c == OPT_VERSION) {
+            tcb_cli_version(stdout);
             return 1;
         }
+        if (c == 'h')
+            help = 1;
+        if (help) /* read on only to find the command: its page, not the values */
+            continue;
         if (c == '?' || c == ':') {
             const char *arg = argv[optind - 1];
             fprintf(stderr,
@@ -678,24 +692,15 @@ int tcb_cli_parse(int argc, char **argv, tcb_opts_t *o) {
             return -1;
     }
     int first = optind;
+    if (help)
+        return print_help(o, argc, argv, first);
     if (first < argc && parse_command(o, argv[first++]) != 0)
         return -1;
-    if (o->cmd == TCB_CMD_HELP) {
-        tcb_cli_usage(stdout);
-        return 1;
-    }
+    if (o->cmd == TCB_CMD_HELP)
+        return print_help(o, argc, argv, first - 1);
     command_defaults(o);
-    if (parse_ttl(o) != 0)
+    ttl_default(o);
+    if (check_combination(o) != 0)
         return -1;
-    if (o->cmd == TCB_CMD_FAILING && o->fail_after_ns >= o->duration_ns)
-        return bad("--fail-after", "", "must be shorter than --duration");
-    if (o->cmd == TCB_CMD_MICRO && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
-        return bad("--workload", "", "micro draws resident keys from zipf or uniform");
-    if (check_foreign(o) != 0)
-        return -1;
-    if (o->cmd == TCB_CMD_WARM && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
-        return bad("--workload", "", "warm draws keys from zipf or uniform");
-    if (o->cmd == TCB_CMD_BULK && o->keys > 100000)
-        return bad("--keys", "", "bulk: keys per call, at most 100k");
     return check_positionals(o, argc, argv, first);
 }

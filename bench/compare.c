@@ -13,24 +13,21 @@
  */
 #include "session.h"
 
+#include "checks.h"
+
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MISS_MAX_ROUNDS 20
 #define MISS_WINDOW_NS  500000000ull /* half a second per window */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void miss_summary(FILE *f, const tcb_result_t *ro, const tcb_result_t *tc,
                          const double *ratios, int n) {
     double sorted[MISS_MAX_ROUNDS];
+    tcb_spread_t sp;
     memcpy(sorted, ratios, (size_t)n * sizeof *sorted);
-    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
-    double median = sorted[n / 2];
+    tcb_spread_of(sorted, (unsigned)n, &sp);
+    double median = sp.med;
     fprintf(f, "  Miss path (L1 off, every read goes to Redis), %d alternating rounds:\n", n);
     fprintf(f, "    tiercache / raw hiredis GET throughput, per round:");
     for (int i = 0; i < n; i++)
@@ -53,11 +50,14 @@ static int run_miss(tcb_session_t *s, tcb_result_t *ro, tcb_result_t *tc) {
     int rc = tcb_measure_interleaved(s, rounds, ro, tc, ratios);
     if (rc != 0 || tcb_interrupted)
         return rc;
+    tcb_check_spread("raw hiredis GET", ro->tput.min, ro->tput.max);
+    tcb_check_spread("tiercache's miss path", tc->tput.min, tc->tput.max);
     if (s->o->json) {
         tcb_report_compare_json(stdout, &s->ctx, ro, tc);
     } else {
         tcb_report_compare_table(stdout, &s->ctx, ro, tc);
         miss_summary(stdout, ro, tc, ratios, rounds);
+        tcb_warnings_print(stdout);
     }
     return 0;
 }
@@ -69,10 +69,12 @@ static int run_compare(tcb_session_t *s, tcb_result_t *ro, tcb_result_t *tc) {
         rc = tcb_measure_tiercache(s, s->o->l1_pct, 1, NULL, tc);
     }
     if (rc == 0 && !tcb_interrupted) {
-        if (s->o->json)
+        if (s->o->json) {
             tcb_report_compare_json(stdout, &s->ctx, ro, tc);
-        else
+        } else {
             tcb_report_compare_table(stdout, &s->ctx, ro, tc);
+            tcb_warnings_print(stdout);
+        }
     }
     return rc;
 }

@@ -26,11 +26,12 @@
  */
 #include "bench.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "fresh.h"
 #include "json.h"
 #include "source.h"
 #include "tiercache.h"
-#include "units.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -311,6 +312,7 @@ static void print_text(const tcb_opts_t *o, const tcb_env_t *env, const fs_run_t
             printf("  fail-safe %s: errors other than the failing loader's (first: %s)\n",
                    runs[i].failsafe ? "on" : "off", runs[i].err);
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void json_rate(tcb_json_t *j, const char *key, double per_sec) {
@@ -378,6 +380,7 @@ static void print_json(const tcb_opts_t *o, const tcb_env_t *env, const fs_run_t
     for (int i = 0; i < 2; i++)
         json_run(&j, &runs[i]);
     tcb_json_arr_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

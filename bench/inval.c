@@ -31,10 +31,11 @@
  */
 #include "inval.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
 #include "msg.h"
 #include "tiercache.h"
-#include "units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,6 +234,8 @@ int tcb_inval_start_reader(tcb_inval_writer_t *w, const char *self_exe) {
         return -1;
     }
     w->resident_before = n;
+    tcb_check_l1_fill("the reader process's L1", "before the first write", n, w->o->inval_count,
+                      "entries", NULL);
     return 0;
 }
 
@@ -439,6 +442,7 @@ static void print_text(const tcb_inval_writer_t *w, const inval_res_t *r) {
            tcb_fmt_count(r->rs.received, a, sizeof a),
            tcb_fmt_count(r->rs.applied, b, sizeof b), r->rs.malformed,
            r->rs.connected ? "connected" : "DISCONNECTED");
+    tcb_warnings_print(stdout);
 }
 
 static void print_json(const tcb_inval_writer_t *w, const inval_res_t *r) {
@@ -469,6 +473,7 @@ static void print_json(const tcb_inval_writer_t *w, const inval_res_t *r) {
     tcb_json_obj_end(&j);
     tcb_json_u64(&j, "reader_malformed", r->rs.malformed);
     tcb_json_bool(&j, "reader_listener_connected", r->rs.connected);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

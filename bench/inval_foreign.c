@@ -24,8 +24,9 @@
  */
 #include "inval.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
-#include "units.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,7 @@ static void print_text(const tcb_inval_writer_t *w, const foreign_res_t *r) {
            tcb_fmt_count(r->rs.tracking, a, sizeof a),
            tcb_fmt_count(r->rs.received, b, sizeof b),
            r->rs.connected ? "connected" : "DISCONNECTED");
+    tcb_warnings_print(stdout);
 }
 
 static void json_lat(tcb_json_t *j, const char *key, const tcb_hist_t *h, uint64_t missing) {
@@ -301,6 +303,7 @@ static void print_json(const tcb_inval_writer_t *w, const foreign_res_t *r) {
     json_rate(&j, r);
     tcb_json_u64(&j, "reader_inval_tracking", r->rs.tracking);
     tcb_json_bool(&j, "reader_listener_connected", r->rs.connected);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

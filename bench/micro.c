@@ -25,10 +25,11 @@
  */
 #include "bench.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
 #include "source.h"
 #include "tiercache.h"
-#include "units.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,10 +80,8 @@ static size_t jemalloc_allocated(void) {
 }
 
 static int do_op(micro_t *m, micro_op_t op, uint64_t i, uint32_t k) {
-    if (op == OP_CPU) { /* the machine's own scaling: private arithmetic, no library */
-        volatile uint64_t x = tcb_mix64(i ^ k);
-        return x == 0 && i == UINT64_MAX;
-    }
+    if (op == OP_CPU) /* the machine's own scaling: private arithmetic, no library */
+        return tcb_cpu_work(i ^ k);
     const char *key = m->keys + (size_t)k * TCB_KEY_LEN;
     if (op == OP_SET || (op == OP_MIX && i % 10 == 9))
         return tc_set(m->cache, key, TCB_KEY_LEN, m->value, m->vlen, 0);
@@ -253,6 +252,7 @@ static void print_text(const micro_t *m, const micro_res_t *r) {
         }
     }
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void print_json(const micro_t *m, const micro_res_t *r) {
@@ -283,6 +283,7 @@ static void print_json(const micro_t *m, const micro_res_t *r) {
             tcb_json_obj_end(&j);
         }
     tcb_json_arr_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 
@@ -311,9 +312,10 @@ int tcb_cmd_micro(const tcb_opts_t *o) {
         rc = setup_keys(&m, maxt);
         if (rc == 0)
             rc = fill(&m, r);
-        if (rc == 0 && r->resident < m.n)
-            tcb_status(o, "micro: only %llu of %llu keys stayed resident",
-                       (unsigned long long)r->resident, (unsigned long long)m.n);
+        if (rc == 0)
+            tcb_check_l1_fill("micro's L1", "after the fill", r->resident, m.n, "entries",
+                              "its byte budget is sized for every key: this is a bug to "
+                              "report");
         if (rc == 0)
             rc = measure(&m, r);
         if (rc == 0)

@@ -35,9 +35,10 @@
  */
 #include "multi.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "hist.h"
 #include "json.h"
-#include "units.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -286,6 +287,11 @@ static int prepare(patterns_t *p, phase_res_t *r) {
         tcb_multi_read(p->other, BYSTANDER_PFX, 0, BYSTANDERS, NULL) != 0)
         return -1;
     r->resident_before = group_held(p);
+    char what[64];
+    snprintf(what, sizeof what, "the other cache (before %s)", phase_id[r - p->res]);
+    tcb_check_l1_fill(what, "before the call", r->resident_before, p->k, "group keys",
+                      "every group key must be in its L1 for the leftovers check to mean "
+                      "anything");
     return tcb_interrupted ? -1 : 0;
 }
 
@@ -466,6 +472,7 @@ static void print_text(const patterns_t *p) {
                tcb_fmt_count(r->still_served, d, sizeof d));
     }
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void print_json(const patterns_t *p) {
@@ -519,6 +526,7 @@ static void print_json(const patterns_t *p) {
         tcb_json_obj_end(&j);
     }
     tcb_json_arr_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

@@ -9,13 +9,33 @@
  */
 #include "report.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
-#include "units.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define VERSION_STRING "0.1.0"
+#ifndef TCB_VERSION
+#define TCB_VERSION "unknown"
+#endif
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void tcb_spread_of(double *v, unsigned n, tcb_spread_t *out) {
+    memset(out, 0, sizeof *out);
+    if (n == 0)
+        return;
+    qsort(v, n, sizeof *v, cmp_double);
+    out->min = v[0];
+    out->max = v[n - 1];
+    out->med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+    out->n = n;
+}
 
 static double ratio(double a, double b) {
     return b > 0 ? a / b : NAN;
@@ -84,6 +104,16 @@ static void c_ratio(cell_t c, double a, double b) {
         snprintf(c, sizeof(cell_t), x < 0.1 ? "%.3fx" : "%.2fx", x);
 }
 
+/* "25,000..34,000": a throughput spread's extremes. */
+static void spread_cell(cell_t c, const tcb_spread_t *sp) {
+    char a[32];
+    tcb_fmt_count((uint64_t)llround(sp->min), c, sizeof(cell_t) / 2 - 1);
+    tcb_fmt_count((uint64_t)llround(sp->max), a, sizeof(cell_t) / 2 - 1);
+    size_t n = strlen(c);
+    memcpy(c + n, "..", 2);
+    memcpy(c + n + 2, a, strlen(a) + 1);
+}
+
 static void row(FILE *f, const char *label, const char *a, const char *b, const char *r) {
     fprintf(f, "  %-30s %14s %14s", label, a, b);
     if (r && *r)
@@ -107,7 +137,15 @@ static void header(FILE *f, const tcb_report_ctx_t *c) {
     tcb_fmt_ns((double)c->source_ns, src, sizeof src);
     fprintf(f, "  %u thread%s, %s measured per mode after %s; source latency %s;\n", c->threads,
             c->threads == 1 ? "" : "s", dur, wdesc, src);
-    fprintf(f, "  TTL %llu s; Redis %s\n", (unsigned long long)(c->ttl_ms / 1000),
+    char ttl[32];
+    unsigned long long t = (unsigned long long)c->ttl_ms;
+    if (t % 60000 == 0)
+        snprintf(ttl, sizeof ttl, "%llu min", t / 60000);
+    else if (t % 1000 == 0)
+        snprintf(ttl, sizeof ttl, "%llu s", t / 1000);
+    else
+        snprintf(ttl, sizeof ttl, "%llu ms", t);
+    fprintf(f, "  TTL %s; Redis %s\n", ttl,
             c->preload ? "preloaded with every key" : "empty at start");
     fprintf(f, "  Redis: %s\n  L1: %s\n\n", c->redis, c->l1);
 }
@@ -219,6 +257,11 @@ void tcb_report_compare_table(FILE *f, const tcb_report_ctx_t *c, const tcb_resu
     c_count(y, (uint64_t)llround(tcb_res_ops_per_s(tc)));
     c_ratio(r, tcb_res_ops_per_s(tc), tcb_res_ops_per_s(ro));
     row(f, "throughput (ops/s)", x, y, r);
+    if (ro->tput.n > 1 && tc->tput.n > 1) {
+        spread_cell(x, &ro->tput);
+        spread_cell(y, &tc->tput);
+        row(f, "  per window min..max", x, y, NULL);
+    }
     latency_rows(f, ro, tc);
     hit_rows(f, ro, tc);
     redis_rows(f, ro, tc);
@@ -247,6 +290,19 @@ static void json_ctx(tcb_json_t *j, const tcb_report_ctx_t *c) {
     tcb_json_str(j, "redis", c->redis);
     tcb_json_str(j, "l1", c->l1);
     tcb_json_u64(j, "seed", c->seed);
+    tcb_json_obj_end(j);
+}
+
+static void json_spread(tcb_json_t *j, const char *key, const tcb_spread_t *sp) {
+    if (sp->n == 0) {
+        tcb_json_null(j, key);
+        return;
+    }
+    tcb_json_obj_begin(j, key);
+    tcb_json_dbl(j, "min", sp->min);
+    tcb_json_dbl(j, "median", sp->med);
+    tcb_json_dbl(j, "max", sp->max);
+    tcb_json_u64(j, "windows", sp->n);
     tcb_json_obj_end(j);
 }
 
@@ -303,6 +359,7 @@ static void json_result(tcb_json_t *j, const char *key, const tcb_result_t *r) {
     tcb_json_u64(j, "writes", r->writes);
     tcb_json_dbl(j, "seconds", r->secs);
     tcb_json_dbl(j, "ops_per_sec", tcb_res_ops_per_s(r));
+    json_spread(j, "ops_per_sec_windows", &r->tput);
     json_latency(j, r);
     tcb_json_obj_begin(j, "hit_rate");
     tcb_json_dbl(j, "l1", tcb_res_l1_hit(r));
@@ -346,7 +403,7 @@ static void json_ratios(tcb_json_t *j, const tcb_result_t *ro, const tcb_result_
 static void json_head(tcb_json_t *j, const tcb_report_ctx_t *c) {
     tcb_json_obj_begin(j, NULL);
     tcb_json_str(j, "tool", "tiercache-bench");
-    tcb_json_str(j, "version", VERSION_STRING);
+    tcb_json_str(j, "version", TCB_VERSION);
     tcb_json_str(j, "command", c->command);
     json_ctx(j, c);
 }
@@ -361,36 +418,61 @@ void tcb_report_compare_json(FILE *f, const tcb_report_ctx_t *c, const tcb_resul
     json_result(&j, NULL, tc);
     tcb_json_arr_end(&j);
     json_ratios(&j, ro, tc);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 
 /* ---- sweep ---- */
 
+/* A sweep point's throughput and speedup are medians over its windows (each paired with a
+ * baseline window); a result measured in one window has only its total. */
+static double sweep_ops(const tcb_result_t *r) {
+    return r->tput.n ? r->tput.med : tcb_res_ops_per_s(r);
+}
+
+static double sweep_speedup(const tcb_result_t *r, const tcb_result_t *base) {
+    return r->speedup.n ? r->speedup.med : ratio(sweep_ops(r), sweep_ops(base));
+}
+
+static void sweep_row(FILE *f, const char *label, const char *entries, const char *miss,
+                      const tcb_result_t *r, const char *speedup, const char *sp_range) {
+    cell_t ops, range = "-", p50, p99;
+    c_count(ops, (uint64_t)llround(sweep_ops(r)));
+    if (r->tput.n > 1)
+        spread_cell(range, &r->tput);
+    c_ns(p50, r->p50);
+    c_ns(p99, r->p99);
+    fprintf(f, "  %-10s %9s %8s %9s %-17s %8s %-12s %9s %9s %8.3f\n", label, entries, miss, ops,
+            range, speedup, sp_range, p50, p99, tcb_res_per_op(r, r->redis.commands));
+}
+
 void tcb_report_sweep_table(FILE *f, const tcb_report_ctx_t *c, const tcb_result_t *base,
                             const tcb_result_t *pts, int n) {
     header(f, c);
-    fprintf(f, "  %-10s %10s %10s %12s %9s %10s %10s %9s\n", "L1 %keys", "entries", "L1 miss",
-            "ops/s", "speedup", "p50", "p99", "cmds/op");
-    cell_t a, b, d, e;
-    c_count(b, (uint64_t)llround(tcb_res_ops_per_s(base)));
-    c_ns(d, base->p50);
-    c_ns(e, base->p99);
-    fprintf(f, "  %-10s %10s %10s %12s %9s %10s %10s %9.3f\n", "redis-only", "-", "-", b,
-            "1.00x", d, e, tcb_res_per_op(base, base->redis.commands));
+    fprintf(f, "  %-10s %9s %8s %9s %-17s %8s %-12s %9s %9s %8s\n", "L1 %keys", "entries",
+            "L1 miss", "ops/s", "  min..max", "speedup", "  min..max", "p50", "p99", "cmds/op");
+    sweep_row(f, "redis-only", "-", "-", base, "1.00x", "-");
     for (int i = 0; i < n; i++) {
         const tcb_result_t *p = &pts[i];
-        cell_t pct, miss, sp;
+        cell_t pct, entries, miss, sp, range = "-";
         snprintf(pct, sizeof pct, "%.3g%%", p->l1_pct);
-        c_count(a, p->l1_entries);
+        c_count(entries, p->l1_entries);
         c_pct(miss, 1.0 - tcb_res_l1_hit(p));
-        c_count(b, (uint64_t)llround(tcb_res_ops_per_s(p)));
-        c_ratio(sp, tcb_res_ops_per_s(p), tcb_res_ops_per_s(base));
-        c_ns(d, p->p50);
-        c_ns(e, p->p99);
-        fprintf(f, "  %-10s %10s %10s %12s %9s %10s %10s %9.3f\n", pct, a, miss, b, sp, d, e,
-                tcb_res_per_op(p, p->redis.commands));
+        c_ratio(sp, sweep_speedup(p, base), 1.0);
+        if (p->speedup.n > 1)
+            snprintf(range, sizeof range, "%.2f..%.2fx", p->speedup.min, p->speedup.max);
+        sweep_row(f, pct, entries, miss, p, sp, range);
     }
+    if (base->tput.n > 1)
+        fprintf(f,
+                "\n  ops/s is the median of a mode's measured windows, min..max their range;"
+                "\n  the redis-only row spans all %u of its windows, measured between the "
+                "sizes'.\n  speedup is the median of the per-round ratios: each tiercache "
+                "window over\n  the redis-only window just before it. entries: L1 entries at "
+                "the end.\n",
+                base->tput.n);
     fputc('\n', f);
+    tcb_warnings_print(f);
 }
 
 void tcb_report_sweep_json(FILE *f, const tcb_report_ctx_t *c, const tcb_result_t *base,
@@ -404,11 +486,13 @@ void tcb_report_sweep_json(FILE *f, const tcb_report_ctx_t *c, const tcb_result_
         tcb_json_obj_begin(&j, NULL);
         tcb_json_dbl(&j, "l1_pct", pts[i].l1_pct);
         tcb_json_dbl(&j, "l1_miss_ratio", 1.0 - tcb_res_l1_hit(&pts[i]));
-        tcb_json_dbl(&j, "speedup", ratio(tcb_res_ops_per_s(&pts[i]), tcb_res_ops_per_s(base)));
+        tcb_json_dbl(&j, "speedup", sweep_speedup(&pts[i], base));
+        json_spread(&j, "speedup_rounds", &pts[i].speedup);
         json_result(&j, "result", &pts[i]);
         tcb_json_obj_end(&j);
     }
     tcb_json_arr_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 
@@ -427,7 +511,12 @@ static void csv_row(FILE *f, const tcb_result_t *r, const tcb_result_t *base) {
     csv_num(f, r->has_l1 ? 1.0 - tcb_res_l1_hit(r) : 1.0, 6);
     csv_num(f, tcb_res_l2_hit(r), 6);
     csv_num(f, tcb_res_ops_per_s(r), 1);
-    csv_num(f, ratio(tcb_res_ops_per_s(r), tcb_res_ops_per_s(base)), 4);
+    csv_num(f, r->tput.n ? r->tput.min : NAN, 1);
+    csv_num(f, sweep_ops(r), 1);
+    csv_num(f, r->tput.n ? r->tput.max : NAN, 1);
+    csv_num(f, r == base ? 1.0 : sweep_speedup(r, base), 4);
+    csv_num(f, r->speedup.n ? r->speedup.min : NAN, 4);
+    csv_num(f, r->speedup.n ? r->speedup.max : NAN, 4);
     fprintf(f, ",%llu,%llu,%llu,%llu,%llu", (unsigned long long)r->p50,
             (unsigned long long)r->p90, (unsigned long long)r->p99, (unsigned long long)r->p999,
             (unsigned long long)r->max);
@@ -437,8 +526,13 @@ static void csv_row(FILE *f, const tcb_result_t *r, const tcb_result_t *base) {
     fprintf(f, ",%llu\n", (unsigned long long)r->errors);
 }
 
+double tcb_report_sweep_ops(const tcb_result_t *r) {
+    return sweep_ops(r);
+}
+
 void tcb_report_sweep_csv(FILE *f, const tcb_result_t *base, const tcb_result_t *pts, int n) {
-    fputs("mode,l1_pct,l1_entries,l1_bytes,l1_miss_ratio,l2_hit_ratio,ops_per_sec,speedup,"
+    fputs("mode,l1_pct,l1_entries,l1_bytes,l1_miss_ratio,l2_hit_ratio,ops_per_sec,"
+          "ops_per_sec_min,ops_per_sec_median,ops_per_sec_max,speedup,speedup_min,speedup_max,"
           "p50_ns,p90_ns,p99_ns,p999_ns,max_ns,redis_cmds_per_op,net_bytes_per_op,"
           "loads_per_op,errors\n",
           f);

@@ -7,8 +7,9 @@
  */
 #include "session.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "trace.h"
-#include "units.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,9 +23,12 @@ static int load_trace(tcb_session_t *s) {
         fprintf(stderr, "tiercache-bench: %s\n", err);
         return -1;
     }
-    if (st.bad || st.blank)
-        tcb_status(s->o, "trace: skipped %llu bad and %llu blank lines",
-                   (unsigned long long)st.bad, (unsigned long long)st.blank);
+    char skipped[256];
+    if (*tcb_trace_skipped(&st, skipped, sizeof skipped))
+        tcb_warn("trace %s: %s", s->o->trace_path, skipped);
+    if (st.hashed)
+        tcb_status(s->o, "trace: %llu of %llu keys are strings, hashed into ids",
+                   (unsigned long long)st.hashed, (unsigned long long)st.keys);
     uint64_t n = tcb_trace_distinct(s->trace_ids, s->trace_len, &s->distinct);
     if (n == 0 || tcb_workload_trace(&s->wl, s->trace_ids, s->trace_len, n) != 0) {
         fprintf(stderr, "tiercache-bench: out of memory reading the trace\n");
@@ -146,14 +150,22 @@ typedef struct meas {
     tc_cache_t *cache; /* NULL for redis-only */
     tcb_run_out_t *acc;
     tcb_result_t *r;
+    double *win; /* ops/s of each measured window, for the spread */
+    unsigned nwin, capwin;
 } meas_t;
 
+/* capwin: the most windows this mode will be measured in. */
 static int meas_init(meas_t *m, tcb_session_t *s, const char *name, const tcb_mode_ops_t *mode,
-                     void *arg, tc_cache_t *cache, tcb_result_t *r) {
+                     void *arg, tc_cache_t *cache, tcb_result_t *r, unsigned capwin) {
     *m = (meas_t){.s = s, .name = name, .mode = mode, .arg = arg, .cache = cache, .r = r};
     m->acc = malloc(sizeof *m->acc);
-    if (!m->acc)
+    m->win = malloc((capwin ? capwin : 1) * sizeof *m->win);
+    m->capwin = capwin ? capwin : 1;
+    if (!m->acc || !m->win) {
+        free(m->acc);
+        free(m->win);
         return -1;
+    }
     memset(m->acc, 0, offsetof(tcb_run_out_t, hist));
     tcb_hist_reset(&m->acc->hist);
     memset(&r->redis, 0, sizeof r->redis);
@@ -203,8 +215,13 @@ static int meas_window(meas_t *m, uint64_t duration_ns, uint64_t ops, uint64_t s
         return -1;
     tcb_info_t a, b, d;
     tc_stats_t sa, sb;
-    if (m->cache)
+    if (m->cache) {
         tc_stats(m->cache, &sa);
+        if (m->nwin == 0) {
+            m->r->l1_entries_start = sa.l1_entries;
+            m->r->l1_bytes_start = sa.l1_bytes;
+        }
+    }
     int ia = tcb_info_fetch(m->s->env.ctl, &a);
     int rc = tcb_run(&cfg, out);
     int ib = tcb_info_fetch(m->s->env.ctl, &b);
@@ -216,9 +233,38 @@ static int meas_window(meas_t *m, uint64_t duration_ns, uint64_t ops, uint64_t s
         tcb_info_delta(&a, &b, &d);
         tcb_info_add(&m->r->redis, &d);
     }
+    if (m->nwin < m->capwin && out->wall_ns > 0)
+        m->win[m->nwin++] = (double)out->ops * 1e9 / (double)out->wall_ns;
     tcb_run_out_add(m->acc, out);
     free(out);
     return rc;
+}
+
+/* The latest window's ops/s (0 before any). */
+static double meas_last(const meas_t *m) {
+    return m->nwin ? m->win[m->nwin - 1] : 0.0;
+}
+
+/* Did the L1 hold what it could when measuring began? Warns through checks.h. */
+static void check_fill(const meas_t *m) {
+    const tcb_result_t *r = m->r;
+    char end[64], advice[160];
+    snprintf(advice, sizeof advice,
+             "a longer --warmup (now %.3g s) lets it fill before measuring",
+             (double)m->s->o->warmup_ns / 1e9);
+    if (r->l1_cap_entries) {
+        uint64_t could = r->l1_cap_entries < m->s->ks.n ? r->l1_cap_entries : m->s->ks.n;
+        char e[32];
+        snprintf(end, sizeof end, "when measuring began (%s at the end)",
+                 tcb_fmt_count(r->l1_entries, e, sizeof e));
+        tcb_check_l1_fill(m->name, end, r->l1_entries_start, could, "entries", advice);
+    } else if (r->l1_cap_bytes &&
+               (double)r->l1_entries_start < TCB_L1_FULL_SHARE * (double)m->s->ks.n) {
+        char e[32];
+        snprintf(end, sizeof end, "when measuring began (%s at the end)",
+                 tcb_fmt_count(r->l1_bytes, e, sizeof e));
+        tcb_check_l1_fill(m->name, end, r->l1_bytes_start, r->l1_cap_bytes, "bytes", advice);
+    }
 }
 
 /* Percentiles and counts from the merged windows; frees the sums. */
@@ -246,8 +292,13 @@ static void meas_finish(meas_t *m) {
                       : m->cache   ? tc_err_name(out->first_error)
                                    : "hiredis error";
     snprintf(r->first_error, sizeof r->first_error, "%s", err);
+    tcb_spread_of(m->win, m->nwin, &r->tput);
+    if (m->cache && !tcb_interrupted)
+        check_fill(m);
     free(m->acc);
+    free(m->win);
     m->acc = NULL;
+    m->win = NULL;
 }
 
 static int measure_all(meas_t *m) {
@@ -275,7 +326,7 @@ int tcb_measure_redis_only(tcb_session_t *s, tcb_result_t *r) {
     tcb_ro_t ro;
     meas_t m;
     if (ro_prepare(s, &ro) != 0 ||
-        meas_init(&m, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, r) != 0)
+        meas_init(&m, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, r, 1) != 0)
         return -1;
     return measure_all(&m);
 }
@@ -313,29 +364,28 @@ int tcb_measure_tiercache(tcb_session_t *s, double pct, int preload, const char 
         return -1;
     tcb_tcm_t tcm = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
     meas_t m;
-    int rc = meas_init(&m, s, label ? label : "tiercache", &tcb_mode_tiercache, &tcm, cache, r);
+    int rc =
+        meas_init(&m, s, label ? label : "tiercache", &tcb_mode_tiercache, &tcm, cache, r, 1);
     if (rc == 0)
         rc = measure_all(&m);
     tc_close(cache);
     return rc;
 }
 
-/* Both modes in alternating windows: slow drift of a shared machine hits both alike. */
-static int interleave(tcb_session_t *s, meas_t *mr, meas_t *mt, int rounds, double *ratios) {
-    const tcb_opts_t *o = s->o;
-    if (meas_warmup(mr) != 0 || meas_warmup(mt) != 0)
-        return -1;
+/* Both modes in alternating windows, redis-only first: slow drift of a shared machine hits
+ * both alike. ratios[i] is round i's tiercache / redis-only throughput. */
+static int pair_rounds(meas_t *mr, meas_t *mt, int rounds, double *ratios) {
+    const tcb_opts_t *o = mr->s->o;
     int rc = 0;
     for (int i = 0; i < rounds && rc == 0 && !tcb_interrupted; i++) {
-        tcb_status(o, "round %d of %d: redis-only, then tiercache", i + 1, rounds);
+        tcb_status(o, "%s: round %d of %d: %s, then %s", mt->name, i + 1, rounds, mr->name,
+                   mt->name);
         uint64_t ops = o->ops / (uint64_t)rounds, seed = o->seed + (uint64_t)i;
-        uint64_t before_r = mr->acc->ops, before_t = mt->acc->ops;
-        uint64_t wr = mr->acc->wall_ns, wt = mt->acc->wall_ns;
-        rc = meas_window(mr, o->duration_ns / (uint64_t)rounds, ops, seed);
+        uint64_t d = o->duration_ns / (uint64_t)rounds;
+        rc = meas_window(mr, d, ops, seed);
         if (rc == 0)
-            rc = meas_window(mt, o->duration_ns / (uint64_t)rounds, ops, seed);
-        double tr = (double)(mr->acc->ops - before_r) / (double)(mr->acc->wall_ns - wr + 1);
-        double tt = (double)(mt->acc->ops - before_t) / (double)(mt->acc->wall_ns - wt + 1);
+            rc = meas_window(mt, d, ops, seed);
+        double tr = meas_last(mr), tt = meas_last(mt);
         ratios[i] = tr > 0 ? tt / tr : 0;
     }
     return rc;
@@ -354,15 +404,72 @@ int tcb_measure_interleaved(tcb_session_t *s, int rounds, tcb_result_t *ro_r,
         return -1;
     tcb_tcm_t tcm = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
     meas_t mr, mt;
-    int rc = meas_init(&mr, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, ro_r);
-    if (rc == 0 &&
-        (rc = meas_init(&mt, s, "tiercache", &tcb_mode_tiercache, &tcm, cache, tc_r)) != 0)
+    unsigned cap = (unsigned)rounds;
+    int rc = meas_init(&mr, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, ro_r, cap);
+    if (rc == 0 && (rc = meas_init(&mt, s, "tiercache", &tcb_mode_tiercache, &tcm, cache, tc_r,
+                                   cap)) != 0) {
         free(mr.acc);
+        free(mr.win);
+    }
     if (rc == 0) {
-        rc = interleave(s, &mr, &mt, rounds, ratios);
+        if (meas_warmup(&mr) != 0 || meas_warmup(&mt) != 0)
+            rc = -1;
+        if (rc == 0)
+            rc = pair_rounds(&mr, &mt, rounds, ratios);
         meas_finish(&mr);
         meas_finish(&mt);
     }
     tc_close(cache);
+    return rc;
+}
+
+/* One sweep point: tiercache at pct, its own warm-up, then rounds paired with the
+ * baseline's windows (mr, whose sums run across every point). */
+static int sweep_point(tcb_session_t *s, meas_t *mr, double pct, int preload, int rounds,
+                       tcb_result_t *r) {
+    memset(r, 0, sizeof *r);
+    char tc_prefix[96], label[48];
+    snprintf(tc_prefix, sizeof tc_prefix, "%stc:", s->env.prefix);
+    snprintf(label, sizeof label, "tiercache L1 %.3g%%", pct);
+    tc_cache_t *cache = NULL;
+    if (tc_prepare(s, pct, preload, tc_prefix, &cache, r) != 0)
+        return -1;
+    tcb_tcm_t tcm = {.cache = cache, .src = &s->src, .ttl_ms = s->o->ttl_ms};
+    double *ratios = malloc((size_t)rounds * sizeof *ratios);
+    meas_t mt;
+    int rc =
+        ratios ? meas_init(&mt, s, label, &tcb_mode_tiercache, &tcm, cache, r, (unsigned)rounds)
+               : -1;
+    if (rc == 0) {
+        rc = meas_warmup(&mt);
+        if (rc == 0)
+            rc = pair_rounds(mr, &mt, rounds, ratios);
+        meas_finish(&mt);
+        /* the ratios of the rounds that ran: mt's windows */
+        tcb_spread_of(ratios, r->tput.n, &r->speedup);
+    }
+    free(ratios);
+    tc_close(cache);
+    return rc;
+}
+
+int tcb_measure_sweep(tcb_session_t *s, int rounds, tcb_result_t *base, tcb_result_t *pts,
+                      int *n) {
+    const tcb_opts_t *o = s->o;
+    memset(base, 0, sizeof *base);
+    *n = 0;
+    tcb_ro_t ro;
+    meas_t mr;
+    unsigned cap = (unsigned)(rounds * o->nsweep);
+    if (ro_prepare(s, &ro) != 0 ||
+        meas_init(&mr, s, "redis-only", &tcb_mode_redis_only, &ro, NULL, base, cap) != 0)
+        return -1;
+    int rc = meas_warmup(&mr);
+    for (int i = 0; i < o->nsweep && rc == 0 && !tcb_interrupted; i++) {
+        rc = sweep_point(s, &mr, o->sweep_pcts[i], i == 0 && o->preload, rounds, &pts[i]);
+        if (rc == 0)
+            *n = i + 1;
+    }
+    meas_finish(&mr);
     return rc;
 }

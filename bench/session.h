@@ -42,6 +42,14 @@ int tcb_measure_tiercache(tcb_session_t *s, double pct, int preload, const char 
 int tcb_measure_interleaved(tcb_session_t *s, int rounds, tcb_result_t *ro, tcb_result_t *tc,
                             double *ratios);
 
+/* sweep: the baseline (redis-only) and tiercache at each --sizes point. Each point has
+ * its own warm-up and then `rounds` rounds of a redis-only window and a tiercache window
+ * (--duration / rounds each), so the baseline is measured all along, beside every point,
+ * and a point's speedup (out->speedup) is the spread of its per-round ratios. base sums
+ * the baseline's windows over every point. *n: points measured. 0 or -1. */
+int tcb_measure_sweep(tcb_session_t *s, int rounds, tcb_result_t *base, tcb_result_t *pts,
+                      int *n);
+
 /* L1 description for headers ("10% of the keys (100,000 entries)" / "64.0 MiB"). */
 void tcb_l1_describe(const tcb_opts_t *o, double pct, uint64_t nkeys, char *buf, size_t cap);
 

@@ -32,12 +32,13 @@
  */
 #include "bench.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "fresh.h"
 #include "hist.h"
 #include "json.h"
 #include "source.h"
 #include "tiercache.h"
-#include "units.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -179,8 +180,7 @@ static int naive_read(st_thread_t *t) {
 }
 
 static int cpu_read(st_thread_t *t) {
-    volatile uint64_t x = t->ops * 0x9e3779b97f4a7c15ull;
-    return x == 1 && t->ops == 0; /* never: keeps the arithmetic */
+    return tcb_cpu_work(t->ops);
 }
 
 static int read_once(st_thread_t *t, int *stale) {
@@ -582,6 +582,7 @@ static void print_text(const st_bench_t *b) {
             printf("  %s: %llu errors (first: %s)\n", mode_names[m],
                    (unsigned long long)b->res[m].errors, b->res[m].err);
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void json_latency(tcb_json_t *j, const tcb_hist_t *h) {
@@ -637,6 +638,7 @@ static void print_json(const st_bench_t *b) {
     for (int m = 0; m < ST_MODES; m++)
         json_mode(&j, b, m);
     tcb_json_arr_end(&j);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

@@ -1,14 +1,25 @@
 /*
- * sweep.c - `sweep`: tiercache at a series of L1 sizes, one redis-only baseline.
+ * sweep.c - `sweep`: tiercache at a series of L1 sizes against a redis-only baseline
+ * measured all along.
  *
  * The miss-ratio curve (L1 miss ratio against L1 size) says how much memory buys how many
  * avoided Redis calls; the throughput curve says what that is worth end to end. Both come
  * from the same runs: one tc_open per size on the same preloaded Redis data, each with its
- * own warm-up, because an L1 starts empty. Results go to PREFIX.csv and PREFIX.json, and
- * to PREFIX.png through gnuplot when it is on PATH (the script is kept as PREFIX.gp so the
- * picture can be redrawn or restyled by hand).
+ * own warm-up, because an L1 starts empty.
+ *
+ * A baseline measured once, before the sizes, compares every size with whatever the
+ * machine was doing in those few seconds: on a shared machine that alone moved the
+ * speedup column by 4x. So each size is measured in rounds (0.5 s windows, 3 to 20 of
+ * them, as `miss` does): a redis-only window, then a tiercache window, and the size's
+ * speedup is the median of the per-round ratios. The table prints the spread (min,
+ * median, max) of both modes' windows, and the checks warn when the windows disagree.
+ *
+ * Results go to PREFIX.csv and PREFIX.json, and to PREFIX.png through gnuplot when it is on
+ * PATH (the script is kept as PREFIX.gp so the picture can be redrawn or restyled by hand).
  */
 #include "session.h"
+
+#include "checks.h"
 
 #include <spawn.h>
 #include <stdlib.h>
@@ -72,11 +83,12 @@ static int write_gp(const char *prefix, const char *csv, const tcb_result_t *bas
             "set xlabel 'L1 size (%% of keys)'\n"
             "set ylabel 'L1 miss ratio'\nset yrange [0:1]\n"
             "plot '%s' skip 2 using 2:5 with linespoints lw 2 title 'tiercache L1'\n"
-            "set ylabel 'operations / s'\nset yrange [0:*]\nset key top left\n"
-            "plot '%s' skip 2 using 2:7 with linespoints lw 2 title 'tiercache', "
+            "set yrange [0:*]\nset key top left\n"
+            "set ylabel 'operations / s (median of the windows)'\n"
+            "plot '%s' skip 2 using 2:9 with linespoints lw 2 title 'tiercache', "
             "%.1f with lines dt 2 lw 2 title 'redis-only'\n"
             "unset multiplot\n",
-            gp, prefix, title, csv, csv, tcb_res_ops_per_s(base));
+            gp, prefix, title, csv, csv, tcb_report_sweep_ops(base));
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -122,17 +134,31 @@ static int write_files(const tcb_opts_t *o, const tcb_session_t *s, const tcb_re
     return 0;
 }
 
-static int run_points(tcb_session_t *s, tcb_result_t *pts, int *n) {
-    const tcb_opts_t *o = s->o;
-    *n = 0;
-    for (int i = 0; i < o->nsweep && !tcb_interrupted; i++) {
-        char label[48];
-        snprintf(label, sizeof label, "tiercache L1 %.3g%%", o->sweep_pcts[i]);
-        if (tcb_measure_tiercache(s, o->sweep_pcts[i], i == 0, label, &pts[i]) != 0)
-            return -1;
-        *n = i + 1;
+#define SWEEP_MAX_ROUNDS 20
+#define SWEEP_WINDOW_NS  500000000ull /* half a second per window, as miss */
+
+static int sweep_rounds(const tcb_opts_t *o) {
+    uint64_t r = o->duration_ns / SWEEP_WINDOW_NS;
+    return r < 3 ? 3 : r > SWEEP_MAX_ROUNDS ? SWEEP_MAX_ROUNDS : (int)r;
+}
+
+/* Windows that disagree: the baseline's, and the widest of the sizes'. */
+static void check_spreads(const tcb_result_t *base, const tcb_result_t *pts, int n) {
+    tcb_check_spread("the redis-only baseline", base->tput.min, base->tput.max);
+    int worst = -1;
+    double wr = 0;
+    for (int i = 0; i < n; i++) {
+        double r = pts[i].tput.min > 0 ? pts[i].tput.max / pts[i].tput.min : 0;
+        if (r > wr) {
+            wr = r;
+            worst = i;
+        }
     }
-    return 0;
+    if (worst >= 0) {
+        char what[64];
+        snprintf(what, sizeof what, "tiercache at L1 %.3g%%", pts[worst].l1_pct);
+        tcb_check_spread(what, pts[worst].tput.min, pts[worst].tput.max);
+    }
 }
 
 int tcb_cmd_sweep(const tcb_opts_t *o) {
@@ -144,17 +170,15 @@ int tcb_cmd_sweep(const tcb_opts_t *o) {
     tcb_session_t s;
     if (tcb_session_open(&s, o, "sweep") != 0)
         return 1;
-    snprintf(s.ctx.l1, sizeof s.ctx.l1, "swept over %d sizes", o->nsweep);
+    int rounds = sweep_rounds(o);
+    snprintf(s.ctx.l1, sizeof s.ctx.l1, "swept over %d sizes, %d rounds each", o->nsweep,
+             rounds);
     tcb_result_t base, pts[TCB_MAX_LIST];
-    memset(&base, 0, sizeof base);
     memset(pts, 0, sizeof pts);
     int n = 0;
-    int rc = tcb_measure_redis_only(&s, &base);
+    int rc = tcb_measure_sweep(&s, rounds, &base, pts, &n);
     if (rc == 0 && !tcb_interrupted) {
-        tcb_env_purge(&s.env, "");
-        rc = run_points(&s, pts, &n);
-    }
-    if (rc == 0 && !tcb_interrupted) {
+        check_spreads(&base, pts, n);
         if (o->json)
             tcb_report_sweep_json(stdout, &s.ctx, &base, pts, n);
         else

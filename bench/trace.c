@@ -3,7 +3,7 @@
  *
  * gzgets() hands back at most one line per call; a line longer than the buffer arrives in
  * pieces without a newline, so the reader remembers it is inside an overlong line and
- * drops the pieces until the newline, counting the whole line once as bad. Read errors
+ * drops the pieces until the newline, counting the whole line once as too long. Read errors
  * (a truncated or corrupt gzip stream) are told apart from end of file with gzerror().
  */
 #include "trace.h"
@@ -18,23 +18,42 @@ static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-int tcb_trace_parse_line(const char *line, size_t len, uint64_t *id) {
+uint64_t tcb_trace_hash_key(const char *key, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 0x100000001b3ull;
+    }
+    return h | (1ull << 63);
+}
+
+/* A plain decimal id: digits only, no leading zero (so "007" stays its own key), fits. */
+static int plain_decimal(const char *s, size_t len, uint64_t *id) {
+    if (len > 1 && s[0] == '0')
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *id = v;
+    return 1;
+}
+
+tcb_trace_line_t tcb_trace_parse_line(const char *line, size_t len, uint64_t *id) {
     size_t b = 0, e = len;
     while (b < e && is_blank(line[b]))
         b++;
     while (e > b && is_blank(line[e - 1]))
         e--;
     if (b == e)
-        return 0;
-    uint64_t v = 0;
-    for (size_t i = b; i < e; i++) {
-        unsigned d = (unsigned char)line[i] - '0';
-        if (d > 9 || v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *id = v;
-    return 1;
+        return TCB_TRACE_BLANK;
+    if (plain_decimal(line + b, e - b, id))
+        return TCB_TRACE_ID;
+    *id = tcb_trace_hash_key(line + b, e - b);
+    return TCB_TRACE_HASHED;
 }
 
 typedef struct vec {
@@ -63,23 +82,25 @@ static int take_piece(const char *buf, int *in_long, vec_t *v, tcb_trace_stats_t
         /* Part of an overlong line: count it once, at its first piece. */
         if (!*in_long) {
             st->lines++;
-            st->bad++;
+            st->too_long++;
         }
         *in_long = !ends_line;
         return 0;
     }
     st->lines++;
     uint64_t id;
-    int r = tcb_trace_parse_line(buf, len, &id);
-    if (r == 0)
+    switch (tcb_trace_parse_line(buf, len, &id)) {
+    case TCB_TRACE_BLANK:
         st->blank++;
-    else if (r < 0)
-        st->bad++;
-    else {
-        st->keys++;
-        return vec_push(v, id);
+        return 0;
+    case TCB_TRACE_HASHED:
+        st->hashed++;
+        break;
+    case TCB_TRACE_ID:
+        break;
     }
-    return 0;
+    st->keys++;
+    return vec_push(v, id);
 }
 
 static int fail(char *err, size_t errlen, const char *path, const char *why) {
@@ -112,7 +133,7 @@ int tcb_trace_load(const char *path, uint64_t **ids, size_t *n, tcb_trace_stats_
         rc = fail(err, errlen, path, zerr == Z_ERRNO ? strerror(errno) : zmsg);
     gzclose(gz);
     if (rc == 0 && v.n == 0)
-        rc = fail(err, errlen, path, "no keys (expected one decimal id per line)");
+        rc = fail(err, errlen, path, "no keys (expected one key per line)");
     if (rc != 0) {
         free(v.a);
         return -1;
@@ -120,6 +141,21 @@ int tcb_trace_load(const char *path, uint64_t **ids, size_t *n, tcb_trace_stats_
     *ids = v.a;
     *n = v.n;
     return 0;
+}
+
+char *tcb_trace_skipped(const tcb_trace_stats_t *st, char *buf, size_t cap) {
+    uint64_t skipped = st->blank + st->too_long;
+    if (skipped == 0) {
+        snprintf(buf, cap, "%s", "");
+        return buf;
+    }
+    snprintf(buf, cap,
+             "skipped %llu of %llu lines: %llu blank, %llu longer than %d bytes (not read "
+             "as keys, not counted as requests)",
+             (unsigned long long)skipped, (unsigned long long)st->lines,
+             (unsigned long long)st->blank, (unsigned long long)st->too_long,
+             TCB_TRACE_MAX_LINE - 2);
+    return buf;
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -23,8 +23,9 @@
  */
 #include "multi.h"
 
+#include "checks.h"
+#include "fmt.h"
 #include "json.h"
-#include "units.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -292,6 +293,12 @@ static int previous_instance(warm_t *w) {
     int rc = run_workload(w->o, &w->wl, c, w->o->warmup_ns, &w->prev);
     size_t max = w->cfg.l1_entries ? (size_t)w->cfg.l1_entries : (size_t)w->o->keys;
     long listed = rc == 0 ? tc_hot_keys(c, max, hot_collect, &w->hot) : -1;
+    tc_stats_t st;
+    if (rc == 0 && w->cfg.l1_entries && tc_stats(c, &st) == 0)
+        tcb_check_l1_fill("the previous instance", "when it listed its hot keys", st.l1_entries,
+                          max < w->o->keys ? max : w->o->keys, "entries",
+                          "its steady hit rate is not steady and the warm start gets a short "
+                          "list; a longer --warmup lets it fill");
     tc_close(c);
     if (listed < 0 || hot_finish(&w->hot) != 0) {
         fprintf(stderr, "tiercache-bench: warm: tc_hot_keys: %s\n",
@@ -406,6 +413,7 @@ static void print_text(const warm_t *w) {
         printf("  errors: %llu cold, %llu warm (tc_get other than 0)\n",
                (unsigned long long)w->cold.errors, (unsigned long long)w->warm.errors);
     printf("\n");
+    tcb_warnings_print(stdout);
 }
 
 static void json_run(tcb_json_t *j, const char *key, const run_res_t *r) {
@@ -455,6 +463,7 @@ static void print_json(const warm_t *w) {
     tcb_json_str(&j, "tc_warm_result", tc_err_name(w->warm_rc));
     json_run(&j, "cold", &w->cold);
     json_run(&j, "warm", &w->warm);
+    tcb_warnings_json(&j);
     tcb_json_obj_end(&j);
 }
 

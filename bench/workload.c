@@ -11,6 +11,8 @@
  */
 #include "workload.h"
 
+#include "units.h" /* tc__parse_bytes: the library's byte syntax (src/units.h) */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,11 +196,16 @@ int tcb_key_parse(const void *key, size_t klen, uint64_t *id) {
 
 /* ---- value sizes ---- */
 
-static int parse_u32(const char *s, char **end, uint32_t *out) {
-    if (*s < '0' || *s > '9')
+/* One size of a --value-size spec (len bytes at s): the library's byte syntax ("512",
+ * "1KiB", "2MB"), at most TCB_VSIZE_MAX. */
+static int parse_size(const char *s, size_t len, uint32_t *out) {
+    char buf[64];
+    uint64_t v;
+    if (len == 0 || len >= sizeof buf)
         return -1;
-    unsigned long long v = strtoull(s, end, 10);
-    if (v > TCB_VSIZE_MAX)
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (tc__parse_bytes(buf, &v) != 0 || v > TCB_VSIZE_MAX)
         return -1;
     *out = (uint32_t)v;
     return 0;
@@ -207,23 +214,20 @@ static int parse_u32(const char *s, char **end, uint32_t *out) {
 int tcb_vsize_parse(const char *s, tcb_vsize_t *out) {
     if (!s || !out)
         return -1;
-    char *end = NULL;
     tcb_vsize_t v = {TCB_VS_FIXED, 0, 0};
+    const char *dash = strchr(s, '-');
     if (strncmp(s, "exp:", 4) == 0) {
         v.kind = TCB_VS_EXP;
-        if (parse_u32(s + 4, &end, &v.a) != 0 || *end || v.a == 0 || v.a > TCB_VSIZE_MAX / 16)
+        if (parse_size(s + 4, strlen(s + 4), &v.a) != 0 || v.a == 0 || v.a > TCB_VSIZE_MAX / 16)
             return -1;
         v.b = 16 * v.a;
-    } else {
-        if (parse_u32(s, &end, &v.a) != 0)
+    } else if (dash) {
+        v.kind = TCB_VS_UNIFORM;
+        if (parse_size(s, (size_t)(dash - s), &v.a) != 0 ||
+            parse_size(dash + 1, strlen(dash + 1), &v.b) != 0 || v.b < v.a)
             return -1;
-        if (*end == '-') {
-            v.kind = TCB_VS_UNIFORM;
-            if (parse_u32(end + 1, &end, &v.b) != 0 || v.b < v.a)
-                return -1;
-        }
-        if (*end)
-            return -1;
+    } else if (parse_size(s, strlen(s), &v.a) != 0) {
+        return -1;
     }
     *out = v;
     return 0;

@@ -98,7 +98,8 @@ typedef struct tcb_vsize {
 #define TCB_VSIZE_MAX (16u << 20)
 
 /* "100" (fixed), "64-1024" (uniform, inclusive), "exp:512" (exponential with that mean,
- * capped at 16x). Sizes are bytes up to 16 MiB. 0 or -1. */
+ * capped at 16x). Each size is in the library's byte syntax ("512", "4KiB", "1MB"; bare =
+ * bytes), at most 16 MiB. 0 or -1. */
 int tcb_vsize_parse(const char *s, tcb_vsize_t *out);
 /* Size of id's value; deterministic in (v, id). */
 uint32_t tcb_vsize_for(const tcb_vsize_t *v, uint64_t id);

@@ -1,6 +1,7 @@
 /*
  * test_trace.c - the trace reader on files written here with zlib: gzip and plain text,
- * blank lines, garbage, CRLF, overlong lines, a missing final newline, and broken files.
+ * decimal ids and key strings, blank lines, CRLF, overlong lines, a missing final newline,
+ * and broken files.
  */
 /* tc-test-labels: unit */
 #include "trace.h"
@@ -56,24 +57,36 @@ static const char mixed[] = "1\n"
                             "\r\n"
                             "4444"; /* no final newline */
 
+static uint64_t h(const char *key) {
+    return tcb_trace_hash_key(key, strlen(key));
+}
+
 static void check_mixed(const char *p) {
     uint64_t *ids = NULL;
     size_t n = 0;
     tcb_trace_stats_t st;
     char err[256] = "";
     cr_assert_eq(tcb_trace_load(p, &ids, &n, &st, err, sizeof err), 0, "%s", err);
-    const uint64_t want[] = {1, 22, 333, UINT64_MAX, 4444};
-    cr_assert_eq(n, 5);
-    for (size_t i = 0; i < 5; i++)
+    /* every non-blank line is a key: decimal ids as they are, other strings hashed */
+    const uint64_t want[] = {1,        22,  h("abc"),   h("-5"),
+                             h("3 4"), 333, UINT64_MAX, h("18446744073709551616"),
+                             h("12x"), 4444};
+    cr_assert_eq(n, 10);
+    for (size_t i = 0; i < 10; i++)
         cr_expect_eq(ids[i], want[i], "ids[%zu]", i);
     cr_expect_eq(st.lines, 13);
-    cr_expect_eq(st.keys, 5);
+    cr_expect_eq(st.keys, 10);
+    cr_expect_eq(st.hashed, 5); /* abc, -5, "3 4", the overflow, 12x */
     cr_expect_eq(st.blank, 3);
-    cr_expect_eq(st.bad, 5); /* abc, -5, "3 4", overflow, 12x */
+    cr_expect_eq(st.too_long, 0);
+    char msg[256];
+    cr_expect_not_null(strstr(tcb_trace_skipped(&st, msg, sizeof msg), "skipped 3 of 13 lines: "
+                                                                       "3 blank, 0 longer"),
+                       "%s", msg);
     free(ids);
 }
 
-Test(trace, gzip_with_blank_bad_and_crlf_lines) {
+Test(trace, gzip_with_blank_string_and_crlf_lines) {
     check_mixed(write_gz("mixed.txt.gz", mixed, sizeof mixed - 1));
 }
 
@@ -98,8 +111,11 @@ Test(trace, overlong_line_is_one_bad_line) {
     cr_assert_eq(tcb_trace_load(p, &ids, &n, &st, NULL, 0), 0);
     cr_expect_eq(n, 1);
     cr_expect_eq(ids[0], 8);
-    cr_expect_eq(st.bad, 1);
+    cr_expect_eq(st.too_long, 1);
     cr_expect_eq(st.lines, 2);
+    char msg[256];
+    cr_expect_not_null(strstr(tcb_trace_skipped(&st, msg, sizeof msg), "1 longer than 4094"),
+                       "%s", msg);
     free(ids);
     free(text);
 }
@@ -137,9 +153,9 @@ Test(trace, errors_are_reported_not_crashed) {
     cr_expect_eq(tcb_trace_load(empty, &ids, &n, &st, err, sizeof err), -1);
     cr_expect(strstr(err, "no keys") != NULL, "%s", err);
 
-    const char *junk = write_gz("junk.gz", "a\nb\n\n", 5);
-    cr_expect_eq(tcb_trace_load(junk, &ids, &n, &st, err, sizeof err), -1);
-    cr_expect_eq(st.bad, 2);
+    const char *blank = write_gz("blank.gz", " \n\t\n\n", 5);
+    cr_expect_eq(tcb_trace_load(blank, &ids, &n, &st, err, sizeof err), -1);
+    cr_expect_eq(st.blank, 3);
 
     cr_expect_eq(tcb_trace_load(NULL, &ids, &n, &st, err, sizeof err), -1);
 }
@@ -169,12 +185,43 @@ Test(trace, truncated_gzip_is_an_error) {
 
 Test(trace, parse_line_classifies) {
     uint64_t id = 0;
-    cr_expect_eq(tcb_trace_parse_line("42\n", 3, &id), 1);
+    cr_expect_eq(tcb_trace_parse_line("42\n", 3, &id), TCB_TRACE_ID);
     cr_expect_eq(id, 42);
-    cr_expect_eq(tcb_trace_parse_line("42\r\n", 4, &id), 1);
-    cr_expect_eq(tcb_trace_parse_line("", 0, &id), 0);
-    cr_expect_eq(tcb_trace_parse_line(" \r\n", 3, &id), 0);
-    cr_expect_eq(tcb_trace_parse_line("4\0002", 3, &id), -1); /* embedded NUL */
-    cr_expect_eq(tcb_trace_parse_line("+4", 2, &id), -1);
-    cr_expect_eq(tcb_trace_parse_line("0x10", 4, &id), -1);
+    cr_expect_eq(tcb_trace_parse_line("42\r\n", 4, &id), TCB_TRACE_ID);
+    cr_expect_eq(tcb_trace_parse_line("0", 1, &id), TCB_TRACE_ID);
+    cr_expect_eq(id, 0);
+    cr_expect_eq(tcb_trace_parse_line("", 0, &id), TCB_TRACE_BLANK);
+    cr_expect_eq(tcb_trace_parse_line(" \r\n", 3, &id), TCB_TRACE_BLANK);
+    cr_expect_eq(tcb_trace_parse_line("4\0002", 3, &id), TCB_TRACE_HASHED); /* embedded NUL */
+    cr_expect_eq(tcb_trace_parse_line("+4", 2, &id), TCB_TRACE_HASHED);
+    cr_expect_eq(tcb_trace_parse_line("0x10", 4, &id), TCB_TRACE_HASHED);
+    cr_expect_eq(id, h("0x10"));
+}
+
+/* Key strings: the same string is the same id, different strings differ, and a string that
+ * looks like a number but is not written as one ("007") is its own key, not 7. */
+Test(trace, any_key_string_is_a_key) {
+    static const char text[] = "user:1\n/img/a.png\nuser:1\n007\n7\n  user:2 \n"
+                               "user:1\r\nkey with spaces\n";
+    const char *p = write_gz("strings.gz", text, sizeof text - 1);
+    uint64_t *ids = NULL, *uniq = NULL;
+    size_t n = 0;
+    tcb_trace_stats_t st;
+    char err[256] = "";
+    cr_assert_eq(tcb_trace_load(p, &ids, &n, &st, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 8);
+    cr_expect_eq(st.hashed, 7);
+    cr_expect_eq(ids[0], ids[2]);
+    cr_expect_eq(ids[0], ids[6]); /* CRLF and surrounding blanks are framing */
+    cr_expect_eq(ids[0], h("user:1"));
+    cr_expect_eq(ids[5], h("user:2"));
+    cr_expect_neq(ids[3], 7);
+    cr_expect_eq(ids[4], 7);
+    cr_expect_eq(ids[7], h("key with spaces"));
+    for (size_t i = 0; i < n; i++)
+        if (i != 4)
+            cr_expect(ids[i] >> 63, "a hashed id has its top bit set: ids[%zu]", i);
+    cr_expect_eq(tcb_trace_distinct(ids, n, &uniq), 6);
+    free(uniq);
+    free(ids);
 }
