@@ -28,7 +28,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,19 +137,6 @@ static void wait_value(tc_cache_t *c, const void *k, size_t kl, const char *v,
 
 /* ---- raw Redis ---- */
 
-static redisReply *raw(const char *fmt, ...) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    redisFree(rc);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "raw %s: %s", fmt,
-              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    return r;
-}
-
 static size_t data_key(const char *prefix, char kind, const void *k, size_t kl, char *out) {
     size_t pl = strlen(prefix);
     memcpy(out, prefix, pl);
@@ -165,7 +151,7 @@ static int raw_value(const char *prefix, const void *k, size_t kl, char *buf, si
     char key[512];
     cr_assert_lt(kl, sizeof key - 64);
     size_t n = data_key(prefix, 'k', k, kl, key);
-    redisReply *r = raw("GET %b", key, n);
+    redisReply *r = tc_test_redis_cmd(redis, "GET %b", key, n);
     tc__val_t v;
     int found = r->type == REDIS_REPLY_STRING && tc__val_decode(r->str, r->len, &v) == 0 &&
                 !(v.flags & TC__VAL_FLAG_ABSENT) && v.len < cap;
@@ -181,7 +167,7 @@ static int raw_value(const char *prefix, const void *k, size_t kl, char *buf, si
 static int raw_exists(const char *prefix, char kind, const void *k, size_t kl) {
     char key[512];
     size_t n = data_key(prefix, kind, k, kl, key);
-    redisReply *r = raw("EXISTS %b", key, n);
+    redisReply *r = tc_test_redis_cmd(redis, "EXISTS %b", key, n);
     int e = r->integer == 1;
     freeReplyObject(r);
     return e;
@@ -190,7 +176,7 @@ static int raw_exists(const char *prefix, char kind, const void *k, size_t kl) {
 static long long raw_pttl(const char *prefix, const void *k, size_t kl) {
     char key[512];
     size_t n = data_key(prefix, 'k', k, kl, key);
-    redisReply *r = raw("PTTL %b", key, n);
+    redisReply *r = tc_test_redis_cmd(redis, "PTTL %b", key, n);
     long long t = r->integer;
     freeReplyObject(r);
     return t;
@@ -203,14 +189,14 @@ static void expect_pttl(const char *prefix, const char *k, long long ttl) {
 }
 
 static long long counter_get(const char *counter) {
-    redisReply *r = raw("GET %s", counter);
+    redisReply *r = tc_test_redis_cmd(redis, "GET %s", counter);
     long long n = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
     freeReplyObject(r);
     return n;
 }
 
 static long long counter_incr(const char *counter) {
-    redisReply *r = raw("INCR %s", counter);
+    redisReply *r = tc_test_redis_cmd(redis, "INCR %s", counter);
     long long n = r->integer;
     freeReplyObject(r);
     return n;

@@ -93,23 +93,17 @@ static long long raw_exists(const char *prefix, const void *key, size_t klen) {
     memcpy(rk, prefix, pl);
     memcpy(rk + pl, "k:", 2);
     memcpy(rk + pl + 2, key, klen);
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "EXISTS %b", rk, pl + 2 + klen);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    redisReply *r = tc_test_redis_cmd(redis, "EXISTS %b", rk, pl + 2 + klen);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
     long long n = r->integer;
     freeReplyObject(r);
-    redisFree(rc);
     return n;
 }
 
 static void raw_set(const char *prefix, const char *key, const void *val, size_t vlen) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "SET %sk:%s %b", prefix, key, val, vlen);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    redisReply *r = tc_test_redis_cmd(redis, "SET %sk:%s %b", prefix, key, val, vlen);
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    redisFree(rc);
 }
 
 /* A loader: returns the value in arg, counts calls. */

@@ -28,7 +28,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,20 +215,8 @@ static tc_stats_t stats(tc_cache_t *c) {
     return st;
 }
 
-static redisReply *redis_cmd(const char *fmt, ...) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt, r ? r->str : rc->errstr);
-    redisFree(rc);
-    return r;
-}
-
 static long long redis_int(const char *fmt, const char *arg) {
-    redisReply *r = redis_cmd(fmt, arg);
+    redisReply *r = tc_test_redis_cmd(redis, fmt, arg);
     cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s", fmt);
     long long v = r->integer;
     freeReplyObject(r);
@@ -238,7 +225,7 @@ static long long redis_int(const char *fmt, const char *arg) {
 
 /* The version stored under the library's name for key: the header read raw. */
 static uint64_t stored_version(const char *ns, const char *key) {
-    redisReply *r = redis_cmd("GET %sk:%s", ns, key);
+    redisReply *r = tc_test_redis_cmd(redis, "GET %sk:%s", ns, key);
     tc__val_t v;
     cr_assert_eq(r->type, REDIS_REPLY_STRING, "%sk:%s is not stored", ns, key);
     cr_assert_eq(tc__val_decode(r->str, r->len, &v), 0, "%sk:%s is not tiercache's", ns, key);
@@ -306,7 +293,7 @@ Test(cli, get_of_a_missing_key_exits_1) {
     cr_assert_eq(r.out_len, 0u);
     run_free(&r);
     /* A string tiercache did not write is not served either; stderr says where to look. */
-    freeReplyObject(redis_cmd("SET t:cli:miss:k:plain text"));
+    tc_test_redis_do(redis, "SET t:cli:miss:k:plain text");
     r = CLI("t:cli:miss:", "get", "plain");
     cr_assert_eq(r.code, 1, "exit %d, stderr: %s", r.code, r.err);
     cr_assert(strstr(r.err, "inspect"), "stderr: %s", r.err);
@@ -433,12 +420,12 @@ Test(cli, inspect_decodes_a_value_the_library_wrote) {
     r = CLI("t:cli:insp:", "inspect", "nobody");
     cr_assert_eq(r.code, 1, "missing key: exit %d", r.code);
     run_free(&r);
-    freeReplyObject(redis_cmd("SET t:cli:insp:k:plain %s", "not ours"));
+    tc_test_redis_do(redis, "SET t:cli:insp:k:plain %s", "not ours");
     r = CLI("t:cli:insp:", "inspect", "plain");
     cr_assert_eq(r.code, 5, "foreign string: exit %d, stdout: %s", r.code, r.out);
     cr_assert(strstr(r.out, "not a tiercache value"), "stdout: %s", r.out);
     run_free(&r);
-    freeReplyObject(redis_cmd("HSET t:cli:insp:k:h f v"));
+    tc_test_redis_do(redis, "HSET t:cli:insp:k:h f v");
     r = CLI("t:cli:insp:", "inspect", "h");
     cr_assert_eq(r.code, 5, "a hash: exit %d, stdout: %s", r.code, r.out);
     cr_assert(strstr(r.out, "not a string"), "stdout: %s", r.out);
@@ -473,7 +460,7 @@ Test(cli, invalidate_evicts_from_every_l1_and_keeps_redis) {
 /* ---- watch ---- */
 
 static long long subscribers(const char *channel) {
-    redisReply *r = redis_cmd("PUBSUB NUMSUB %s", channel);
+    redisReply *r = tc_test_redis_cmd(redis, "PUBSUB NUMSUB %s", channel);
     cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
     long long n = r->element[1]->integer;
     freeReplyObject(r);
@@ -524,7 +511,7 @@ Test(cli, watch_prints_the_decoded_messages) {
     const char *ns = "t:cli:watch:";
     tc_cache_t *c = open_cache(ns);
     proc_t p = start_watch(NULL, ns, "4");
-    freeReplyObject(redis_cmd("PUBLISH %s %s", ns, "not a message"));
+    tc_test_redis_do(redis, "PUBLISH %s %s", ns, "not a message");
     cr_assert_eq(tc_set(c, S("w:1"), S("v"), 0), 0);
     uint64_t version = stored_version(ns, "w:1");
     cr_assert_eq(tc_del(c, S("w:1")), 0);
@@ -567,10 +554,10 @@ Test(cli, watch_stops_cleanly_on_sigint_and_sigterm) {
 Test(cli, watch_shows_the_tracking_notices_of_any_writer) {
     const char *env[] = {"TIERCACHE_TRACKING=bcast", NULL};
     proc_t p = start_watch(env, "t:cli:trk:", "2");
-    freeReplyObject(redis_cmd("SET other:y v"));            /* not under the prefix */
-    freeReplyObject(redis_cmd("SET t:cli:trk:v v"));        /* the version counter's place */
-    freeReplyObject(redis_cmd("SET t:cli:trk:k:user:7 v")); /* a cached key, by redis-cli */
-    freeReplyObject(redis_cmd("FLUSHALL"));
+    tc_test_redis_do(redis, "SET other:y v");            /* not under the prefix */
+    tc_test_redis_do(redis, "SET t:cli:trk:v v");        /* the version counter's place */
+    tc_test_redis_do(redis, "SET t:cli:trk:k:user:7 v"); /* a cached key, by redis-cli */
+    tc_test_redis_do(redis, "FLUSHALL");
     run_t r = finish(&p);
     expect_ok(&r, "watch with tracking");
     cr_assert_str_eq(r.out, "tracking key=\"user:7\"\ntracking flush\n");
@@ -586,12 +573,12 @@ Test(cli, plain_keys_are_read_written_and_inspected_as_they_are) {
     run_t r = run_argv(env, NULL, 0, (const char *const[]){"set", "t:plain:u", "hi", NULL});
     expect_ok(&r, "set of a plain key");
     run_free(&r);
-    redisReply *raw = redis_cmd("GET t:plain:u");
+    redisReply *raw = tc_test_redis_cmd(redis, "GET t:plain:u");
     cr_assert(raw->type == REDIS_REPLY_STRING && raw->len == 2 &&
                   memcmp(raw->str, "hi", 2) == 0,
               "a plain key is stored as it is");
     freeReplyObject(raw);
-    freeReplyObject(redis_cmd("SET t:plain:w %s PX 30000", "from elsewhere"));
+    tc_test_redis_do(redis, "SET t:plain:w %s PX 30000", "from elsewhere");
     r = run_argv(env, NULL, 0, (const char *const[]){"get", "t:plain:w", NULL});
     cr_assert(r.code == 0 && strcmp(r.out, "from elsewhere") == 0, "exit %d: %s%s", r.code,
               r.out, r.err);

@@ -131,12 +131,9 @@ static uint64_t version_ahead(uint64_t ahead_us) {
 static void raw_store(const char *prefix, const char *key, const char *val) {
     unsigned char buf[128];
     size_t n = tc__val_encode(0, version_ahead(10000000u), 0, val, strlen(val), buf);
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "SET %sk:%s %b", prefix, key, buf, n);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    redisReply *r = tc_test_redis_cmd(redis, "SET %sk:%s %b", prefix, key, buf, n);
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
-    redisFree(rc);
 }
 
 /* ---- (a) Redis killed ---- */

@@ -4,8 +4,8 @@
  * Every integration and fault test builds on tests/support/redis_server.c, so its promises
  * are checked here against a real server: it answers on its unix socket or loopback port,
  * kill really cuts connections, restart comes back on the same address with an empty
- * dataset, pause makes commands time out and resume cures that, auth is enforced, and
- * stop leaves nothing behind.
+ * dataset, pause makes commands time out and resume cures that, auth is enforced, raw
+ * commands get through it, and stop leaves nothing behind.
  */
 /* tc-test-labels: integration */
 #include "redis_server.h"
@@ -210,6 +210,23 @@ Test(fixture, acl_user_is_the_only_way_in) {
     cr_assert_not_null(c);
     cr_assert(ping_ok(c));
     redisFree(c);
+    tc_test_redis_stop(r);
+}
+
+/* tc_test_redis_cmd / _do: authenticated like tc_test_redis_connect, binary-safe. */
+Test(fixture, raw_commands_authenticate_and_keep_bytes) {
+    tc_test_redis_opts_t o = {.password = "pw-2", .acl_user = "app"};
+    tc_test_redis_t *r = tc_test_redis_start(&o);
+    static const char key[] = "k\0\r\n1", val[] = "v\0al";
+    tc_test_redis_do(r, "SET %b %b", key, sizeof key - 1, val, sizeof val - 1);
+    redisReply *rep = tc_test_redis_cmd(r, "GET %b", key, sizeof key - 1);
+    cr_assert_eq(rep->type, REDIS_REPLY_STRING);
+    cr_assert_eq(rep->len, sizeof val - 1);
+    cr_assert_eq(memcmp(rep->str, val, sizeof val - 1), 0);
+    freeReplyObject(rep);
+    rep = tc_test_redis_cmd(r, "ACL WHOAMI");
+    cr_assert_str_eq(rep->str, "app");
+    freeReplyObject(rep);
     tc_test_redis_stop(r);
 }
 

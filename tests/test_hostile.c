@@ -115,11 +115,9 @@ static void raw_store(const char *key, uint64_t version, const void *val, size_t
     unsigned char *buf = malloc(TC__VAL_HDR_LEN + len);
     cr_assert_not_null(buf);
     size_t n = tc__val_encode(0, version, 0, val, len, buf);
-    redisContext *rc = raw_connect();
-    redisReply *r = redisCommand(rc, "SET %sk:%s %b", PREFIX, key, buf, n);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS, "raw SET failed");
+    redisReply *r = tc_test_redis_cmd(redis, "SET %sk:%s %b", PREFIX, key, buf, n);
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "raw SET failed");
     freeReplyObject(r);
-    redisFree(rc);
     free(buf);
 }
 

@@ -60,10 +60,7 @@ static tc_stats_t stats(tc_cache_t *c) {
 
 /* What Redis holds for key, decoded into buf ("" when absent). */
 static void redis_value(const char *key, char *buf, size_t cap) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "GET " PREFIX "k:%s", key);
-    cr_assert_not_null(r);
+    redisReply *r = tc_test_redis_cmd(redis, "GET " PREFIX "k:%s", key);
     buf[0] = '\0';
     tc__val_t v;
     if (r->type == REDIS_REPLY_STRING && tc__val_decode(r->str, r->len, &v) == 0 &&
@@ -72,7 +69,6 @@ static void redis_value(const char *key, char *buf, size_t cap) {
         buf[v.len] = '\0';
     }
     freeReplyObject(r);
-    redisFree(rc);
 }
 
 /* tc_get into buf ("" on a miss). */

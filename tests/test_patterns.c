@@ -36,7 +36,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,19 +140,6 @@ static void hold_locally(tc_cache_t *c, const void *k, size_t kl, const char *v)
 
 /* ---- raw Redis ---- */
 
-static redisReply *raw(const char *fmt, ...) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    redisFree(rc);
-    cr_assert(r && r->type != REDIS_REPLY_ERROR, "raw %s: %s", fmt,
-              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    return r;
-}
-
 /* <prefix><kind>:<bytes> as one Redis key, into out; its length. */
 static size_t redis_key(const char *prefix, char kind, const void *b, size_t bl, char *out) {
     size_t pl = strlen(prefix);
@@ -168,7 +154,7 @@ static int raw_exists(const char *prefix, char kind, const void *b, size_t bl) {
     char *key = malloc(strlen(prefix) + 2 + bl);
     cr_assert_not_null(key);
     size_t n = redis_key(prefix, kind, b, bl, key);
-    redisReply *r = raw("EXISTS %b", key, n);
+    redisReply *r = tc_test_redis_cmd(redis, "EXISTS %b", key, n);
     int e = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     free(key);
@@ -180,7 +166,8 @@ static long raw_count(const char *pattern) {
     long n = 0;
     char cursor[32] = "0";
     do {
-        redisReply *r = raw("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        redisReply *r =
+            tc_test_redis_cmd(redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         n += (long)r->element[1]->elements;
@@ -479,7 +466,7 @@ Test(patterns, tag_bookkeeping_expires_with_its_members) {
     }
     cr_assert_eq(set_tagged(c, S("l1"), "v", &LG, 1, 300), 0);
     cr_assert_eq(set_tagged(c, S("l2"), "v", &LG, 1, 60000), 0);
-    redisReply *r = raw("TYPE %s", TPFX "exp:t:short");
+    redisReply *r = tc_test_redis_cmd(redis, "TYPE %s", TPFX "exp:t:short");
     cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "zset") == 0,
               "no sorted set at <key_prefix>t:short (TYPE says %s)", r->str);
     freeReplyObject(r);
@@ -538,14 +525,14 @@ Test(patterns, plain_keys_refuse_tags_namespaces_and_clear_but_delete_prefixes) 
     cr_assert_eq(tc_invalidate_namespace(a, S("pk")), TC_EINVAL);
     cr_assert_eq(tc_clear(a), TC_EINVAL);
 
-    freeReplyObject(raw("SET pk:p1 a"));
-    freeReplyObject(raw("SET pk:p2 b"));
-    freeReplyObject(raw("SET pk:q1 c"));
+    freeReplyObject(tc_test_redis_cmd(redis, "SET pk:p1 a"));
+    freeReplyObject(tc_test_redis_cmd(redis, "SET pk:p2 b"));
+    freeReplyObject(tc_test_redis_cmd(redis, "SET pk:q1 c"));
     hold_locally(b, S("pk:p1"), "a");
     hold_locally(b, S("pk:p2"), "b");
     hold_locally(b, S("pk:q1"), "c");
     cr_assert_eq(inv_prefix(a, S("pk:p")), 2);
-    redisReply *r = raw("EXISTS pk:p1 pk:p2 pk:q1");
+    redisReply *r = tc_test_redis_cmd(redis, "EXISTS pk:p1 pk:p2 pk:q1");
     cr_assert_eq(r->integer, 1, "pk:p1 and pk:p2 must be gone, pk:q1 kept");
     freeReplyObject(r);
     wait_value(b, S("pk:p1"), NULL, "b (tracking)");

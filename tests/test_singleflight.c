@@ -101,13 +101,10 @@ static tc_cache_t *open_cache(const char *prefix) {
 }
 
 static long long raw_exists(const char *prefix) {
-    redisContext *rc = tc_test_redis_connect(redis);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "EXISTS %sk:%b", prefix, "sf\0key\n", (size_t)7);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    redisReply *r = tc_test_redis_cmd(redis, "EXISTS %sk:%b", prefix, "sf\0key\n", (size_t)7);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
     long long n = r->integer;
     freeReplyObject(r);
-    redisFree(rc);
     return n;
 }
 

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,34 @@ const char *tc_test_redis_url(const tc_test_redis_t *r) {
 
 redisContext *tc_test_redis_connect(const tc_test_redis_t *r) {
     return connect_once(r, 2000);
+}
+
+static redisReply *vcmd(const tc_test_redis_t *r, const char *fmt, va_list ap) {
+    redisContext *c = tc_test_redis_connect(r);
+    cr_assert_not_null(c, "tc_test_redis_cmd: no connection to %s for '%s'", r->url, fmt);
+    redisReply *rep = redisvCommand(c, fmt, ap);
+    char why[160];
+    snprintf(why, sizeof why, "%s", rep ? (rep->str ? rep->str : "") : c->errstr);
+    redisFree(c);
+    cr_assert(rep && rep->type != REDIS_REPLY_ERROR, "'%s' failed: %s", fmt,
+              rep ? why : (why[0] ? why : "no reply"));
+    return rep;
+}
+
+redisReply *tc_test_redis_cmd(const tc_test_redis_t *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = vcmd(r, fmt, ap);
+    va_end(ap);
+    return rep;
+}
+
+void tc_test_redis_do(const tc_test_redis_t *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = vcmd(r, fmt, ap);
+    va_end(ap);
+    freeReplyObject(rep);
 }
 
 pid_t tc_test_redis_pid(const tc_test_redis_t *r) {

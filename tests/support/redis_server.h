@@ -3,8 +3,9 @@
  *
  * Starts `redis-server` from PATH with persistence off, on a unix socket inside a fresh
  * mkdtemp() directory (or on a free 127.0.0.1 port), waits until it answers PING, and
- * gives the test the means to kill, restart, pause (SIGSTOP) and resume it. Nothing
- * depends on a system Redis; every path and port is private to the test.
+ * gives the test the means to kill, restart, pause (SIGSTOP) and resume it, and to run
+ * raw commands on it behind a cache's back. Nothing depends on a system Redis; every path
+ * and port is private to the test.
  * Failures to start abort the calling test with a Criterion assertion message.
  */
 #ifndef TC_TEST_REDIS_SERVER_H
@@ -28,6 +29,14 @@ const char *tc_test_redis_url(const tc_test_redis_t *r);
 /* Direct hiredis connection (authenticated) for assertions; caller redisFree()s it.
  * NULL when the server cannot be reached or refuses the credentials. */
 redisContext *tc_test_redis_connect(const tc_test_redis_t *r);
+/* One command on a fresh connection (as tc_test_redis_connect), formatted like
+ * redisCommand (%s, %b with a length, ...). Fails the calling test when the server cannot
+ * be reached, gives no reply or replies with an error; otherwise returns the reply, which
+ * the caller freeReplyObject()s. For the suites' raw reads and writes behind a cache's back;
+ * a test that needs one connection for several commands uses tc_test_redis_connect. */
+redisReply *tc_test_redis_cmd(const tc_test_redis_t *r, const char *fmt, ...);
+/* tc_test_redis_cmd for a command whose reply does not matter (it is freed). */
+void tc_test_redis_do(const tc_test_redis_t *r, const char *fmt, ...);
 pid_t tc_test_redis_pid(const tc_test_redis_t *r); /* 0 after kill, until restart */
 int tc_test_redis_port(const tc_test_redis_t *r);  /* TCP port; 0 for a unix server */
 /* The unix socket every server also listens on (TCP ones too), and its private dir. */
