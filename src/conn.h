@@ -21,7 +21,8 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
                   uint32_t command_timeout_ms, redisContext **out, tc_error_t *err);
 
 /* After a hiredis call failed on c (c->err set): TC_ETIMEDOUT for a socket timeout,
- * TC_EPROTO for a protocol error, TC_EUNAVAILABLE otherwise (EOF, reset, refused). */
+ * TC_EPROTO for a protocol error, TC_ENOMEM when hiredis ran out of memory,
+ * TC_EUNAVAILABLE otherwise (EOF, reset, refused). */
 int tc__conn_error_code(const redisContext *c, int saved_errno);
 
 #endif

@@ -356,7 +356,7 @@ static void mark_lost(tc__listener_t *ls, const session_end_t *end) {
         ls->o.on_client_id(ls->o.client_id_arg, 0); /* reads are not tracked any more */
     tc__marks_unknown(ls->o.marks);                 /* bumps may go unheard: reads ask Redis */
     if (!atomic_load(&ls->connected))
-        return;
+        return; /* never came up: the cause of that is already recorded (refusal, connect) */
     /* Untrust first so no L2 fill commits between the flush and the flag. */
     atomic_store(&ls->connected, 0);
     tc__l1_set_trusted(ls->o.l1, 0);

@@ -29,9 +29,9 @@
  * there instead of flushing L1 (listener.c).
  *
  * This layout is a stable, documented interface: any language may PUBLISH an op-4 format 1
- * message to evict a key everywhere (docs/consistency.md "Invalidating from anywhere"). The version is
- * only known inside the Redis script that performs a write, so the script assembles the
- * message from pieces: head (offsets 0-1) .. version [.. log id] .. tail (origin, key);
+ * message to evict a key everywhere (docs/consistency.md "Invalidating from anywhere"). The
+ * version is only known inside the Redis script that performs a write, so the script assembles
+ * the message from pieces: head (offsets 0-1) .. version [.. log id] .. tail (origin, key);
  * tc__msg_head / tc__msg_tail produce those pieces and tc__msg_encode the whole format 1
  * message (tests, tc_invalidate). A message that is short, has another magic, an unknown
  * op or a key outside the length limits is malformed: tc__msg_decode says so and the
