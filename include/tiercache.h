@@ -150,8 +150,8 @@ typedef int (*tc_writer_fn)(void *arg, tc_write_t *writes, size_t n);
  * Must be quick and must not call back into the same cache's tc_close. */
 typedef void (*tc_inval_hook_fn)(void *arg, const void *key, size_t klen);
 
-/* Server-assisted invalidation (Redis client tracking, over RESP2): see docs/consistency.md "Any
- * writer". */
+/* Server-assisted invalidation (Redis client tracking, over RESP2): see docs/consistency.md
+ * "Any writer". */
 typedef enum tc_tracking {
     TC_TRACKING_OFF = 0,     /* only tiercache's own messages invalidate (the default) */
     TC_TRACKING_BCAST = 1,   /* Redis reports every write of a key under the prefix, by any
@@ -559,9 +559,9 @@ TC_EXPORT int tc_del(tc_cache_t *cache, const void *key, size_t klen);
  * Evict key from every process's L1 (this one at once, the others through the
  * invalidation channel), without touching the value in Redis: for when the source changed
  * behind the cache's back. Any program may do the same by publishing a message
- * (docs/consistency.md "Invalidating from anywhere"). Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED;
- * TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (this process's copy is evicted regardless).
- * L1-only mode: evicts locally and returns 0.
+ * (docs/consistency.md "Invalidating from anywhere"). Returns 0; TC_EINVAL; TC_EKEYLEN;
+ * TC_EFORKED; TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (this process's copy is evicted
+ * regardless). L1-only mode: evicts locally and returns 0.
  */
 TC_EXPORT int tc_invalidate(tc_cache_t *cache, const void *key, size_t klen);
 
@@ -849,9 +849,11 @@ TC_EXPORT int tc_del_through(tc_cache_t *cache, const void *key, size_t klen);
  * writer after a newer one; a flusher that dies mid-batch loses nothing (the next one
  * replays what it had not acknowledged: at least once, so the writer must be idempotent:
  * tc_write_t.version). Returns 0; TC_EFULL (write_behind_max_queue writes are waiting:
- * nothing was written or queued); TC_EUNAVAILABLE / TC_ETIMEDOUT / TC_EREDIS (nothing queued;
- * as tc_set for the cache); TC_EINVAL (no writer, or Redis, or bad opts); TC_EKEYLEN,
- * TC_ETOOBIG, TC_ENOMEM, TC_EFORKED.
+ * nothing was written or queued); TC_EUNAVAILABLE / TC_EREDIS (nothing cached or queued);
+ * TC_ETIMEDOUT (unknown, as for any Redis command: Redis may still run the write when it
+ * catches up, and then it is cached and queued together; calling again is safe, the newest
+ * write wins); after any of these this process's copy is dropped. TC_EINVAL (no writer, or
+ * Redis, or bad opts); TC_EKEYLEN, TC_ETOOBIG, TC_ENOMEM, TC_EFORKED.
  */
 TC_EXPORT int tc_set_behind(tc_cache_t *cache, const void *key, size_t klen, const void *value,
                             size_t vlen, const tc_opts_t *opts);

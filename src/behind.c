@@ -8,7 +8,9 @@
  * entries wait already: then nothing happens and the caller hears TC_EFULL.
  *
  * Flushing. Every process that may flush runs this thread; one at a time holds the lease
- * <prefix>"wb:lease" (SET NX PX, extended every lease/3 while it is ours). The holder:
+ * <prefix>"wb:lease" (SET NX PX, extended every lease/3 while it is ours; a standby tries
+ * every lease/4 and just after the lease would expire, so it takes over within a lease of
+ * the holder's death, and within lease/4 of a holder's close). The holder:
  *   1. first claims every entry pending in the group (XAUTOCLAIM from 0): what a previous
  *      holder read but never acknowledged, because it died or lost the lease;
  *   2. then reads new entries (XREADGROUP) every write_behind_delay_ms, or at once while
@@ -67,6 +69,7 @@ struct tc__behind {
     char token[48]; /* the lease token and consumer name */
     /* flusher thread only */
     int holder, claimed;
+    int64_t holder_left_ms; /* a standby: the holder's lease time left, -1 unknown */
     uint64_t renew_ns, oldest_ns;
     slot_t *slots;
     size_t nslots;
@@ -135,15 +138,28 @@ static void merge(tc__behind_t *b, tc__wb_entry_t *e, size_t n) {
     free(e); /* the keys moved into slots */
 }
 
-/* Read from the queue (claim: a previous holder's pending entries). Returns how many. */
-static size_t read_queue(tc__behind_t *b, int claim) {
+/* Read new entries from the queue, or (cursor) a previous holder's pending ones from
+ * there on. TC__WB_READ_ERROR when Redis did not answer, else how many. */
+#define TC__WB_READ_ERROR ((size_t)-1)
+static size_t read_queue(tc__behind_t *b, char *cursor) {
     tc__wb_entry_t *e = NULL;
     size_t n = 0;
     unsigned batch = b->c->cfg.write_behind_batch;
-    if (tc__l2_wb_read(b->c->l2, b->token, claim, batch, &e, &n) != 0)
-        return 0;
+    if (tc__l2_wb_read(b->c->l2, b->token, cursor, batch, &e, &n) != 0)
+        return TC__WB_READ_ERROR;
     merge(b, e, n);
     return n;
+}
+
+/* Take over every entry a previous holder read but never acknowledged, walking the
+ * group's pending list with XAUTOCLAIM's cursor. 1 when the walk reached its end. */
+static int claim_pending(tc__behind_t *b) {
+    char cursor[TC__WB_ID_MAX] = "0-0";
+    do {
+        if (read_queue(b, cursor) == TC__WB_READ_ERROR)
+            return 0; /* Redis did not answer: claim again next round */
+    } while (strcmp(cursor, "0-0") != 0);
+    return 1;
 }
 
 /* ---- the lease ---- */
@@ -156,9 +172,10 @@ static int hold_lease(tc__behind_t *b) {
     uint32_t lease = c->cfg.write_behind_lease_ms;
     if (b->holder && now < b->renew_ns)
         return 1;
-    int rc = tc__l2_wb_lease(c->l2, b->token, lease, 1); /* ours still? */
+    b->holder_left_ms = -1;
+    int rc = tc__l2_wb_lease(c->l2, b->token, lease, 1, NULL); /* ours still? */
     if (rc == 0)
-        rc = tc__l2_wb_lease(c->l2, b->token, lease, 0); /* free? */
+        rc = tc__l2_wb_lease(c->l2, b->token, lease, 0, &b->holder_left_ms); /* free? */
     if (rc < 0)
         return 0;
     if (rc == 1) {
@@ -236,7 +253,8 @@ static size_t skip_written(tc__behind_t *b, slot_t **s, size_t n) {
     return m;
 }
 
-/* The writer failed slot s (rc): retry later, or bury it. */
+/* The writer failed slot s (rc: its return or the write's result, nonzero): retry later,
+ * or bury it. */
 static void failed(tc__behind_t *b, slot_t *s, int rc, uint64_t now) {
     tc_cache_t *c = b->c;
     s->attempts++;
@@ -249,8 +267,11 @@ static void failed(tc__behind_t *b, slot_t *s, int rc, uint64_t now) {
         atomic_fetch_add(&b->retries, 1);
         return;
     }
-    char why[64];
-    snprintf(why, sizeof why, "%s", rc < 0 ? tc_err_name(rc) : "writer failed");
+    char why[64]; /* the header's promise: a tc_err_name, or "writer returned N" */
+    if (rc < 0 && strcmp(tc_err_name(rc), "TC_E?") != 0)
+        snprintf(why, sizeof why, "%s", tc_err_name(rc));
+    else
+        snprintf(why, sizeof why, "writer returned %d", rc);
     if (tc__l2_wb_bury(c->l2, &s->e, why, s->attempts) != 0) {
         s->due_ns = now + (uint64_t)WB_RETRY_MAX_MS * NS_PER_MS; /* try to bury it later */
         return;
@@ -285,9 +306,8 @@ static void write_batch(tc__behind_t *b, slot_t **s, size_t n) {
     uint64_t now = tc__now_ns();
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
-        int r = rc != 0           ? (rc > 0 ? TC_ELOADER : rc)
-                : w[i].result > 0 ? TC_ELOADER
-                                  : w[i].result;
+        int r = rc != 0 ? rc : w[i].result; /* as the writer said it: the dead letter
+                                                names it */
         if (r == 0) {
             ids[ok] = s[i]->e.id;
             done[ok++] = &s[i]->e;
@@ -311,12 +331,11 @@ static void write_batch(tc__behind_t *b, slot_t **s, size_t n) {
 /* One round as holder. Returns 1 when it did work (go again at once). */
 static int round_as_holder(tc__behind_t *b, int urgent) {
     tc_cache_t *c = b->c;
-    if (!b->claimed) {
-        while (read_queue(b, 1) >= c->cfg.write_behind_batch) {
-        }
-        b->claimed = 1;
-    }
-    size_t got = read_queue(b, 0);
+    if (!b->claimed)
+        b->claimed = claim_pending(b);
+    size_t got = read_queue(b, NULL);
+    if (got == TC__WB_READ_ERROR)
+        got = 0;
     uint64_t now = tc__now_ns();
     size_t batch = c->cfg.write_behind_batch;
     int ready =
@@ -343,6 +362,17 @@ static int round_as_holder(tc__behind_t *b, int urgent) {
     return n > 0 || got >= batch;
 }
 
+/* A standby tries every lease/4 (a holder that closed released the lease: taken over
+ * within lease/4), and again just after the holder's lease would expire: once it died
+ * (renewing every lease/3 while it lived) the lease is taken within a few milliseconds of
+ * its expiry, hence within write_behind_lease_ms of the death. */
+static uint64_t standby_wait_ms(const tc__behind_t *b) {
+    uint64_t poll = b->c->cfg.write_behind_lease_ms / 4;
+    if (b->holder_left_ms >= 0 && (uint64_t)b->holder_left_ms < poll)
+        return (uint64_t)b->holder_left_ms + 1;
+    return poll;
+}
+
 static void *flusher_main(void *arg) {
     tc__behind_t *b = arg;
     tc_cache_t *c = b->c;
@@ -355,6 +385,7 @@ static void *flusher_main(void *arg) {
         if (stopping && !drain_until)
             drain_until = tc__now_ns() + (uint64_t)c->cfg.write_behind_lease_ms * NS_PER_MS;
         int busy = 0;
+        b->holder_left_ms = -1; /* unknown until hold_lease asks */
         if (tc__l2_available(c->l2) && hold_lease(b))
             busy = round_as_holder(b, urgent);
         if (stopping &&
@@ -362,8 +393,7 @@ static void *flusher_main(void *arg) {
             break;
         if (busy)
             continue;
-        uint64_t wait_ms =
-            b->holder ? c->cfg.write_behind_delay_ms : c->cfg.write_behind_lease_ms / 4;
+        uint64_t wait_ms = b->holder ? c->cfg.write_behind_delay_ms : standby_wait_ms(b);
         if (stopping)
             wait_ms = 5;
         uint64_t deadline = tc__now_ns() + wait_ms * NS_PER_MS;

@@ -286,6 +286,13 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
     if (rc != TC_OK)
         return rc;
     uint64_t t0 = tc__now_ns();
+    rc = tc__del(c, key, klen);
+    tc__cache_time(c, TC_LAT_DEL, t0);
+    return rc;
+}
+
+int tc__del(tc_cache_t *c, const void *key, size_t klen) {
+    int rc = TC_OK;
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     uint64_t version = 0;
     if (c->l2 && c->cfg.plain_keys)
@@ -298,7 +305,6 @@ int tc_del(tc_cache_t *c, const void *key, size_t klen) {
         tc__l1_invalidate(c->l1, h, key, klen, version);
     else
         tc__l1_evict(c->l1, h, key, klen);
-    tc__cache_time(c, TC_LAT_DEL, t0);
     return rc;
 }
 

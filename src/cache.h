@@ -35,7 +35,9 @@ struct tc_cache {
     unsigned fork_gen; /* fork.h: calls from a fork child are refused */
     int ext;           /* entries carry freshness metadata (entry.h) */
     int plain_bcast;   /* plain keys tracked by prefix: every key must start with it */
-    atomic_uint_fast64_t local_version; /* L1-only mode's write versions */
+    atomic_uint_fast64_t local_version;  /* L1-only mode's write versions */
+    atomic_uint_fast64_t writer_version; /* the last version a write-through handed the
+                                            writer (through.c: versions never go down) */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
     atomic_uint_fast64_t early_refreshes, stale_refreshes, refreshes_dropped, stale_serves,
         failsafe_serves, negative_hits, lock_acquired, lock_waits, lock_timeouts, load_timeouts;
@@ -101,5 +103,7 @@ int tc__fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, 
 /* tc_set's body, for one key, with validated options. */
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
             const tc__call_opts_t *o);
+/* tc_del's body, the key checked: Redis (published), then this process's L1 at once. */
+int tc__del(tc_cache_t *c, const void *key, size_t klen);
 
 #endif

@@ -255,8 +255,10 @@ int tc__l2_del_queued(tc__l2_t *l2, const void *key, size_t klen, unsigned max_q
 int tc__l2_wb_len(tc__l2_t *l2, uint64_t *len);
 
 /* The flusher lease: take it (renew 0) or extend it (renew 1). 1 held, 0 not ours, or an
- * error. Release: compare-and-delete. */
-int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew);
+ * error. A take that found the lease held sets *left_ms (when not NULL) to the holder's
+ * time left (PTTL), -1 when unknown. Release: compare-and-delete. */
+int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew,
+                    int64_t *left_ms);
 int tc__l2_wb_release(tc__l2_t *l2, const char *token);
 
 /* One queued write (owned copy). kind 0: a malformed entry, only to acknowledge. */
@@ -269,9 +271,12 @@ typedef struct tc__wb_entry {
     unsigned attempts; /* dead letters: attempts made */
 } tc__wb_entry_t;
 void tc__l2_wb_entries_free(tc__wb_entry_t *e, size_t n);
-/* Up to count entries for consumer: claim 1 takes over every entry pending in the group
- * (a previous flusher's), claim 0 reads new ones. Creates the group when missing. */
-int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, int claim, size_t count,
+/* Up to count entries for consumer. cursor NULL: new entries (XREADGROUP). Else take over
+ * the entries pending in the group (a previous flusher's) from the id in cursor ("0-0" to
+ * start) and leave there where the next call goes on: "0-0" once every one was claimed.
+ * Creates the group when missing. */
+#define TC__WB_ID_MAX 48
+int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX], size_t count,
                    tc__wb_entry_t **out, size_t *n);
 /* Acknowledge and delete written (or dropped) entries. */
 int tc__l2_wb_ack(tc__l2_t *l2, const char *const *ids, size_t n);

@@ -249,7 +249,10 @@ int tc__l2_wb_len(tc__l2_t *l2, uint64_t *len) {
 
 /* ---- write-behind: the flusher's lease ---- */
 
-int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew) {
+int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew,
+                    int64_t *left_ms) {
+    if (left_ms)
+        *left_ms = -1;
     size_t llen;
     unsigned char *lkey = prefixed(l2, "wb:lease", NULL, 0, &llen);
     if (!lkey)
@@ -282,6 +285,15 @@ int tc__l2_wb_lease(tc__l2_t *l2, const char *token, uint32_t ttl_ms, int renew)
         rc = command(l2, &call);
         if (rc == 0)
             rc = call.reply->type == REDIS_REPLY_STATUS;
+        if (rc == 0 && left_ms) { /* held: when it expires, unless its holder renews it */
+            tc__l2i_free_reply(&call.reply);
+            memset(&call, 0, sizeof call);
+            call.kind = CALL_PING;
+            tc__l2i_push(&call, "PTTL", 4);
+            tc__l2i_push(&call, lkey, llen);
+            if (command(l2, &call) == 0 && tc__l2i_is_int(call.reply))
+                *left_ms = call.reply->integer;
+        }
     }
     tc__l2i_free_reply(&call.reply);
     free(lkey);
@@ -420,8 +432,9 @@ static int create_group(tc__l2_t *l2, const unsigned char *q, size_t qlen) {
     return tc__l2i_finish(l2, &call, rc);
 }
 
-int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, int claim, size_t count,
+int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX], size_t count,
                    tc__wb_entry_t **out, size_t *n) {
+    int claim = cursor != NULL;
     *out = NULL;
     *n = 0;
     size_t qlen;
@@ -439,7 +452,7 @@ int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, int claim, size_t count,
             tc__l2i_push(&call, WB_GROUP, strlen(WB_GROUP));
             tc__l2i_push(&call, consumer, strlen(consumer));
             tc__l2i_push(&call, "0", 1);
-            tc__l2i_push(&call, "0-0", 3);
+            tc__l2i_push(&call, cursor, strlen(cursor));
             tc__l2i_push(&call, "COUNT", 5);
             tc__l2i_push(&call, cnt, strlen(cnt));
         } else {
@@ -464,10 +477,15 @@ int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, int claim, size_t count,
         if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
             rc = TC_EREDIS;
         const redisReply *r = rc == 0 ? call.reply : NULL;
-        if (rc == 0 && claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
+        if (rc == 0 && claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < TC__WB_ID_MAX) {
+            /* Go on from the cursor: the claimed entries stay pending (now ours), so
+             * starting again from 0-0 would return them forever. */
+            memcpy(cursor, r->element[0]->str, r->element[0]->len);
+            cursor[r->element[0]->len] = '\0';
             rc = parse_entries(r->element[1], out, n);
-        else if (rc == 0 && !claim && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-                 r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+        } else if (rc == 0 && !claim && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                   r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
             rc = parse_entries(r->element[0]->element[1], out, n);
         else if (rc == 0 && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)
             rc = TC_EPROTO;

@@ -12,7 +12,15 @@
  * (PUT_LEASED): a tc_set or tc_del of the key in the meantime means the source may no
  * longer hold our value, and the key is deleted everywhere instead, so the next read loads
  * the source. Without the lock (Redis unreachable, or the wait exceeded lock_wait_ms) the
- * cache step is always a delete: never wrong, at the price of one miss.
+ * cache step is always a delete: never wrong, at the price of one miss. Every cache step
+ * that deletes is tc_del's, so this process's own next read misses at once, whether or not
+ * its pub/sub link is up.
+ *
+ * The writer sees each write's version (tc_write_t.version) so it can refuse an older one.
+ * Under the lock it is the version Redis minted for the key; without it, this machine's
+ * clock in microseconds (the unit Redis mints in), kept above every version this process
+ * handed before: a write-through that starts after another one's lock was taken carries a
+ * higher version, as long as the machines' clocks agree to better than that gap.
  *
  * A cache step that fails after the source was written is the one outcome that needs care:
  * this process drops its copy, the keeper deletes the key everywhere as soon as Redis
@@ -88,12 +96,33 @@ static int store_leased(tc_cache_t *c, const tc_write_t *w, const char *token,
         if ((o->flags & TC_OPT_NO_L1) || !tc__l1_commit(c->l1, p, snap, e, TC__COMMIT_WRITE))
             tc__l1_invalidate(c->l1, h, w->key, w->klen, e->version); /* not kept: drop older */
         rc = TC_OK;
-    } else if (rc == TC__L2_LEASE_LOST) { /* a write came: the source may be ahead of us */
-        rc = tc__l2_del(c->l2, w->key, w->klen, NULL);
     }
     tc__l1_pending_end(c->l1, p);
     tc_ref_release(e);
+    if (rc == TC__L2_LEASE_LOST) /* a write came: the source may be ahead of it */
+        rc = tc__del(c, w->key, w->klen);
     return rc;
+}
+
+/* The version handed to the writer without the lock (no Redis, Redis down, the wait
+ * exceeded): this machine's clock in microseconds, the unit of the versions Redis mints,
+ * and above every version this process handed before, so a writer that refuses older
+ * versions never refuses a later write-through of this process. */
+static uint64_t clock_version(tc_cache_t *c) {
+    uint64_t last = atomic_load(&c->writer_version), v;
+    do {
+        v = tc__wall_us();
+        if (v <= last)
+            v = last + 1;
+    } while (!atomic_compare_exchange_weak(&c->writer_version, &last, v));
+    return v;
+}
+
+/* Remember a version Redis minted, so clock_version stays above it. */
+static void saw_version(tc_cache_t *c, uint64_t v) {
+    uint64_t last = atomic_load(&c->writer_version);
+    while (v > last && !atomic_compare_exchange_weak(&c->writer_version, &last, v)) {
+    }
 }
 
 /* L1-only: the cache is this process's L1. */
@@ -112,6 +141,10 @@ static int write_through(tc_cache_t *c, tc_write_t *w, const tc__call_opts_t *o)
              (unsigned long long)tc__rand64());
     uint32_t ttl = c->cfg.lock_ttl_ms ? c->cfg.lock_ttl_ms : 5000;
     int locked = c->l2 && write_lock(c, w->key, w->klen, token, ttl, &w->version);
+    if (locked && w->version)
+        saw_version(c, w->version);
+    else
+        w->version = clock_version(c);
     tc__lease_t *lease =
         locked ? tc__keeper_hold(c->keeper, w->key, w->klen, token, strlen(token), ttl) : NULL;
     int rc = call_writer(c, w);
@@ -124,10 +157,13 @@ static int write_through(tc_cache_t *c, tc_write_t *w, const tc__call_opts_t *o)
     tc__count(&c->writes_through);
     if (!c->l2)
         return cache_local(c, w, o);
-    if (w->kind == TC_WRITE_SET && locked)
+    if (w->kind == TC_WRITE_SET && locked && !c->cfg.plain_keys)
         rc = store_leased(c, w, token, o);
-    else /* a delete, or no lock to order us: delete (the next read loads the source) */
-        rc = tc__l2_del(c->l2, w->key, w->klen, NULL);
+    else /* a delete, no lock to order us, or plain keys (no header to lease): delete
+          * everywhere, this process's L1 at once (the next read loads the source) */
+        rc = tc__del(c, w->key, w->klen);
+    if (locked && c->cfg.plain_keys) /* a plain DEL leaves our lock: free it for the next */
+        tc__l2_unlock(c->l2, w->key, w->klen, token, strlen(token));
     if (rc >= 0)
         return TC_OK;
     /* The source holds the write, Redis does not know: drop ours, delete it everywhere

@@ -200,13 +200,22 @@ static void child_exec(int fd, char **argv, char **envp, pid_t parent) {
 
 tc_test_peer_t *tc_test_peer_start(const char *url, const char *prefix, const char *channel,
                                    const char *const *env) {
+    const char *args[] = {url, prefix, channel, NULL};
+    return tc_test_peer_start_prog(TC_TEST_PEER_PATH, args, env);
+}
+
+tc_test_peer_t *tc_test_peer_start_prog(const char *path, const char *const *args,
+                                        const char *const *env) {
     tc_test_peer_t *p = calloc(1, sizeof *p);
     cr_assert_not_null(p, "peer: out of memory");
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0,
                  "peer: socketpair: %s", strerror(errno));
-    char *argv[] = {(char *)TC_TEST_PEER_PATH, (char *)url, (char *)prefix, (char *)channel,
-                    NULL};
+    char *argv[16] = {(char *)path};
+    for (size_t i = 0; args && args[i]; i++) {
+        cr_assert_lt(i + 2, sizeof argv / sizeof *argv, "peer: too many arguments");
+        argv[i + 1] = (char *)args[i];
+    }
     char **envp = build_env(env);
     pid_t parent = getpid();
     p->pid = fork();
@@ -216,10 +225,14 @@ tc_test_peer_t *tc_test_peer_start(const char *url, const char *prefix, const ch
     close(sv[1]);
     cr_assert_gt(p->pid, 0, "peer: fork: %s", strerror(errno));
     p->fd = sv[0];
-    snprintf(p->last, sizeof p->last, "(startup of %s)", TC_TEST_PEER_PATH);
+    snprintf(p->last, sizeof p->last, "(startup of %s)", path);
     const char *ready = tc_test_peer_recv(p, PEER_OPEN_TIMEOUT_MS);
     cr_assert_str_eq(ready, "ready 0", "peer: tc_open failed: '%s'", ready);
     return p;
+}
+
+pid_t tc_test_peer_pid(const tc_test_peer_t *p) {
+    return p->pid;
 }
 
 void tc_test_peer_send(tc_test_peer_t *p, const char *fmt, ...) {

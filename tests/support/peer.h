@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Sanitizer builds run several times slower: bounded-latency assertions scale by this. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -44,6 +45,15 @@ typedef struct tc_test_peer tc_test_peer_t;
  */
 tc_test_peer_t *tc_test_peer_start(const char *url, const char *prefix, const char *channel,
                                    const char *const *env);
+/*
+ * The same for another program speaking tc-peer's line protocol (e.g. wb-peer): path is
+ * run with the arguments args (NULL-terminated, may be NULL) and env as above; it must
+ * print "ready 0" once open.
+ */
+tc_test_peer_t *tc_test_peer_start_prog(const char *path, const char *const *args,
+                                        const char *const *env);
+/* The peer's process id (to tell its work from ours in a shared record). */
+pid_t tc_test_peer_pid(const tc_test_peer_t *p);
 /* Send one command line (printf format, no newline). Fails the test if the peer is gone. */
 void tc_test_peer_send(tc_test_peer_t *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
