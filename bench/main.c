@@ -1,6 +1,33 @@
 /*
  * main.c - tiercache-bench's entry point: parse, install signal handlers, start the
- * machine check (checks.h), dispatch.
+ * machine check (checks.h), dispatch. It is also the map of the tool:
+ *
+ *   bench/
+ *     main.c          this file: argv -> tcb_opts_t (core/cli.c) -> one tcb_cmd_*
+ *     core/           the machinery every subcommand shares
+ *       bench.h         the parsed options, the Redis environment, the entry points
+ *       cli.c help.c    the command line (the library's unit parser) and its --help pages
+ *       checks.c        the warnings every report ends with: busy machine, L1 fill, drift
+ *       env.c server.c  Redis to run on (a throwaway redis-server or --redis), cleanup
+ *       rconn.c         raw hiredis: the --redis URL (the library's parser), AUTH, purge
+ *       redis_info.c    INFO snapshots: what a phase cost Redis
+ *       session.c       preload -> warm-up -> measured windows, for compare, miss, sweep
+ *       runner.c progress.c   threads x workload x mode -> latencies and counters
+ *       mode_redis.c mode_tc.c preload.c (modes.h)   redis-only and tiercache reads
+ *       workload.c trace.c source.c rng.h   keys, traces, the simulated source of truth
+ *       lru_sim.c       the exact LRU that replay compares the L1 with
+ *       fresh.c         stampede's and failing-source's answer kinds and timelines
+ *       multi.c         the many-keys commands' cache, keys and batched writes
+ *       hist.c report.c json.c fmt.c   measuring and printing
+ *     commands/       one file per subcommand, each a tcb_cmd_* of bench.h
+ *       compare.c (and miss)  sweep.c  replay.c  micro.c  stampede.c  failing.c
+ *       inval.c inval_foreign.c (inval.h: the reader process both share)
+ *       bulk.c patterns.c warm.c   the many-keys API
+ *       writes.c writes_db.c (writes_db.h: the SQLite source; built with libsqlite3)
+ *     tests/          unit tests of the Redis-free core; smoke runs are in CMakeLists.txt
+ *
+ * main.c stays at the top, not in core/: it is neither shared machinery nor a subcommand
+ * but the one file that knows every command, and the first a reader opens.
  *
  * SIGINT and SIGTERM only raise a flag: runs stop at the next check, and every command
  * still deletes its Redis keys and stops its throwaway server on the way out. A second
@@ -12,6 +39,7 @@
 #include "checks.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 static void on_signal(int sig) {
@@ -56,6 +84,14 @@ static int dispatch(const tcb_opts_t *o) {
         return tcb_cmd_patterns(o);
     case TCB_CMD_WARM:
         return tcb_cmd_warm(o);
+    case TCB_CMD_WRITES:
+#ifdef TCB_HAVE_SQLITE
+        return tcb_cmd_writes(o);
+#else
+        fprintf(stderr, "tiercache-bench: writes: this build has no SQLite (libsqlite3 was not "
+                        "found when cmake ran: install libsqlite3-dev and configure again)\n");
+        return 1;
+#endif
     case TCB_CMD_HELP:
         break;
     }
