@@ -192,7 +192,9 @@ typedef struct tc_config {
                                   as the allocator really charges it). 0 disables L1.
                                   Default 64 MiB. Env: L1_MAX_BYTES (e.g. 256MiB). */
     size_t l1_max_entries;     /* optional cap on L1 entries; 0 = no cap. Env: L1_MAX_ENTRIES */
-    unsigned l1_shards;        /* power of two; 0 = chosen from the CPU count. Env: L1_SHARDS */
+    unsigned l1_shards;        /* power of two; 0 = 16 per CPU, fewer for a small L1 (each
+                                  shard keeps at least 64 entries: l1_max_entries, or
+                                  l1_max_bytes at 1 KiB per entry). Env: L1_SHARDS */
     size_t l1_max_value_bytes; /* larger values are served but not kept in L1. Default 1 MiB.
                                   Env: L1_MAX_VALUE_BYTES */
     uint64_t default_ttl_ms;   /* TTL when a call passes 0. Default 60 s. Env: DEFAULT_TTL */
@@ -414,6 +416,8 @@ typedef struct tc_stats {
     uint64_t wb_retries;     /* writer failures retried by this process's flusher */
     uint64_t wb_dead;        /* writes it moved to the dead-letter stream */
     uint64_t wb_flusher;     /* gauge: 1 while this process holds the flusher lease */
+    /* L1 layout */
+    uint64_t l1_shards; /* gauge: L1's shards (l1_shards, or the default chosen at open) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */

@@ -388,11 +388,25 @@ static int needs_pool(const tc_cache_t *c) {
     return c->ext || f->load_soft_timeout_ms || f->load_hard_timeout_ms;
 }
 
-/* The CPU-based default, halved while a shard's share of the budget could not hold two
- * values of l1_max_value_bytes (a large value must fit one shard to be kept at all). */
+/* The CPU-based default, halved while a shard would be too thin to do its job:
+ *  - a shard is an LRU of its own, and one that holds a handful of entries ranks them
+ *    badly: replaying ../shared/traces at 32 shards missed up to 2.1 points more than one
+ *    exact LRU (lirs-2pools at 298 entries, 9 per shard), and every row over 1 point had
+ *    fewer than 20 entries per shard; at SHARD_MIN_ENTRIES per shard every row is within
+ *    1 point (bench/README.md "Trace replay"). The entries are l1_max_entries, or when
+ *    the bytes bind first, the budget at an assumed SHARD_NOMINAL_ENTRY_BYTES each (an
+ *    overestimate for small values, so it errs towards fewer, fuller shards);
+ *  - a large value must fit one shard to be kept at all: two of l1_max_value_bytes.
+ * A small L1 gives up some lock striping for it; l1_shards overrides. */
+#define SHARD_MIN_ENTRIES         64u
+#define SHARD_NOMINAL_ENTRY_BYTES 1024u
 static unsigned default_shards(const tc_config_t *cfg) {
+    uint64_t entries = cfg->l1_max_bytes / SHARD_NOMINAL_ENTRY_BYTES;
+    if (cfg->l1_max_entries && cfg->l1_max_entries < entries)
+        entries = cfg->l1_max_entries;
     unsigned n = tc__default_shards();
-    while (n > 1 && cfg->l1_max_bytes / n < 2 * cfg->l1_max_value_bytes)
+    while (n > 1 && (cfg->l1_max_bytes / n < 2 * cfg->l1_max_value_bytes ||
+                     entries / n < SHARD_MIN_ENTRIES))
         n >>= 1;
     return n;
 }
@@ -667,6 +681,7 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
     out->l1_entries = l1.entries;
     out->l1_bytes = l1.bytes;
     out->l1_max_bytes = c->cfg.l1_max_bytes;
+    out->l1_shards = tc__l1_shards(c->l1);
     out->l1_evictions = l1.evictions;
     out->l1_expirations = l1.expirations;
     out->l1_fills_rejected = l1.rejected;

@@ -914,6 +914,10 @@ int tc__l1_trusted(const tc__l1_t *l1) {
     return atomic_load(&l1->trusted);
 }
 
+unsigned tc__l1_shards(const tc__l1_t *l1) {
+    return l1->mask + 1;
+}
+
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
     memset(out, 0, sizeof *out);
     for (unsigned i = 0; i <= l1->mask; i++) {

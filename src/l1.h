@@ -167,5 +167,7 @@ void tc__l1_set_trusted(tc__l1_t *l1, int trusted);
 int tc__l1_trusted(const tc__l1_t *l1);
 
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out);
+/* How many shards (fixed at open). */
+unsigned tc__l1_shards(const tc__l1_t *l1);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- helpers ---- */
 
@@ -643,4 +644,40 @@ Test(api, stats_counters_move) {
     cr_assert_lt(s.l1_bytes, bytes);
     cr_assert_eq(s.l1_evictions, 4, "a delete is not an eviction");
     tc_close(c);
+}
+
+/* The default shard count keeps every shard an LRU worth the name: at least 64 entries
+ * each (l1_max_entries, or l1_max_bytes at 1 KiB an entry), at most 16 per CPU; an explicit
+ * l1_shards is taken as given. Without the rule a 300-entry cache got 16 shards per CPU
+ * of fewer than 10 entries, and missed up to 2 points more than one LRU (bench replay). */
+Test(api, default_shards_keep_entries_per_shard) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned cpu_default = 16;
+    while (cpu_default < 16u * (unsigned)(ncpu < 1 ? 1 : ncpu) && cpu_default < 1024)
+        cpu_default <<= 1;
+    struct {
+        size_t max_bytes, max_entries, max_value;
+        unsigned shards, want;
+    } cases[] = {
+        {64u << 20, 0, 1u << 20, 0, cpu_default < 32 ? cpu_default : 32}, /* 64 MiB: 65536 */
+        {64u << 20, 300, 1024, 0, 4},   /* 300 entries: 4 shards of 75 */
+        {64u << 20, 64, 1024, 0, 1},    /* one shard's worth */
+        {64u << 20, 63, 1024, 0, 1},    /* fewer: still one */
+        {256u << 10, 0, 1024, 0, 4},    /* 256 KiB = 256 nominal entries */
+        {64u << 20, 300, 1024, 16, 16}, /* explicit: as given */
+        {4u << 20, 0, 1u << 20, 0, 2},  /* large values: 2 MiB per shard */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tc_config_t cfg = local_cfg();
+        cfg.l1_max_bytes = cases[i].max_bytes;
+        cfg.l1_max_entries = cases[i].max_entries;
+        cfg.l1_max_value_bytes = cases[i].max_value;
+        cfg.l1_shards = cases[i].shards;
+        tc_cache_t *c = open_cfg(&cfg);
+        unsigned want =
+            cases[i].want > cpu_default && !cases[i].shards ? cpu_default : cases[i].want;
+        cr_expect_eq(stats(c).l1_shards, want, "case %zu: %llu shards, expected %u", i,
+                     (unsigned long long)stats(c).l1_shards, want);
+        tc_close(c);
+    }
 }

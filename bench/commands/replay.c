@@ -10,7 +10,8 @@
  * The entries cap binds, never the bytes: the byte budget is set far above what the
  * entries can occupy. --shards defaults to 1 here, because sharding splits one LRU into
  * several smaller ones and the point is to compare with one exact LRU; try --shards 16
- * to see what sharding costs.
+ * to see what sharding costs, and --shards default for what the library chooses at that
+ * capacity (the shards column then says how many it chose).
  *
  * The reference column repeats the exact-LRU figures of ../shared/traces/README.md for
  * the traces listed there, so a run on those files checks itself.
@@ -95,6 +96,9 @@ static int library_lru(const tcb_opts_t *o, const uint64_t *ids, size_t n, repla
     cfg.redis_url = NULL;
     cfg.l1_max_entries = row->entries;
     cfg.l1_max_bytes = (size_t)row->entries * 1024 + (1u << 20);
+    cfg.l1_max_value_bytes = 1024; /* the values are one byte: no shard is thinned for
+                                      large values, so --shards default shows the rule
+                                      on entries */
     cfg.l1_shards = o->shards;
     cfg.default_ttl_ms = 7 * 24 * 3600 * 1000ull; /* nothing expires during a replay */
     cfg.ttl_jitter = 0;
@@ -118,6 +122,7 @@ static int library_lru(const tcb_opts_t *o, const uint64_t *ids, size_t n, repla
     tc_stats_t st;
     tc_stats(c, &st);
     row->l1_entries = st.l1_entries;
+    row->shards = (unsigned)st.l1_shards; /* as chosen, also for --shards default */
     tc_close(c);
     if (rc != 0) {
         fprintf(stderr, "tiercache-bench: replay: tc_fetch: %s\n", tc_strerror(rc));

@@ -496,6 +496,10 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         return parse_l1(o, v);
     case OPT_SHARDS:
         o->given |= TCB_GIVEN_SHARDS;
+        if (strcmp(v, "default") == 0) { /* the library's choice (tc_stats: l1_shards) */
+            o->shards = 0;
+            return 0;
+        }
         if (parse_uint("--shards", v, 1, 65536, &u) != 0 || (u & (u - 1)))
             return bad("--shards", v, "expected a power of two (1, 2, 4, ...)");
         o->shards = (unsigned)u;

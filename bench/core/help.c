@@ -143,7 +143,8 @@ static const cmd_help_t pages[] = {
      "      --entries LIST     L1 capacities in entries, e.g. 707 or 500,1000\n"
      "      --pct LIST         capacities as % of each trace's distinct keys, e.g. 1,10\n"
      "      --shards N         L1 shards (default 1: sharding splits one LRU into several\n"
-     "                         smaller ones; --shards 16 shows what that costs)\n",
+     "                         smaller ones; --shards 16 shows what that costs, and\n"
+     "                         --shards default the library's own choice for the size)\n",
      0,
      "  tiercache-bench replay ../shared/traces/lirs-sprite.txt.gz --entries 707\n"
      "  tiercache-bench replay ../shared/traces/*.gz --pct 1,10\n"},
