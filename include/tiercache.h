@@ -129,10 +129,13 @@ typedef struct tc_write {
     size_t klen;
     const void *value; /* TC_WRITE_SET: the value (vlen bytes); NULL for a delete */
     size_t vlen;
-    uint64_t version; /* the cache's version of this write: it grows with every write of a
-                         key. Write-behind delivers at least once (a flusher that died after
-                         writing is replayed by another): write only when newer, e.g.
-                         UPDATE ... WHERE version < ?, and the writer is idempotent */
+    uint64_t version; /* grows with every write of a key: write-behind hands the version
+                         stored with the value; write-through the one minted under the
+                         key's lock, or without the lock this machine's clock in
+                         microseconds (docs/write-strategies.md). Write-behind delivers at
+                         least once (a flusher that died after writing is replayed by
+                         another): write only when newer, e.g. UPDATE ... WHERE version < ?,
+                         and the writer is idempotent */
     int result;       /* set by the writer: 0 written (the default), or a negative code:
                          this write failed (write-behind retries it) */
 } tc_write_t;
@@ -194,7 +197,8 @@ typedef struct tc_config {
     size_t l1_max_entries;     /* optional cap on L1 entries; 0 = no cap. Env: L1_MAX_ENTRIES */
     unsigned l1_shards;        /* power of two; 0 = 16 per CPU, fewer for a small L1 (each
                                   shard keeps at least 64 entries: l1_max_entries, or
-                                  l1_max_bytes at 1 KiB per entry). Env: L1_SHARDS */
+                                  l1_max_bytes at 1 KiB per entry) or for large values
+                                  (each holds two of l1_max_value_bytes). Env: L1_SHARDS */
     size_t l1_max_value_bytes; /* larger values are served but not kept in L1. Default 1 MiB.
                                   Env: L1_MAX_VALUE_BYTES */
     uint64_t default_ttl_ms;   /* TTL when a call passes 0. Default 60 s. Env: DEFAULT_TTL */

@@ -8,13 +8,17 @@
  * entries wait already: then nothing happens and the caller hears TC_EFULL.
  *
  * Flushing. Every process that may flush runs this thread; one at a time holds the lease
- * <prefix>"wb:lease" (SET NX PX, extended every lease/3 while it is ours; a standby tries
- * every lease/4 and just after the lease would expire, so it takes over within a lease of
- * the holder's death, and within lease/4 of a holder's close). The holder:
- *   1. first claims every entry pending in the group (XAUTOCLAIM from 0): what a previous
- *      holder read but never acknowledged, because it died or lost the lease;
- *   2. then reads new entries (XREADGROUP) every write_behind_delay_ms, or at once while
- *      batches come full;
+ * <prefix>"wb:lease" (SET NX PX, extended every lease/3 while it is ours, waking for it
+ * whatever write_behind_delay_ms says; a standby tries every lease/4 and just after the
+ * lease would expire, so it takes over within a lease of the holder's death, and within
+ * lease/4 of a holder's close). The holder:
+ *   1. first claims every entry pending in the group: what a previous holder read but
+ *      never acknowledged, because it died or lost the lease (XAUTOCLAIM from 0-0,
+ *      following its cursor page by page, renewing the lease as it goes; a walk cut short
+ *      starts again, and so does one after the lease was lost and taken back, since
+ *      another holder may have read entries in between);
+ *   2. only then reads new entries (XREADGROUP) every write_behind_delay_ms, or at once
+ *      while batches come full;
  *   3. keeps one entry per key, the newest (by version): an older one still waiting is
  *      acknowledged as coalesced, never written;
  *   4. skips an entry whose key the flusher has already written at a newer version
@@ -69,6 +73,7 @@ struct tc__behind {
     char token[48]; /* the lease token and consumer name */
     /* flusher thread only */
     int holder, claimed;
+    unsigned takes;         /* times this process took the lease afresh */
     int64_t holder_left_ms; /* a standby: the holder's lease time left, -1 unknown */
     uint64_t renew_ns, oldest_ns;
     slot_t *slots;
@@ -151,15 +156,30 @@ static size_t read_queue(tc__behind_t *b, char *cursor) {
     return n;
 }
 
+static int hold_lease(tc__behind_t *b);
+
+static int is_stopping(tc__behind_t *b) {
+    pthread_mutex_lock(&b->mu);
+    int stopping = b->stopping;
+    pthread_mutex_unlock(&b->mu);
+    return stopping;
+}
+
 /* Take over every entry a previous holder read but never acknowledged, walking the
- * group's pending list with XAUTOCLAIM's cursor. 1 when the walk reached its end. */
+ * group's pending list with XAUTOCLAIM's cursor, a page of write_behind_batch at a time,
+ * keeping the lease renewed as it goes. 1 when the walk reached its end; 0 when it must
+ * start again next round (Redis did not answer, the lease was lost, tc_close came, or the
+ * cursor did not move: what was claimed stays ours and is merged again, never twice). */
 static int claim_pending(tc__behind_t *b) {
-    char cursor[TC__WB_ID_MAX] = "0-0";
+    char cursor[TC__WB_ID_MAX] = "0-0", last[TC__WB_ID_MAX];
+    unsigned takes = b->takes;
     do {
-        if (read_queue(b, cursor) == TC__WB_READ_ERROR)
-            return 0; /* Redis did not answer: claim again next round */
-    } while (strcmp(cursor, "0-0") != 0);
-    return 1;
+        memcpy(last, cursor, sizeof last);
+        if (read_queue(b, cursor) == TC__WB_READ_ERROR || !hold_lease(b) || b->takes != takes ||
+            is_stopping(b))
+            return 0;
+    } while (strcmp(cursor, "0-0") != 0 && strcmp(cursor, last) != 0);
+    return strcmp(cursor, "0-0") == 0;
 }
 
 /* ---- the lease ---- */
@@ -174,10 +194,19 @@ static int hold_lease(tc__behind_t *b) {
         return 1;
     b->holder_left_ms = -1;
     int rc = tc__l2_wb_lease(c->l2, b->token, lease, 1, NULL); /* ours still? */
-    if (rc == 0)
+    int taken = 0;
+    if (rc == 0) {
         rc = tc__l2_wb_lease(c->l2, b->token, lease, 0, &b->holder_left_ms); /* free? */
+        taken = rc == 1;
+    }
     if (rc < 0)
         return 0;
+    if (taken && b->holder) { /* lost and taken again: another may have held it between */
+        drop_all(b);
+        b->claimed = 0;
+    }
+    if (taken)
+        b->takes++;
     if (rc == 1) {
         if (!b->holder)
             tc__log(&c->log, TC__EV_WRITE, TC_LOG_INFO, NULL, 0,
@@ -331,8 +360,8 @@ static void write_batch(tc__behind_t *b, slot_t **s, size_t n) {
 /* One round as holder. Returns 1 when it did work (go again at once). */
 static int round_as_holder(tc__behind_t *b, int urgent) {
     tc_cache_t *c = b->c;
-    if (!b->claimed)
-        b->claimed = claim_pending(b);
+    if (!b->claimed && !(b->claimed = claim_pending(b)))
+        return 0; /* a previous holder's entries go first: new ones wait for the walk */
     size_t got = read_queue(b, NULL);
     if (got == TC__WB_READ_ERROR)
         got = 0;
@@ -373,6 +402,14 @@ static uint64_t standby_wait_ms(const tc__behind_t *b) {
     return poll;
 }
 
+/* A holder waits write_behind_delay_ms for a batch to fill, but wakes in time to renew
+ * its lease: a delay longer than a third of the lease would otherwise let it expire. */
+static uint64_t holder_wait_ms(const tc__behind_t *b) {
+    uint64_t wait = b->c->cfg.write_behind_delay_ms, now = tc__now_ns();
+    uint64_t to_renew = b->renew_ns > now ? (b->renew_ns - now) / NS_PER_MS + 1 : 1;
+    return wait < to_renew ? wait : to_renew;
+}
+
 static void *flusher_main(void *arg) {
     tc__behind_t *b = arg;
     tc_cache_t *c = b->c;
@@ -393,7 +430,7 @@ static void *flusher_main(void *arg) {
             break;
         if (busy)
             continue;
-        uint64_t wait_ms = b->holder ? c->cfg.write_behind_delay_ms : standby_wait_ms(b);
+        uint64_t wait_ms = b->holder ? holder_wait_ms(b) : standby_wait_ms(b);
         if (stopping)
             wait_ms = 5;
         uint64_t deadline = tc__now_ns() + wait_ms * NS_PER_MS;

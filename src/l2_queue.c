@@ -477,13 +477,21 @@ int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX
         if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
             rc = TC_EREDIS;
         const redisReply *r = rc == 0 ? call.reply : NULL;
-        if (rc == 0 && claim && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
-            r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < TC__WB_ID_MAX) {
+        if (rc == 0 && claim) {
             /* Go on from the cursor: the claimed entries stay pending (now ours), so
-             * starting again from 0-0 would return them forever. */
-            memcpy(cursor, r->element[0]->str, r->element[0]->len);
-            cursor[r->element[0]->len] = '\0';
-            rc = parse_entries(r->element[1], out, n);
+             * starting again from 0-0 would return them forever. A reply without a
+             * stream id for a cursor cannot be walked on. */
+            if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+                r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len > 0 &&
+                r->element[0]->len < TC__WB_ID_MAX &&
+                strspn(r->element[0]->str, "0123456789-") == r->element[0]->len &&
+                r->element[1]->type == REDIS_REPLY_ARRAY) {
+                memcpy(cursor, r->element[0]->str, r->element[0]->len);
+                cursor[r->element[0]->len] = '\0';
+                rc = parse_entries(r->element[1], out, n);
+            } else {
+                rc = TC_EPROTO;
+            }
         } else if (rc == 0 && !claim && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
                    r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
             rc = parse_entries(r->element[0]->element[1], out, n);

@@ -18,9 +18,11 @@
  *
  * The writer sees each write's version (tc_write_t.version) so it can refuse an older one.
  * Under the lock it is the version Redis minted for the key; without it, this machine's
- * clock in microseconds (the unit Redis mints in), kept above every version this process
- * handed before: a write-through that starts after another one's lock was taken carries a
- * higher version, as long as the machines' clocks agree to better than that gap.
+ * clock in microseconds (the unit Redis mints in); either way raised above every version
+ * this process handed before. So one process's write-throughs reach the writer with
+ * growing versions, and one that starts after another process's lock was taken carries a
+ * higher version as long as the machines' clocks agree to better than that gap.
+ * (plain_keys caches have no writer: tc_open refuses the pair.)
  *
  * A cache step that fails after the source was written is the one outcome that needs care:
  * this process drops its copy, the keeper deletes the key everywhere as soon as Redis
@@ -104,25 +106,20 @@ static int store_leased(tc_cache_t *c, const tc_write_t *w, const char *token,
     return rc;
 }
 
-/* The version handed to the writer without the lock (no Redis, Redis down, the wait
- * exceeded): this machine's clock in microseconds, the unit of the versions Redis mints,
- * and above every version this process handed before, so a writer that refuses older
- * versions never refuses a later write-through of this process. */
-static uint64_t clock_version(tc_cache_t *c) {
+/* The version handed to the writer: the one Redis minted under the lock, or without the
+ * lock (no Redis, Redis down, the wait exceeded) this machine's clock in microseconds, the
+ * unit Redis mints in; either way above every version this process handed before, so a
+ * writer that refuses older versions never refuses a later write-through of this process
+ * (a clock ahead of Redis's would otherwise hand a lock-less write a version above the
+ * next locked one). */
+static uint64_t writer_version(tc_cache_t *c, uint64_t minted) {
     uint64_t last = atomic_load(&c->writer_version), v;
     do {
-        v = tc__wall_us();
+        v = minted ? minted : tc__wall_us();
         if (v <= last)
             v = last + 1;
     } while (!atomic_compare_exchange_weak(&c->writer_version, &last, v));
     return v;
-}
-
-/* Remember a version Redis minted, so clock_version stays above it. */
-static void saw_version(tc_cache_t *c, uint64_t v) {
-    uint64_t last = atomic_load(&c->writer_version);
-    while (v > last && !atomic_compare_exchange_weak(&c->writer_version, &last, v)) {
-    }
 }
 
 /* L1-only: the cache is this process's L1. */
@@ -141,10 +138,7 @@ static int write_through(tc_cache_t *c, tc_write_t *w, const tc__call_opts_t *o)
              (unsigned long long)tc__rand64());
     uint32_t ttl = c->cfg.lock_ttl_ms ? c->cfg.lock_ttl_ms : 5000;
     int locked = c->l2 && write_lock(c, w->key, w->klen, token, ttl, &w->version);
-    if (locked && w->version)
-        saw_version(c, w->version);
-    else
-        w->version = clock_version(c);
+    w->version = writer_version(c, locked ? w->version : 0);
     tc__lease_t *lease =
         locked ? tc__keeper_hold(c->keeper, w->key, w->klen, token, strlen(token), ttl) : NULL;
     int rc = call_writer(c, w);
@@ -157,13 +151,11 @@ static int write_through(tc_cache_t *c, tc_write_t *w, const tc__call_opts_t *o)
     tc__count(&c->writes_through);
     if (!c->l2)
         return cache_local(c, w, o);
-    if (w->kind == TC_WRITE_SET && locked && !c->cfg.plain_keys)
+    if (w->kind == TC_WRITE_SET && locked)
         rc = store_leased(c, w, token, o);
-    else /* a delete, no lock to order us, or plain keys (no header to lease): delete
-          * everywhere, this process's L1 at once (the next read loads the source) */
+    else /* a delete, or no lock to order us: delete everywhere (the DEL script frees our
+          * lock), this process's L1 at once; the next read loads the source */
         rc = tc__del(c, w->key, w->klen);
-    if (locked && c->cfg.plain_keys) /* a plain DEL leaves our lock: free it for the next */
-        tc__l2_unlock(c->l2, w->key, w->klen, token, strlen(token));
     if (rc >= 0)
         return TC_OK;
     /* The source holds the write, Redis does not know: drop ours, delete it everywhere

@@ -1692,6 +1692,42 @@ Test(crash, close_drains_and_hands_the_lease_over) {
     wb_source_close(src);
 }
 
+/* A holder whose write_behind_delay_ms is longer than its lease still renews the lease in
+ * time (it wakes for the renewal, not only for the batch): the lease never changes hands
+ * while the holder lives, and the batch is written once the delay has passed. */
+Test(crash, long_delay_keeps_the_lease) {
+    wb_source_t *src = source(5000);
+    tc_config_t cfg;
+    config(&cfg, src);
+    cfg.write_behind_lease_ms = 600;
+    cfg.write_behind_delay_ms = 2500;
+    tc_cache_t *a = tc_test_open(&cfg);
+    int ok;
+    WAIT_UNTIL(ok, stats(a).wb_flusher == 1, WAIT_MS);
+    cr_assert(ok, "the first cache never held the lease");
+    tc_cache_t *b = tc_test_open(&cfg);
+    cr_assert_eq(tc_set_behind(a, S("ld:1"), S("v"), NULL), 0);
+    uint64_t until = tc_test_now_ms() + 2000;
+    while (tc_test_now_ms() < until) {
+        tc_stats_t sa = stats(a), sb = stats(b);
+        cr_assert(sa.wb_flusher == 1 && sb.wb_flusher == 0,
+                  "the lease changed hands while its holder lived (holder %llu, standby %llu)",
+                  (unsigned long long)sa.wb_flusher, (unsigned long long)sb.wb_flusher);
+        tc_test_sleep_ms(50);
+    }
+    /* wb_written moves after the writer returned and the batch was acknowledged */
+    WAIT_UNTIL(ok, stats(a).wb_written == 1, 4000u * TC_TEST_SLOW);
+    cr_assert(ok, "the holder never wrote the queued write (wb_written %llu)",
+              (unsigned long long)stats(a).wb_written);
+    char buf[16];
+    cr_assert(src_value(src, "ld:1", buf, sizeof buf) && strcmp(buf, "v") == 0,
+              "the source does not hold the queued write");
+    cr_assert_eq(stats(b).wb_written, 0, "the standby wrote too");
+    tc_close(b);
+    tc_close(a);
+    wb_source_close(src);
+}
+
 /* ========================= lifecycle and bad input ========================= */
 
 /* tc_close of a cache with writes queued (more than one batch, the writer held back until
