@@ -18,7 +18,9 @@
  *      starts again, and so does one after the lease was lost and taken back, since
  *      another holder may have read entries in between);
  *   2. only then reads new entries (XREADGROUP) every write_behind_delay_ms, or at once
- *      while batches come full;
+ *      while batches come full; and once a lease claims again whatever has been pending,
+ *      untouched, for a lease (a holder deposed between its lease check and its read
+ *      leaves such entries behind, after the walk);
  *   3. keeps one entry per key, the newest (by version): an older one still waiting is
  *      acknowledged as coalesced, never written;
  *   4. skips an entry whose key the flusher has already written at a newer version
@@ -74,6 +76,7 @@ struct tc__behind {
     /* flusher thread only */
     int holder, claimed;
     unsigned takes;         /* times this process took the lease afresh */
+    uint64_t sweep_ns;      /* when to claim entries idle for a lease again */
     int64_t holder_left_ms; /* a standby: the holder's lease time left, -1 unknown */
     uint64_t renew_ns, oldest_ns;
     slot_t *slots;
@@ -146,11 +149,11 @@ static void merge(tc__behind_t *b, tc__wb_entry_t *e, size_t n) {
 /* Read new entries from the queue, or (cursor) a previous holder's pending ones from
  * there on. TC__WB_READ_ERROR when Redis did not answer, else how many. */
 #define TC__WB_READ_ERROR ((size_t)-1)
-static size_t read_queue(tc__behind_t *b, char *cursor) {
+static size_t read_queue(tc__behind_t *b, char *cursor, uint32_t min_idle_ms) {
     tc__wb_entry_t *e = NULL;
     size_t n = 0;
     unsigned batch = b->c->cfg.write_behind_batch;
-    if (tc__l2_wb_read(b->c->l2, b->token, cursor, batch, &e, &n) != 0)
+    if (tc__l2_wb_read(b->c->l2, b->token, cursor, min_idle_ms, batch, &e, &n) != 0)
         return TC__WB_READ_ERROR;
     merge(b, e, n);
     return n;
@@ -170,13 +173,13 @@ static int is_stopping(tc__behind_t *b) {
  * keeping the lease renewed as it goes. 1 when the walk reached its end; 0 when it must
  * start again next round (Redis did not answer, the lease was lost, tc_close came, or the
  * cursor did not move: what was claimed stays ours and is merged again, never twice). */
-static int claim_pending(tc__behind_t *b) {
+static int claim_pending(tc__behind_t *b, uint32_t min_idle_ms) {
     char cursor[TC__WB_ID_MAX] = "0-0", last[TC__WB_ID_MAX];
     unsigned takes = b->takes;
     do {
         memcpy(last, cursor, sizeof last);
-        if (read_queue(b, cursor) == TC__WB_READ_ERROR || !hold_lease(b) || b->takes != takes ||
-            is_stopping(b))
+        if (read_queue(b, cursor, min_idle_ms) == TC__WB_READ_ERROR || !hold_lease(b) ||
+            b->takes != takes || is_stopping(b))
             return 0;
     } while (strcmp(cursor, "0-0") != 0 && strcmp(cursor, last) != 0);
     return strcmp(cursor, "0-0") == 0;
@@ -360,9 +363,20 @@ static void write_batch(tc__behind_t *b, slot_t **s, size_t n) {
 /* One round as holder. Returns 1 when it did work (go again at once). */
 static int round_as_holder(tc__behind_t *b, int urgent) {
     tc_cache_t *c = b->c;
-    if (!b->claimed && !(b->claimed = claim_pending(b)))
-        return 0; /* a previous holder's entries go first: new ones wait for the walk */
-    size_t got = read_queue(b, NULL);
+    uint64_t lease_ns = (uint64_t)c->cfg.write_behind_lease_ms * NS_PER_MS;
+    if (!b->claimed) {
+        if (!(b->claimed = claim_pending(b, 0)))
+            return 0; /* a previous holder's entries go first: new ones wait for the walk */
+        b->sweep_ns = tc__now_ns() + lease_ns;
+    } else if (tc__now_ns() >= b->sweep_ns) {
+        /* Entries nobody has touched for a lease: read by a holder deposed between its
+         * lease check and its read (SIGSTOP), after this one's walk had passed; only this
+         * sweep would ever write them. Ours in back-off come back too, merged as the same
+         * entry. A failed sweep is tried again at the next one. */
+        claim_pending(b, c->cfg.write_behind_lease_ms);
+        b->sweep_ns = tc__now_ns() + lease_ns;
+    }
+    size_t got = read_queue(b, NULL, 0);
     if (got == TC__WB_READ_ERROR)
         got = 0;
     uint64_t now = tc__now_ns();

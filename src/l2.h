@@ -272,12 +272,12 @@ typedef struct tc__wb_entry {
 } tc__wb_entry_t;
 void tc__l2_wb_entries_free(tc__wb_entry_t *e, size_t n);
 /* Up to count entries for consumer. cursor NULL: new entries (XREADGROUP). Else take over
- * the entries pending in the group (a previous flusher's) from the id in cursor ("0-0" to
- * start) and leave there where the next call goes on: "0-0" once every one was claimed.
- * Creates the group when missing. */
+ * the entries pending in the group (a previous flusher's) unread for min_idle_ms or more,
+ * from the id in cursor ("0-0" to start), and leave there where the next call goes on:
+ * "0-0" once every one was claimed. Creates the group when missing. */
 #define TC__WB_ID_MAX 48
-int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX], size_t count,
-                   tc__wb_entry_t **out, size_t *n);
+int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX],
+                   uint32_t min_idle_ms, size_t count, tc__wb_entry_t **out, size_t *n);
 /* Acknowledge and delete written (or dropped) entries. */
 int tc__l2_wb_ack(tc__l2_t *l2, const char *const *ids, size_t n);
 /* Move a write that keeps failing to the dead-letter stream, and acknowledge it. */

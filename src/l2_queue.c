@@ -432,8 +432,8 @@ static int create_group(tc__l2_t *l2, const unsigned char *q, size_t qlen) {
     return tc__l2i_finish(l2, &call, rc);
 }
 
-int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX], size_t count,
-                   tc__wb_entry_t **out, size_t *n) {
+int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX],
+                   uint32_t min_idle_ms, size_t count, tc__wb_entry_t **out, size_t *n) {
     int claim = cursor != NULL;
     *out = NULL;
     *n = 0;
@@ -441,8 +441,9 @@ int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX
     unsigned char *q = prefixed(l2, "wb", NULL, 0, &qlen);
     if (!q)
         return TC_ENOMEM;
-    char cnt[24];
+    char cnt[24], idle[16];
     snprintf(cnt, sizeof cnt, "%zu", count);
+    snprintf(idle, sizeof idle, "%u", (unsigned)min_idle_ms);
     int rc = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         l2_call_t call = {.kind = CALL_PING};
@@ -451,7 +452,7 @@ int tc__l2_wb_read(tc__l2_t *l2, const char *consumer, char cursor[TC__WB_ID_MAX
             tc__l2i_push(&call, q, qlen);
             tc__l2i_push(&call, WB_GROUP, strlen(WB_GROUP));
             tc__l2i_push(&call, consumer, strlen(consumer));
-            tc__l2i_push(&call, "0", 1);
+            tc__l2i_push(&call, idle, strlen(idle));
             tc__l2i_push(&call, cursor, strlen(cursor));
             tc__l2i_push(&call, "COUNT", 5);
             tc__l2i_push(&call, cnt, strlen(cnt));

@@ -1728,6 +1728,65 @@ Test(crash, long_delay_keeps_the_lease) {
     wb_source_close(src);
 }
 
+/* Entries read into the group by a reader that never acknowledged them, after the holder's
+ * takeover walk had passed (a holder deposed between its lease check and its read, or a
+ * read whose reply was lost on a dead link): the holder's periodic sweep claims what has
+ * been idle for a lease and writes it. Without the sweep they stay pending forever and
+ * tc_flush never returns 0. */
+Test(crash, entries_stranded_after_the_walk_are_written) {
+    tc_test_redis_opts_t ro = {.tcp = 1};
+    tc_test_redis_t *tcp = tc_test_redis_start(&ro);
+    tc_test_proxy_t *px = tc_test_proxy_start(tc_test_redis_port(tcp));
+    cr_assert_not_null(px);
+    char direct[64], proxied[64];
+    snprintf(direct, sizeof direct, "redis://127.0.0.1:%d", tc_test_redis_port(tcp));
+    snprintf(proxied, sizeof proxied, "redis://127.0.0.1:%d", tc_test_proxy_port(px));
+    wb_source_t *src = source(5000);
+    tc_config_t cfg;
+    config(&cfg, src);
+    cfg.redis_url = proxied;
+    cfg.write_behind_lease_ms = 2000;
+    tc_cache_t *f = tc_test_open(&cfg); /* the holder, behind the proxy */
+    cfg.redis_url = direct;
+    cfg.write_behind_flusher = 0;
+    tc_cache_t *q = tc_test_open(&cfg); /* only queues */
+    int ok;
+    WAIT_UNTIL(ok, stats(f).wb_flusher == 1, WAIT_MS);
+    cr_assert(ok, "the holder never took the lease");
+    cr_assert_eq(tc_set_behind(q, S("st:0"), S("first"), NULL), 0);
+    cr_assert_eq(tc_flush(f, WAIT_MS), 0, "the holder's walk and first write did not end");
+
+    tc_test_proxy_cut_all(px); /* the holder hears nothing while another reader takes all */
+    char key[16];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(key, sizeof key, "st:%d", i);
+        cr_assert_eq(tc_set_behind(q, key, strlen(key), S("stranded"), NULL), 0);
+    }
+    redisContext *rc = tc_test_redis_connect(tcp);
+    cr_assert_not_null(rc);
+    redisReply *r =
+        redisCommand(rc, "XREADGROUP GROUP tc ghost COUNT 100 STREAMS " PREFIX "wb >");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1, "the ghost read nothing");
+    freeReplyObject(r);
+    redisFree(rc);
+    tc_test_sleep_ms(300);
+    tc_test_proxy_heal(px); /* within the holder's lease: it never lost it */
+
+    cr_assert_eq(tc_flush(f, 4 * cfg.write_behind_lease_ms * TC_TEST_SLOW), 0,
+                 "entries read by a reader that vanished were never written");
+    char buf[32];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(key, sizeof key, "st:%d", i);
+        cr_expect(src_value(src, key, buf, sizeof buf) && strcmp(buf, "stranded") == 0,
+                  "%s never reached the source", key);
+    }
+    tc_close(q);
+    tc_close(f);
+    tc_test_proxy_stop(px);
+    tc_test_redis_stop(tcp);
+    wb_source_close(src);
+}
+
 /* ========================= lifecycle and bad input ========================= */
 
 /* tc_close of a cache with writes queued (more than one batch, the writer held back until

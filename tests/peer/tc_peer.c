@@ -71,6 +71,7 @@
  *
  * Invariant: exactly one reply line per command line, so the driver never desynchronises.
  */
+#include "peer_line.h"
 #include "tiercache.h"
 
 #include <fcntl.h>
@@ -87,126 +88,72 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PEER_MAX_BYTES (1u << 20)
-
 static tc_cache_t *cache;
 static const char *redis_url;
 static unsigned char keybuf[PEER_MAX_BYTES], valbuf[PEER_MAX_BYTES];
-static char outbuf[2 * PEER_MAX_BYTES + 16];
-
-static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void reply(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-}
-
-static int nibble(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode hex (or "-" for empty) into out; -1 when malformed or too long. */
-static long unhex(const char *hex, unsigned char *out) {
-    if (!hex)
-        return -1;
-    if (strcmp(hex, "-") == 0)
-        return 0;
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > PEER_MAX_BYTES)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return (long)(n / 2);
-}
-
-static const char *hex(const void *buf, size_t len) {
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *p = buf;
-    if (len == 0)
-        return "-";
-    for (size_t i = 0; i < len; i++) {
-        outbuf[2 * i] = digits[p[i] >> 4];
-        outbuf[2 * i + 1] = digits[p[i] & 15];
-    }
-    outbuf[2 * len] = '\0';
-    return outbuf;
-}
 
 static void cmd_set(char *hk, char *hv, char *ttl) {
-    long klen = unhex(hk, keybuf), vlen = unhex(hv, valbuf);
+    long klen = peer_unhex(hk, keybuf), vlen = peer_unhex(hv, valbuf);
     if (klen < 0 || vlen < 0) {
-        reply("bad set");
+        peer_reply("bad set");
         return;
     }
     uint64_t ttl_ms = ttl ? strtoull(ttl, NULL, 10) : 0;
-    reply("ok %d", tc_set(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, ttl_ms));
+    peer_reply("ok %d", tc_set(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, ttl_ms));
 }
 
 static void cmd_get(char *hk) {
-    long klen = unhex(hk, keybuf);
+    long klen = peer_unhex(hk, keybuf);
     if (klen < 0) {
-        reply("bad get");
+        peer_reply("bad get");
         return;
     }
     tc_ref_t *ref = NULL;
     int rc = tc_get(cache, keybuf, (size_t)klen, &ref);
     if (rc == 0)
-        reply("val %s", hex(tc_ref_data(ref), tc_ref_size(ref)));
+        peer_reply("val %s", peer_hex(tc_ref_data(ref), tc_ref_size(ref)));
     else if (rc == TC_ENOTFOUND)
-        reply("miss");
+        peer_reply("miss");
     else
-        reply("err %d", rc);
+        peer_reply("err %d", rc);
     tc_ref_release(ref);
 }
 
 static void cmd_del(char *hk) {
-    long klen = unhex(hk, keybuf);
+    long klen = peer_unhex(hk, keybuf);
     if (klen < 0) {
-        reply("bad del");
+        peer_reply("bad del");
         return;
     }
-    reply("ok %d", tc_del(cache, keybuf, (size_t)klen));
+    peer_reply("ok %d", tc_del(cache, keybuf, (size_t)klen));
 }
 
 static void cmd_stats(void) {
     tc_stats_t s;
     if (tc_stats(cache, &s) != 0) {
-        reply("err stats");
+        peer_reply("err stats");
         return;
     }
 #define U(f) (unsigned long long)s.f
-    reply("stats l1_hits=%llu l1_misses=%llu l2_hits=%llu l2_misses=%llu loads=%llu "
-          "load_errors=%llu singleflight_waits=%llu l1_entries=%llu l1_bytes=%llu "
-          "l1_evictions=%llu l1_expirations=%llu l1_fills_rejected=%llu "
-          "inval_published=%llu inval_received=%llu inval_applied=%llu inval_malformed=%llu "
-          "l2_errors=%llu l2_timeouts=%llu breaker_opens=%llu breaker_state=%d "
-          "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu "
-          "early_refreshes=%llu stale_refreshes=%llu refreshes_dropped=%llu "
-          "stale_serves=%llu failsafe_serves=%llu negative_hits=%llu lock_acquired=%llu "
-          "lock_waits=%llu lock_timeouts=%llu load_timeouts=%llu leases_lost=%llu "
-          "keys_invalidated=%llu inval_swept=%llu values_hidden=%llu batch_loads=%llu",
-          U(l1_hits), U(l1_misses), U(l2_hits), U(l2_misses), U(loads), U(load_errors),
-          U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions), U(l1_expirations),
-          U(l1_fills_rejected), U(inval_published), U(inval_received), U(inval_applied),
-          U(inval_malformed), U(l2_errors), U(l2_timeouts), U(breaker_opens), s.breaker_state,
-          s.listener_connected, U(listener_reconnects), U(l1_flushes), U(early_refreshes),
-          U(stale_refreshes), U(refreshes_dropped), U(stale_serves), U(failsafe_serves),
-          U(negative_hits), U(lock_acquired), U(lock_waits), U(lock_timeouts), U(load_timeouts),
-          U(leases_lost), U(keys_invalidated), U(inval_swept), U(values_hidden),
-          U(batch_loads));
+    peer_reply(
+        "stats l1_hits=%llu l1_misses=%llu l2_hits=%llu l2_misses=%llu loads=%llu "
+        "load_errors=%llu singleflight_waits=%llu l1_entries=%llu l1_bytes=%llu "
+        "l1_evictions=%llu l1_expirations=%llu l1_fills_rejected=%llu "
+        "inval_published=%llu inval_received=%llu inval_applied=%llu inval_malformed=%llu "
+        "l2_errors=%llu l2_timeouts=%llu breaker_opens=%llu breaker_state=%d "
+        "listener_connected=%d listener_reconnects=%llu l1_flushes=%llu "
+        "early_refreshes=%llu stale_refreshes=%llu refreshes_dropped=%llu "
+        "stale_serves=%llu failsafe_serves=%llu negative_hits=%llu lock_acquired=%llu "
+        "lock_waits=%llu lock_timeouts=%llu load_timeouts=%llu leases_lost=%llu "
+        "keys_invalidated=%llu inval_swept=%llu values_hidden=%llu batch_loads=%llu",
+        U(l1_hits), U(l1_misses), U(l2_hits), U(l2_misses), U(loads), U(load_errors),
+        U(singleflight_waits), U(l1_entries), U(l1_bytes), U(l1_evictions), U(l1_expirations),
+        U(l1_fills_rejected), U(inval_published), U(inval_received), U(inval_applied),
+        U(inval_malformed), U(l2_errors), U(l2_timeouts), U(breaker_opens), s.breaker_state,
+        s.listener_connected, U(listener_reconnects), U(l1_flushes), U(early_refreshes),
+        U(stale_refreshes), U(refreshes_dropped), U(stale_serves), U(failsafe_serves),
+        U(negative_hits), U(lock_acquired), U(lock_waits), U(lock_timeouts), U(load_timeouts),
+        U(leases_lost), U(keys_invalidated), U(inval_swept), U(values_hidden), U(batch_loads));
 #undef U
 }
 
@@ -249,7 +196,7 @@ static void *stress_thread(void *arg) {
 static void cmd_stress(char *secs, char *nkeys, char *threads, char *seed) {
     unsigned n = threads ? (unsigned)atoi(threads) : 0, k = nkeys ? (unsigned)atoi(nkeys) : 0;
     if (!secs || !seed || n == 0 || n > 64 || k == 0) {
-        reply("bad stress");
+        peer_reply("bad stress");
         return;
     }
     stress_t st[64];
@@ -267,8 +214,8 @@ static void cmd_stress(char *secs, char *nkeys, char *threads, char *seed) {
         r += st[i].reads;
         e += st[i].errors;
     }
-    reply("done %llu %llu %llu", (unsigned long long)w, (unsigned long long)r,
-          (unsigned long long)e);
+    peer_reply("done %llu %llu %llu", (unsigned long long)w, (unsigned long long)r,
+               (unsigned long long)e);
 }
 
 /* ---- xfetch ---- */
@@ -377,20 +324,21 @@ static void xfetch_reply(const xcaller_t *x, unsigned n) {
         if (firstrc == 0)
             firstrc = x[i].rc;
     }
-    reply("xdone %u %u %s %d", ok, err, first ? hex(first->val, first->vlen) : "-", firstrc);
+    peer_reply("xdone %u %u %s %d", ok, err, first ? peer_hex(first->val, first->vlen) : "-",
+               firstrc);
 }
 
 static void cmd_xfetch(char *hk, char *threads, char *sleepms, char *counter) {
-    long klen = unhex(hk, keybuf);
+    long klen = peer_unhex(hk, keybuf);
     unsigned n = threads ? (unsigned)atoi(threads) : 0;
     if (klen <= 0 || n == 0 || n > XFETCH_MAX_THREADS || !sleepms ||
         nxloads == XFETCH_MAX_CMDS) {
-        reply("bad xfetch");
+        peer_reply("bad xfetch");
         return;
     }
     xload_t *xl = calloc(1, sizeof *xl);
     if (!xl) {
-        reply("bad xfetch");
+        peer_reply("bad xfetch");
         return;
     }
     snprintf(xl->counter, sizeof xl->counter, "%s", counter ? counter : "tc-peer:xcount");
@@ -418,7 +366,7 @@ static tc_buf_t *bufs_unhex(char **hexes, size_t n) {
     tc_buf_t *b = calloc(n ? n : 1, sizeof *b);
     for (size_t i = 0; b && i < n; i++) {
         unsigned char *d = malloc(strlen(hexes[i]) / 2 + 1);
-        long len = d ? unhex(hexes[i], d) : -1;
+        long len = d ? peer_unhex(hexes[i], d) : -1;
         b[i] = (tc_buf_t){d, len < 0 ? 0 : (size_t)len};
         if (len < 0) {
             free(d);
@@ -440,21 +388,21 @@ static void bufs_free(tc_buf_t *b, size_t n) {
 /* One reply line's item for a bulk read: v:HEX or e:CODE. */
 static void put_item(int code, const tc_ref_t *ref) {
     if (code == 0)
-        printf(" v:%s", hex(tc_ref_data(ref), tc_ref_size(ref)));
+        printf(" v:%s", peer_hex(tc_ref_data(ref), tc_ref_size(ref)));
     else
         printf(" e:%d", code);
 }
 
 static void cmd_setopts(char **a, size_t n) {
     if (n < 4 || n - 4 > TC_MAX_TAGS) {
-        reply("bad setopts");
+        peer_reply("bad setopts");
         return;
     }
     tc_buf_t *tags = bufs_unhex(a + 4, n - 4);
-    long klen = unhex(a[0], keybuf), vlen = unhex(a[1], valbuf);
+    long klen = peer_unhex(a[0], keybuf), vlen = peer_unhex(a[1], valbuf);
     if (!tags || klen < 0 || vlen < 0) {
         bufs_free(tags, n - 4);
-        reply("bad setopts");
+        peer_reply("bad setopts");
         return;
     }
     tc_opts_t o = TC_OPTS_INIT;
@@ -462,25 +410,25 @@ static void cmd_setopts(char **a, size_t n) {
     o.flags = (unsigned)strtoul(a[3], NULL, 10);
     o.tags = n > 4 ? tags : NULL;
     o.tags_count = n - 4;
-    reply("ok %d", tc_set_opts(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, &o));
+    peer_reply("ok %d", tc_set_opts(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, &o));
     bufs_free(tags, n - 4);
 }
 
 static void cmd_inv(const char *what, char **a, size_t n) {
-    long len = n == 1 ? unhex(a[0], keybuf) : -1;
+    long len = n == 1 ? peer_unhex(a[0], keybuf) : -1;
     if (len < 0) {
-        reply("bad %s", what);
+        peer_reply("bad %s", what);
         return;
     }
     size_t removed = 0;
     if (strcmp(what, "invtag") == 0) {
         int rc = tc_invalidate_tag(cache, keybuf, (size_t)len, &removed);
-        reply("ok %d %zu", rc, removed);
+        peer_reply("ok %d %zu", rc, removed);
     } else if (strcmp(what, "invprefix") == 0) {
         int rc = tc_invalidate_prefix(cache, keybuf, (size_t)len, &removed);
-        reply("ok %d %zu", rc, removed);
+        peer_reply("ok %d %zu", rc, removed);
     } else {
-        reply("ok %d", tc_invalidate_namespace(cache, keybuf, (size_t)len));
+        peer_reply("ok %d", tc_invalidate_namespace(cache, keybuf, (size_t)len));
     }
 }
 
@@ -489,13 +437,13 @@ static void cmd_mget(char **a, size_t n) {
     tc_ref_t **refs = calloc(n ? n : 1, sizeof *refs);
     int *codes = calloc(n ? n : 1, sizeof *codes);
     if (!keys || !refs || !codes) {
-        reply("bad mget");
+        peer_reply("bad mget");
     } else {
         int rc = tc_mget(cache, keys, n, refs, codes);
         printf("mget %d", rc);
         for (size_t i = 0; rc == 0 && i < n; i++)
             put_item(codes[i], refs[i]);
-        reply("%s", "");
+        peer_reply("%s", "");
         for (size_t i = 0; rc == 0 && i < n; i++)
             tc_ref_release(refs[i]);
     }
@@ -507,14 +455,14 @@ static void cmd_mget(char **a, size_t n) {
 static void cmd_mset(char **a, size_t n) {
     size_t items_n = n >= 1 ? (n - 1) / 2 : 0;
     if (n < 1 || (n - 1) % 2 != 0) {
-        reply("bad mset");
+        peer_reply("bad mset");
         return;
     }
     tc_buf_t *b = bufs_unhex(a + 1, n - 1);
     tc_item_t *items = calloc(items_n ? items_n : 1, sizeof *items);
     int *codes = calloc(items_n ? items_n : 1, sizeof *codes);
     if (!b || !items || !codes) {
-        reply("bad mset");
+        peer_reply("bad mset");
     } else {
         for (size_t i = 0; i < items_n; i++)
             items[i] =
@@ -525,7 +473,7 @@ static void cmd_mset(char **a, size_t n) {
         printf("mset %d", rc);
         for (size_t i = 0; i < items_n; i++)
             printf(" %d", codes[i]);
-        reply("%s", "");
+        peer_reply("%s", "");
     }
     bufs_free(b, n - 1);
     free(items);
@@ -536,13 +484,13 @@ static void cmd_mdel(char **a, size_t n) {
     tc_buf_t *keys = bufs_unhex(a, n);
     int *codes = calloc(n ? n : 1, sizeof *codes);
     if (!keys || !codes) {
-        reply("bad mdel");
+        peer_reply("bad mdel");
     } else {
         int rc = tc_mdel(cache, keys, n, codes);
         printf("mdel %d", rc);
         for (size_t i = 0; i < n; i++)
             printf(" %d", codes[i]);
-        reply("%s", "");
+        peer_reply("%s", "");
     }
     bufs_free(keys, n);
     free(codes);
@@ -573,7 +521,7 @@ static int mloader(void *arg, tc_batch_t *batch) {
 
 static void cmd_mfetch(char **a, size_t n) {
     if (n < 2 || nxloads == XFETCH_MAX_CMDS) {
-        reply("bad mfetch");
+        peer_reply("bad mfetch");
         return;
     }
     xload_t *xl = calloc(1, sizeof *xl);
@@ -581,7 +529,7 @@ static void cmd_mfetch(char **a, size_t n) {
     tc_ref_t **refs = calloc(n, sizeof *refs);
     int *codes = calloc(n, sizeof *codes);
     if (!xl || !keys || !refs || !codes) {
-        reply("bad mfetch");
+        peer_reply("bad mfetch");
         free(xl);
     } else {
         xl->sleep_ms = (unsigned)strtoul(a[0], NULL, 10);
@@ -591,7 +539,7 @@ static void cmd_mfetch(char **a, size_t n) {
         printf("mfetch %d", rc);
         for (size_t i = 0; rc == 0 && i < n - 2; i++)
             put_item(codes[i], refs[i]);
-        reply("%s", "");
+        peer_reply("%s", "");
         for (size_t i = 0; rc == 0 && i < n - 2; i++)
             tc_ref_release(refs[i]);
     }
@@ -609,8 +557,8 @@ static void cmd_seqw(char **a, size_t n) {
     static unsigned char pfxm[256], pfxo[256], tag[TC_MAX_TAG_LEN];
     int fits = n == 6 && strlen(a[2]) <= 400 && strlen(a[3]) <= 400 &&
                strlen(a[4]) <= 2 * TC_MAX_TAG_LEN;
-    long lm = fits ? unhex(a[2], pfxm) : -1, lo = fits ? unhex(a[3], pfxo) : -1;
-    long lt = fits ? unhex(a[4], tag) : -1;
+    long lm = fits ? peer_unhex(a[2], pfxm) : -1, lo = fits ? peer_unhex(a[3], pfxo) : -1;
+    long lt = fits ? peer_unhex(a[4], tag) : -1;
     int fd = n == 6 ? open(a[5], O_RDWR) : -1;
     size_t words = SEQW_DONE + (size_t)nm + no;
     struct stat st;
@@ -618,13 +566,13 @@ static void cmd_seqw(char **a, size_t n) {
         (size_t)st.st_size < words * sizeof(uint64_t)) {
         if (fd >= 0)
             close(fd);
-        reply("bad seqw");
+        peer_reply("bad seqw");
         return;
     }
     uint64_t *w = mmap(NULL, words * sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (w == MAP_FAILED) {
-        reply("bad seqw");
+        peer_reply("bad seqw");
         return;
     }
     tc_buf_t tagbuf = {tag, (size_t)lt};
@@ -655,7 +603,7 @@ static void cmd_seqw(char **a, size_t n) {
         }
     }
     munmap(w, words * sizeof *w);
-    reply("seqw %llu %llu", (unsigned long long)writes, (unsigned long long)errors);
+    peer_reply("seqw %llu %llu", (unsigned long long)writes, (unsigned long long)errors);
 }
 
 /* ---- main ---- */
@@ -671,7 +619,7 @@ static int dispatch(char *line) {
     for (size_t i = n; i < 4; i++)
         a[i] = NULL;
     if (!cmd)
-        reply("bad empty");
+        peer_reply("bad empty");
     else if (strcmp(cmd, "quit") == 0)
         return 0;
     else if (strcmp(cmd, "set") == 0)
@@ -692,7 +640,7 @@ static int dispatch(char *line) {
              strcmp(cmd, "invns") == 0)
         cmd_inv(cmd, a, n);
     else if (strcmp(cmd, "clear") == 0)
-        reply("ok %d", tc_clear(cache));
+        peer_reply("ok %d", tc_clear(cache));
     else if (strcmp(cmd, "mget") == 0)
         cmd_mget(a, n);
     else if (strcmp(cmd, "mset") == 0)
@@ -704,7 +652,7 @@ static int dispatch(char *line) {
     else if (strcmp(cmd, "seqw") == 0)
         cmd_seqw(a, n);
     else
-        reply("bad %s", cmd);
+        peer_reply("bad %s", cmd);
     return 1;
 }
 
@@ -727,7 +675,7 @@ static int open_cache(int argc, char **argv) {
         rc = tc_open(&cfg, &cache, &err);
     if (rc != 0)
         fprintf(stderr, "tc-peer: open: %s (%s)\n", tc_err_name(rc), err.msg);
-    reply("ready %d", rc);
+    peer_reply("ready %d", rc);
     return rc;
 }
 

@@ -27,6 +27,7 @@
  * the database's history table with this process's pid, so a test can tell which process
  * wrote what, also after this one was killed.
  */
+#include "peer_line.h"
 #include "tiercache.h"
 #include "wb_source.h"
 
@@ -38,96 +39,42 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAX_BYTES 65536
-
 static tc_cache_t *cache;
-static unsigned char keybuf[MAX_BYTES], valbuf[MAX_BYTES];
-static char outbuf[2 * MAX_BYTES + 2];
-
-static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void reply(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-}
-
-static int nibble(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* hex (or "-") into out; -1 when malformed or too long. */
-static long unhex(const char *hex, unsigned char *out) {
-    if (!hex)
-        return -1;
-    if (strcmp(hex, "-") == 0)
-        return 0;
-    size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > MAX_BYTES)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return (long)(n / 2);
-}
-
-static const char *hex(const void *buf, size_t len) {
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *p = buf;
-    if (len == 0)
-        return "-";
-    for (size_t i = 0; i < len && i < MAX_BYTES; i++) {
-        outbuf[2 * i] = digits[p[i] >> 4];
-        outbuf[2 * i + 1] = digits[p[i] & 15];
-    }
-    outbuf[2 * len] = '\0';
-    return outbuf;
-}
+static unsigned char keybuf[PEER_MAX_BYTES], valbuf[PEER_MAX_BYTES];
 
 /* st / sb: a key and a value. */
 static void cmd_write(const char *cmd, const char *hk, const char *hv) {
-    long klen = unhex(hk, keybuf), vlen = unhex(hv, valbuf);
+    long klen = peer_unhex(hk, keybuf), vlen = peer_unhex(hv, valbuf);
     if (klen < 0 || vlen < 0) {
-        reply("bad %s", cmd);
+        peer_reply("bad %s", cmd);
         return;
     }
     int rc = cmd[0] == 's' && cmd[1] == 't'
                  ? tc_set_through(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, NULL)
                  : tc_set_behind(cache, keybuf, (size_t)klen, valbuf, (size_t)vlen, NULL);
-    reply("ok %d", rc);
+    peer_reply("ok %d", rc);
 }
 
 /* dt / db / get: a key. */
 static void cmd_key(const char *cmd, const char *hk) {
-    long klen = unhex(hk, keybuf);
+    long klen = peer_unhex(hk, keybuf);
     if (klen < 0) {
-        reply("bad %s", cmd);
+        peer_reply("bad %s", cmd);
         return;
     }
     if (strcmp(cmd, "dt") == 0) {
-        reply("ok %d", tc_del_through(cache, keybuf, (size_t)klen));
+        peer_reply("ok %d", tc_del_through(cache, keybuf, (size_t)klen));
     } else if (strcmp(cmd, "db") == 0) {
-        reply("ok %d", tc_del_behind(cache, keybuf, (size_t)klen));
+        peer_reply("ok %d", tc_del_behind(cache, keybuf, (size_t)klen));
     } else {
         tc_ref_t *ref = NULL;
         int rc = tc_get(cache, keybuf, (size_t)klen, &ref);
         if (rc == 0)
-            reply("val %s", hex(tc_ref_data(ref), tc_ref_size(ref)));
+            peer_reply("val %s", peer_hex(tc_ref_data(ref), tc_ref_size(ref)));
         else if (rc == TC_ENOTFOUND)
-            reply("miss");
+            peer_reply("miss");
         else
-            reply("err %d", rc);
+            peer_reply("err %d", rc);
         tc_ref_release(ref);
     }
 }
@@ -135,14 +82,14 @@ static void cmd_key(const char *cmd, const char *hk) {
 static void cmd_stats(void) {
     tc_stats_t s;
     if (tc_stats(cache, &s) != 0) {
-        reply("err stats");
+        peer_reply("err stats");
         return;
     }
 #define U(f) (unsigned long long)s.f
-    reply("stats writes_through=%llu writes_partial=%llu wb_queued=%llu wb_rejected=%llu "
-          "wb_written=%llu wb_coalesced=%llu wb_retries=%llu wb_dead=%llu wb_flusher=%llu",
-          U(writes_through), U(writes_partial), U(wb_queued), U(wb_rejected), U(wb_written),
-          U(wb_coalesced), U(wb_retries), U(wb_dead), U(wb_flusher));
+    peer_reply("stats writes_through=%llu writes_partial=%llu wb_queued=%llu wb_rejected=%llu "
+               "wb_written=%llu wb_coalesced=%llu wb_retries=%llu wb_dead=%llu wb_flusher=%llu",
+               U(writes_through), U(writes_partial), U(wb_queued), U(wb_rejected),
+               U(wb_written), U(wb_coalesced), U(wb_retries), U(wb_dead), U(wb_flusher));
 #undef U
 }
 
@@ -153,7 +100,7 @@ static int dispatch(char *line) {
     char *a = cmd ? strtok_r(NULL, " \r\n", &save) : NULL;
     char *b = a ? strtok_r(NULL, " \r\n", &save) : NULL;
     if (!cmd)
-        reply("bad empty");
+        peer_reply("bad empty");
     else if (strcmp(cmd, "quit") == 0)
         return 0;
     else if (strcmp(cmd, "st") == 0 || strcmp(cmd, "sb") == 0)
@@ -161,11 +108,11 @@ static int dispatch(char *line) {
     else if (strcmp(cmd, "dt") == 0 || strcmp(cmd, "db") == 0 || strcmp(cmd, "get") == 0)
         cmd_key(cmd, a);
     else if (strcmp(cmd, "flush") == 0)
-        reply("ok %d", tc_flush(cache, a ? (uint32_t)strtoul(a, NULL, 10) : 0));
+        peer_reply("ok %d", tc_flush(cache, a ? (uint32_t)strtoul(a, NULL, 10) : 0));
     else if (strcmp(cmd, "stats") == 0)
         cmd_stats();
     else
-        reply("bad %s", cmd);
+        peer_reply("bad %s", cmd);
     return 1;
 }
 
@@ -190,7 +137,7 @@ int main(int argc, char **argv) {
         wb_source_open(argv[4], busy ? (unsigned)atoi(busy) : 5000, why, sizeof why);
     if (!src) {
         fprintf(stderr, "wb-peer: %s\n", why);
-        reply("ready %d", TC_EUNAVAILABLE);
+        peer_reply("ready %d", TC_EUNAVAILABLE);
         return 1;
     }
     if (slow)
@@ -200,7 +147,7 @@ int main(int argc, char **argv) {
         atomic_store(&src->precommit_ms, (unsigned)atoi(pre));
     if (state && (src->state = map_state(state)) == NULL) {
         fprintf(stderr, "wb-peer: cannot map %s\n", state);
-        reply("ready %d", TC_EINVAL);
+        peer_reply("ready %d", TC_EINVAL);
         return 1;
     }
     tc_config_t cfg;
@@ -220,7 +167,7 @@ int main(int argc, char **argv) {
         rc = tc_open(&cfg, &cache, &err);
     if (rc != 0)
         fprintf(stderr, "wb-peer: open: %s (%s)\n", tc_err_name(rc), err.msg);
-    reply("ready %d", rc);
+    peer_reply("ready %d", rc);
     if (rc != 0) {
         wb_source_close(src);
         return 1;
