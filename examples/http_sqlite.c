@@ -1,11 +1,21 @@
 /*
  * http_sqlite.c - a small HTTP API in front of a real SQLite database, with tiercache in
- * between: the cache-aside pattern end to end, as a service would run it.
+ * between: cache-aside, write-through and write-behind end to end, as a service would run
+ * them (docs/write-strategies.md says when to choose which).
  *
- *   GET /users/<id>   the user as JSON, {"id":42,"name":"Ada"} (200), or 404
- *   PUT /users/<id>   body: the user's new name (plain text, a trailing newline dropped);
- *                     UPDATE or INSERT the row, then tc_del its cached copy (200, the row)
- *   GET /metrics      the cache's counters and latency histograms (Prometheus text 0.0.4)
+ *   GET /users/<id>      the user as JSON, {"id":42,"name":"Ada"} (200), or 404
+ *   PUT /users/<id>      body: the user's new name (plain text, a trailing newline
+ *                        dropped); UPDATE or INSERT the row, then tc_del its cached copy
+ *                        (cache-aside; 200, the row)
+ *   PUT /users/<id>?via=through   the same write through tc_set_through: the writer
+ *                        below writes the row, then the cache holds the new name
+ *   PUT /users/<id>?via=behind    tc_set_behind: the cache holds the new name at once, the
+ *                        row is written later by the flusher, in batches (202)
+ *   DELETE /users/<id>[?via=through|behind]   delete the row: cache-aside (SQL, then
+ *                        tc_del), or through the writer
+ *   POST /flush          wait (up to 5 s) until every queued write-behind write reached
+ *                        SQLite: tc_flush (200, or 504)
+ *   GET /metrics         the cache's counters and latency histograms (Prometheus text)
  *
  * Run it (the database file, and its table, are created when missing):
  *
@@ -28,19 +38,26 @@
  *          copy instead of writing the new one into the cache keeps SQLite the only
  *          source of truth, and tc_del also voids a load that read the old row before the
  *          update (its lease: the stale row is returned to that one caller, never stored).
+ *   through / behind   the writer (write_users) is tiercache's tc_config_t.writer: one
+ *          transaction per call, each row written only when the write's version is newer
+ *          than the row's (write-behind delivers at least once, and a replayed or late
+ *          write must not undo a newer one). What the cache holds for a user is its name;
+ *          GET wraps it in JSON. Write-behind queues in Redis: without
+ *          TIERCACHE_REDIS_URL, ?via=behind answers 503 (TC_EINVAL).
  *
  * SQLite connections, one per thread. A loader runs on the thread that calls tc_fetch,
  * but with stale-while-revalidate, early refresh or load timeouts configured
  * (TIERCACHE_STALE_TTL, TIERCACHE_EARLY_REFRESH_BETA, TIERCACHE_LOAD_SOFT_TIMEOUT...)
  * tiercache also calls it later from its own refresh threads, so the loader cannot borrow
- * the connection of the request that started the load. Two designs are correct: one
- * shared handle opened with SQLITE_OPEN_FULLMUTEX (SQLite serializes every call on it:
- * simple, but every query in the process queues behind one mutex), or one handle per
- * thread. This example takes the second: each thread, a worker or one of tiercache's,
- * opens its own connection on first use (a pthread key) with SQLITE_OPEN_NOMUTEX (no lock
- * needed: no other thread ever sees it) and closes it when the thread exits. The database
- * is in WAL mode, so readers never wait for a writer, and a busy timeout absorbs writers
- * meeting each other (or another process).
+ * the connection of the request that started the load; and the writer runs on the
+ * calling thread for write-through but on tiercache's flusher thread for write-behind. Two
+ * designs are correct: one shared handle opened with SQLITE_OPEN_FULLMUTEX (SQLite serializes
+ * every call on it: simple, but every query in the process queues behind one mutex), or one
+ * handle per thread. This example takes the second: each thread, a worker or one of
+ * tiercache's, opens its own connection on first use (a pthread key) with SQLITE_OPEN_NOMUTEX
+ * (no lock needed: no other thread ever sees it) and closes it when the thread exits. The
+ * database is in WAL mode, so readers never wait for a writer, and a busy timeout absorbs
+ * writers meeting each other (or another process).
  *
  * Threads and shutdown are those of metrics_server.c: a fixed pool of workers shares the
  * listening socket, each serving one request per connection; SIGINT or SIGTERM, taken by
@@ -85,16 +102,28 @@ typedef struct app {
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *select; /* the loader's query */
-    sqlite3_stmt *upsert; /* a PUT's write */
+    sqlite3_stmt *upsert; /* a cache-aside PUT's write */
+    sqlite3_stmt *remove; /* a cache-aside DELETE's */
+    sqlite3_stmt *write;  /* the writer's set: only a newer version */
+    sqlite3_stmt *erase;  /* the writer's delete: only an older row */
 } conn_t;
 
 static const char SCHEMA[] = "PRAGMA journal_mode=WAL;"
                              "CREATE TABLE IF NOT EXISTS users ("
                              "  id INTEGER PRIMARY KEY,"
-                             "  name TEXT NOT NULL)";
+                             "  name TEXT NOT NULL,"
+                             "  version INTEGER NOT NULL DEFAULT 0)";
 static const char SELECT_SQL[] = "SELECT name FROM users WHERE id = ?1";
 static const char UPSERT_SQL[] = "INSERT INTO users (id, name) VALUES (?1, ?2) "
                                  "ON CONFLICT (id) DO UPDATE SET name = excluded.name";
+static const char REMOVE_SQL[] = "DELETE FROM users WHERE id = ?1";
+/* The writer's: a write lands only over an older version, so a late or replayed one
+ * never undoes a newer one (tc_write_t.version). */
+static const char WRITE_SQL[] = "INSERT INTO users (id, name, version) VALUES (?1, ?2, ?3) "
+                                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                                "version = excluded.version "
+                                "WHERE excluded.version > users.version";
+static const char ERASE_SQL[] = "DELETE FROM users WHERE id = ?1 AND version < ?2";
 
 /* The pthread key's destructor: runs on each thread that opened a connection, as it ends
  * (workers when they return, tiercache's refresh threads inside tc_close). */
@@ -102,6 +131,9 @@ static void conn_close(void *p) {
     conn_t *c = p;
     sqlite3_finalize(c->select);
     sqlite3_finalize(c->upsert);
+    sqlite3_finalize(c->remove);
+    sqlite3_finalize(c->write);
+    sqlite3_finalize(c->erase);
     sqlite3_close(c->db);
     free(c);
 }
@@ -119,6 +151,9 @@ static conn_t *conn_get(app_t *app) {
         sqlite3_busy_timeout(c->db, BUSY_MS) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, SELECT_SQL, -1, &c->select, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db, UPSERT_SQL, -1, &c->upsert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, REMOVE_SQL, -1, &c->remove, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, WRITE_SQL, -1, &c->write, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, ERASE_SQL, -1, &c->erase, NULL) != SQLITE_OK ||
         pthread_setspecific(app->conn_key, c) != 0) {
         fprintf(stderr, "http_sqlite: open %s: %s\n", app->db_path,
                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
@@ -128,7 +163,20 @@ static conn_t *conn_get(app_t *app) {
     return c;
 }
 
-/* Create the file and its table when missing. 0, or -1 (printed). */
+/* Whether the users table has a version column (tables made before the writer had none). */
+static int has_version(sqlite3 *db) {
+    sqlite3_stmt *st;
+    int found = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(users)", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        found |= strcmp((const char *)sqlite3_column_text(st, 1), "version") == 0;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* Create the file and its table when missing; give an older table its version column.
+ * 0, or -1 (printed). */
 static int db_init(const char *path) {
     sqlite3 *db = NULL;
     char *msg = NULL;
@@ -137,6 +185,9 @@ static int db_init(const char *path) {
         rc = sqlite3_busy_timeout(db, BUSY_MS);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, SCHEMA, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && !has_version(db))
+        rc = sqlite3_exec(db, "ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+                          NULL, NULL, &msg);
     if (rc != SQLITE_OK)
         fprintf(stderr, "http_sqlite: %s: %s\n", path, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
@@ -167,28 +218,35 @@ static size_t user_key(int64_t id, char *out, size_t cap) {
     return (size_t)snprintf(out, cap, "user:%" PRId64, id);
 }
 
+/* The id in a cache key "user:<id>". 0, or -1 when the key is not one. */
+static int key_user(const void *key, size_t klen, int64_t *id) {
+    char text[32];
+    if (klen <= 5 || klen >= sizeof text || memcmp(key, "user:", 5) != 0)
+        return -1;
+    memcpy(text, key, klen);
+    text[klen] = '\0';
+    char *end;
+    *id = strtoll(text + 5, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
 /* ---- the loader ---- */
 
 /* tc_fetch's loader: SELECT the user, on whatever thread tiercache runs it. arg is the
  * app (it lives until after tc_close, as refreshes require). */
 static int load_user(void *arg, const void *key, size_t klen, tc_load_t *load) {
     app_t *app = arg;
-    char text[32];
-    if (klen <= 5 || klen >= sizeof text)
+    int64_t id;
+    if (key_user(key, klen, &id) != 0)
         return TC_ENOTFOUND;
-    memcpy(text, key, klen);
-    text[klen] = '\0';
-    int64_t id = strtoll(text + 5, NULL, 10);
     conn_t *c = conn_get(app);
     if (!c)
         return TC_ELOADER;
     sqlite3_bind_int64(c->select, 1, id);
     int rc = sqlite3_step(c->select), out;
-    if (rc == SQLITE_ROW) {
-        char json[JSON_MAX];
-        size_t n = user_json(id, sqlite3_column_text(c->select, 0),
-                             (size_t)sqlite3_column_bytes(c->select, 0), json);
-        out = tc_load_set_value(load, json, n);
+    if (rc == SQLITE_ROW) { /* the name is what the cache holds: GET wraps it in JSON */
+        out = tc_load_set_value(load, sqlite3_column_text(c->select, 0),
+                                (size_t)sqlite3_column_bytes(c->select, 0));
     } else if (rc == SQLITE_DONE) {
         out = TC_ENOTFOUND;
     } else {
@@ -200,11 +258,52 @@ static int load_user(void *arg, const void *key, size_t klen, tc_load_t *load) {
     return out;
 }
 
+/* ---- the writer ---- */
+
+/* One write of the batch, with the statement it needs. SQLITE_DONE when it ran (written,
+ * or refused as older: both are done). */
+static int write_one(conn_t *c, const tc_write_t *w) {
+    int64_t id;
+    if (key_user(w->key, w->klen, &id) != 0)
+        return SQLITE_DONE; /* not a user: nothing to write */
+    sqlite3_stmt *st = w->kind == TC_WRITE_SET ? c->write : c->erase;
+    sqlite3_bind_int64(st, 1, id);
+    if (w->kind == TC_WRITE_SET) {
+        sqlite3_bind_text(st, 2, w->value, (int)w->vlen, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)w->version);
+    } else {
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)w->version);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* tc_config_t.writer: write-through calls it with one write on the request's thread,
+ * write-behind with a batch on tiercache's flusher thread; one transaction either way.
+ * On failure the whole batch is retried (write-behind) or the PUT fails (write-through). */
+static int write_users(void *arg, tc_write_t *writes, size_t n) {
+    conn_t *c = conn_get(arg);
+    if (!c)
+        return TC_ELOADER;
+    int rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
+        rc = write_one(c, &writes[i]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    fprintf(stderr, "http_sqlite: writer, %zu write(s): %s\n", n, sqlite3_errmsg(c->db));
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return TC_ELOADER;
+}
+
 /* ---- HTTP ---- */
 
 typedef struct request {
     char method[8];
     char path[64];
+    char via[16];     /* the ?via= of the target: "", "through" or "behind" */
     const char *body; /* into the head buffer: what arrived with the head */
     size_t body_have;
     long content_length; /* -1 when absent */
@@ -282,6 +381,14 @@ static int parse_request(char *buf, size_t head_len, size_t used, request_t *req
         return -1;
     memcpy(req->path, target, t);
     req->path[t] = '\0';
+    req->via[0] = '\0';
+    char *query = strchr(req->path, '?');
+    if (query) { /* only ?via=... is known */
+        *query++ = '\0';
+        if (strncmp(query, "via=", 4) != 0 || strlen(query + 4) >= sizeof req->via)
+            return -1;
+        strcpy(req->via, query + 4);
+    }
     req->content_length = -1;
     for (const char *line = strstr(buf, "\r\n"); line && line < buf + head_len;
          line = strstr(line + 2, "\r\n")) {
@@ -326,8 +433,10 @@ static void get_user(worker_t *w, int fd, int64_t id) {
     tc_ref_t *ref;
     int rc = tc_fetch(w->app->cache, key, klen, load_user, w->app, &ref);
     if (rc == TC_OK) {
-        reply(fd, "200 OK", "application/json", tc_ref_data(ref), tc_ref_size(ref));
+        char json[JSON_MAX];
+        size_t n = user_json(id, tc_ref_data(ref), tc_ref_size(ref), json);
         tc_ref_release(ref);
+        reply(fd, "200 OK", "application/json", json, n);
     } else if (rc == TC_ENOTFOUND) {
         reply_text(fd, "404 Not Found", "no such user\n");
     } else {
@@ -353,6 +462,53 @@ static long read_name(int fd, const request_t *req, char *name) {
     return (long)have;
 }
 
+/* A write-through or write-behind PUT or DELETE: the writer (write_users) writes the row. */
+static void write_via(worker_t *w, int fd, const request_t *req, int64_t id, const char *name,
+                      long len) {
+    char key[32], json[JSON_MAX], header[128] = "";
+    size_t klen = user_key(id, key, sizeof key), n = 0;
+    int through = strcmp(req->via, "through") == 0, rc;
+    if (name)
+        rc = through ? tc_set_through(w->app->cache, key, klen, name, (size_t)len, NULL)
+                     : tc_set_behind(w->app->cache, key, klen, name, (size_t)len, NULL);
+    else
+        rc = through ? tc_del_through(w->app->cache, key, klen)
+                     : tc_del_behind(w->app->cache, key, klen);
+    if (rc == TC_EPARTIAL) { /* the row is written; the cache learns it when Redis answers */
+        snprintf(header, sizeof header, "Cache-Invalidation: %s\r\n", tc_err_name(rc));
+        rc = TC_OK;
+    }
+    if (rc == TC_ELOADER) {
+        reply_text(fd, "500 Internal Server Error", "database write failed\n");
+        return;
+    }
+    if (rc != TC_OK) {
+        reply_tc_error(fd, rc);
+        return;
+    }
+    const char *status = through ? "200 OK" : "202 Accepted"; /* behind: the row comes later */
+    if (!name) {
+        reply_with(fd, status, "text/plain; charset=utf-8", header, "deleted\n", 8);
+        return;
+    }
+    n = user_json(id, (const unsigned char *)name, (size_t)len, json);
+    reply_with(fd, status, "application/json", header, json, n);
+}
+
+/* Cache-aside's second step: out of Redis and every process's L1. Should this fail (Redis
+ * down), this process's copy is gone anyway and the others' expire within degraded_ttl_ms
+ * or their TTL; the write itself is committed, so the client gets its answer, and the
+ * header says what happened to the cache. */
+static void drop_cached(worker_t *w, int64_t id, char *header, size_t cap) {
+    char key[32];
+    size_t klen = user_key(id, key, sizeof key);
+    int del = tc_del(w->app->cache, key, klen);
+    if (del != TC_OK) {
+        fprintf(stderr, "http_sqlite: tc_del %s: %s\n", key, tc_strerror(del));
+        snprintf(header, cap, "Cache-Invalidation: %s\r\n", tc_err_name(del));
+    }
+}
+
 static void put_user(worker_t *w, int fd, const request_t *req, int64_t id) {
     if (req->content_length < 0) {
         reply_text(fd, "411 Length Required", "a PUT needs Content-Length\n");
@@ -364,10 +520,17 @@ static void put_user(worker_t *w, int fd, const request_t *req, int64_t id) {
     }
     char name[NAME_MAX_LEN];
     long len = read_name(fd, req, name);
+    if (len < 0) {
+        reply_text(fd, "400 Bad Request", "body shorter than Content-Length\n");
+        return;
+    }
+    if (req->via[0]) {
+        write_via(w, fd, req, id, name, len);
+        return;
+    }
     conn_t *c = conn_get(w->app);
-    if (len < 0 || !c) {
-        reply_text(fd, len < 0 ? "400 Bad Request" : "500 Internal Server Error",
-                   len < 0 ? "body shorter than Content-Length\n" : "no database\n");
+    if (!c) {
+        reply_text(fd, "500 Internal Server Error", "no database\n");
         return;
     }
     /* 1. the source of truth */
@@ -380,20 +543,44 @@ static void put_user(worker_t *w, int fd, const request_t *req, int64_t id) {
         reply_text(fd, "500 Internal Server Error", "database write failed\n");
         return;
     }
-    /* 2. then the cache: out of Redis and every process's L1. Should this fail (Redis
-     * down), this process's copy is gone anyway and the others' expire within
-     * degraded_ttl_ms or their TTL; the write itself is committed, so the client gets its
-     * 200, and the header says what happened to the cache. */
-    char key[32], header[128] = "";
-    size_t klen = user_key(id, key, sizeof key);
-    int del = tc_del(w->app->cache, key, klen);
-    if (del != TC_OK) {
-        fprintf(stderr, "http_sqlite: tc_del %s: %s\n", key, tc_strerror(del));
-        snprintf(header, sizeof header, "Cache-Invalidation: %s\r\n", tc_err_name(del));
-    }
-    char json[JSON_MAX];
+    /* 2. then the cache */
+    char header[128] = "", json[JSON_MAX];
+    drop_cached(w, id, header, sizeof header);
     size_t n = user_json(id, (const unsigned char *)name, (size_t)len, json);
     reply_with(fd, "200 OK", "application/json", header, json, n);
+}
+
+static void delete_user(worker_t *w, int fd, const request_t *req, int64_t id) {
+    if (req->via[0]) {
+        write_via(w, fd, req, id, NULL, 0);
+        return;
+    }
+    conn_t *c = conn_get(w->app);
+    if (!c) {
+        reply_text(fd, "500 Internal Server Error", "no database\n");
+        return;
+    }
+    sqlite3_bind_int64(c->remove, 1, id);
+    int rc = sqlite3_step(c->remove);
+    sqlite3_reset(c->remove);
+    if (rc != SQLITE_DONE) {
+        reply_text(fd, "500 Internal Server Error", "database write failed\n");
+        return;
+    }
+    char header[128] = "";
+    drop_cached(w, id, header, sizeof header);
+    reply_with(fd, "200 OK", "text/plain; charset=utf-8", header, "deleted\n", 8);
+}
+
+/* POST /flush: every write-behind write queued, by any process, is in SQLite. */
+static void post_flush(worker_t *w, int fd) {
+    int rc = tc_flush(w->app->cache, 5000);
+    if (rc == TC_OK)
+        reply_text(fd, "200 OK", "flushed\n");
+    else if (rc == TC_ETIMEDOUT)
+        reply_text(fd, "504 Gateway Timeout", "writes still queued after 5 s\n");
+    else
+        reply_tc_error(fd, rc);
 }
 
 static void get_metrics(worker_t *w, int fd) {
@@ -429,20 +616,33 @@ static void serve(worker_t *w, int fd) {
     }
     int64_t id;
     int is_get = strcmp(req.method, "GET") == 0, is_put = strcmp(req.method, "PUT") == 0;
-    if (strcmp(req.path, "/metrics") == 0) {
+    int is_del = strcmp(req.method, "DELETE") == 0, is_post = strcmp(req.method, "POST") == 0;
+    int via_ok =
+        req.via[0] == '\0' || strcmp(req.via, "through") == 0 || strcmp(req.via, "behind") == 0;
+    if (!via_ok || (req.via[0] && !is_put && !is_del)) {
+        reply_text(fd, "400 Bad Request", "?via= is through or behind, on PUT and DELETE\n");
+    } else if (strcmp(req.path, "/metrics") == 0) {
         if (is_get)
             get_metrics(w, fd);
         else
             reply_text(fd, "405 Method Not Allowed", "GET /metrics\n");
+    } else if (strcmp(req.path, "/flush") == 0) {
+        if (is_post)
+            post_flush(w, fd);
+        else
+            reply_text(fd, "405 Method Not Allowed", "POST /flush\n");
     } else if (parse_user_path(req.path, &id) == 0) {
         if (is_get)
             get_user(w, fd, id);
         else if (is_put)
             put_user(w, fd, &req, id);
+        else if (is_del)
+            delete_user(w, fd, &req, id);
         else
-            reply_text(fd, "405 Method Not Allowed", "GET or PUT /users/<id>\n");
+            reply_text(fd, "405 Method Not Allowed", "GET, PUT or DELETE /users/<id>\n");
     } else {
-        reply_text(fd, "404 Not Found", "try GET /users/<id>, PUT /users/<id>, GET /metrics\n");
+        reply_text(fd, "404 Not Found",
+                   "try GET, PUT or DELETE /users/<id>, POST /flush, GET /metrics\n");
     }
 }
 
@@ -506,7 +706,7 @@ static int listen_on(const char *address, const char *port_text, unsigned *bound
     return fd;
 }
 
-static tc_cache_t *open_cache(void) {
+static tc_cache_t *open_cache(app_t *app) {
     tc_config_t cfg;
     tc_config_init(&cfg);
     cfg.negative_ttl_ms = 10000; /* a missing user costs one query per 10 s, not one per GET */
@@ -515,6 +715,10 @@ static tc_cache_t *open_cache(void) {
     if (tc_config_from_env(&cfg, NULL, &err) != TC_OK) {
         fprintf(stderr, "configuration: %s\n", err.msg);
         return NULL;
+    }
+    if (!cfg.plain_keys) { /* the write strategies need tiercache's own values */
+        cfg.writer = write_users;
+        cfg.writer_arg = app; /* lives until after tc_close, as the flusher requires */
     }
     if (tc_open(&cfg, &cache, &err) != TC_OK) {
         fprintf(stderr, "tc_open: %s\n", err.msg);
@@ -572,7 +776,7 @@ int main(int argc, char **argv) {
     int listen_fd = listen_on(address, port, &bound);
     if (listen_fd < 0)
         return 1;
-    app.cache = open_cache();
+    app.cache = open_cache(&app);
     if (!app.cache)
         return 1;
     printf("listening on %s:%u\n", address, bound);
@@ -580,7 +784,8 @@ int main(int argc, char **argv) {
 
     int rc = run(&app, listen_fd, &stop_signals);
     close(listen_fd);
-    tc_close(app.cache); /* joins the refresh threads: their connections close too */
+    tc_close(app.cache); /* drains the write-behind queue, joins tiercache's threads (their
+                            connections close too) */
     pthread_key_delete(app.conn_key);
     return rc;
 }

@@ -11,6 +11,9 @@
  *   next GET answers the new row, on the same server and on a second server process
  *   sharing the Redis and the file, whose L1 held the old row (without the invalidation
  *   it would serve that for the whole TTL); a cached "no such user" goes the same way.
+ * - ?via=through and ?via=behind go through the writer (tc_config_t.writer): the row and
+ *   its version land in the database, every server reads the new name, POST /flush waits
+ *   for the queue; DELETE removes the row and every cached copy.
  * - Loaders on tiercache's refresh threads work (stale-while-revalidate): the per-thread
  *   connection design the example explains.
  * - Many clients at once each read their own writes; /metrics is Prometheus text whose
@@ -181,12 +184,12 @@ Test(http_sqlite, get_answers_the_database_row_and_caches_it) {
 
     /* behind the server's back: the cache keeps answering what it loaded */
     db_exec("UPDATE users SET name = 'changed behind the cache' WHERE id = 1;"
-            "INSERT INTO users VALUES (3, 'Alan');");
+            "INSERT INTO users (id, name) VALUES (3, 'Alan');");
     expect(&s, "GET", "/users/1", NULL, 200, "{\"id\":1,\"name\":\"Ada\"}");
     expect(&s, "GET", "/users/3", NULL, 404, NULL); /* "no such user" is cached too */
 
     expect(&s, "GET", "/users/abc", NULL, 404, NULL);
-    expect(&s, "DELETE", "/users/1", NULL, 405, NULL);
+    expect(&s, "PATCH", "/users/1", NULL, 405, NULL);
     expect(&s, "PUT", "/users/1", NULL, 411, NULL);
 
     tc_test_http_t *r = call(&s, "GET", "/metrics", NULL);
@@ -231,6 +234,66 @@ Test(http_sqlite, put_writes_the_database_and_invalidates_every_server) {
 
     tc_test_http_t *r = call(&b, "GET", "/metrics", NULL);
     cr_assert_geq(metric(r->body, "tiercache_inval_applied_total"), 2);
+    stop(&a);
+    stop(&b);
+}
+
+/* The version the writer stored for id (-1 when there is no row). */
+static long long db_version(long id) {
+    sqlite3 *db = db_open();
+    sqlite3_stmt *st;
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "SELECT version FROM users WHERE id = ?1", -1, &st, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, id);
+    long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ?via=through: the writer writes the row (with the write's version, in the column the
+ * example added to the older table), then every server reads the new name; ?via=behind:
+ * the server that wrote answers the new name at once (202), the row follows, and POST
+ * /flush returns once it is there; DELETE through the writer and cache-aside both remove
+ * the row and the cached copy everywhere. A server whose writer were not wired in, or
+ * whose cache kept the old name, fails here. */
+Test(http_sqlite, write_through_and_write_behind_reach_the_database) {
+    server_t a = start(), b = start();
+    expect(&b, "GET", "/users/1", NULL, 200, "{\"id\":1,\"name\":\"Ada\"}");
+    cr_assert_eq(db_version(1), 0, "the example did not add the version column");
+
+    expect(&a, "PUT", "/users/1?via=through", "Ada Lovelace", 200,
+           "{\"id\":1,\"name\":\"Ada Lovelace\"}");
+    char name[128];
+    db_name(1, name, sizeof name);
+    cr_assert_str_eq(name, "Ada Lovelace", "write-through did not write the database");
+    long long v1 = db_version(1);
+    cr_assert_gt(v1, 0, "the writer did not store the write's version");
+    expect(&a, "GET", "/users/1", NULL, 200, "{\"id\":1,\"name\":\"Ada Lovelace\"}");
+    wait_for(&b, "/users/1", 200, "{\"id\":1,\"name\":\"Ada Lovelace\"}");
+
+    expect(&b, "PUT", "/users/1?via=behind", "Countess", 202,
+           "{\"id\":1,\"name\":\"Countess\"}");
+    expect(&b, "GET", "/users/1", NULL, 200, "{\"id\":1,\"name\":\"Countess\"}");
+    expect(&b, "POST", "/flush", NULL, 200, "flushed\n");
+    db_name(1, name, sizeof name);
+    cr_assert_str_eq(name, "Countess", "write-behind never reached the database");
+    cr_assert_gt(db_version(1), v1, "write-behind's version is not newer");
+    wait_for(&a, "/users/1", 200, "{\"id\":1,\"name\":\"Countess\"}");
+
+    expect(&a, "DELETE", "/users/1?via=through", NULL, 200, "deleted\n");
+    cr_assert_eq(db_version(1), -1, "the delete did not reach the database");
+    expect(&a, "GET", "/users/1", NULL, 404, NULL);
+    wait_for(&b, "/users/1", 404, NULL);
+    expect(&b, "DELETE", "/users/2", NULL, 200, "deleted\n"); /* cache-aside */
+    db_name(2, name, sizeof name);
+    cr_assert_str_eq(name, "", "the cache-aside delete did not reach the database");
+    wait_for(&a, "/users/2", 404, NULL);
+
+    expect(&a, "PUT", "/users/4?via=sideways", "x", 400, NULL);
+    expect(&a, "GET", "/users/4?via=behind", NULL, 400, NULL);
+    expect(&a, "GET", "/flush", NULL, 405, NULL);
     stop(&a);
     stop(&b);
 }
