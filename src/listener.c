@@ -226,8 +226,8 @@ static void evict_tracked(tc__listener_t *ls, const redisReply *k) {
     }
     if (klen == 0 || klen > TC_MAX_KEY_LEN)
         return;
+    tc__count(&ls->tracked); /* first: whoever sees the eviction sees it counted */
     tc__l1_evict(ls->o.l1, tc__l1_hash(ls->o.l1, key, klen), key, klen);
-    tc__count(&ls->tracked);
     if (ls->o.hook)
         ls->o.hook(ls->o.hook_arg, key, klen);
 }
