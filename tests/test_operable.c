@@ -425,3 +425,73 @@ Test(operable, minimal_acl_from_the_readme_is_enough) {
     tc_close(a);
     tc_test_redis_stop(r);
 }
+
+/* The write strategies' writer for the ACL test: keeps a count, fails key "bad". */
+typedef struct acl_writer {
+    atomic_int written;
+} acl_writer_t;
+
+static int acl_writer(void *arg, tc_write_t *w, size_t n) {
+    acl_writer_t *x = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].klen == 3 && memcmp(w[i].key, "bad", 3) == 0)
+            w[i].result = TC_ELOADER;
+        else
+            atomic_fetch_add(&x->written, 1);
+    }
+    return 0;
+}
+
+static int count_dead(void *arg, const tc_write_t *w, const char *error, unsigned attempts) {
+    (void)w;
+    (void)error;
+    (void)attempts;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* The default mode's ACL plus the write-behind additions docs/operations.md and
+ * docs/write-strategies.md list: write-through, write-behind, its flusher, tc_flush, dead
+ * letters and their replay all work, nothing is refused. */
+Test(operable, minimal_acl_with_the_write_strategies_is_enough) {
+    tc_test_redis_t *r = tc_test_redis_start(NULL);
+    redisContext *rc = tc_test_redis_connect(r);
+    cr_assert_not_null(rc);
+    redisReply *rep = redisCommand(
+        rc, "ACL SETUSER app on >pw ~tc:* &tc:inval +getrange +pttl +mget +evalsha +eval "
+            "+script|load +ping +subscribe +get +set +del +publish +time +strlen +append "
+            "+pexpire +xadd +xrange +xrevrange +zadd +zrange +zrangebyscore +zrandmember "
+            "+zrem +scan +xlen +xreadgroup +xautoclaim +xack +xdel +xgroup|create");
+    cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
+    freeReplyObject(rep);
+    redisFree(rc);
+    char url[512];
+    snprintf(url, sizeof url, "unix://%s?user=app&password=pw", tc_test_redis_socket_path(r));
+    acl_writer_t x = {0};
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "tc:", "tc:inval");
+    cfg.require_redis = 1;
+    cfg.writer = acl_writer;
+    cfg.writer_arg = &x;
+    cfg.write_behind_delay_ms = 5;
+    cfg.write_behind_attempts = 1;
+    tc_cache_t *a = tc_test_open(&cfg);
+    cr_assert_eq(tc_set_through(a, S("t1"), S("v"), NULL), 0);
+    cr_assert_eq(tc_del_through(a, S("t1")), 0);
+    cr_assert_eq(tc_set_behind(a, S("b1"), S("v"), NULL), 0);
+    cr_assert_eq(tc_del_behind(a, S("b2")), 0);
+    cr_assert_eq(tc_set_behind(a, S("bad"), S("v"), NULL), 0);
+    cr_assert_eq(tc_flush(a, 5000 * TC_TEST_SLOW), 0);
+    int dead = 0;
+    cr_assert_eq(tc_dead_letters(a, 10, count_dead, &dead), 1);
+    cr_assert_eq(dead, 1);
+    cr_assert_eq(tc_dead_letters_replay(a), 1);
+    cr_assert_eq(tc_flush(a, 5000 * TC_TEST_SLOW), 0);
+    cr_assert_eq(atomic_load(&x.written), 4,
+                 "through set, through del, behind set, behind del");
+    tc_stats_t s = stats(a);
+    cr_assert_eq(s.permission_errors, 0, "something was refused");
+    cr_assert_eq(s.l2_errors, 0);
+    tc_close(a);
+    tc_test_redis_stop(r);
+}
