@@ -107,32 +107,10 @@ static tc_stats_t stats(tc_cache_t *c) {
 
 /* ---- this process's reads ---- */
 
-static int get_str(tc_cache_t *c, const void *k, size_t kl, char *buf, size_t cap) {
-    size_t len = cap - 1;
-    int rc = tc_get_copy(c, k, kl, buf, &len);
-    cr_assert(rc == 0 || rc == TC_ENOTFOUND, "tc_get: %s", tc_err_name(rc));
-    buf[rc == 0 ? len : 0] = '\0';
-    return rc;
-}
-
-static void expect_value(tc_cache_t *c, const void *k, size_t kl, const char *v,
-                         const char *who) {
-    char got[256];
-    int rc = get_str(c, k, kl, got, sizeof got);
-    if (v)
-        cr_assert(rc == 0 && strcmp(got, v) == 0, "%s: '%.*s' reads %s '%s', want '%s'", who,
-                  (int)kl, (const char *)k, tc_err_name(rc), got, v);
-    else
-        cr_assert_eq(rc, TC_ENOTFOUND, "%s: '%.*s' still reads '%s'", who, (int)kl,
-                     (const char *)k, got);
-}
-
+/* Poll until c reads v (NULL: absent) within NOTICE_MS, then once more (it stays). */
 static void wait_value(tc_cache_t *c, const void *k, size_t kl, const char *v,
                        const char *who) {
-    long took = tc_test_wait_get(c, k, kl, v, v ? strlen(v) : 0, NOTICE_MS);
-    if (took < 0)
-        expect_value(c, k, kl, v, who);
-    expect_value(c, k, kl, v, who);
+    tc_test_wait_value(c, k, kl, v, who, NOTICE_MS);
 }
 
 /* ---- raw Redis ---- */
@@ -404,9 +382,9 @@ Test(bulk, mget_answers_as_tc_get_per_key) {
     cr_assert_eq(tc_mget(c, keys, N, refs, codes), 0);
     cr_assert_eq(stats(c).l1_entries, entries + 3, "r1, r2 and the binary key fill L1");
     tc_stats_t s0 = stats(c);
-    expect_value(c, S("r1"), "R1", "this process");
-    expect_value(c, S("r2"), "R2", "this process");
-    expect_value(c, S("b\0\r\n"), "BIN", "this process");
+    tc_test_expect_value(c, S("r1"), "R1", "this process");
+    tc_test_expect_value(c, S("r2"), "R2", "this process");
+    tc_test_expect_value(c, S("b\0\r\n"), "BIN", "this process");
     tc_stats_t s1 = stats(c);
     cr_assert_eq(s1.l1_hits - s0.l1_hits, 3, "what mget read from Redis is not in L1");
     cr_assert_eq(s1.l2_hits + s1.l2_misses, s0.l2_hits + s0.l2_misses);
@@ -544,7 +522,7 @@ Test(bulk, mset_writes_every_item_and_evicts_every_copy) {
                   "Redis holds '%s' for item %d", got, i);
         peer_wait(p, items[i].key, items[i].klen, vals[i]);
         uint64_t hits = stats(c).l1_hits;
-        expect_value(c, items[i].key, items[i].klen, vals[i], "this process");
+        tc_test_expect_value(c, items[i].key, items[i].klen, vals[i], "this process");
         cr_assert_gt(stats(c).l1_hits, hits, "item %d: the writer does not hold it", i);
     }
     /* The same key twice in one call: everyone agrees on one of the two. */
@@ -585,18 +563,18 @@ Test(bulk, mset_per_item_codes) {
     for (size_t i = 0; i < N; i++)
         cr_assert_eq(codes[i], want[i], "item %zu: %s, want %s", i, tc_err_name(codes[i]),
                      tc_err_name(want[i]));
-    expect_value(direct, S("good0"), "v0", "Redis");
-    expect_value(direct, S("good5"), "v5", "Redis");
-    expect_value(direct, S("empty"), "", "Redis");
-    expect_value(direct, S("big"), NULL, "Redis");
-    expect_value(direct, S("nullval"), NULL, "Redis");
+    tc_test_expect_value(direct, S("good0"), "v0", "Redis");
+    tc_test_expect_value(direct, S("good5"), "v5", "Redis");
+    tc_test_expect_value(direct, S("empty"), "", "Redis");
+    tc_test_expect_value(direct, S("big"), NULL, "Redis");
+    tc_test_expect_value(direct, S("nullval"), NULL, "Redis");
     cr_assert_eq(tc_mset(c, items, N, NULL, NULL), TC_EKEYLEN, "codes may be NULL");
     /* Whole-call errors. */
     const tc_item_t one = {"badopts", 7, "v", 1};
     tc_opts_t bad = TC_OPTS_INIT;
     bad.size = 0;
     cr_assert_eq(tc_mset(c, &one, 1, &bad, NULL), TC_EINVAL);
-    expect_value(direct, S("badopts"), NULL, "Redis, after a refused call");
+    tc_test_expect_value(direct, S("badopts"), NULL, "Redis, after a refused call");
     cr_assert_eq(tc_mset(NULL, &one, 1, NULL, NULL), TC_EINVAL);
     cr_assert_eq(tc_mset(c, NULL, 1, NULL, NULL), TC_EINVAL);
     cr_assert_eq(tc_mset(c, NULL, 0, NULL, NULL), 0, "n == 0 is a no-op");
@@ -620,8 +598,9 @@ Test(bulk, mset_2500_items) {
     for (int i = 0; i < MANY; i++)
         cr_assert_eq(codes[i], 0);
     for (int i = 0; i < MANY; i += 7)
-        expect_value(direct, names[i], strlen(names[i]), names[i], "Redis");
-    expect_value(direct, names[MANY - 1], strlen(names[MANY - 1]), names[MANY - 1], "Redis");
+        tc_test_expect_value(direct, names[i], strlen(names[i]), names[i], "Redis");
+    tc_test_expect_value(direct, names[MANY - 1], strlen(names[MANY - 1]), names[MANY - 1],
+                         "Redis");
     free(items);
     free(names);
     free(codes);
@@ -651,10 +630,10 @@ Test(bulk, mdel_deletes_everywhere) {
     for (size_t i = 0; i < N; i++) {
         cr_assert_eq(codes[i], 0, "key %zu: %s", i, tc_err_name(codes[i]));
         cr_assert_not(raw_exists(SPFX "del:", 'k', keys[i].data, keys[i].len));
-        expect_value(c, keys[i].data, keys[i].len, NULL, "this process");
+        tc_test_expect_value(c, keys[i].data, keys[i].len, NULL, "this process");
         peer_wait(p, keys[i].data, keys[i].len, NULL);
     }
-    expect_value(c, S("kept"), "v", "this process");
+    tc_test_expect_value(c, S("kept"), "v", "this process");
     const tc_buf_t bad[] = {{"kept", 4}, {"", 0}, {"never", 5}};
     int bc[3];
     cr_assert_eq(tc_mdel(c, bad, 3, bc), TC_EKEYLEN, "the first failing code");
@@ -722,7 +701,7 @@ Test(bulk, mdel_voids_a_load_in_flight) {
     cr_assert_eq(call.rc, 0);
     cr_assert_str_eq(call.got, "loaded-before");
     cr_assert_not(raw_exists(SPFX "lf:", 'k', S("lf")), "the overtaken load was stored");
-    expect_value(deaf, S("lf"), NULL, "the loading process");
+    tc_test_expect_value(deaf, S("lf"), NULL, "the loading process");
     sem_destroy(&g.read_done);
     sem_destroy(&g.release);
     tc_close(c);
@@ -807,7 +786,7 @@ static void race_epoch(tc_cache_t *c, tc_cache_t *direct, tc_test_peer_t *p, uin
         cr_assert(strcmp(held, m->vals[i]) == 0 || strcmp(held, theirs) == 0,
                   "%s: Redis holds '%s', an overwritten write (the last ones: '%s', '%s')", k,
                   held, m->vals[i], theirs);
-        expect_value(direct, k, strlen(k), held, "a reader of Redis");
+        tc_test_expect_value(direct, k, strlen(k), held, "a reader of Redis");
         wait_value(c, k, strlen(k), held, "this process's L1");
     }
 }
@@ -1034,7 +1013,7 @@ Test(bulk, mfetch_loader_error_answers_its_keys_and_caches_nothing) {
         release_all(refs, 3);
         cr_assert_not(raw_exists(FPFX "err:", 'k', S("x")), "a failed batch stored a value");
         cr_assert_not(raw_exists(FPFX "err:", 'k', S("y")), "a failed batch stored absence");
-        expect_value(c, S("x"), NULL, "this process");
+        tc_test_expect_value(c, S("x"), NULL, "this process");
     }
     free(r);
     free(keys);
@@ -1329,11 +1308,11 @@ Test(bulk, warm_fills_l1_from_redis) {
     tc_stats_t s0 = stats(c);
     cr_assert_eq(s0.l1_entries, PRESENT);
     for (int i = 0; i < PRESENT; i++)
-        expect_value(c, names[i], strlen(names[i]), names[i], "warmed");
+        tc_test_expect_value(c, names[i], strlen(names[i]), names[i], "warmed");
     tc_stats_t s1 = stats(c);
     cr_assert_eq(s1.l1_hits - s0.l1_hits, PRESENT, "warmed keys were not L1 hits");
     cr_assert_eq(s1.l2_hits + s1.l2_misses, s0.l2_hits + s0.l2_misses);
-    expect_value(c, names[PRESENT], strlen(names[PRESENT]), NULL, "a key Redis lacked");
+    tc_test_expect_value(c, names[PRESENT], strlen(names[PRESENT]), NULL, "a key Redis lacked");
     cr_assert_eq(tc_warm(c, NULL, 0, NULL, NULL, NULL, NULL), 0, "n == 0 is a no-op");
     cr_assert_eq(tc_warm(NULL, keys, 1, NULL, NULL, NULL, NULL), TC_EINVAL);
     cr_assert_eq(tc_warm(c, NULL, 1, NULL, NULL, NULL, NULL), TC_EINVAL);
@@ -1385,7 +1364,7 @@ Test(bulk, warm_with_a_loader_loads_and_stores_what_redis_lacks) {
     size_t removed = 0;
     cr_assert_eq(tc_invalidate_tag(c, T.data, T.len, &removed), 0);
     cr_assert_eq(removed, 4, "the loaded keys carry the options' tag, the others not");
-    expect_value(c, S("p:0"), "P", "this process");
+    tc_test_expect_value(c, S("p:0"), "P", "this process");
     free(r);
     free(keys);
     tc_test_peer_stop(p);
@@ -1525,13 +1504,13 @@ Test(bulk, opts_init_and_validation) {
         char k[16];
         snprintf(k, sizeof k, "bad%d", i);
         cr_assert_eq(tc_set_opts(c, k, strlen(k), "v", 1, &bad[i]), want, "opts %d", i);
-        expect_value(direct, k, strlen(k), i < 6 ? NULL : "v", "after tc_set_opts");
+        tc_test_expect_value(direct, k, strlen(k), i < 6 ? NULL : "v", "after tc_set_opts");
         snprintf(k, sizeof k, "fbad%d", i);
         tc_ref_t *ref = NULL;
         cr_assert_eq(tc_fetch_opts(c, k, strlen(k), load_fixed, (void *)"L", &bad[i], &ref),
                      want, "fetch opts %d", i);
         tc_ref_release(ref);
-        expect_value(direct, k, strlen(k), i < 6 ? NULL : "L", "after tc_fetch_opts");
+        tc_test_expect_value(direct, k, strlen(k), i < 6 ? NULL : "L", "after tc_fetch_opts");
         snprintf(k, sizeof k, "mbad%d", i);
         const tc_item_t item = {k, strlen(k), "v", 1};
         cr_assert_eq(tc_mset(c, &item, 1, &bad[i], NULL), want, "mset opts %d", i);
@@ -1611,8 +1590,8 @@ Test(bulk, opt_no_l1) {
     cr_assert_eq(tc_set_opts(c, S("fresh"), S("v"), &o), 0);
     cr_assert_leq(stats(c).l1_entries, entries, "a NO_L1 write was kept in L1");
     tc_stats_t s0 = stats(c);
-    expect_value(c, S("k"), "new", "after a NO_L1 write");
-    expect_value(c, S("fresh"), "v", "after a NO_L1 write");
+    tc_test_expect_value(c, S("k"), "new", "after a NO_L1 write");
+    tc_test_expect_value(c, S("fresh"), "v", "after a NO_L1 write");
     tc_stats_t s1 = stats(c);
     cr_assert_eq(s1.l1_hits, s0.l1_hits, "a NO_L1 write was served from L1");
     cr_assert_eq(s1.l2_hits - s0.l2_hits, 2);
@@ -1640,7 +1619,7 @@ Test(bulk, opt_no_l1) {
      * whose messages this one does not hear). */
     cr_assert_eq(tc_set(c, S("s"), S("v1"), 0), 0);
     cr_assert_eq(tc_set(deaf, S("s"), S("v2"), 0), 0);
-    expect_value(c, S("s"), "v1", "L1 (the setup)");
+    tc_test_expect_value(c, S("s"), "v1", "L1 (the setup)");
     cr_assert_eq(tc_fetch_opts(c, S("s"), load_fixed, (void *)"never", &o, &ref), 0);
     cr_assert(ref_is(ref, "v2"), "a NO_L1 fetch was answered from L1");
     tc_ref_release(ref);

@@ -11,37 +11,28 @@
  * server must answer many clients at once and exit 0 on SIGTERM and on SIGINT.
  *
  * The binary's path comes from TC_TEST_METRICS_SERVER_PATH (tests/CMakeLists.txt); a
- * build without the examples skips these tests. The server dies with the test process
- * (PR_SET_PDEATHSIG), so a failed assertion never leaves it running.
+ * build without the examples skips these tests. The process helpers are the suite's
+ * (support/exproc.h): the server dies with the test process, so a failed assertion never
+ * leaves it running.
  */
 /* tc-test-labels: integration */
+#include "exproc.h"
 #include "peer.h"
 #include "promtext.h"
 #include "redis_server.h"
 
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define LABELS   "service=\"test\""
 #define START_MS (10000 * TC_TEST_SLOW)
 #define IO_SEC   (5 * TC_TEST_SLOW)
-#define RESPONSE 65536
 
 typedef struct server {
     pid_t pid;
@@ -49,138 +40,36 @@ typedef struct server {
     tc_test_redis_t *redis;
 } server_t;
 
-/* ---- the server process ---- */
+typedef tc_test_http_t response_t;
 
-/* The test's environment without TIERCACHE_* or METRICS_* (a developer's settings must
- * not leak in), plus the given entries. Built before fork: the child only calls execve. */
-static char **child_env(const char *const *extra) {
-    size_t n = 0, k = 0, m = 0;
-    while (environ[n])
-        n++;
-    while (extra[m])
-        m++;
-    char **env = calloc(n + m + 1, sizeof *env);
-    cr_assert_not_null(env);
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "TIERCACHE_", 10) && strncmp(environ[i], "METRICS_", 8))
-            env[k++] = environ[i];
-    for (size_t i = 0; i < m; i++)
-        env[k++] = (char *)extra[i];
-    return env;
-}
-
-/* Read the server's first stdout line and take the port from it. */
-static unsigned read_port(int fd) {
-    char line[128];
-    size_t len = 0;
-    uint64_t deadline = tc_test_now_ms() + START_MS;
-    while (len + 1 < sizeof line && !memchr(line, '\n', len)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(deadline - tc_test_now_ms());
-        cr_assert(left > 0 && poll(&p, 1, left) == 1, "metrics_server did not start in time");
-        ssize_t n = read(fd, line + len, sizeof line - 1 - len);
-        cr_assert_gt(n, 0, "metrics_server exited before listening");
-        len += (size_t)n;
-    }
-    line[len] = '\0';
-    unsigned port = 0;
-    cr_assert_eq(sscanf(line, "listening on 127.0.0.1:%u", &port), 1, "first line: %s", line);
-    cr_assert(port > 0 && port < 65536);
-    return port;
-}
+/* ---- the server process (tests/support/exproc.h starts, stops and talks to it) ---- */
 
 static void start(server_t *s) {
 #ifndef TC_TEST_METRICS_SERVER_PATH
     cr_skip_test("examples/metrics_server is not built (TC_BUILD_EXAMPLES=OFF)");
 #else
     s->redis = tc_test_redis_start(NULL);
-    char url[512], *argv[] = {(char *)TC_TEST_METRICS_SERVER_PATH, (char *)"0", NULL};
+    char url[512];
     snprintf(url, sizeof url, "TIERCACHE_REDIS_URL=%s", tc_test_redis_url(s->redis));
-    const char *extra[] = {url, "TIERCACHE_REQUIRE_REDIS=1", "METRICS_LABELS=" LABELS, NULL};
-    char **env = child_env(extra);
-    int out[2];
-    cr_assert_eq(pipe(out), 0);
-    s->pid = fork();
-    cr_assert_geq(s->pid, 0);
-    if (s->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        close(out[1]);
-        execve(argv[0], argv, env);
-        _exit(127);
-    }
-    free(env);
-    close(out[1]);
-    s->port = read_port(out[0]);
-    close(out[0]); /* the server prints nothing more on stdout */
+    const char *env[] = {url, "TIERCACHE_REQUIRE_REDIS=1", "METRICS_LABELS=" LABELS, NULL};
+    const char *argv[] = {TC_TEST_METRICS_SERVER_PATH, "0", NULL};
+    const char *why;
+    s->pid = tc_test_start_server(argv, env, START_MS, &s->port, &why);
+    cr_assert_gt(s->pid, 0, "metrics_server did not start: %s", why);
 #endif
 }
 
 /* Send sig and wait for the exit; the exit status, or -1 if it had to be killed. */
 static int stop_with(server_t *s, int sig) {
-    cr_assert_eq(kill(s->pid, sig), 0);
-    int status = 0;
-    uint64_t deadline = tc_test_now_ms() + IO_SEC * 1000 + 2000;
-    while (waitpid(s->pid, &status, WNOHANG) == 0) {
-        if (tc_test_now_ms() > deadline) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &status, 0);
-            tc_test_redis_stop(s->redis);
-            return -1;
-        }
-        tc_test_sleep_ms(10);
-    }
+    int rc = tc_test_stop_server(s->pid, sig, IO_SEC * 1000 + 2000);
     tc_test_redis_stop(s->redis);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return rc;
 }
-
-/* ---- a minimal HTTP client ---- */
-
-typedef struct response {
-    int status;
-    char head[1024]; /* status line and headers */
-    char *body;      /* into raw, NUL-terminated */
-    size_t body_len;
-    char raw[RESPONSE];
-} response_t;
 
 /* One request on a fresh connection; 0 and *r filled, or -1 (no test assertion, so that
  * client threads can use it). */
 static int http(unsigned port, const char *method, const char *target, response_t *r) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval io = {.tv_sec = IO_SEC};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io, sizeof io);
-    char req[512];
-    int n =
-        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n\r\n", method, target);
-    size_t len = 0;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (ssize_t got; len + 1 < sizeof r->raw &&
-                      (got = recv(fd, r->raw + len, sizeof r->raw - 1 - len, 0)) > 0;)
-        len += (size_t)got;
-    close(fd);
-    r->raw[len] = '\0';
-    char *end = strstr(r->raw, "\r\n\r\n");
-    if (!end || sscanf(r->raw, "HTTP/1.1 %d", &r->status) != 1 ||
-        (size_t)(end - r->raw) >= sizeof r->head)
-        return -1;
-    memcpy(r->head, r->raw, (size_t)(end - r->raw));
-    r->head[end - r->raw] = '\0';
-    r->body = end + 4;
-    r->body_len = len - (size_t)(r->body - r->raw);
-    size_t declared;
-    const char *cl = strstr(r->head, "Content-Length: ");
-    if (!cl || sscanf(cl, "Content-Length: %zu", &declared) != 1 || declared != r->body_len)
-        return -1; /* a cut-off answer */
-    return 0;
+    return tc_test_http(port, method, target, NULL, IO_SEC, r);
 }
 
 static response_t *call(const server_t *s, const char *method, const char *target) {

@@ -99,34 +99,10 @@ static tc_stats_t stats(tc_cache_t *c) {
 
 /* ---- this process's reads ---- */
 
-/* tc_get into buf (NUL-terminated); returns the code. */
-static int get_str(tc_cache_t *c, const void *k, size_t kl, char *buf, size_t cap) {
-    size_t len = cap - 1;
-    int rc = tc_get_copy(c, k, kl, buf, &len);
-    cr_assert(rc == 0 || rc == TC_ENOTFOUND, "tc_get: %s", tc_err_name(rc));
-    buf[rc == 0 ? len : 0] = '\0';
-    return rc;
-}
-
-static void expect_value(tc_cache_t *c, const void *k, size_t kl, const char *v,
-                         const char *who) {
-    char got[256];
-    int rc = get_str(c, k, kl, got, sizeof got);
-    if (v)
-        cr_assert(rc == 0 && strcmp(got, v) == 0, "%s: '%.*s' reads %s '%s', want '%s'", who,
-                  (int)kl, (const char *)k, tc_err_name(rc), got, v);
-    else
-        cr_assert_eq(rc, TC_ENOTFOUND, "%s: '%.*s' still reads '%s'", who, (int)kl,
-                     (const char *)k, got);
-}
-
 /* Poll until c reads v (NULL: absent) within NOTICE_MS, then once more (it stays). */
 static void wait_value(tc_cache_t *c, const void *k, size_t kl, const char *v,
                        const char *who) {
-    long took = tc_test_wait_get(c, k, kl, v, v ? strlen(v) : 0, NOTICE_MS);
-    if (took < 0)
-        expect_value(c, k, kl, v, who); /* fails with what it reads */
-    expect_value(c, k, kl, v, who);
+    tc_test_wait_value(c, k, kl, v, who, NOTICE_MS);
 }
 
 /* c holds k = v in its L1: read until it serves v, then a read is an L1 hit. */
@@ -299,7 +275,7 @@ Test(patterns, tag_removes_its_members_from_redis_and_every_l1) {
     cr_assert_eq(inv_tag(c, S("C")), 0);
     cr_assert_eq(inv_tag(c, S("C\0y")), 0);
     cr_assert(raw_exists(TPFX, 'k', S("k3")), "a tag sharing bytes with k3's removed it");
-    expect_value(c, S("k3"), "v3", "this process");
+    tc_test_expect_value(c, S("k3"), "v3", "this process");
 
     cr_assert_eq(inv_tag(c, S("B")), 2, "B's live members are k2 and the binary key");
     cr_assert_not(raw_exists(TPFX, 'k', S("k2")));
@@ -342,7 +318,7 @@ Test(patterns, tag_limits_are_accepted) {
     cr_assert_eq(inv_tag(c, big[TC_MAX_TAGS - 1], TC_MAX_TAG_LEN), 1);
     cr_assert_not(raw_exists(TPFX "lim:", 'k', S("many")));
     wait_value(c, S("many"), NULL, "this process");
-    expect_value(c, S("other"), "w", "this process");
+    tc_test_expect_value(c, S("other"), "w", "this process");
     cr_assert_eq(inv_tag(c, big[0], TC_MAX_TAG_LEN), 1, "'other' is big[0]'s member");
     tc_close(c);
 }
@@ -369,14 +345,14 @@ Test(patterns, tag_skips_keys_rewritten_without_it) {
 
     cr_assert_eq(inv_tag(c, S("T")), 1, "only the control still carries T");
     for (int i = 0; i < 4; i++) {
-        expect_value(direct, names[i], strlen(names[i]), "new", "Redis");
+        tc_test_expect_value(direct, names[i], strlen(names[i]), "new", "Redis");
         wait_value(c, names[i], strlen(names[i]), "new", "this process");
         peer_hold(p, names[i], strlen(names[i]), "new");
     }
-    expect_value(direct, S("control"), NULL, "Redis");
+    tc_test_expect_value(direct, S("control"), NULL, "Redis");
     peer_wait(p, S("control"), NULL);
     cr_assert_eq(inv_tag(c, S("U")), 1, "U reaches the key rewritten with it");
-    expect_value(direct, S("other-tag"), NULL, "Redis");
+    tc_test_expect_value(direct, S("other-tag"), NULL, "Redis");
     tc_test_peer_stop(p);
     tc_close(direct);
     tc_close(c);
@@ -503,9 +479,9 @@ Test(patterns, tag_bad_input) {
     const tc_buf_t T = {"t", 1};
     cr_assert_eq(tc_invalidate_tag(l, S("t"), &removed), TC_EINVAL);
     cr_assert_eq(set_tagged(l, S("k"), "v", &T, 1, 0), TC_EINVAL);
-    expect_value(l, S("k"), NULL, "a refused write");
+    tc_test_expect_value(l, S("k"), NULL, "a refused write");
     cr_assert_eq(set_tagged(l, S("k"), "v", NULL, 0, 0), 0, "no tags: fine without Redis");
-    expect_value(l, S("k"), "v", "L1-only");
+    tc_test_expect_value(l, S("k"), "v", "L1-only");
     tc_close(l);
 }
 
@@ -537,7 +513,7 @@ Test(patterns, plain_keys_refuse_tags_namespaces_and_clear_but_delete_prefixes) 
     freeReplyObject(r);
     wait_value(b, S("pk:p1"), NULL, "b (tracking)");
     wait_value(b, S("pk:p2"), NULL, "b (tracking)");
-    expect_value(b, S("pk:q1"), "c", "b");
+    tc_test_expect_value(b, S("pk:q1"), "c", "b");
     tc_close(b);
     tc_close(a);
 }
@@ -588,7 +564,7 @@ Test(patterns, prefix_removes_matching_keys_from_redis_and_every_l1) {
         wait_value(c, keys[i].k, keys[i].kl, gone ? NULL : "v", "this process");
         peer_wait(p, keys[i].k, keys[i].kl, gone ? NULL : "v");
     }
-    expect_value(other, S("a*b?c[d]e\\f1"), "o", "another key_prefix");
+    tc_test_expect_value(other, S("a*b?c[d]e\\f1"), "o", "another key_prefix");
 
     /* A binary prefix, from the peer: this process's L1 follows. */
     char hp[16];
@@ -620,7 +596,7 @@ Test(patterns, prefix_spans_many_scan_steps) {
     cr_assert_eq(inv_prefix(c, S("many:")), 2500);
     cr_assert_eq(raw_count(PPFX "many:k:many:*"), 0, "matching keys left in Redis");
     cr_assert_eq(raw_count(PPFX "many:k:manz:*"), 500, "other keys were removed");
-    expect_value(c, S("manz:2999"), "v", "this process");
+    tc_test_expect_value(c, S("manz:2999"), "v", "this process");
     wait_value(c, S("many:0"), NULL, "this process");
     wait_value(c, S("many:2499"), NULL, "this process");
     tc_close(c);
@@ -648,9 +624,9 @@ Test(patterns, prefix_bad_input_and_l1_only) {
     cr_assert_eq(tc_set(l, S("pa:2"), S("v"), 0), 0);
     cr_assert_eq(tc_set(l, S("pb:1"), S("v"), 0), 0);
     cr_assert_eq(tc_invalidate_prefix(l, S("pa:"), NULL), 0);
-    expect_value(l, S("pa:1"), NULL, "L1-only");
-    expect_value(l, S("pa:2"), NULL, "L1-only");
-    expect_value(l, S("pb:1"), "v", "L1-only");
+    tc_test_expect_value(l, S("pa:1"), NULL, "L1-only");
+    tc_test_expect_value(l, S("pa:2"), NULL, "L1-only");
+    tc_test_expect_value(l, S("pb:1"), "v", "L1-only");
     cr_assert_eq(tc_invalidate_prefix(l, "p", 0, NULL), TC_EKEYLEN);
     tc_close(l);
 }
@@ -681,8 +657,8 @@ Test(patterns, namespace_hides_its_keys_in_every_process) {
 
     cr_assert_eq(tc_invalidate_namespace(c, S("user:42")), 0);
     for (size_t i = 0; i < n; i++) /* the calling process: at once */
-        expect_value(c, keys[i].k, strlen(keys[i].k), keys[i].in_ns ? NULL : keys[i].v,
-                     "this process, at the return");
+        tc_test_expect_value(c, keys[i].k, strlen(keys[i].k), keys[i].in_ns ? NULL : keys[i].v,
+                             "this process, at the return");
     tc_test_peer_t *fresh = start_peer(NPFX, NPFX "inval"); /* opened after: no L1 copy */
     for (size_t i = 0; i < n; i++) { /* the others: within one message delay */
         const char *k = keys[i].k, *want = keys[i].in_ns ? NULL : keys[i].v;
@@ -739,7 +715,7 @@ Test(patterns, namespace_nesting) {
             snprintf(who, sizeof who, "after bumping '%s', another cache", bumps[b].ns);
             wait_value(direct, keys[i], strlen(keys[i]), want, who);
             snprintf(who, sizeof who, "after bumping '%s', the bumping cache", bumps[b].ns);
-            expect_value(c, keys[i], strlen(keys[i]), want, who);
+            tc_test_expect_value(c, keys[i], strlen(keys[i]), want, who);
         }
     }
     tc_close(direct);
@@ -755,7 +731,7 @@ Test(patterns, namespace_nesting) {
     cr_assert_eq(tc_set(s, S("u:1:x"), S("v"), 0), 0);
     cr_assert_eq(tc_invalidate_namespace(s, S("u/1")), 0);
     wait_value(s, S("u/1/x"), NULL, "'/' separator");
-    expect_value(s, S("u:1:x"), "v", "':' is no separator here");
+    tc_test_expect_value(s, S("u:1:x"), "v", "':' is no separator here");
     cr_assert_eq(tc_invalidate_namespace(s, S("u/1/")), TC_EINVAL);
     tc_close(s);
 }
@@ -770,16 +746,16 @@ Test(patterns, namespace_and_clear_reads_miss_at_once_here_and_soon_elsewhere) {
         snprintf(k, sizeof k, "ns%d:k", round);
         cr_assert_eq(tc_set(c, k, strlen(k), "v", 1, 0), 0);
         cr_assert_eq(tc_set(c, S("other"), S("v"), 0), 0);
-        expect_value(other, k, strlen(k), "v", "the other cache, before");
+        tc_test_expect_value(other, k, strlen(k), "v", "the other cache, before");
         cr_assert_eq(tc_invalidate_namespace(c, k, 3 + (round >= 10)), 0);
-        expect_value(c, k, strlen(k), NULL, "the calling cache, at the return");
-        expect_value(c, S("other"), "v", "the calling cache, outside the namespace");
+        tc_test_expect_value(c, k, strlen(k), NULL, "the calling cache, at the return");
+        tc_test_expect_value(c, S("other"), "v", "the calling cache, outside the namespace");
         wait_value(other, k, strlen(k), NULL, "another cache, a message delay later");
         cr_assert_eq(tc_clear(c), 0);
-        expect_value(c, S("other"), NULL, "the calling cache, at the clear's return");
+        tc_test_expect_value(c, S("other"), NULL, "the calling cache, at the clear's return");
         wait_value(other, S("other"), NULL, "another cache, a message delay after the clear");
         cr_assert_eq(tc_set(other, S("other"), S("w"), 0), 0);
-        expect_value(c, S("other"), "w", "written after the clear");
+        tc_test_expect_value(c, S("other"), "w", "written after the clear");
     }
     tc_close(other);
     tc_close(c);
@@ -812,7 +788,7 @@ Test(patterns, namespace_bad_input_and_l1_only) {
     tc_cache_t *none = tc_test_open(&cfg);
     cr_assert_eq(tc_set(none, S("user:1:a"), S("v"), 0), 0);
     cr_assert_eq(tc_invalidate_namespace(none, S("user")), TC_EINVAL);
-    expect_value(none, S("user:1:a"), "v", "no namespaces");
+    tc_test_expect_value(none, S("user:1:a"), "v", "no namespaces");
     tc_close(none);
 
     /* L1-only: the bump acts on this process's L1. */
@@ -821,11 +797,11 @@ Test(patterns, namespace_bad_input_and_l1_only) {
     cr_assert_eq(tc_set(l, S("n:2:x"), S("v"), 0), 0);
     cr_assert_eq(tc_set(l, S("nn:1"), S("v"), 0), 0);
     cr_assert_eq(tc_invalidate_namespace(l, S("n")), 0);
-    expect_value(l, S("n:1"), NULL, "L1-only");
-    expect_value(l, S("n:2:x"), NULL, "L1-only");
-    expect_value(l, S("nn:1"), "v", "L1-only");
+    tc_test_expect_value(l, S("n:1"), NULL, "L1-only");
+    tc_test_expect_value(l, S("n:2:x"), NULL, "L1-only");
+    tc_test_expect_value(l, S("nn:1"), "v", "L1-only");
     cr_assert_eq(tc_set(l, S("n:1"), S("w"), 0), 0);
-    expect_value(l, S("n:1"), "w", "L1-only, written after");
+    tc_test_expect_value(l, S("n:1"), "w", "L1-only, written after");
     tc_close(l);
 }
 
@@ -851,7 +827,7 @@ Test(patterns, clear_hides_everything_in_every_process) {
 
     cr_assert_eq(tc_clear(c), 0);
     for (size_t i = 0; i < 4; i++) /* the calling process: at once */
-        expect_value(c, keys[i], lens[i], NULL, "this process, at the return");
+        tc_test_expect_value(c, keys[i], lens[i], NULL, "this process, at the return");
     tc_test_peer_t *fresh = start_peer(CPFX, CPFX "inval"); /* opened after: no L1 copy */
     for (size_t i = 0; i < 4; i++) { /* the others: within one message delay */
         wait_value(direct, keys[i], lens[i], NULL, "another cache, reading Redis");
@@ -861,7 +837,7 @@ Test(patterns, clear_hides_everything_in_every_process) {
     cr_assert_geq(peer_stat(fresh, "values_hidden"), 4);
     cr_assert_geq(stats(c).inval_swept - swept, 4, "this process dropped its entries");
     cr_assert_geq(peer_stat(p, "inval_swept") - peer_swept, 4, "the peer dropped its own");
-    expect_value(other, S("x"), "o", "another key_prefix");
+    tc_test_expect_value(other, S("x"), "o", "another key_prefix");
 
     /* Written after: visible everywhere. */
     cr_assert_eq(tc_set(c, S("x"), S("after"), 0), 0);
@@ -893,9 +869,9 @@ Test(patterns, clear_l1_only_and_bad_input) {
     cr_assert_eq(stats(l).l1_entries, 20);
     cr_assert_eq(tc_clear(l), 0);
     cr_assert_eq(stats(l).l1_entries, 0, "L1-only clear left entries");
-    expect_value(l, S("k3"), NULL, "L1-only");
+    tc_test_expect_value(l, S("k3"), NULL, "L1-only");
     cr_assert_eq(tc_set(l, S("k3"), S("w"), 0), 0);
-    expect_value(l, S("k3"), "w", "L1-only, written after");
+    tc_test_expect_value(l, S("k3"), "w", "L1-only, written after");
     tc_close(l);
 }
 
@@ -990,8 +966,8 @@ static void load_in_flight(inv_kind_t kind, const char *prefix) {
     if (kind == INV_PREFIX)
         cr_assert_not(raw_exists(prefix, 'k', S("lf:key")),
                       "Redis holds what a load read before the prefix invalidation");
-    expect_value(direct, S("lf:key"), NULL, "Redis (read through a cache)");
-    expect_value(deaf, S("lf:key"), NULL, "the loading process");
+    tc_test_expect_value(direct, S("lf:key"), NULL, "Redis (read through a cache)");
+    tc_test_expect_value(deaf, S("lf:key"), NULL, "the loading process");
     tc_close(direct);
     tc_close(c);
     tc_close(deaf);
@@ -1072,7 +1048,7 @@ static void race_judge(race_t *r, unsigned i, int rc, uint64_t seq, const char *
 
 static int read_seq(tc_cache_t *c, const char *k, uint64_t *seq) {
     char buf[64];
-    int rc = get_str(c, k, strlen(k), buf, sizeof buf);
+    int rc = tc_test_get_str(c, k, strlen(k), buf, sizeof buf);
     *seq = rc == 0 ? strtoull(buf, NULL, 10) : 0;
     return rc;
 }
@@ -1175,7 +1151,7 @@ static void race_writer_vs(inv_kind_t kind, const char *prefix) {
         uint64_t last = ld(w, SEQW_DONE + i);
         cr_assert_gt(last, last_begun, "key %s has no write begun after the last return", k);
         snprintf(v, sizeof v, "%llu", (unsigned long long)last);
-        expect_value(direct, k, strlen(k), v, "Redis, at the end: a write begun after");
+        tc_test_expect_value(direct, k, strlen(k), v, "Redis, at the end: a write begun after");
         wait_value(c, k, strlen(k), v, "this process, at the end");
         peer_wait(p, k, strlen(k), v);
     }

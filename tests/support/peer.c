@@ -93,6 +93,34 @@ long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *v
     }
 }
 
+int tc_test_get_str(tc_cache_t *c, const void *key, size_t klen, char *buf, size_t cap) {
+    size_t len = cap - 1;
+    int rc = tc_get_copy(c, key, klen, buf, &len);
+    cr_assert(rc == 0 || rc == TC_ENOTFOUND, "tc_get: %s", tc_err_name(rc));
+    buf[rc == 0 ? len : 0] = '\0';
+    return rc;
+}
+
+void tc_test_expect_value(tc_cache_t *c, const void *key, size_t klen, const char *val,
+                          const char *who) {
+    char got[256];
+    int rc = tc_test_get_str(c, key, klen, got, sizeof got);
+    if (val)
+        cr_assert(rc == 0 && strcmp(got, val) == 0, "%s: '%.*s' reads %s '%s', want '%s'", who,
+                  (int)klen, (const char *)key, tc_err_name(rc), got, val);
+    else
+        cr_assert_eq(rc, TC_ENOTFOUND, "%s: '%.*s' still reads '%s'", who, (int)klen,
+                     (const char *)key, got);
+}
+
+void tc_test_wait_value(tc_cache_t *c, const void *key, size_t klen, const char *val,
+                        const char *who, unsigned timeout_ms) {
+    long took = tc_test_wait_get(c, key, klen, val, val ? strlen(val) : 0, timeout_ms);
+    if (took < 0)
+        tc_test_expect_value(c, key, klen, val, who); /* fails with what it reads */
+    tc_test_expect_value(c, key, klen, val, who);
+}
+
 void tc_test_config(tc_config_t *cfg, const char *url, const char *prefix,
                     const char *channel) {
     tc_config_init(cfg);

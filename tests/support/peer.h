@@ -86,6 +86,17 @@ int tc_test_wait_listener(tc_cache_t *c, int want, unsigned timeout_ms);
 long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
                       unsigned timeout_ms);
 
+/* tc_get into buf (NUL-terminated, "" when absent); fails the test on any code but 0 and
+ * TC_ENOTFOUND, which it returns. */
+int tc_test_get_str(tc_cache_t *c, const void *key, size_t klen, char *buf, size_t cap);
+/* Fail the test unless c reads val now (val NULL: absent); who names the reader. */
+void tc_test_expect_value(tc_cache_t *c, const void *key, size_t klen, const char *val,
+                          const char *who);
+/* Poll until c reads val (NULL: absent) within timeout_ms, then once more (it stays);
+ * fails the test with what c reads otherwise. */
+void tc_test_wait_value(tc_cache_t *c, const void *key, size_t klen, const char *val,
+                        const char *who, unsigned timeout_ms);
+
 /* The suites' common configuration: url (NULL = L1-only), a private prefix and channel,
  * and small timeouts (connect 200 ms, command 100 ms, breaker cooldown 200 ms, listener
  * ping 100 ms) so that faults resolve fast. */
