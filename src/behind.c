@@ -178,10 +178,25 @@ static int claim_pending(tc__behind_t *b, uint32_t min_idle_ms) {
     unsigned takes = b->takes;
     do {
         memcpy(last, cursor, sizeof last);
-        if (read_queue(b, cursor, min_idle_ms) == TC__WB_READ_ERROR || !hold_lease(b) ||
-            b->takes != takes || is_stopping(b))
+        if (read_queue(b, cursor, min_idle_ms) == TC__WB_READ_ERROR) {
+            /* Newer writes wait behind this walk, so say why it does not finish (an ACL
+             * without +xautoclaim, a Redis older than 6.2, a reply it cannot walk). */
+            tc_error_t why = {.code = TC_EREDIS, .msg = "no detail recorded"};
+            tc_last_error(&why);
+            tc__log(&b->c->log, TC__EV_WRITE, TC_LOG_WARN, NULL, 0,
+                    "write-behind: taking over the entries a previous flusher left failed "
+                    "(%s: %s); tried again next round, newer writes wait",
+                    tc_err_name(why.code), why.msg);
+            return 0;
+        }
+        if (!hold_lease(b) || b->takes != takes || is_stopping(b))
             return 0;
     } while (strcmp(cursor, "0-0") != 0 && strcmp(cursor, last) != 0);
+    if (strcmp(cursor, "0-0") != 0)
+        tc__log(&b->c->log, TC__EV_WRITE, TC_LOG_WARN, NULL, 0,
+                "write-behind: XAUTOCLAIM returned its own cursor %s again: the walk over "
+                "a previous flusher's entries starts over next round",
+                cursor);
     return strcmp(cursor, "0-0") == 0;
 }
 
