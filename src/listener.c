@@ -140,8 +140,6 @@ static void apply_sweep(tc__listener_t *ls, const tc__msg_t *m, int orderable) {
 static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
     int orderable =
         m->version < LISTENER_VERSION_LIMIT && (m->version != 0 || m->op == TC__MSG_OP_FILL);
-    if (!orderable && m->op != TC__MSG_OP_EVICT)
-        tc__count(&ls->malformed);
     if (m->op == TC__MSG_OP_NS || m->op == TC__MSG_OP_CLEAR) {
         apply_sweep(ls, m, orderable);
     } else if (m->op == TC__MSG_OP_MANY) {
@@ -154,6 +152,9 @@ static void apply_decoded(tc__listener_t *ls, const tc__msg_t *m) {
     }
     if (orderable && m->op != TC__MSG_OP_EVICT)
         note_latency(ls, m);
+    /* Counted last: whoever sees a counter move sees the message's effect in L1. */
+    if (!orderable && m->op != TC__MSG_OP_EVICT)
+        tc__count(&ls->malformed);
     tc__count(&ls->applied);
 }
 
