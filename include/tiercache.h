@@ -164,6 +164,16 @@ typedef enum tc_tracking {
                                 (tracking-table-max-keys bounds it; overflow evicts) */
 } tc_tracking_t;
 
+/* Which L1 entry goes when a shard is full (docs/operations.md "L1 eviction"). Neither
+ * moves an entry on a hit; they differ in what survives a scan. */
+typedef enum tc_l1_policy {
+    TC_L1_POLICY_DEFAULT = 0, /* second chance (CLOCK) in recency order: within a few tenths
+                                 of a point of exact LRU's hit ratio */
+    TC_L1_POLICY_S3FIFO = 1,  /* S3-FIFO: new keys wait in a small queue, so one-hit wonders
+                                 and scans do not displace the frequently used; costs a
+                                 ghost table (8 bytes a table slot, ~11-21 per entry) */
+} tc_l1_policy_t;
+
 /* Log levels: a message is delivered when its level <= the configured one. */
 typedef enum tc_log_level {
     TC_LOG_OFF = 0,
@@ -346,6 +356,9 @@ typedef struct tc_config {
                                         Env: WRITE_BEHIND_FLUSHER */
     uint32_t write_behind_lease_ms;  /* the flusher's lease. Default 5000.
                                         Env: WRITE_BEHIND_LEASE */
+    /* L1 engine */
+    int l1_policy; /* a tc_l1_policy_t. Default TC_L1_POLICY_DEFAULT.
+                      Env: L1_POLICY (default, s3fifo) */
 } tc_config_t;
 
 /* A TTL rule: keys starting with `prefix` (prefix_len bytes, binary) get these TTLs. */

@@ -7,7 +7,8 @@
  * go back through sdallocx(). Those symbols exist only in jemalloc, so the library never
  * fights the host program's malloc/free, and jemalloc's own statistics count exactly the
  * cache's memory. Without jemalloc, glibc malloc is charged malloc_usable_size().
- * uthash's bucket arrays use the same functions (see l1.c), so they are counted too.
+ * The shards' slot tables (and S3-FIFO's ghost tables) use the same functions
+ * (l1_index.c, l1_policy.c), so they are counted too.
  */
 #ifndef TC_ALLOC_H
 #define TC_ALLOC_H

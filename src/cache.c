@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "fork.h"
+#include "l1_policy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,8 @@ static int open_l1(tc_cache_t *c, const tc_config_t *cfg) {
         .shards = c->cfg.l1_shards ? c->cfg.l1_shards : default_shards(&c->cfg),
         .seed = seed,
         .local_ttl_ms = degraded_ttl(cfg),
+        .policy =
+            c->cfg.l1_policy == TC_L1_POLICY_S3FIFO ? TC__L1_S3FIFO : TC__L1_SECOND_CHANCE,
     };
     return tc__l1_open(&o, &c->l1);
 }

@@ -55,6 +55,7 @@
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug", NULL};
 static const char *const tracking_names[] = {"off", "bcast", "default", NULL};
+static const char *const policy_names[] = {"default", "s3fifo", NULL};
 
 /* ---- Defaults ---- */
 
@@ -161,6 +162,7 @@ typedef enum env_kind {
     ENV_URL,      /* const char *, empty means NULL */
     ENV_LEVEL,    /* int, a tc_log_level_t by name (off, error, warn, info, debug) */
     ENV_TRACKING, /* int, a tc_tracking_t by name (off, bcast, default) */
+    ENV_POLICY,   /* int, a tc_l1_policy_t by name (default, s3fifo) */
     ENV_BYTE,     /* int, one character, or "none" (-1) */
 } env_kind_t;
 
@@ -217,6 +219,7 @@ static const env_field_t env_fields[] = {
     F("WRITE_BEHIND_RETRY", ENV_DUR32, write_behind_retry_ms),
     F("WRITE_BEHIND_FLUSHER", ENV_BOOL, write_behind_flusher),
     F("WRITE_BEHIND_LEASE", ENV_DUR32, write_behind_lease_ms),
+    F("L1_POLICY", ENV_POLICY, l1_policy),
     /* ttl_rules / ttl_rules_count: code only (see the essay at the top). */
 };
 #undef F
@@ -238,6 +241,8 @@ static const char *kind_hint(env_kind_t kind) {
         return "is not a log level (use off, error, warn, info, debug)";
     case ENV_TRACKING:
         return "is not a tracking mode (use off, bcast, default)";
+    case ENV_POLICY:
+        return "is not an L1 policy (use default, s3fifo)";
     case ENV_BYTE:
         return "is not one character or none";
     default:
@@ -362,7 +367,11 @@ static int env_apply(const env_field_t *f, const char *var, const char *val, tc_
         return 0;
     case ENV_LEVEL:
     case ENV_TRACKING:
-        if (tc__units_name(val, f->kind == ENV_LEVEL ? level_names : tracking_names,
+    case ENV_POLICY:
+        if (tc__units_name(val,
+                           f->kind == ENV_LEVEL      ? level_names
+                           : f->kind == ENV_TRACKING ? tracking_names
+                                                     : policy_names,
                            (int *)(void *)dst) != 0) {
             return env_fail(err, var, f->kind, val, *val ? TC__NUM_SYNTAX : TC__NUM_EMPTY, 0);
         }
@@ -484,6 +493,7 @@ static size_t kind_size(env_kind_t kind) {
     case ENV_BOOL:
     case ENV_LEVEL:
     case ENV_TRACKING:
+    case ENV_POLICY:
     case ENV_BYTE:
         return sizeof(int);
     case ENV_FRACTION:
@@ -558,6 +568,10 @@ static int check_name(const char *field, const char *s, tc_error_t *err) {
 }
 
 static int validate_l1(const tc_config_t *cfg, tc_error_t *err) {
+    if (cfg->l1_policy != TC_L1_POLICY_DEFAULT && cfg->l1_policy != TC_L1_POLICY_S3FIFO) {
+        return tc__fail(err, TC_ECONFIG, "l1_policy: %d is not a tc_l1_policy_t (0..1)",
+                        cfg->l1_policy);
+    }
     unsigned s = cfg->l1_shards;
     if (s != 0 && (s & (s - 1)) != 0) {
         return tc__fail(err, TC_ECONFIG, "l1_shards: %u is not a power of two", s);

@@ -19,16 +19,14 @@ tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, siz
     tc_ref_t *e = tc__alloc(size);
     if (!e)
         return NULL;
-    memset(e, 0, sizeof *e);
+    memset(e, 0, TC__ENTRY_HEAD); /* not sizeof: the head's padding is the key's bytes */
     atomic_init(&e->refs, 1);
     e->vlen_bits = (uint32_t)vlen | (ext ? TC__ENTRY_HAS_EXT : 0);
     e->expiry_ms = TC__NO_EXPIRY;
     memcpy(e->data, key, klen);
     if (value && vlen)
         memcpy(e->data + klen, value, vlen);
-    /* uthash sets these on insert; set them now so standalone entries work the same. */
-    e->hh.key = e->data;
-    e->hh.keylen = (unsigned)klen;
+    e->klen = (uint16_t)klen;
     tc__entry_ext_t *x = tc__entry_ext(e);
     if (x) {
         memset(x, 0, sizeof *x);
@@ -44,7 +42,7 @@ tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t 
 }
 
 static size_t entry_size(const tc_ref_t *e) {
-    return tc__entry_alloc_size_ext(e->hh.keylen, tc__entry_vlen(e),
+    return tc__entry_alloc_size_ext(e->klen, tc__entry_vlen(e),
                                     (e->vlen_bits & TC__ENTRY_HAS_EXT) != 0);
 }
 
@@ -53,7 +51,7 @@ size_t tc__entry_charge(const tc_ref_t *e) {
 }
 
 const void *tc_ref_data(const tc_ref_t *ref) {
-    return ref->data + ref->hh.keylen;
+    return ref->data + ref->klen;
 }
 
 size_t tc_ref_size(const tc_ref_t *ref) {

@@ -2,22 +2,29 @@
  * entry.h - one cached value: the unit L1 stores and the tc_ref_t callers hold.
  *
  *   +---------------------------+  one allocation, charged at its real size class
- *   | UT_hash_handle hh   56 B  |  bucket chain + uthash's insertion-order list, which
- *   |                           |  L1 reuses as its LRU list (no extra links)
+ *   | older, newer        16 B  |  L1's recency list (l1_index.c); no other links: the
+ *   |                           |  shard's table points at entries, entries not at it
+ *   | version              8 B  |  Redis write version (0 = not from Redis)
+ *   | expiry_ms            8 B  |  coarse-monotonic ms; UINT64_MAX = never
  *   | refs                 4 B  |  1 for L1 membership + 1 per tc_ref_t handed out
  *   | vlen (+ 2 flag bits)  4 B |  has-ext, and read-from-Redis (its version is only as
  *   |                           |  trustworthy as whoever wrote the stored value)
- *   | expiry_ms            8 B  |  coarse-monotonic ms; UINT64_MAX = never
- *   | version              8 B  |  Redis write version (0 = not from Redis)
- *   | data[klen + vlen]         |  key bytes, then value bytes (hh.key points here)
- *   | [tc__entry_ext_t    48 B] |  optional freshness block (see below)
+ *   | klen                 2 B  |  keys are at most TC_MAX_KEY_LEN (65535) bytes
+ *   | lru                  1 B  |  L1's recency state (young segment), under the shard lock
+ *   | data[klen + vlen]         |  key bytes, then value bytes, right after the 43-byte head
+ *   | [pad to 8, ext      48 B] |  optional freshness block (see below)
  *   +---------------------------+
  *
+ * The head is 43 bytes, not a multiple of 8: data starts where the head ends, so a 17-byte
+ * key and a 100-byte value fill a 160-byte size class exactly. Nothing is promised about
+ * the alignment of a value (it never was: it follows a key of any length).
+ *
  * A tc_ref_t is the entry itself: handing one out is a reference-count increment, so a hit
- * neither allocates nor copies. An entry is immutable once built; replacing a key inserts
- * a new entry, so readers holding the old one keep a consistent value. The last release
- * frees it, whether or not it is still in L1, and it needs no pointer back to the cache,
- * so refs outlive tc_close().
+ * neither allocates nor copies. An entry is immutable once built (but for the links and
+ * the lru byte, which only L1 touches, under its lock); replacing a key inserts a new
+ * entry, so readers holding the old one keep a consistent value. The last release frees
+ * it, whether or not it is still in L1, and it needs no pointer back to the cache, so refs
+ * outlive tc_close().
  */
 #ifndef TC_ENTRY_H
 #define TC_ENTRY_H
@@ -27,19 +34,23 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uthash.h>
 
 struct tc_ref {
-    UT_hash_handle hh;
+    tc_ref_t *older, *newer; /* L1's recency list, under the shard lock */
+    uint64_t version;
+    uint64_t expiry_ms;
     atomic_uint refs;
     uint32_t vlen_bits; /* value length, TC__ENTRY_HAS_EXT and TC__ENTRY_READ */
-    uint64_t expiry_ms;
-    uint64_t version;
+    uint16_t klen;
+    uint8_t lru; /* L1's recency state (l1_index.c), under the shard lock */
     unsigned char data[];
 };
 
+/* Where the key starts: the head's size without the padding sizeof would add. */
+#define TC__ENTRY_HEAD offsetof(struct tc_ref, data)
+
 /* Freshness metadata, present only in caches that use stale windows, fail-safe, early
- * refresh, negative caching or sliding TTLs (so the others keep 80-byte entries). It sits
+ * refresh, negative caching or sliding TTLs (so the others keep a 43-byte head). It sits
  * after the key and value, 8-byte aligned. Fields a hit may change (sliding, back-off) are
  * atomics: readers look at them outside the shard lock. */
 typedef struct tc__entry_ext {
@@ -64,7 +75,7 @@ typedef struct tc__entry_ext {
 #define TC__ENTRY_ABSENT    1u /* a cached "not found" (negative caching) */
 
 static inline size_t tc__entry_klen(const tc_ref_t *e) {
-    return e->hh.keylen;
+    return e->klen;
 }
 static inline const unsigned char *tc__entry_key(const tc_ref_t *e) {
     return e->data;
@@ -72,12 +83,14 @@ static inline const unsigned char *tc__entry_key(const tc_ref_t *e) {
 static inline size_t tc__entry_vlen(const tc_ref_t *e) {
     return e->vlen_bits & TC__ENTRY_VLEN_MASK;
 }
+/* The freshness block's offset from the start of the entry (8-byte aligned there: the
+ * allocation itself is). */
 static inline size_t tc__entry_ext_offset(size_t klen, size_t vlen) {
-    return (klen + vlen + 7u) & ~(size_t)7u;
+    return (TC__ENTRY_HEAD + klen + vlen + 7u) & ~(size_t)7u;
 }
 static inline size_t tc__entry_alloc_size_ext(size_t klen, size_t vlen, int ext) {
-    return sizeof(struct tc_ref) +
-           (ext ? tc__entry_ext_offset(klen, vlen) + sizeof(tc__entry_ext_t) : klen + vlen);
+    return ext ? tc__entry_ext_offset(klen, vlen) + sizeof(tc__entry_ext_t)
+               : TC__ENTRY_HEAD + klen + vlen;
 }
 static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
     return tc__entry_alloc_size_ext(klen, vlen, 0);
@@ -86,8 +99,8 @@ static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
 static inline tc__entry_ext_t *tc__entry_ext(const tc_ref_t *e) {
     if (!(e->vlen_bits & TC__ENTRY_HAS_EXT))
         return NULL;
-    return (tc__entry_ext_t *)(void *)((unsigned char *)(uintptr_t)e->data +
-                                       tc__entry_ext_offset(e->hh.keylen, tc__entry_vlen(e)));
+    return (tc__entry_ext_t *)(void *)((unsigned char *)(uintptr_t)e +
+                                       tc__entry_ext_offset(e->klen, tc__entry_vlen(e)));
 }
 
 /* New standalone entry (refs = 1) holding copies of key and value; value may be NULL to
@@ -97,7 +110,7 @@ tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t 
 tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, size_t vlen,
                             int ext);
 static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
-    return e->data + e->hh.keylen;
+    return e->data + e->klen;
 }
 /* Bytes the allocator charges for e. */
 size_t tc__entry_charge(const tc_ref_t *e);

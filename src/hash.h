@@ -1,9 +1,10 @@
 /*
  * hash.h - the one 64-bit key hash, computed once per call.
  *
- * The L1 takes the shard from the top bits and hands the low 32 bits to uthash as the
- * bucket hash (HASH_*_BYHASHVALUE), so the key is hashed once and the two choices use
- * disjoint bits of a well-mixed word: a shard's keys still spread over all its buckets.
+ * The L1 takes the shard from bits 32 and up, a key's home slot in the shard's table from
+ * the low bits and the slot's tag from the top byte (l1_index.c), so the key is hashed once
+ * and the choices use disjoint bits of a well-mixed word: a shard's keys still spread over
+ * all its slots.
  * The hash is seeded per cache from the OS random source, so keys chosen by an attacker
  * cannot be aimed at one shard or one bucket chain.
  *

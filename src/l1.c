@@ -1,22 +1,23 @@
 /*
- * l1.c - the in-process tier: a sharded, lock-striped LRU bounded in bytes, and the
+ * l1.c - the in-process tier: a sharded, lock-striped cache bounded in bytes, and the
  * pending-fill records that keep it from ever re-inserting a superseded value.
  *
  * Layout
  * ------
  *   key --hash64--> h:  bits 32..(32+log2 shards) pick the shard,
- *                       bits 0..31 are uthash's bucket hash (HASH_*_BYHASHVALUE),
- *   so the key is hashed once and shard and bucket choices use disjoint bits.
+ *                       the low bits pick the home slot, the top byte is the slot's tag,
+ *   so the key is hashed once and shard and slot choices use disjoint bits.
  *
  *   shard (own cache line, own mutex)
- *     entries: uthash table of tc_ref_t; uthash's insertion-order list doubles as the LRU
- *              list: head = least recently used, tail = most recently used. A hit moves
- *              the entry to the tail (four pointer writes under the shard lock); eviction
- *              takes the head. No separate links: 16 bytes saved per entry.
+ *     ix:      the entries (l1_index.c): an open-addressing table of tagged pointers, and
+ *              the recency list through the entries' own links. A hit finds its entry in
+ *              one slot line and one entry line and writes only that entry (the policy's
+ *              mark: l1_policy.c); eviction asks the policy for its victim.
  *     pending: uthash table of tc__pending_t, one per key with a fill, write or tc_fetch
  *              load in flight.
- *     bytes:   sum of the allocator's charge for every entry plus the table's own arrays;
- *              never above the shard's share of l1_max_bytes (shares sum to the budget).
+ *     bytes:   sum of the allocator's charge for every entry; the table's own array is
+ *              added to it wherever the budget is checked, and the sum is never above the
+ *              shard's share of l1_max_bytes (shares sum to the budget).
  *
  * Lock order: a shard mutex is a leaf. No other lock is taken while holding it, and it is
  * never held across a network call or a user callback. Nothing ever holds two shards.
@@ -76,17 +77,15 @@
  */
 #include "alloc.h"
 
-/* uthash allocates its tables through the same accounted allocator as entries, and must
- * not abort the process on ENOMEM. */
+/* uthash (pending records only) must not abort the process on ENOMEM. */
 #define HASH_NONFATAL_OOM        1
-#define uthash_malloc(sz)        tc__alloc(sz)
-#define uthash_free(ptr, sz)     tc__free((ptr), (sz))
 #define uthash_nonfatal_oom(obj) ((void)(obj))
 
 #include "l1.h"
 
 #include "clock.h"
 #include "hash.h"
+#include "l1_index.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -94,6 +93,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 struct tc__pending {
     UT_hash_handle hh;
@@ -115,20 +115,15 @@ struct tc__pending {
     unsigned char key[];
 };
 
-/* The first cache line holds everything a hit writes (lock, LRU head, hit/miss counters),
- * so a hit moves one shard line between cores, not two. */
+/* The lock and the hit/miss counters share the first cache line, and the index's slot
+ * pointer, list ends and counts follow: a hit writes the lock line and reads the next. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
-    tc_ref_t *entries; /* uthash head = LRU head (oldest) */
     uint64_t hits, misses;
+    tc__l1_index_t ix;      /* the entries: table + recency list (l1_index.c) */
     tc__pending_t *pending; /* uthash head */
-    /* uthash's bucket array and mask, republished under the lock whenever the table is
-     * made, grown or freed, so a lookup can prefetch its bucket before taking the lock
-     * (relaxed atomics: a stale value only wastes a prefetch). */
-    _Atomic(UT_hash_bucket *) buckets;
-    atomic_uint bucket_mask;
-    size_t bytes, budget;
-    size_t count, max_count;
+    size_t bytes, budget;   /* bytes: entries' charges; the table's is added on demand */
+    size_t max_count;
     size_t local_count; /* entries with version 0 (rule 4) */
     uint64_t evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
@@ -150,27 +145,14 @@ static tc__shard_t *shard_of(const tc__l1_t *l1, uint64_t h) {
 }
 
 static size_t table_charge_locked(const tc__shard_t *s) {
-    if (!s->entries)
-        return 0;
-    const UT_hash_table *t = s->entries->hh.tbl;
-    return tc__alloc_charge(t->num_buckets * sizeof(UT_hash_bucket)) +
-           tc__alloc_charge(sizeof(UT_hash_table));
+    return tc__l1_index_charge(&s->ix);
 }
 
-static void publish_buckets_locked(tc__shard_t *s) {
-    UT_hash_table *t = s->entries ? s->entries->hh.tbl : NULL;
-    atomic_store_explicit(&s->buckets, t ? t->buckets : NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->bucket_mask, t ? t->num_buckets - 1 : 0, memory_order_relaxed);
-}
-
-/* Start fetching key's bucket while we go for the lock: on a cold key the bucket is the
- * first of the hit's cache misses, and a miss taken inside the lock is paid by every
- * thread waiting on it. */
-static void prefetch_bucket(const tc__shard_t *s, uint64_t h) {
-    UT_hash_bucket *b = atomic_load_explicit(&s->buckets, memory_order_relaxed);
-    if (b)
-        __builtin_prefetch(
-            &b[(unsigned)h & atomic_load_explicit(&s->bucket_mask, memory_order_relaxed)]);
+/* Start fetching key's slot while we go for the lock: on a cold key it is the first of the
+ * hit's cache misses, and a miss taken inside the lock is paid by every thread waiting on
+ * it. */
+static void prefetch_slot(const tc__shard_t *s, uint64_t h) {
+    tc__l1_index_prefetch(&s->ix, h);
 }
 
 static void entry_unref(tc_ref_t *e) {
@@ -180,65 +162,27 @@ static void entry_unref(tc_ref_t *e) {
 /* Unlink e from the table and drop L1's reference. */
 static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
     /* Byte and entry accounting: what an entry added on insert it takes back, exactly. */
-    assert(s->count > 0 && s->bytes >= tc__entry_charge(e));
+    assert(s->ix.count > 0 && s->bytes >= tc__entry_charge(e));
     assert(e->version != 0 || s->local_count > 0);
     assert(atomic_load_explicit(&e->refs, memory_order_relaxed) >= 1);
-    HASH_DELETE(hh, s->entries, e);
-    if (!s->entries)
-        publish_buckets_locked(s); /* the last delete freed the table */
+    tc__l1_index_remove(&s->ix, e);
     s->bytes -= tc__entry_charge(e);
-    s->count--;
     if (e->version == 0)
         s->local_count--;
-    assert(s->count > 0 || s->local_count == 0);
+    assert(s->ix.count > 0 || s->local_count == 0);
     entry_unref(e);
-}
-
-/* Move e to the LRU tail (most recently used) by relinking uthash's app-order list;
- * the head pointer moves on when e was the head. */
-static void lru_touch_locked(tc__shard_t *s, tc_ref_t *e) {
-    UT_hash_table *t = e->hh.tbl;
-    if (t->tail == &e->hh)
-        return;
-    tc_ref_t *next = e->hh.next; /* not NULL: e is not the tail */
-    if (e->hh.prev)
-        ((tc_ref_t *)e->hh.prev)->hh.next = next;
-    else
-        s->entries = next;
-    next->hh.prev = e->hh.prev;
-    e->hh.prev = (char *)t->tail - t->hho;
-    e->hh.next = NULL;
-    t->tail->next = e;
-    t->tail = &e->hh;
-}
-
-/* uthash doubles its buckets only when one chain reaches 10, leaving ~2 entries per
- * bucket, and each chain step is a cache miss on a cold key: the profile of a 1M-key hit
- * path spent most of its time there. Doubling at one entry per bucket costs 8-16 more bytes
- * per entry (charged to the budget) and cuts the probes of a hit to 1.25-1.5. */
-static void keep_chains_short_locked(tc__shard_t *s) {
-    UT_hash_table *t = s->entries->hh.tbl;
-    if (t->num_items > t->num_buckets && t->num_buckets < (1u << 30)) {
-        int oomed = 0;
-        HASH_EXPAND_BUCKETS(hh, t, oomed);
-        (void)oomed; /* no memory: keep the longer chains */
-    }
 }
 
 static size_t shard_used_locked(const tc__shard_t *s) {
     return s->bytes + table_charge_locked(s);
 }
 
-/* Evict from the LRU head until the shard is within budget; `keep` is never evicted. */
+/* Evict the policy's victims until the shard is within budget; `keep` is never evicted. */
 static void evict_locked(tc__shard_t *s, tc_ref_t *keep, uint64_t now) {
-    while (s->entries &&
-           (shard_used_locked(s) > s->budget || (s->max_count && s->count > s->max_count))) {
-        tc_ref_t *victim = s->entries;
-        if (victim == keep) {
-            victim = victim->hh.next;
-            if (!victim)
-                break;
-        }
+    while (shard_used_locked(s) > s->budget || (s->max_count && s->ix.count > s->max_count)) {
+        tc_ref_t *victim = tc__l1_index_victim(&s->ix, keep);
+        if (!victim)
+            break;
         if (victim->expiry_ms <= now)
             s->expirations++;
         else
@@ -323,6 +267,8 @@ int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
     memset(l1->shards, 0, n * sizeof(tc__shard_t));
     l1->mask = n - 1;
     l1->seed = opts->seed;
+    for (unsigned i = 0; i < n; i++)
+        tc__l1_index_init(&l1->shards[i].ix, opts->seed, opts->policy);
     l1->max_value_bytes = opts->max_value_bytes;
     l1->local_ttl_ms = opts->local_ttl_ms;
     atomic_init(&l1->trusted, 1);
@@ -356,11 +302,10 @@ void tc__l1_close(tc__l1_t *l1) {
         return;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        tc_ref_t *e, *tmp;
-        HASH_ITER(hh, s->entries, e, tmp) {
+        for (tc_ref_t *e; (e = tc__l1_index_first(&s->ix)) != NULL;)
             remove_locked(s, e);
-        }
-        assert(s->count == 0 && s->local_count == 0 && s->bytes == 0);
+        assert(s->ix.count == 0 && s->local_count == 0 && s->bytes == 0);
+        tc__l1_index_deinit(&s->ix);
         tc__pending_t *p, *ptmp;
         HASH_ITER(hh, s->pending, p, ptmp) { /* none remain once every call returned */
             p->users = p->waiters = 0;
@@ -400,8 +345,7 @@ static void slide_locked(tc_ref_t *e, uint64_t now) {
 /* Find a live entry; an expired one is reclaimed on the spot. Counts the hit or miss. */
 static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size_t klen,
                                uint64_t now) {
-    tc_ref_t *e = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (e && e->expiry_ms <= now) {
         s->expirations++;
         remove_locked(s, e);
@@ -412,7 +356,7 @@ static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size
         return NULL;
     }
     s->hits++;
-    lru_touch_locked(s, e);
+    tc__l1_index_touch(&s->ix, e);
     slide_locked(e, now);
     tc__entry_pin(e);
     return e;
@@ -420,7 +364,7 @@ static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size
 
 int tc__l1_get(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref) {
     tc__shard_t *s = shard_of(l1, h);
-    prefetch_bucket(s, h);
+    prefetch_slot(s, h);
     uint64_t now = tc__now_ms();
     pthread_mutex_lock(&s->lock);
     tc_ref_t *e = lookup_locked(s, h, key, klen, now);
@@ -487,17 +431,13 @@ static void cap_unheard_life(const tc__l1_t *l1, tc_ref_t *e, int trusted, uint6
         e->expiry_ms = cap;
 }
 
-/* Whether e could be kept if every other entry were evicted. uthash never shrinks its
- * bucket array, so the current table's charge stays whatever we evict: deciding up front
- * keeps an unkeepable value from evicting others for nothing. */
+/* Whether e could be kept if every other entry were evicted. The table never shrinks
+ * while it holds entries, so the charge it will have once e is added stays whatever we
+ * evict: deciding up front keeps an unkeepable value from evicting others for nothing. */
 static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
     if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0)
         return 0;
-    size_t table = s->entries
-                       ? table_charge_locked(s)
-                       : tc__alloc_charge(HASH_INITIAL_NUM_BUCKETS * sizeof(UT_hash_bucket)) +
-                             tc__alloc_charge(sizeof(UT_hash_table));
-    return tc__entry_charge(e) + table <= s->budget;
+    return tc__entry_charge(e) + tc__l1_index_charge_after_add(&s->ix) <= s->budget;
 }
 
 int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags) {
@@ -518,29 +458,27 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
     if (allowed && (flags & TC__COMMIT_FORCE))
         pending_poison_locked(p); /* fills that began before a local write are older */
 
-    tc_ref_t *old = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen, (unsigned)h, old);
+    tc_ref_t *old = tc__l1_index_find(&s->ix, h, tc__entry_key(e), klen);
     if (allowed && old && !(flags & TC__COMMIT_FORCE) && old->version != 0 &&
         !tc__version_superseded(old->version, e->version))
         allowed = 0; /* L1 already holds this write or a newer one */
     if (!allowed) {
         s->rejected++;
     } else {
-        if (old)
+        int prior = TC__L1_NO_PRIOR; /* a new value of a resident key keeps its standing */
+        if (old) {
+            prior = old->lru;
             remove_locked(s, old);
+        }
         cap_unheard_life(l1, e, trusted, now);
         if (fits_locked(l1, s, e)) {
             tc__entry_pin(e);
-            HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->entries, tc__entry_key(e), (unsigned)klen,
-                                        (unsigned)h, e);
-            if (e->hh.tbl) {
+            if (tc__l1_index_add(&s->ix, h, e, prior) == TC__IX_ADDED) {
                 s->bytes += tc__entry_charge(e);
-                s->count++;
                 if (e->version == 0)
                     s->local_count++;
-                keep_chains_short_locked(s);
-                publish_buckets_locked(s);
-                /* Decide before evicting anyone: the table may just have doubled. */
+                /* fits_locked foresaw the table's growth, but not a doubling forced by a
+                 * long probe run: check again before evicting anyone. */
                 if (tc__entry_charge(e) + table_charge_locked(s) > s->budget) {
                     remove_locked(s, e);
                 } else {
@@ -548,7 +486,7 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
                     inserted = 1;
                 }
             } else {
-                entry_unref(e); /* uthash ENOMEM: serve it, do not keep it */
+                entry_unref(e); /* not indexable (no memory): serve it, do not keep it */
             }
         }
     }
@@ -586,7 +524,7 @@ static void lead_locked(tc__pending_t *p, tc__fetch_t *f) {
 int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc__fetch_t *f) {
     tc__shard_t *s = shard_of(l1, h);
     if (f->lookup)
-        prefetch_bucket(s, h);
+        prefetch_slot(s, h);
     f->ref = NULL;
     f->p = NULL;
     uint64_t deadline_ns = 0;
@@ -739,8 +677,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
     tc__shard_t *s = shard_of(l1, h);
     int applied = 0;
     pthread_mutex_lock(&s->lock);
-    tc_ref_t *e = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (e && version && stale_for(e, version)) {
         remove_locked(s, e);
         applied = 1;
@@ -760,8 +697,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
 void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
     tc__shard_t *s = shard_of(l1, h);
     pthread_mutex_lock(&s->lock);
-    tc_ref_t *e = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, e);
+    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (e)
         remove_locked(s, e);
     tc__pending_t *p = pending_find_locked(s, h, key, klen);
@@ -773,8 +709,7 @@ void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
 int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e) {
     tc__shard_t *s = shard_of(l1, h);
     pthread_mutex_lock(&s->lock);
-    tc_ref_t *cur = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->entries, key, (unsigned)klen, (unsigned)h, cur);
+    tc_ref_t *cur = tc__l1_index_find(&s->ix, h, key, klen);
     pthread_mutex_unlock(&s->lock);
     return cur == e;
 }
@@ -784,11 +719,9 @@ size_t tc__l1_flush(tc__l1_t *l1) {
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         pthread_mutex_lock(&s->lock);
-        dropped += s->count;
-        tc_ref_t *e, *tmp;
-        HASH_ITER(hh, s->entries, e, tmp) {
+        dropped += s->ix.count;
+        for (tc_ref_t *e; (e = tc__l1_index_first(&s->ix)) != NULL;)
             remove_locked(s, e);
-        }
         pending_poison_all_locked(s);
         pthread_mutex_unlock(&s->lock);
     }
@@ -805,8 +738,8 @@ size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t vers
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         pthread_mutex_lock(&s->lock);
-        tc_ref_t *e, *tmp;
-        HASH_ITER(hh, s->entries, e, tmp) {
+        for (tc_ref_t *e = tc__l1_index_first(&s->ix), *next; e; e = next) {
+            next = tc__l1_index_next(&s->ix, e);
             if (has_prefix(tc__entry_key(e), tc__entry_klen(e), prefix, plen) &&
                 (e->version == 0 || stale_for(e, version))) {
                 remove_locked(s, e);
@@ -831,11 +764,8 @@ size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t vers
 static long shard_keys_locked(const tc__shard_t *s, size_t max, unsigned char **buf,
                               size_t *len, size_t *cap) {
     long n = 0;
-    if (!s->entries)
-        return 0;
-    /* uthash's list runs oldest to newest; hh.prev points at the previous element. */
-    for (tc_ref_t *e = ELMT_FROM_HH(s->entries->hh.tbl, s->entries->hh.tbl->tail);
-         e && (size_t)n < max; e = e->hh.prev) {
+    for (tc_ref_t *e = tc__l1_policy_newest(&s->ix.pol); e && (size_t)n < max;
+         e = tc__l1_policy_older(&s->ix.pol, e)) {
         size_t klen = tc__entry_klen(e);
         size_t need = sizeof klen + klen;
         if (*cap - *len < need) {
@@ -893,12 +823,11 @@ size_t tc__l1_heal(tc__l1_t *l1) {
         pthread_mutex_lock(&s->lock);
         pending_poison_all_locked(s);
         dropped += s->local_count;
-        tc_ref_t *e, *tmp;
-        if (s->local_count) {
-            HASH_ITER(hh, s->entries, e, tmp) {
-                if (e->version == 0)
-                    remove_locked(s, e);
-            }
+        for (tc_ref_t *e = s->local_count ? tc__l1_index_first(&s->ix) : NULL, *next; e;
+             e = next) {
+            next = tc__l1_index_next(&s->ix, e);
+            if (e->version == 0)
+                remove_locked(s, e);
         }
         pthread_mutex_unlock(&s->lock);
     }
@@ -918,6 +847,25 @@ unsigned tc__l1_shards(const tc__l1_t *l1) {
     return l1->mask + 1;
 }
 
+int tc__l1_check(tc__l1_t *l1) {
+    int rc = 0;
+    for (unsigned i = 0; i <= l1->mask && rc == 0; i++) {
+        tc__shard_t *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        rc = tc__l1_index_check(&s->ix);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return rc;
+}
+
+size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h) {
+    tc__shard_t *s = shard_of(l1, h);
+    pthread_mutex_lock(&s->lock);
+    size_t n = tc__l1_index_slots(&s->ix);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
     memset(out, 0, sizeof *out);
     for (unsigned i = 0; i <= l1->mask; i++) {
@@ -929,7 +877,7 @@ void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
         out->expirations += s->expirations;
         out->rejected += s->rejected;
         out->waits += s->waits;
-        out->entries += s->count;
+        out->entries += s->ix.count;
         out->local_entries += s->local_count;
         out->bytes += shard_used_locked(s);
         pthread_mutex_unlock(&s->lock);

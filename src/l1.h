@@ -22,6 +22,7 @@ typedef struct tc__l1_opts {
     uint64_t seed;          /* hash seed */
     uint64_t local_ttl_ms;  /* longest life of an entry no invalidation is sure to reach
                                (l1.c rule 4); 0 = no cap (L1-only caches) */
+    int policy;             /* a tc__l1_policy_kind_t (l1_policy.h); 0 = second chance */
 } tc__l1_opts_t;
 
 typedef struct tc__l1_counters {
@@ -169,5 +170,10 @@ int tc__l1_trusted(const tc__l1_t *l1);
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out);
 /* How many shards (fixed at open). */
 unsigned tc__l1_shards(const tc__l1_t *l1);
+/* 0 when every shard's table, recency list and counts agree (l1_index.c), else the
+ * first shard's negative code. Takes each shard's lock in turn; for tests. */
+int tc__l1_check(tc__l1_t *l1);
+/* Slots in the table of the shard that h maps to (tests check the byte accounting). */
+size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h);
 
 #endif

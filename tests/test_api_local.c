@@ -681,3 +681,59 @@ Test(api, default_shards_keep_entries_per_shard) {
         tc_close(c);
     }
 }
+
+/* l1_policy: S3-FIFO keeps keys read again and again through a scan of keys read once
+ * (the default policy does not), through the public API, chosen in config or by the
+ * environment. */
+static int hot_after_scan(tc_cache_t *c) {
+    char k[32];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 50; i++) {
+            snprintf(k, sizeof k, "hot%d", i);
+            cr_assert_eq(tc_set(c, k, strlen(k), "v", 1, 0), TC_OK);
+            tc_ref_t *r = NULL;
+            cr_assert_eq(tc_get(c, k, strlen(k), &r), TC_OK);
+            tc_ref_release(r);
+        }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "scan%d", i);
+        cr_assert_eq(tc_set(c, k, strlen(k), "v", 1, 0), TC_OK);
+    }
+    int alive = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof k, "hot%d", i);
+        tc_ref_t *r = NULL;
+        alive += tc_get(c, k, strlen(k), &r) == TC_OK;
+        tc_ref_release(r);
+    }
+    return alive;
+}
+
+Test(api, l1_policy_s3fifo_resists_a_scan) {
+    tc_config_t cfg = local_cfg();
+    cfg.l1_shards = 1;
+    cfg.l1_max_entries = 200;
+    tc_cache_t *c = open_cfg(&cfg);
+    int plain = hot_after_scan(c);
+    tc_close(c);
+    cfg.l1_policy = TC_L1_POLICY_S3FIFO;
+    c = open_cfg(&cfg);
+    int s3 = hot_after_scan(c);
+    tc_stats_t st = stats(c);
+    tc_close(c);
+    cr_assert_eq(plain, 0, "setup: the default policy kept %d hot keys", plain);
+    cr_assert_geq(s3, 45, "S3-FIFO kept only %d of 50 hot keys", s3);
+    cr_assert_leq(st.l1_entries, 200);
+
+    setenv("TCAPI_L1_POLICY", "s3fifo", 1);
+    tc_config_t env = local_cfg();
+    tc_error_t err;
+    cr_assert_eq(tc_config_from_env(&env, "TCAPI_", &err), TC_OK, "%s", err.msg);
+    unsetenv("TCAPI_L1_POLICY");
+    env.l1_shards = 1;
+    env.l1_max_entries = 200;
+    c = open_cfg(&env);
+    s3 = hot_after_scan(c);
+    tc_close(c);
+    cr_assert_geq(s3, 45, "TCAPI_L1_POLICY=s3fifo was not applied (%d kept)", s3);
+}

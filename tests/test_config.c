@@ -220,7 +220,7 @@ static const char *const all_vars[] = {
     "EARLY_REFRESH_BETA", "NEGATIVE_TTL",   "LOAD_SOFT_TIMEOUT",  "LOAD_HARD_TIMEOUT",
     "REFRESH_THREADS",    "REFRESH_QUEUE",  "LOCK_TTL",           "LOCK_WAIT",
     "SLIDING_TTL",        "SLIDING_MAX",    "DEGRADED_TTL",       "LOG",
-    "REPLAY_LOG_LEN",     "TRACKING",       "PLAIN_KEYS",
+    "REPLAY_LOG_LEN",     "TRACKING",       "PLAIN_KEYS",         "L1_POLICY",
 };
 
 static void set_var(const char *prefix, const char *name, const char *val) {
@@ -427,6 +427,26 @@ typedef struct {
     const char *val;
     const char *says; /* a word the message must contain */
 } env_bad_t;
+
+Test(config_env, l1_policy_by_name) {
+    tc_config_t c;
+    tc_error_t err;
+    tc_config_init(&c);
+    cr_assert_eq(c.l1_policy, TC_L1_POLICY_DEFAULT);
+    set_var(P, "L1_POLICY", "s3fifo");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.l1_policy, TC_L1_POLICY_S3FIFO);
+    set_var(P, "L1_POLICY", "default");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.l1_policy, TC_L1_POLICY_DEFAULT);
+    set_var(P, "L1_POLICY", "lfu");
+    cr_assert_eq(tc_config_from_env(&c, P, &err), TC_ECONFIG);
+    cr_assert(strstr(err.msg, "L1_POLICY") && strstr(err.msg, "is not an L1 policy"), "%s",
+              err.msg);
+    c.l1_policy = 2;
+    cr_assert_eq(tc__config_validate(&c, &err), TC_ECONFIG);
+    cr_assert(strstr(err.msg, "l1_policy"), "%s", err.msg);
+}
 
 Test(config_env, errors_name_the_variable) {
     static const env_bad_t bad[] = {

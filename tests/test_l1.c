@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "hash.h"
 #include "l1.h"
+#include "l1_index.h"
 
 #include <criterion/criterion.h>
 #include <malloc.h>
@@ -34,17 +35,23 @@
 
 /* ---- helpers ---- */
 
-static tc__l1_t *l1_new(size_t max_bytes, size_t max_entries, size_t max_value,
-                        unsigned shards) {
+static tc__l1_t *l1_new_policy(size_t max_bytes, size_t max_entries, size_t max_value,
+                               unsigned shards, int policy) {
     tc__l1_opts_t o = {.max_bytes = max_bytes,
                        .max_entries = max_entries,
                        .max_value_bytes = max_value,
                        .shards = shards,
-                       .seed = SEED};
+                       .seed = SEED,
+                       .policy = policy};
     tc__l1_t *l1 = NULL;
     cr_assert_eq(tc__l1_open(&o, &l1), TC_OK);
     cr_assert_not_null(l1);
     return l1;
+}
+
+static tc__l1_t *l1_new(size_t max_bytes, size_t max_entries, size_t max_value,
+                        unsigned shards) {
+    return l1_new_policy(max_bytes, max_entries, max_value, shards, TC__L1_SECOND_CHANCE);
 }
 
 static tc_ref_t *mk(const void *key, size_t klen, const void *val, size_t vlen,
@@ -150,10 +157,9 @@ static void sleep_ms(long ms) {
     }
 }
 
-/* Bytes uthash's arrays cost for a table of nb buckets (what l1.c adds to entries). */
+/* Bytes the index's slot array costs at nb slots (what l1.c adds to entries). */
 static size_t table_charge(unsigned nb) {
-    return tc__alloc_charge(nb * sizeof(UT_hash_bucket)) +
-           tc__alloc_charge(sizeof(UT_hash_table));
+    return tc__l1_index_charge_of(TC__L1_SECOND_CHANCE, nb);
 }
 
 /* ---- lifecycle ---- */
@@ -232,9 +238,10 @@ Test(l1_lru, replacing_a_key_makes_it_most_recent) {
     tc__l1_close(l1);
 }
 
-/* A list model of LRU: model[0] is the oldest. */
+/* A list model of the eviction policy (l1_index.c): keys[0] is the oldest; young[] marks
+ * the young segment (the newest count / 8), ref[] the entries hit since they left it. */
 typedef struct lru_model {
-    int keys[64];
+    int keys[64], young[64], ref[64];
     int n, cap;
     uint64_t evictions;
 } lru_model_t;
@@ -246,42 +253,74 @@ static int model_find(const lru_model_t *m, int k) {
     return -1;
 }
 
-static void model_to_tail(lru_model_t *m, int k) {
+static void model_cut(lru_model_t *m, int i) {
+    memmove(&m->keys[i], &m->keys[i + 1], (size_t)(m->n - i - 1) * sizeof m->keys[0]);
+    memmove(&m->young[i], &m->young[i + 1], (size_t)(m->n - i - 1) * sizeof m->young[0]);
+    memmove(&m->ref[i], &m->ref[i + 1], (size_t)(m->n - i - 1) * sizeof m->ref[0]);
+    m->n--;
+}
+
+static void model_append(lru_model_t *m, int k) {
+    m->keys[m->n] = k;
+    m->ref[m->n] = 0;
+    m->young[m->n++] = 1;
+    int young = 0;
+    for (int i = 0; i < m->n; i++)
+        young += m->young[i];
+    for (int i = 0; young > m->n >> TC__L1_YOUNG_SHIFT; i++)
+        if (m->young[i]) {
+            m->young[i] = 0;
+            young--;
+        }
+}
+
+/* A put: the key's entry is replaced by a new, young one; then evict past the cap,
+ * passing over (and renewing) entries marked by a hit. */
+static void model_put(lru_model_t *m, int k) {
     int i = model_find(m, k);
-    if (i >= 0) {
-        memmove(&m->keys[i], &m->keys[i + 1], (size_t)(m->n - i - 1) * sizeof m->keys[0]);
-        m->n--;
-    }
-    m->keys[m->n++] = k;
+    if (i >= 0)
+        model_cut(m, i);
+    model_append(m, k);
     if (m->n > m->cap) {
-        memmove(&m->keys[0], &m->keys[1], (size_t)(m->n - 1) * sizeof m->keys[0]);
-        m->n--;
+        while (m->ref[0]) {
+            int again = m->keys[0];
+            model_cut(m, 0);
+            model_append(m, again);
+        }
+        model_cut(m, 0);
         m->evictions++;
     }
 }
 
-Test(l1_lru, random_workload_matches_a_reference_lru) {
+static void model_hit(lru_model_t *m, int k) {
+    int i = model_find(m, k);
+    if (!m->young[i])
+        m->ref[i] = 1;
+}
+
+Test(l1_lru, random_workload_matches_the_reference_policy) {
     char b[16];
-    tc__l1_t *l1 = l1_new(BIG, 8, BIG, 1);
-    lru_model_t m = {.cap = 8};
+    tc__l1_t *l1 = l1_new(BIG, 24, BIG, 1);
+    lru_model_t m = {.cap = 24};
     uint64_t s = 88172645463325252ULL;
     for (int op = 0; op < 20000; op++) {
-        int k = (int)(rng_next(&s) % 24);
+        int k = (int)(rng_next(&s) % 64);
         kname(b, sizeof b, k);
         if (rng_next(&s) % 3 == 0) {
             cr_assert_eq(put(l1, b, "v", 0), 1);
-            model_to_tail(&m, k);
+            model_put(&m, k);
         } else {
             int expect = model_find(&m, k) >= 0;
             cr_assert_eq(has(l1, b), expect, "op %d: get %s hit=%d, the model says %d", op, b,
                          !expect, expect);
             if (expect)
-                model_to_tail(&m, k);
+                model_hit(&m, k);
         }
         tc__l1_counters_t c = counters(l1);
         cr_assert_eq(c.entries, (uint64_t)m.n, "op %d", op);
         cr_assert_eq(c.evictions, m.evictions, "op %d", op);
     }
+    cr_assert_eq(tc__l1_check(l1), 0);
     tc__l1_close(l1);
 }
 
@@ -322,7 +361,7 @@ Test(l1_bytes, allocator_charge) {
 #endif
     }
     tc_ref_t *e = tc__entry_new("key", 3, "value", 5);
-    cr_assert_eq(tc__entry_charge(e), tc__alloc_charge(sizeof(struct tc_ref) + 8));
+    cr_assert_eq(tc__entry_charge(e), tc__alloc_charge(TC__ENTRY_HEAD + 8));
     tc_ref_release(e);
 }
 
@@ -361,11 +400,7 @@ static size_t byte_model_fit(byte_model_t *m, size_t budget, size_t table) {
 }
 
 static unsigned buckets_of(tc__l1_t *l1, const char *key) {
-    tc_ref_t *r = lookup(l1, key); /* the newest key is already the LRU tail */
-    cr_assert_not_null(r);
-    unsigned nb = r->hh.tbl->num_buckets;
-    tc_ref_release(r);
-    return nb;
+    return (unsigned)tc__l1_table_slots(l1, tc__l1_hash(l1, key, strlen(key)));
 }
 
 Test(l1_bytes, random_sizes_stay_exact_and_within_budget) {
@@ -389,11 +424,55 @@ Test(l1_bytes, random_sizes_stay_exact_and_within_budget) {
         tc__l1_counters_t c = counters(l1);
         cr_assert_leq(c.bytes, budget, "op %d: %llu bytes over a %zu budget", op,
                       (unsigned long long)c.bytes, budget);
-        cr_assert_eq(c.bytes, sum + table_charge(nb), "op %d: accounting drifted", op);
+        cr_assert_eq(c.bytes, sum + table_charge(nb),
+                     "op %d: accounting drifted: %llu vs %zu + %zu (nb %u, n %d, entries %llu)",
+                     op, (unsigned long long)c.bytes, sum, table_charge(nb), nb, m.n,
+                     (unsigned long long)c.entries);
         cr_assert_eq(c.entries, (uint64_t)m.n, "op %d: not the longest suffix that fits", op);
     }
     for (int i = 0; i < m.n; i++)
         cr_assert(has(l1, kname(b, sizeof b, m.key[i])), "%s should be kept", b);
+    tc__l1_flush(l1);
+    cr_assert_eq(counters(l1).bytes, 0, "an empty L1 still charges bytes");
+    tc__l1_close(l1);
+}
+
+/* S3-FIFO's ghost is charged with the table: under random sizes, hits and replacements the
+ * charge is exactly the entries' plus the table's and ghost's, and never over budget. */
+Test(l1_bytes, s3fifo_stays_exact_and_within_budget) {
+    const size_t budget = 64 * 1024;
+    static char val[3001];
+    char b[16];
+    memset(val, 'x', sizeof val);
+    tc__l1_t *l1 = l1_new_policy(budget, NO_CAP, BIG, 1, TC__L1_S3FIFO);
+    uint64_t s = 0x13198a2e03707344ULL;
+    for (int op = 0; op < 3000; op++) {
+        int k = (int)(rng_next(&s) % 400);
+        kname(b, sizeof b, k);
+        if (rng_next(&s) % 2)
+            has(l1, b);
+        else
+            cr_assert_eq(
+                put_exp(l1, b, val, (size_t)(rng_next(&s) % 3001), 0, TC__NO_EXPIRY, 0), 1,
+                "op %d", op);
+        size_t sum = 0, n = 0;
+        for (int j = 0; j < 400; j++) {
+            tc_ref_t *r = lookup(l1, kname(b, sizeof b, j));
+            if (r) {
+                sum += tc__entry_charge(r);
+                n++;
+            }
+            tc_ref_release(r);
+        }
+        tc__l1_counters_t c = counters(l1);
+        unsigned nb = buckets_of(l1, "k0");
+        cr_assert_leq(c.bytes, budget, "op %d: %llu bytes over a %zu budget", op,
+                      (unsigned long long)c.bytes, budget);
+        cr_assert_eq(c.entries, n, "op %d", op);
+        cr_assert_eq(c.bytes, sum + tc__l1_index_charge_of(TC__L1_S3FIFO, nb),
+                     "op %d: accounting drifted", op);
+        cr_assert_eq(tc__l1_check(l1), 0, "op %d", op);
+    }
     tc__l1_flush(l1);
     cr_assert_eq(counters(l1).bytes, 0, "an empty L1 still charges bytes");
     tc__l1_close(l1);
@@ -458,8 +537,7 @@ Test(l1_bytes, unkeepable_entry_does_not_evict_others) {
     static char val[8192];
     size_t vlen = 6000;
     size_t c = tc__alloc_charge(tc__entry_alloc_size(3, vlen));
-    size_t budget = c + tc__alloc_charge(sizeof(UT_hash_table)) + 1; /* < c + table */
-    cr_assert_lt(budget, c + table_charge(32));
+    size_t budget = c + table_charge(8) - 1; /* < c + the smallest table */
     tc__l1_t *l1 = l1_new(budget, NO_CAP, BIG, 1);
     cr_assert_eq(put(l1, "a", "small", 0), 1);
     cr_assert_eq(put(l1, "b", "small", 0), 1);
@@ -473,30 +551,30 @@ Test(l1_bytes, unkeepable_entry_does_not_evict_others) {
 }
 
 /* The same when the entry would fit beside the current table, but inserting it makes
- * uthash double its buckets and the larger table leaves no room for it. */
+ * the table double and the larger table leaves no room for it. */
 Test(l1_bytes, unkeepable_after_table_growth_does_not_evict_others) {
     static char val[16384];
     char b[16];
     size_t vlen = 7000;
     size_t c = tc__alloc_charge(tc__entry_alloc_size(3, vlen));
-    size_t t32 = table_charge(32), t64 = table_charge(64);
-    size_t budget = c + t32 + (t64 - t32) / 2; /* fits beside 32 buckets, not beside 64 */
+    size_t t64 = table_charge(64), t128 = table_charge(128);
+    size_t budget = c + t64 + (t128 - t64) / 2; /* fits beside 64 slots, not beside 128 */
     tc__l1_t *l1 = l1_new(budget, NO_CAP, BIG, 1);
     int small = 0;
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < 48; i++) /* 48 entries: 64 slots at load 3/4; one more doubles */
         small += put(l1, kname(b, sizeof b, i), "s", 0);
     tc__l1_counters_t before = counters(l1);
-    unsigned nb = buckets_of(l1, "k31");
+    unsigned nb = buckets_of(l1, "k47");
     int kept = put_exp(l1, "big", val, vlen, 0, TC__NO_EXPIRY, 0);
     tc__l1_counters_t after = counters(l1);
     tc__l1_close(l1);
-    cr_assert_eq(small, 32);
-    cr_assert_eq(before.entries, 32, "setup: the 32 small entries must all fit");
-    cr_assert_eq(nb, 32, "setup: the table should still have 32 buckets");
+    cr_assert_eq(small, 48);
+    cr_assert_eq(before.entries, 48, "setup: the 48 small entries must all fit");
+    cr_assert_eq(nb, 64, "setup: the table should still have 64 slots");
     cr_assert_leq(after.bytes, budget);
-    cr_assert_eq(kept, 0, "it cannot fit beside a 64-bucket table");
-    cr_assert_eq(after.entries, 32, "a value that was not kept evicted %llu others",
-                 (unsigned long long)(32 - after.entries));
+    cr_assert_eq(kept, 0, "it cannot fit beside a 128-slot table");
+    cr_assert_eq(after.entries, 48, "a value that was not kept evicted %llu others",
+                 (unsigned long long)(48 - after.entries));
 }
 
 /* ---- expiry ---- */

@@ -168,6 +168,7 @@ static int open_cache(micro_t *m) {
     cfg.redis_url = NULL;
     cfg.l1_max_bytes = (size_t)m->n * (TCB_KEY_LEN + m->vlen + 512) + (64u << 20);
     cfg.l1_shards = m->o->shards;
+    cfg.l1_policy = m->o->policy;
     cfg.default_ttl_ms = 24 * 3600 * 1000ull;
     cfg.ttl_jitter = 0;
     tc_error_t err;

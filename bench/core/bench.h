@@ -79,6 +79,7 @@ typedef struct tcb_opts {
     double l1_pct;
     uint64_t l1_bytes;
     unsigned shards; /* 0: library default (compare) or 1 (replay) */
+    int policy;      /* tc_l1_policy_t of the L1 (--policy; 0: the library's default) */
     uint64_t source_ns;
     uint64_t ttl_ms;
     int preload;

@@ -18,6 +18,7 @@
  */
 #include "bench.h"
 
+#include "tiercache.h"
 #include "units.h" /* src/units.h: the library's parser of sizes, durations, numbers */
 
 #include <getopt.h>
@@ -57,6 +58,7 @@ enum {
     OPT_DB,
     OPT_BATCH,
     OPT_DB_SYNC,
+    OPT_POLICY,
 };
 
 static const struct option long_opts[] = {
@@ -103,6 +105,7 @@ static const struct option long_opts[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"db-sync", required_argument, NULL, OPT_DB_SYNC},
+    {"policy", required_argument, NULL, OPT_POLICY},
     {NULL, 0, NULL, 0},
 };
 
@@ -503,6 +506,14 @@ static int apply_opt(tcb_opts_t *o, int c, const char *v) {
         if (parse_uint("--shards", v, 1, 65536, &u) != 0 || (u & (u - 1)))
             return bad("--shards", v, "expected a power of two (1, 2, 4, ...)");
         o->shards = (unsigned)u;
+        return 0;
+    case OPT_POLICY:
+        if (strcmp(v, "default") == 0)
+            o->policy = TC_L1_POLICY_DEFAULT;
+        else if (strcmp(v, "s3fifo") == 0)
+            o->policy = TC_L1_POLICY_S3FIFO;
+        else
+            return bad("--policy", v, "expected default or s3fifo");
         return 0;
     case OPT_SOURCE:
         if (parse_duration_ns(v, 1, &o->source_ns) != 0)

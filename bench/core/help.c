@@ -86,7 +86,8 @@ static const cmd_help_t pages[] = {
      "      --warmup DUR       unmeasured run before each measurement (default 3s)\n"
      "  -l, --l1 SIZE          L1 size: a share of the keys (10%, the default) or a byte\n"
      "                         budget (64MiB, 1GB)\n"
-     "      --shards N         L1 shards, a power of two (default: the library's)\n",
+     "      --shards N         L1 shards, a power of two (default: the library's)\n"
+     "      --policy P         L1 eviction policy: default or s3fifo\n",
      1, NULL},
     {TCB_CMD_SWEEP, "sweep",
      "tiercache at L1 sizes from 0.1% to 20% of the keys against\n"
@@ -144,7 +145,9 @@ static const cmd_help_t pages[] = {
      "      --pct LIST         capacities as % of each trace's distinct keys, e.g. 1,10\n"
      "      --shards N         L1 shards (default 1: sharding splits one LRU into several\n"
      "                         smaller ones; --shards 16 shows what that costs, and\n"
-     "                         --shards default the library's own choice for the size)\n",
+     "                         --shards default the library's own choice for the size)\n"
+     "      --policy P         L1 eviction policy: default or s3fifo (the README column\n"
+     "                         is then its S3-FIFO figure)\n",
      0,
      "  tiercache-bench replay ../shared/traces/lirs-sprite.txt.gz --entries 707\n"
      "  tiercache-bench replay ../shared/traces/*.gz --pct 1,10\n"},
@@ -165,6 +168,7 @@ static const cmd_help_t pages[] = {
      "  -w, --workload W       zipf (default) or uniform key draws\n"
      "  -s, --zipf S           Zipf exponent (default 0.99)\n"
      "      --shards N         L1 shards, a power of two (default: the library's)\n"
+     "      --policy P         L1 eviction policy: default or s3fifo\n"
      "      --seed N           random seed (default 1)\n",
      0, NULL},
     {TCB_CMD_INVAL, "inval",

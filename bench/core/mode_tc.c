@@ -74,6 +74,7 @@ int tcb_tc_open(const tcb_env_t *env, const tcb_opts_t *o, const char *tc_prefix
     cfg.l1_max_bytes = (size_t)l1_bytes;
     cfg.l1_max_entries = (size_t)l1_entries;
     cfg.l1_shards = o->shards;
+    cfg.l1_policy = o->policy;
     cfg.default_ttl_ms = o->ttl_ms;
     cfg.pool_size = o->threads > cfg.pool_size ? o->threads : cfg.pool_size;
     cfg.require_redis = 1;
