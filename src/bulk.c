@@ -205,7 +205,7 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         } else {
             for (size_t j = 0; j < k; j++) {
                 rk[j] = TC_OK;
-                vk[j] = atomic_fetch_add(&c->local_version, 1) + 1;
+                vk[j] = tc__local_version(c, wk[j].key, wk[j].klen);
             }
         }
         for (size_t j = 0; j < k; j++) {
@@ -270,7 +270,7 @@ int tc_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
                 tc__l2_del_many(c->l2, &keys[i], 1, &versions[i], &rcs[i]);
     } else {
         for (size_t i = 0; i < n; i++)
-            versions[i] = rcs[i] == TC_OK ? atomic_fetch_add(&c->local_version, 1) + 1 : 0;
+            versions[i] = rcs[i] == TC_OK ? tc__local_version(c, keys[i].data, keys[i].len) : 0;
     }
     rc = TC_OK;
     for (size_t i = 0; i < n; i++) {

@@ -67,6 +67,10 @@ void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns) {
     tc__hist_record(&c->lat[kind], tc__now_ns() - t0_ns);
 }
 
+uint64_t tc__local_version(tc_cache_t *c, const void *key, size_t klen) {
+    return tc__l1_next_version(c->l1, tc__l1_hash(c->l1, key, klen));
+}
+
 uint64_t tc__rand64(void) {
     static _Thread_local uint64_t state;
     if (state == 0) {
@@ -245,7 +249,7 @@ int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size
         if (rc == TC_EUNAVAILABLE) /* Redis never saw it: a local entry (l1.c rule 4) */
             flags = TC__COMMIT_FORCE;
     } else {
-        e->version = atomic_fetch_add(&c->local_version, 1) + 1;
+        e->version = tc__l1_next_version(c->l1, h);
     }
     int keep = !(o->flags & TC_OPT_NO_L1);
     if ((rc == TC_OK || rc == TC_EUNAVAILABLE) && keep) {
@@ -301,7 +305,7 @@ int tc__del(tc_cache_t *c, const void *key, size_t klen) {
     else if (c->l2)
         rc = tc__l2_del(c->l2, key, klen, &version);
     else
-        version = atomic_fetch_add(&c->local_version, 1) + 1;
+        version = tc__l1_next_version(c->l1, h);
     if (rc == TC_OK && version)
         tc__l1_invalidate(c->l1, h, key, klen, version);
     else

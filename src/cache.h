@@ -35,7 +35,6 @@ struct tc_cache {
     unsigned fork_gen; /* fork.h: calls from a fork child are refused */
     int ext;           /* entries carry freshness metadata (entry.h) */
     int plain_bcast;   /* plain keys tracked by prefix: every key must start with it */
-    atomic_uint_fast64_t local_version;  /* L1-only mode's write versions */
     atomic_uint_fast64_t writer_version; /* the last version a write-through handed the
                                             writer (through.c: versions never go down) */
     atomic_uint_fast64_t l2_hits, l2_misses, loads, load_errors;
@@ -49,6 +48,8 @@ struct tc_cache {
 
 /* Record a call of kind that started at t0_ns (tc__now_ns clock). */
 void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);
+/* L1-only mode: the version of a write (or load) of key, from its shard's counter. */
+uint64_t tc__local_version(tc_cache_t *c, const void *key, size_t klen);
 
 /* ---- ttl.c: how long a value lives ----
  * Fresh, then stale-while-revalidate, and in both tiers until keep (fresh + the larger of

@@ -215,7 +215,7 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
     if (!c->l2) {
         /* L1-only: a local version, so a refresh can replace a tc_set value. Safe: a set
          * during the load was seen by pending_invalidated above. */
-        e->version = atomic_fetch_add(&c->local_version, 1) + 1;
+        e->version = tc__local_version(c, j->key, j->klen);
         tc__l1_commit(c->l1, j->p, j->snap, e, 0);
         return e;
     }

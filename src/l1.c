@@ -13,8 +13,8 @@
  *              the recency list through the entries' own links. A hit finds its entry in
  *              one slot line and one entry line and writes only that entry (the policy's
  *              mark: l1_policy.c); eviction asks the policy for its victim.
- *     pending: uthash table of tc__pending_t, one per key with a fill, write or tc_fetch
- *              load in flight.
+ *     pending: tc__pending_t records, one per key with a fill, write or tc_fetch load in
+ *              flight, in a small table of their own (l1_inflight.c).
  *     bytes:   sum of the allocator's charge for every entry; the table's own array is
  *              added to it wherever the budget is checked, and the sum is never above the
  *              shard's share of l1_max_bytes (shares sum to the budget).
@@ -75,17 +75,13 @@
  * evicts what is there. So a forged or corrupt version never pins an entry: the next write
  * of the key, from any process, removes it.
  */
-#include "alloc.h"
-
-/* uthash (pending records only) must not abort the process on ENOMEM. */
-#define HASH_NONFATAL_OOM        1
-#define uthash_nonfatal_oom(obj) ((void)(obj))
-
 #include "l1.h"
 
+#include "alloc.h"
 #include "clock.h"
 #include "hash.h"
 #include "l1_index.h"
+#include "l1_inflight.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -93,38 +89,18 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
-
-struct tc__pending {
-    UT_hash_handle hh;
-    uint64_t inval_seq;   /* invalidations (and poisons) seen while this record lived */
-    uint64_t poison_seq;  /* inval_seq at the last poison: older snapshots are void */
-    uint64_t max_inval;   /* newest invalidation version seen */
-    unsigned users;       /* fillers / writers / fetch leader in flight */
-    unsigned waiters;     /* tc_fetch callers waiting for the leader */
-    int leading;          /* a tc_fetch leader is loading */
-    uint64_t results;     /* completed leader loads; waiters wait for it to move */
-    uint64_t lead_snap;   /* inval_seq when the current leader started */
-    uint64_t result_snap; /* lead_snap of the last completed load */
-    int result_private;   /* ... whose value its waiters must not take (rule 5) */
-    int result_status;    /* last leader's result */
-    tc_ref_t *result;     /* ... and its value (a reference owned by this record) */
-    pthread_cond_t done;
-    uint64_t h; /* the key's hash, so ending a fill never rehashes */
-    size_t klen;
-    unsigned char key[];
-};
 
 /* The lock and the hit/miss counters share the first cache line, and the index's slot
  * pointer, list ends and counts follow: a hit writes the lock line and reads the next. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
     uint64_t hits, misses;
-    tc__l1_index_t ix;      /* the entries: table + recency list (l1_index.c) */
-    tc__pending_t *pending; /* uthash head */
-    size_t bytes, budget;   /* bytes: entries' charges; the table's is added on demand */
+    tc__l1_index_t ix;         /* the entries: table + recency list (l1_index.c) */
+    tc__l1_inflight_t pending; /* the records of keys in flight (l1_inflight.c) */
+    size_t bytes, budget;      /* bytes: entries' charges; the table's is added on demand */
     size_t max_count;
-    size_t local_count; /* entries with version 0 (rule 4) */
+    size_t local_count;                /* entries with version 0 (rule 4) */
+    atomic_uint_fast64_t next_version; /* L1-only mode's versions (tc__l1_next_version) */
     uint64_t evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
 
@@ -193,48 +169,18 @@ static void evict_locked(tc__shard_t *s, tc_ref_t *keep, uint64_t now) {
 
 static tc__pending_t *pending_find_locked(tc__shard_t *s, uint64_t h, const void *key,
                                           size_t klen) {
-    tc__pending_t *p = NULL;
-    HASH_FIND_BYHASHVALUE(hh, s->pending, key, (unsigned)klen, (unsigned)h, p);
-    return p;
+    return tc__l1_inflight_find(&s->pending, h, key, klen);
 }
 
 static tc__pending_t *pending_get_locked(tc__shard_t *s, uint64_t h, const void *key,
                                          size_t klen) {
-    tc__pending_t *p = pending_find_locked(s, h, key, klen);
-    if (p)
-        return p;
-    p = calloc(1, sizeof *p + klen);
-    if (!p)
-        return NULL;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timed waits use tc__now_ns */
-    int rc = pthread_cond_init(&p->done, &attr);
-    pthread_condattr_destroy(&attr);
-    if (rc != 0) {
-        free(p);
-        return NULL;
-    }
-    p->h = h;
-    p->klen = klen;
-    memcpy(p->key, key, klen);
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->pending, p->key, (unsigned)klen, (unsigned)h, p);
-    if (!p->hh.tbl) { /* uthash could not allocate its table */
-        pthread_cond_destroy(&p->done);
-        free(p);
-        return NULL;
-    }
-    return p;
+    return tc__l1_inflight_get(&s->pending, h, key, klen);
 }
 
 static void pending_maybe_free_locked(tc__shard_t *s, tc__pending_t *p) {
     if (p->users || p->waiters || p->leading)
         return;
-    HASH_DELETE(hh, s->pending, p);
-    if (p->result)
-        entry_unref(p->result);
-    pthread_cond_destroy(&p->done);
-    free(p);
+    tc__l1_inflight_release(&s->pending, p);
 }
 
 static void pending_poison_locked(tc__pending_t *p) {
@@ -244,10 +190,9 @@ static void pending_poison_locked(tc__pending_t *p) {
 }
 
 static void pending_poison_all_locked(tc__shard_t *s) {
-    tc__pending_t *p, *tmp;
-    HASH_ITER(hh, s->pending, p, tmp) {
+    for (tc__pending_t *p = tc__l1_inflight_first(&s->pending); p;
+         p = tc__l1_inflight_next(&s->pending, p))
         pending_poison_locked(p);
-    }
 }
 
 /* ---- lifecycle ---- */
@@ -306,12 +251,13 @@ void tc__l1_close(tc__l1_t *l1) {
             remove_locked(s, e);
         assert(s->ix.count == 0 && s->local_count == 0 && s->bytes == 0);
         tc__l1_index_deinit(&s->ix);
-        tc__pending_t *p, *ptmp;
-        HASH_ITER(hh, s->pending, p, ptmp) { /* none remain once every call returned */
+        for (tc__pending_t *p = tc__l1_inflight_first(&s->pending), *next; p; p = next) {
+            next = tc__l1_inflight_next(&s->pending, p); /* none remain once calls return */
             p->users = p->waiters = 0;
             p->leading = 0;
             pending_maybe_free_locked(s, p);
         }
+        tc__l1_inflight_deinit(&s->pending);
         pthread_mutex_destroy(&s->lock);
     }
     free(l1->shards);
@@ -746,8 +692,8 @@ size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t vers
                 dropped++;
             }
         }
-        tc__pending_t *p, *ptmp;
-        HASH_ITER(hh, s->pending, p, ptmp) {
+        for (tc__pending_t *p = tc__l1_inflight_first(&s->pending); p;
+             p = tc__l1_inflight_next(&s->pending, p)) {
             if (!has_prefix(p->key, p->klen, prefix, plen))
                 continue;
             p->inval_seq++;
@@ -856,6 +802,11 @@ int tc__l1_check(tc__l1_t *l1) {
         pthread_mutex_unlock(&s->lock);
     }
     return rc;
+}
+
+uint64_t tc__l1_next_version(tc__l1_t *l1, uint64_t h) {
+    return atomic_fetch_add_explicit(&shard_of(l1, h)->next_version, 1, memory_order_relaxed) +
+           1;
 }
 
 size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h) {

@@ -173,6 +173,11 @@ unsigned tc__l1_shards(const tc__l1_t *l1);
 /* 0 when every shard's table, recency list and counts agree (l1_index.c), else the
  * first shard's negative code. Takes each shard's lock in turn; for tests. */
 int tc__l1_check(tc__l1_t *l1);
+/* L1-only mode's versions: the next from the counter of key hash h's shard. A key lives
+ * in one shard, and versions are only ever compared between writes of one key, so one
+ * counter per shard orders them as one per cache would, without every writer of the
+ * cache incrementing the same cache line. */
+uint64_t tc__l1_next_version(tc__l1_t *l1, uint64_t h);
 /* Slots in the table of the shard that h maps to (tests check the byte accounting). */
 size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h);
 

@@ -6,8 +6,11 @@
  * enough for an L1 hit and for a load that hits a timeout, fine enough to read a p99 off
  * a dashboard. Recording is three
  * relaxed atomic adds (count, sum, one bucket): no lock, no allocation, nothing a reader
- * waits for. A snapshot reads each counter once; taken while calls run, count and buckets
- * may disagree by the calls in flight, which Prometheus tolerates.
+ * waits for. Each thread adds to one of eight stripes (its own, while there are at most
+ * eight), so two threads timing their calls do not bounce the same cache lines between
+ * cores: with one shared copy, an L1-only tc_set on 2 threads spent a fifth of its time
+ * there. A snapshot sums the stripes, reading each counter once; taken while calls run,
+ * count and buckets may disagree by the calls in flight, which Prometheus tolerates.
  */
 #include "metrics.h"
 
@@ -35,16 +38,29 @@ static unsigned bucket_of(uint64_t ns) {
     return lo;
 }
 
+/* This thread's stripe: handed out round robin at its first recording. */
+static unsigned my_stripe(void) {
+    static atomic_uint next;
+    static _Thread_local unsigned mine; /* stripe + 1; 0 = not chosen yet */
+    if (!mine)
+        mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % TC__HIST_STRIPES + 1;
+    return mine - 1;
+}
+
 void tc__hist_record(tc__hist_t *h, uint64_t ns) {
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->bucket[bucket_of(ns)], 1, memory_order_relaxed);
+    tc__hist_stripe_t *s = &h->stripe[my_stripe()];
+    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_ns, ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->bucket[bucket_of(ns)], 1, memory_order_relaxed);
 }
 
 void tc__hist_snapshot(tc__hist_t *h, tc_latency_t *out) {
     memset(out, 0, sizeof *out);
-    out->count = atomic_load_explicit(&h->count, memory_order_relaxed);
-    out->sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
-    for (unsigned i = 0; i < TC_LATENCY_BUCKETS; i++)
-        out->buckets[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    for (unsigned k = 0; k < TC__HIST_STRIPES; k++) {
+        tc__hist_stripe_t *s = &h->stripe[k];
+        out->count += atomic_load_explicit(&s->count, memory_order_relaxed);
+        out->sum_ns += atomic_load_explicit(&s->sum_ns, memory_order_relaxed);
+        for (unsigned i = 0; i < TC_LATENCY_BUCKETS; i++)
+            out->buckets[i] += atomic_load_explicit(&s->bucket[i], memory_order_relaxed);
+    }
 }

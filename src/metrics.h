@@ -15,9 +15,18 @@ static inline void tc__count(atomic_uint_fast64_t *counter) {
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
-typedef struct tc__hist {
+/* Each thread records into one of TC__HIST_STRIPES copies (metrics.c), so threads timing
+ * their calls do not pass the same cache lines back and forth. */
+#define TC__HIST_STRIPES 8u
+
+typedef struct tc__hist_stripe {
     atomic_uint_fast64_t count, sum_ns;
     atomic_uint_fast64_t bucket[TC_LATENCY_BUCKETS];
+    uint64_t pad[6]; /* 256 bytes: a stripe shares at most an edge line with the next */
+} tc__hist_stripe_t;
+
+typedef struct tc__hist {
+    tc__hist_stripe_t stripe[TC__HIST_STRIPES];
 } tc__hist_t;
 
 /* Count one observation of ns nanoseconds. Thread-safe, lock-free. */

@@ -316,7 +316,8 @@ static void store_all(mcall_t *m, const size_t *idx, size_t n, tc_ref_t **vals,
             continue; /* nothing to store, or the source changed during the load */
         if (!redis_ok(m)) {
             if (!c->l2) /* L1-only: a local version, as tc_fetch's */
-                vals[j]->version = atomic_fetch_add(&c->local_version, 1) + 1;
+                vals[j]->version =
+                    tc__local_version(c, m->keys[idx[j]].data, m->keys[idx[j]].len);
             tc__l1_commit(c->l1, k->p, k->snap, vals[j],
                           c->l2 && k->stale ? TC__COMMIT_FORCE : 0);
             continue;
