@@ -2,7 +2,7 @@
  * entry.h - one cached value: the unit L1 stores and the tc_ref_t callers hold.
  *
  *   +---------------------------+  one allocation, charged at its real size class
- *   | older, newer        16 B  |  L1's recency list (l1_index.c); no other links: the
+ *   | older, newer        16 B  |  L1's eviction queues (l1_policy.c); no other links: the
  *   |                           |  shard's table points at entries, entries not at it
  *   | version              8 B  |  Redis write version (0 = not from Redis)
  *   | expiry_ms            8 B  |  coarse-monotonic ms; UINT64_MAX = never
@@ -10,7 +10,7 @@
  *   | vlen (+ 2 flag bits)  4 B |  has-ext, and read-from-Redis (its version is only as
  *   |                           |  trustworthy as whoever wrote the stored value)
  *   | klen                 2 B  |  keys are at most TC_MAX_KEY_LEN (65535) bytes
- *   | lru                  1 B  |  L1's recency state (young segment), under the shard lock
+ *   | lru                  1 B  |  L1's eviction marks (l1_policy.c), under the shard lock
  *   | data[klen + vlen]         |  key bytes, then value bytes, right after the 43-byte head
  *   | [pad to 8, ext      48 B] |  optional freshness block (see below)
  *   +---------------------------+
@@ -36,13 +36,13 @@
 #include <stdint.h>
 
 struct tc_ref {
-    tc_ref_t *older, *newer; /* L1's recency list, under the shard lock */
+    tc_ref_t *older, *newer; /* L1's eviction queue links, under the shard lock */
     uint64_t version;
     uint64_t expiry_ms;
     atomic_uint refs;
     uint32_t vlen_bits; /* value length, TC__ENTRY_HAS_EXT and TC__ENTRY_READ */
     uint16_t klen;
-    uint8_t lru; /* L1's recency state (l1_index.c), under the shard lock */
+    uint8_t lru; /* L1's eviction policy's marks (l1_policy.c), under the shard lock */
     unsigned char data[];
 };
 

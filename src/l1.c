@@ -424,9 +424,11 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
                 if (e->version == 0)
                     s->local_count++;
                 /* fits_locked foresaw the table's growth, but not a doubling forced by a
-                 * long probe run: check again before evicting anyone. */
+                 * long probe run: check again before evicting anyone for e, and if e
+                 * cannot stay, bring the others back within the budget without it. */
                 if (tc__entry_charge(e) + table_charge_locked(s) > s->budget) {
                     remove_locked(s, e);
+                    evict_locked(s, NULL, now);
                 } else {
                     evict_locked(s, e, now);
                     inserted = 1;

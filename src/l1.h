@@ -1,5 +1,5 @@
 /*
- * l1.h - the in-process tier: a sharded, lock-striped LRU bounded in bytes, plus the
+ * l1.h - the in-process tier: a sharded, lock-striped cache bounded in bytes, plus the
  * per-key "pending" records that make fills safe against invalidations and give tc_fetch
  * its single-flight. See l1.c for the layout and the safety argument.
  */

@@ -11,7 +11,9 @@
  * byte, so a probe dereferences an entry (a cache miss on a cold key) only when the tag
  * matches: a hit costs the slot's cache line and the entry's, where a chained table costs
  * a bucket, a chain pointer per step and the entry. Eight bytes per slot at a load of
- * 3/8..3/4 is 11-21 bytes per entry.
+ * 3/8..3/4 (from a doubling up to the next) is 11-21 bytes per entry. The table shrinks
+ * only when the shard empties, so after mass invalidations a shard pays for the slots its
+ * peak needed (charged, so the budget still holds).
  *
  * Deletion closes the hole from the rest of its run (a later slot whose probe passed
  * through the hole moves into it, Knuth's algorithm R), so there are no tombstones and a
@@ -22,7 +24,8 @@
  * makes that a matter of chance, and the shard then serves the value without keeping it).
  *
  * Pointers above 2^48 do not fit: no x86-64 or AArch64 Linux process gets one from malloc
- * without asking for a 5-level address space, and such an entry is likewise not kept.
+ * without asking for a 5-level address space; a tagged heap (Arm MTE, HWASan) does, and then
+ * no entry is kept: every read is a miss. Such an entry is served, never lost.
  *
  * Which entry to evict is the policy's business (l1_policy.c): the index tells it of
  * every add and removal, and it links the entries into its queues.
@@ -116,17 +119,22 @@ static int place(uint64_t *slots, size_t mask, uint64_t h, const tc_ref_t *e) {
     return -1;
 }
 
-static tc__l1_index_add_result_t resize(tc__l1_index_t *ix, size_t nslots) {
+/* Move to a table of nslots slots holding every entry and the new one, e (hash h). On
+ * any failure nothing changes: the old table stays, and so does what the shard pays. */
+static tc__l1_index_add_result_t resize(tc__l1_index_t *ix, size_t nslots, const tc_ref_t *e,
+                                        uint64_t h) {
     uint64_t *ns = tc__alloc(nslots * sizeof *ns);
     if (!ns)
         return TC__IX_NO_MEMORY;
     memset(ns, 0, nslots * sizeof *ns);
-    for (size_t i = 0; ix->slots && i <= ix->mask; i++) {
-        tc_ref_t *e = slot_entry(ix->slots[i]);
-        if (e && place(ns, nslots - 1, entry_hash(ix, e), e) != 0) {
-            tc__free(ns, nslots * sizeof *ns); /* keep the old table: it still works */
-            return TC__IX_UNINDEXABLE;
-        }
+    int placed = place(ns, nslots - 1, h, e) == 0;
+    for (size_t i = 0; placed && ix->slots && i <= ix->mask; i++) {
+        tc_ref_t *old = slot_entry(ix->slots[i]);
+        placed = !old || place(ns, nslots - 1, entry_hash(ix, old), old) == 0;
+    }
+    if (!placed) {
+        tc__free(ns, nslots * sizeof *ns);
+        return TC__IX_UNINDEXABLE;
     }
     if (tc__l1_policy_resize(&ix->pol, nslots) != 0) {
         tc__free(ns, nslots * sizeof *ns);
@@ -181,21 +189,20 @@ tc__l1_index_add_result_t tc__l1_index_add(tc__l1_index_t *ix, uint64_t h, tc_re
     if ((uint64_t)(uintptr_t)e > SLOT_PTR_MASK)
         return TC__IX_UNINDEXABLE;
     size_t want = slots_for(ix, ix->count + 1);
-    if (!ix->slots || want != ix->mask + 1) {
-        tc__l1_index_add_result_t r = resize(ix, want);
-        if (r != TC__IX_ADDED)
-            return r;
-    }
-    if (place(ix->slots, ix->mask, h, e) != 0) {
-        /* A run this long at this load is chance (or a hash aimed at us): one doubling
-         * spreads it unless the table is already sparse. */
-        if (ix->count * 8 < ix->mask + 1 || resize(ix, (ix->mask + 1) * 2) != TC__IX_ADDED ||
-            place(ix->slots, ix->mask, h, e) != 0) {
-            if (!ix->count)
-                free_table(ix);
-            return TC__IX_UNINDEXABLE;
-        }
-    }
+    tc__l1_index_add_result_t r = TC__IX_UNINDEXABLE;
+    if (!ix->slots || want != ix->mask + 1) /* grow (or make) the table, e included */
+        r = resize(ix, want, e, h);
+    /* Growth can fail where the current table still has room (a run too long at the new
+     * size is chance): then e goes there, and the next add tries to grow again. */
+    if (r != TC__IX_ADDED && ix->slots && ix->count + 2 <= ix->mask + 1 && /* keep a hole */
+        place(ix->slots, ix->mask, h, e) == 0)
+        r = TC__IX_ADDED;
+    /* A run this long at this load is chance (or a hash aimed at us): one doubling spreads
+     * it unless the table is already sparse. */
+    if (r != TC__IX_ADDED && ix->slots && ix->count * 8 >= ix->mask + 1)
+        r = resize(ix, (ix->mask + 1) * 2, e, h);
+    if (r != TC__IX_ADDED)
+        return r; /* the table is as it was: nothing added, nothing more to pay */
     ix->count++;
     tc__l1_policy_added(&ix->pol, e, h, ix->count, prior);
     return TC__IX_ADDED;

@@ -47,7 +47,8 @@ void tc__l1_index_remove(tc__l1_index_t *ix, tc_ref_t *e);
 void tc__l1_index_touch(tc__l1_index_t *ix, tc_ref_t *e);
 /* The entry to evict next, never keep; NULL when no other is left. */
 tc_ref_t *tc__l1_index_victim(tc__l1_index_t *ix, const tc_ref_t *keep);
-/* Every entry once, oldest first: take the next before removing one. */
+/* Every entry once, the next victims first (S3-FIFO: small, then main): take the next
+ * before removing one. */
 static inline tc_ref_t *tc__l1_index_first(const tc__l1_index_t *ix) {
     return tc__l1_policy_first(&ix->pol);
 }

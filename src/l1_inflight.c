@@ -11,8 +11,9 @@
  * initialises no condition variable. Records are few (one per key in flight: at most
  * the threads using the shard), so a chain is short.
  *
- *   bucket = bits 16..19 of the key's hash (the shard took bits 32 and up, the slot table
- *            the low ones; any fixed bits spread keys, these are unused by either)
+ *   bucket = bits 16..19 of the key's hash (the shard took bits 32 and up; the slot table
+ *            uses them too only in shards of 2^17 slots or more, which costs nothing:
+ *            any fixed bits of a well-mixed hash spread the keys)
  */
 #include "l1_inflight.h"
 

@@ -57,7 +57,8 @@ void tc__l1_policy_touch(tc__l1_policy_t *p, tc_ref_t *e);
  * nothing else is left). May reorder entries (second chances) on the way. */
 tc_ref_t *tc__l1_policy_victim(tc__l1_policy_t *p, const tc_ref_t *keep, size_t count);
 
-/* Every entry once, oldest first (for sweeps: take `next` before removing `e`). */
+/* Every entry once, the next victims first (S3-FIFO: small, then main; for sweeps: take
+ * `next` before removing `e`). */
 tc_ref_t *tc__l1_policy_first(const tc__l1_policy_t *p);
 tc_ref_t *tc__l1_policy_next(const tc__l1_policy_t *p, const tc_ref_t *e);
 /* Every entry once, the most valuable to keep first (warming lists hot keys with it). */

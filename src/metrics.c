@@ -6,11 +6,12 @@
  * enough for an L1 hit and for a load that hits a timeout, fine enough to read a p99 off
  * a dashboard. Recording is three
  * relaxed atomic adds (count, sum, one bucket): no lock, no allocation, nothing a reader
- * waits for. Each thread adds to one of eight stripes (its own, while there are at most
- * eight), so two threads timing their calls do not bounce the same cache lines between
- * cores: with one shared copy, an L1-only tc_set on 2 threads spent a fifth of its time
- * there. A snapshot sums the stripes, reading each counter once; taken while calls run,
- * count and buckets may disagree by the calls in flight, which Prometheus tolerates.
+ * waits for. Each thread adds to one of eight stripes, handed out round robin to threads
+ * in the order they first record (process-wide, never returned), so a few threads timing
+ * their calls do not bounce the same cache lines between cores: with one shared copy, an
+ * L1-only tc_set on 2 threads spent a fifth of its time there. A snapshot sums the stripes,
+ * reading each counter once; taken while calls run, count and buckets may disagree by the calls
+ * in flight, which Prometheus tolerates.
  */
 #include "metrics.h"
 

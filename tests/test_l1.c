@@ -478,6 +478,39 @@ Test(l1_bytes, s3fifo_stays_exact_and_within_budget) {
     tc__l1_close(l1);
 }
 
+/* Keys whose hashes share their low 10 bits make one probe run: past 255 slots the table
+ * doubles or the key is refused. Neither may leave the shard over its budget (a refused key
+ * must not leave a grown table behind; a doubling the key cannot fit beside must evict
+ * others, not only the key). */
+Test(l1_bytes, long_probe_runs_never_break_the_budget) {
+    const size_t budget = 21000;
+    static char big[13000];
+    tc__l1_t *l1 = l1_new(budget, NO_CAP, BIG, 1);
+    char k[32];
+    int found = 0, refused = 0, big_kept = 0;
+    for (long n = 0; found < 320; n++) {
+        snprintf(k, sizeof k, "c%ld", n);
+        uint64_t h = tc__l1_hash(l1, k, strlen(k));
+        if ((h & 1023) != 0)
+            continue;
+        found++;
+        /* 300 small keys overflow the run; then large ones, which fit alone but not beside
+         * a doubled table */
+        if (found <= 300) {
+            refused += !put(l1, k, "v", 0);
+        } else {
+            big_kept += put_exp(l1, k, big, sizeof big, 0, TC__NO_EXPIRY, 0);
+            put(l1, k, "v", 0);
+        }
+        tc__l1_counters_t c = counters(l1);
+        cr_assert_leq(c.bytes, budget, "key %d: %llu bytes over a %zu budget", found,
+                      (unsigned long long)c.bytes, budget);
+        cr_assert_eq(tc__l1_check(l1), 0, "key %d", found);
+    }
+    cr_assert_gt(refused, 0, "setup: no key was ever refused");
+    tc__l1_close(l1);
+}
+
 Test(l1_bytes, total_never_exceeds_the_budget_across_shards) {
     const size_t budget = 20000;
     static char val[5001];
