@@ -18,7 +18,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/sds.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 static struct timeval ms_to_tv(uint32_t ms) {
@@ -48,6 +51,44 @@ int tc__conn_error_code(const redisContext *c, int saved_errno) {
     }
 }
 
+/* ---- writing without SIGPIPE ---- */
+
+/* Send c's output buffer. A blocking socket with SO_SNDTIMEO fails with EAGAIN on a write
+ * timeout, as hiredis's own write() would. */
+static int flush_nosignal(redisContext *c) {
+    if (c->err)
+        return REDIS_ERR;
+    while (sdslen(c->obuf) > 0) {
+        ssize_t n = send(c->fd, c->obuf, sdslen(c->obuf), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int saved = errno;
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof c->errstr, "%s", strerror(saved));
+            errno = saved;
+            return REDIS_ERR;
+        }
+        sdsrange(c->obuf, (int)n, -1);
+    }
+    return REDIS_OK;
+}
+
+int tc__conn_get_reply(redisContext *c, void **reply) {
+    *reply = NULL;
+    if (flush_nosignal(c) != REDIS_OK)
+        return REDIS_ERR;
+    return redisGetReply(c, reply); /* the buffer is empty: hiredis only reads */
+}
+
+redisReply *tc__conn_command_argv(redisContext *c, int argc, const char **argv,
+                                  const size_t *lens) {
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+        return NULL;
+    void *r = NULL;
+    return tc__conn_get_reply(c, &r) == REDIS_OK ? r : NULL;
+}
+
 static redisContext *connect_raw(const tc__endpoint_t *ep, uint32_t connect_timeout_ms) {
     /* A zero timeval would make hiredis poll() for 0 ms and fail at once: 0 = no limit. */
     if (connect_timeout_ms == 0)
@@ -61,7 +102,7 @@ static redisContext *connect_raw(const tc__endpoint_t *ep, uint32_t connect_time
 static int setup_command(redisContext *c, int argc, const char **argv, const size_t *lens,
                          const char *what, tc_error_t *err) {
     errno = 0;
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = tc__conn_command_argv(c, argc, argv, lens);
     if (!r) {
         int code = tc__conn_error_code(c, errno);
         return tc__fail(err, code, "redis %s: %s", what, c->errstr);

@@ -34,9 +34,10 @@
  * cache drops the L1 entries it kept without Redis, l1.c rule 4).
  *
  * SIGPIPE. Writing to a socket whose peer died raises SIGPIPE, which would kill an
- * embedding server that did not ignore it. hiredis 0.14 uses plain write(), so every
- * round trip runs with SIGPIPE blocked in the calling thread, and a SIGPIPE raised by our
- * own write is consumed before the mask is restored (libpq does the same).
+ * embedding server that did not ignore it. hiredis 0.14 uses plain write(), so hiredis is
+ * never let write: commands are appended to its buffer and sent by tc__conn_get_reply with
+ * send(MSG_NOSIGNAL) (conn.c). That costs no system call, where blocking SIGPIPE around
+ * each round trip (libpq's way, ours until 0.2) cost two on every call.
  */
 #include "l2.h"
 #include "l2_int.h"
@@ -52,7 +53,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,33 +81,6 @@ void tc__l2i_free_reply(redisReply **r) {
 }
 
 /* ---- SIGPIPE guard ------------------------------------------------------------------ */
-
-typedef struct sigpipe_guard {
-    sigset_t old;
-    int was_pending;
-} sigpipe_guard_t;
-
-static void sigpipe_block(sigpipe_guard_t *g) {
-    sigset_t s, pending;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, &g->old);
-    g->was_pending = 0;
-    if (sigismember(&g->old, SIGPIPE) && sigpending(&pending) == 0)
-        g->was_pending = sigismember(&pending, SIGPIPE);
-}
-
-static void sigpipe_restore(const sigpipe_guard_t *g, int io_failed) {
-    sigset_t s, pending;
-    if (io_failed && !g->was_pending && sigpending(&pending) == 0 &&
-        sigismember(&pending, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        sigemptyset(&s);
-        sigaddset(&s, SIGPIPE);
-        sigtimedwait(&s, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 /* ---- circuit breaker ------------------------------------------------------------------ */
 
@@ -298,7 +271,7 @@ static int load_scripts(tc__l2_t *l2, redisContext *c, tc_error_t *err) {
     int rc = 0;
     for (int i = 0; i < TC__SCRIPT_COUNT && rc == 0; i++) {
         errno = 0;
-        if (redisGetReply(c, (void **)&r[i]) != REDIS_OK)
+        if (tc__conn_get_reply(c, (void **)&r[i]) != REDIS_OK)
             rc = tc__conn_error_code(c, errno);
     }
     if (rc == 0)
@@ -335,7 +308,7 @@ static int is_noscript(const redisReply *r) {
 static int send_and_read(redisContext *c, int argc, const char **argv, const size_t *lens,
                          redisReply **out) {
     errno = 0;
-    *out = redisCommandArgv(c, argc, argv, lens);
+    *out = tc__conn_command_argv(c, argc, argv, lens);
     return *out ? 0 : tc__conn_error_code(c, errno);
 }
 
@@ -395,7 +368,7 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
 
 static int read_one(redisContext *c, redisReply **out) {
     errno = 0;
-    return redisGetReply(c, (void **)out) == REDIS_OK ? 0 : tc__conn_error_code(c, errno);
+    return tc__conn_get_reply(c, (void **)out) == REDIS_OK ? 0 : tc__conn_error_code(c, errno);
 }
 
 static void free_replies(l2_call_t *call) {
@@ -532,10 +505,8 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
     int rc = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = (c == NULL);
-        if (fresh && (rc = open_conn(l2, &c, call->err)) != 0) {
-            call->io_failed = rc != TC_EREDIS;
+        if (fresh && (rc = open_conn(l2, &c, call->err)) != 0)
             break;
-        }
         if (fresh)
             l2->armed[slot] = 0;
         if ((rc = arm_tracking(l2, slot, c, call)) == TC_EREDIS)
@@ -548,7 +519,6 @@ static int run_on_pool(tc__l2_t *l2, l2_call_t *call, int *healthy) {
             set_timeout(c, l2->command_timeout_ms);
         if (rc == 0)
             break;
-        call->io_failed = 1;
         tc__fail(call->err, rc, "redis: %s", c->errstr);
         redisFree(c);
         c = NULL;
@@ -606,7 +576,7 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
             "%s (grant it in the ACL: see docs/operations.md \"Redis ACL\")", call->err->msg);
 }
 
-/* Breaker, SIGPIPE guard and counters around one call. 0 or an error code. */
+/* Breaker and counters around one call. 0 or an error code. */
 int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     int probe;
     if (!call->err)
@@ -614,11 +584,8 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     if (!breaker_admit(l2, &probe))
         return tc__fail(call->err, TC_EUNAVAILABLE, "redis: circuit breaker open (%s)",
                         "Redis failed recently; the next call after the cool-down probes it");
-    sigpipe_guard_t guard;
-    sigpipe_block(&guard);
     int healthy;
     int rc = run_on_pool(l2, call, &healthy);
-    sigpipe_restore(&guard, call->io_failed);
     breaker_report(l2, probe, healthy);
     if (rc == 0) {
         tc__error_clear(call->err); /* a retried dead socket left its message there */

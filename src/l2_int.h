@@ -117,7 +117,6 @@ typedef struct l2_call {
     struct l2_call *parts;               /* CALL_PIPE: the calls, run in one round trip */
     size_t nparts;
     struct l2_gets *gets; /* CALL_GETS: GETRANGE + PTTL of many data keys, nothing else */
-    int io_failed;        /* some attempt hit an I/O error: SIGPIPE may be pending */
     tc_error_t *err;      /* the failure's detail: the caller's, or local_err */
     tc_error_t local_err;
 } l2_call_t;

@@ -21,6 +21,7 @@
 
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,27 @@ Test(faults, redis_killed_mid_run) {
     expect_val(b, "k3", "v2-3");
     tc_close(a);
     tc_close(b);
+}
+
+/* A write to a connection Redis closed must not raise SIGPIPE: a program that keeps the
+ * default disposition would die of it. Every pooled connection is killed, then a value
+ * larger than a socket buffer is written on the dead one (EPIPE at the first or a later
+ * send, whichever socket kind the suite uses). */
+Test(faults, a_dead_connection_raises_no_sigpipe) {
+    void (*was)(int) = signal(SIGPIPE, SIG_DFL);
+    tc_cache_t *a = open_cache("t:pipe:");
+    cr_assert_eq(tc_set(a, S("k"), S("v"), 0), 0);
+    redisReply *r = tc_test_redis_cmd(redis, "CLIENT KILL TYPE normal");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1, "nothing was killed");
+    freeReplyObject(r);
+    tc_test_sleep_ms(50);
+    static char big[4u << 20];
+    memset(big, 'x', sizeof big);
+    int rc = tc_set(a, "big", 3, big, sizeof big, 0); /* we are still alive to see rc */
+    cr_assert(rc == 0 || is_l2_failure(rc), "tc_set: %s", tc_err_name(rc));
+    cr_assert_eq(set_until_ok(a, "k", "v2"), 0, "no write got through after the kill");
+    tc_close(a);
+    signal(SIGPIPE, was);
 }
 
 /* ---- (b) Redis frozen (SIGSTOP) ---- */
