@@ -51,6 +51,16 @@ int tc__conn_error_code(const redisContext *c, int saved_errno) {
     }
 }
 
+int tc__conn_is_permission_text(const char *s, size_t len) {
+    static const char *const codes[] = {"NOPERM", "NOAUTH", "WRONGPASS"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (len >= n && memcmp(s, codes[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- writing without SIGPIPE ---- */
 
 /* Send c's output buffer. A blocking socket with SO_SNDTIMEO fails with EAGAIN on a write

@@ -26,6 +26,10 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
  * TC_EUNAVAILABLE otherwise (EOF, reset, refused). */
 int tc__conn_error_code(const redisContext *c, int saved_errno);
 
+/* 1 when an error reply's text is an authentication or ACL refusal (NOPERM, NOAUTH,
+ * WRONGPASS): Redis is fine, the configuration is not. */
+int tc__conn_is_permission_text(const char *s, size_t len);
+
 /* hiredis 0.14 writes with write(), which raises SIGPIPE on a socket whose peer died and
  * kills a program that did not ignore it. These send what hiredis buffered with
  * send(MSG_NOSIGNAL) instead, so hiredis itself never writes: the replacements for

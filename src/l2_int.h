@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "node.h"
 #include "scripts.h"
 
 #include <hiredis/hiredis.h>
@@ -55,25 +56,17 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD, CALL_PIPE, CALL_GETS };
 #define TC__L2_MAX_MARKS (1 + TC__L2_MAX_NS)
 
 struct tc__l2 {
-    tc__endpoint_t ep;
+    tc__node_t *node; /* the Redis server: pool and breaker (node.c) */
     char *key_prefix, *channel, *vkey, *logkey, *clearkey;
     size_t prefix_len, channel_len, vkey_len, logkey_len, clearkey_len;
     char log_maxlen[24]; /* the replay log's MAXLEN as a script argument; "0" = no log */
     size_t log_maxlen_len;
     unsigned char origin[TC__MSG_ORIGIN_LEN];
-    uint32_t connect_timeout_ms, command_timeout_ms;
-    unsigned threshold;
-    uint64_t cooldown_ns;
     int ns_sep;         /* the namespace separator byte, or -1 */
     tc__marks_t *marks; /* the local copy of the marks, or NULL */
 
-    pthread_mutex_t mu; /* guards conn[], busy[], nfree, sha writes */
-    pthread_cond_t cv;  /* a slot was released */
-    unsigned nslots, nfree;
-    redisContext **conn;
-    unsigned char *busy;
-
-    atomic_int sha_known; /* sha[] is written once, under mu, before this is set */
+    pthread_mutex_t sha_mu; /* serialises the first write of sha[] */
+    atomic_int sha_known;   /* sha[] is written once, under sha_mu, before this is set */
     char sha[TC__SCRIPT_COUNT][L2_SHA_LEN + 1];
 
     size_t max_stored; /* header + max_value_bytes: longer stored values are refused */
@@ -81,21 +74,13 @@ struct tc__l2 {
     size_t get_end_len;
     char max_stored_str[24];
     size_t max_stored_len;
-    tc__l2_heal_fn on_heal;
-    void *heal_arg;
     tc__log_t *log;
-    char last_cause[256];          /* the last transport failure's message (guarded by mu) */
     int plain;                     /* plain keys: no prefix, no header, no scripts */
     int tracking;                  /* a tc_tracking_t */
     atomic_uint_fast64_t track_id; /* default tracking: the listener's client id, 0 none */
-    uint64_t *armed;               /* per slot: the id its tracking redirects to */
+    uint64_t *armed;               /* per pool slot: the id its tracking redirects to */
 
-    atomic_int state;
-    atomic_uint fails;
-    atomic_int sick; /* a transport failure since the last answer: the next one heals */
-    _Atomic uint64_t open_until_ns;
-    _Atomic uint64_t errors, timeouts, opens, published, refused, healed_counters, heals,
-        permission_errors, hidden;
+    _Atomic uint64_t errors, published, refused, healed_counters, permission_errors, hidden;
 };
 
 /* One logical call: the command, its replies, and what happened on the wire. */
