@@ -42,6 +42,7 @@ typedef enum kind {
     K_URL,      /* const char *, a password inside is masked */
     K_LEVEL,    /* int, a tc_log_level_t */
     K_TRACKING, /* int, a tc_tracking_t */
+    K_POLICY,   /* int, a tc_l1_policy_t */
     K_BYTE,     /* int, one character or -1 */
 } kind_t;
 
@@ -100,6 +101,7 @@ static const field_t FIELDS[] = {
     F(write_behind_retry_ms, "WRITE_BEHIND_RETRY", K_MS32),
     F(write_behind_flusher, "WRITE_BEHIND_FLUSHER", K_BOOL),
     F(write_behind_lease_ms, "WRITE_BEHIND_LEASE", K_MS32),
+    F(l1_policy, "L1_POLICY", K_POLICY),
 };
 
 /* tiercache's log: degraded opens, breaker, listener... (level from TIERCACHE_LOG, warn
@@ -207,6 +209,10 @@ static void format_value(const tc_config_t *cfg, const field_t *f, char *out, si
     case K_TRACKING:
         memcpy(&i, p, sizeof i);
         snprintf(out, cap, "%s", i >= 0 && i <= 2 ? tracking[i] : "?");
+        break;
+    case K_POLICY:
+        memcpy(&i, p, sizeof i);
+        snprintf(out, cap, "%s", i == TC_L1_POLICY_S3FIFO ? "s3fifo" : "default");
         break;
     case K_BYTE:
         memcpy(&i, p, sizeof i);

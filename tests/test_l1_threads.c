@@ -32,6 +32,7 @@
 /* tc-test-labels: unit concurrency */
 #include "clock.h"
 #include "l1.h"
+#include "l1_policy.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -368,12 +369,14 @@ static uint64_t check_latest(int epoch, uint64_t *charged) {
     return present;
 }
 
-Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
+/* The race workload against one eviction policy (l1_policy.c): both must keep every rule. */
+static void race_logic(int policy) {
     tc__l1_opts_t o = {.max_bytes = MAX_BYTES,
                        .max_entries = MAX_ENTRIES,
                        .max_value_bytes = 1 << 20,
                        .shards = 2,
-                       .seed = 99};
+                       .seed = 99,
+                       .policy = policy};
     cr_assert_eq(tc__l1_open(&o, &g_l1), TC_OK);
     for (int k = 0; k < NKEYS; k++)
         snprintf(g_keys[k], sizeof g_keys[k], "key%d", k);
@@ -403,7 +406,16 @@ Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
     tc__l1_counters(g_l1, &c);
     cr_assert_eq(c.entries, 0);
     cr_assert_eq(c.bytes, 0);
+    cr_assert_eq(tc__l1_check(g_l1), 0, "table, queues and counts disagree");
     tc__l1_close(g_l1);
+}
+
+Test(l1_threads, race_logic_keeps_only_the_latest_version, .timeout = 60) {
+    race_logic(TC__L1_SECOND_CHANCE);
+}
+
+Test(l1_threads, race_logic_keeps_only_the_latest_version_s3fifo, .timeout = 60) {
+    race_logic(TC__L1_S3FIFO);
 }
 
 /* ---- single-flight through the public API ---- */
