@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "l1.h"
 #include "l1_index.h"
+#include "policy_model.h"
 
 #include <criterion/criterion.h>
 #include <malloc.h>
@@ -238,64 +239,25 @@ Test(l1_lru, replacing_a_key_makes_it_most_recent) {
     tc__l1_close(l1);
 }
 
-/* A list model of the eviction policy (l1_index.c): keys[0] is the oldest; young[] marks
- * the young segment (the newest count / 8), ref[] the entries hit since they left it. */
+/* The eviction policy on arrays (support/policy_model.c), with the cap l1.c enforces. */
 typedef struct lru_model {
-    int keys[64], young[64], ref[64];
-    int n, cap;
+    tc_test_model_t q;
+    int cap;
     uint64_t evictions;
 } lru_model_t;
-
-static int model_find(const lru_model_t *m, int k) {
-    for (int i = 0; i < m->n; i++)
-        if (m->keys[i] == k)
-            return i;
-    return -1;
-}
-
-static void model_cut(lru_model_t *m, int i) {
-    memmove(&m->keys[i], &m->keys[i + 1], (size_t)(m->n - i - 1) * sizeof m->keys[0]);
-    memmove(&m->young[i], &m->young[i + 1], (size_t)(m->n - i - 1) * sizeof m->young[0]);
-    memmove(&m->ref[i], &m->ref[i + 1], (size_t)(m->n - i - 1) * sizeof m->ref[0]);
-    m->n--;
-}
-
-static void model_append(lru_model_t *m, int k) {
-    m->keys[m->n] = k;
-    m->ref[m->n] = 0;
-    m->young[m->n++] = 1;
-    int young = 0;
-    for (int i = 0; i < m->n; i++)
-        young += m->young[i];
-    for (int i = 0; young > m->n >> TC__L1_YOUNG_SHIFT; i++)
-        if (m->young[i]) {
-            m->young[i] = 0;
-            young--;
-        }
-}
 
 /* A put: the key's entry is replaced by a new, young one; then evict past the cap,
  * passing over (and renewing) entries marked by a hit. */
 static void model_put(lru_model_t *m, int k) {
-    int i = model_find(m, k);
+    int i = tc_test_model_pos(&m->q, k);
     if (i >= 0)
-        model_cut(m, i);
-    model_append(m, k);
-    if (m->n > m->cap) {
-        while (m->ref[0]) {
-            int again = m->keys[0];
-            model_cut(m, 0);
-            model_append(m, again);
-        }
-        model_cut(m, 0);
+        tc_test_model_cut(&m->q, i);
+    tc_test_model_append(&m->q, k);
+    if (m->q.n > m->cap) {
+        tc_test_model_victim(&m->q);
+        tc_test_model_cut(&m->q, 0);
         m->evictions++;
     }
-}
-
-static void model_hit(lru_model_t *m, int k) {
-    int i = model_find(m, k);
-    if (!m->young[i])
-        m->ref[i] = 1;
 }
 
 Test(l1_lru, random_workload_matches_the_reference_policy) {
@@ -310,14 +272,14 @@ Test(l1_lru, random_workload_matches_the_reference_policy) {
             cr_assert_eq(put(l1, b, "v", 0), 1);
             model_put(&m, k);
         } else {
-            int expect = model_find(&m, k) >= 0;
+            int expect = tc_test_model_pos(&m.q, k) >= 0;
             cr_assert_eq(has(l1, b), expect, "op %d: get %s hit=%d, the model says %d", op, b,
                          !expect, expect);
             if (expect)
-                model_hit(&m, k);
+                tc_test_model_touch(&m.q, k);
         }
         tc__l1_counters_t c = counters(l1);
-        cr_assert_eq(c.entries, (uint64_t)m.n, "op %d", op);
+        cr_assert_eq(c.entries, (uint64_t)m.q.n, "op %d", op);
         cr_assert_eq(c.evictions, m.evictions, "op %d", op);
     }
     cr_assert_eq(tc__l1_check(l1), 0);

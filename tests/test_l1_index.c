@@ -10,6 +10,7 @@
 #include "entry.h"
 #include "hash.h"
 #include "l1_index.h"
+#include "policy_model.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -155,57 +156,8 @@ Test(l1_index, a_probe_run_past_its_limit_is_refused_cleanly) {
 
 /* ---- the recency list ---- */
 
-/* The same rules on arrays: key[0] is the oldest; young[] marks the young segment and
- * ref[] the entries hit since they left it. */
-typedef struct model {
-    int key[512];
-    int young[512];
-    int ref[512];
-    int n;
-} model_t;
-
-static int model_pos(const model_t *m, int k) {
-    for (int i = 0; i < m->n; i++)
-        if (m->key[i] == k)
-            return i;
-    return -1;
-}
-
-static void model_cut(model_t *m, int i) {
-    memmove(&m->key[i], &m->key[i + 1], (size_t)(m->n - i - 1) * sizeof m->key[0]);
-    memmove(&m->young[i], &m->young[i + 1], (size_t)(m->n - i - 1) * sizeof m->young[0]);
-    memmove(&m->ref[i], &m->ref[i + 1], (size_t)(m->n - i - 1) * sizeof m->ref[0]);
-    m->n--;
-}
-
-static void model_append(model_t *m, int k) {
-    m->key[m->n] = k;
-    m->ref[m->n] = 0;
-    m->young[m->n++] = 1;
-    int young = 0;
-    for (int i = 0; i < m->n; i++)
-        young += m->young[i];
-    for (int i = 0; young > m->n >> TC__L1_YOUNG_SHIFT; i++) /* demote the oldest young */
-        if (m->young[i]) {
-            m->young[i] = 0;
-            young--;
-        }
-}
-
-static void model_touch(model_t *m, int k) {
-    int i = model_pos(m, k);
-    if (!m->young[i])
-        m->ref[i] = 1;
-}
-
-static int model_victim(model_t *m) {
-    while (m->ref[0]) {
-        int k = m->key[0];
-        model_cut(m, 0);
-        model_append(m, k);
-    }
-    return m->key[0];
-}
+/* The same rules on arrays (support/policy_model.c). */
+typedef tc_test_model_t model_t;
 
 static void expect_order(const tc__l1_index_t *ix, const model_t *m, int op) {
     const tc_ref_t *e = ix->pol.q[0].oldest;
@@ -236,15 +188,15 @@ static void check_against_model(int cap, int keys, int ops) {
         snprintf(b, sizeof b, "k%d", k);
         if (live[k]) {
             tc__l1_index_touch(&ix, live[k]);
-            model_touch(&m, k);
+            tc_test_model_touch(&m, k);
         } else {
             live[k] = make(b);
             cr_assert_eq(add(&ix, live[k]), TC__IX_ADDED);
-            model_append(&m, k);
+            tc_test_model_append(&m, k);
             if (m.n > cap) { /* evict, as l1.c does */
                 second_chances += m.ref[0];
-                int victim = model_victim(&m);
-                model_cut(&m, 0);
+                int victim = tc_test_model_victim(&m);
+                tc_test_model_cut(&m, 0);
                 cr_assert_eq(tc__l1_index_victim(&ix, NULL), live[victim],
                              "op %d: the victim is not k%d", op, victim);
                 drop(&ix, live[victim]);
