@@ -79,7 +79,18 @@ static int flush_nosignal(redisContext *c) {
             errno = saved;
             return REDIS_ERR;
         }
-        sdsrange(c->obuf, (int)n, -1);
+        if ((size_t)n == sdslen(c->obuf)) { /* as hiredis does: a big write's buffer goes */
+            sds empty = sdsempty();
+            if (!empty) {
+                c->err = REDIS_ERR_OOM;
+                snprintf(c->errstr, sizeof c->errstr, "Out of memory");
+                return REDIS_ERR;
+            }
+            sdsfree(c->obuf);
+            c->obuf = empty;
+        } else {
+            sdsrange(c->obuf, (int)n, -1);
+        }
     }
     return REDIS_OK;
 }

@@ -481,6 +481,61 @@ typedef struct announce_args {
     unsigned char head[TC__MSG_HEAD_LEN];
 } announce_args_t;
 
+/* The members the tag steps left because a write during the call re-tagged them (score
+ * above v0): their keys hold a newer value in Redis, but this process's L1 may still hold
+ * one written before the call, and their own messages may arrive after the call returns.
+ * Handed to fn at UINT64_MAX (whatever the copy's version, it goes), TAG_STEP at a time. */
+static int hand_over_retagged(tc__l2_t *l2, const unsigned char *tkey, size_t tklen,
+                              const char *v0, tc__l2_removed_fn fn, void *arg) {
+    char min[32], step[16];
+    snprintf(min, sizeof min, "(%s", v0);
+    snprintf(step, sizeof step, "%d", TAG_STEP);
+    int rc = 0;
+    for (long offset = 0; rc == 0; offset += TAG_STEP) {
+        char off[24];
+        snprintf(off, sizeof off, "%ld", offset);
+        l2_call_t call = {.kind = CALL_PING};
+        const char *parts[] = {"ZRANGEBYSCORE", NULL, min, "+inf", "LIMIT", off, step};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            if (i == 1)
+                tc__l2i_push(&call, tkey, tklen);
+            else
+                tc__l2i_push(&call, parts[i], strlen(parts[i]));
+        }
+        rc = tc__l2i_run(l2, &call);
+        const redisReply *r = rc == 0 ? call.reply : NULL;
+        if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+            rc = TC_EREDIS;
+        else if (rc == 0 && r->type != REDIS_REPLY_ARRAY)
+            rc = TC_EPROTO;
+        size_t n = rc == 0 ? r->elements : 0, len = 0;
+        for (size_t i = 0; i < n; i++)
+            len += r->element[i]->type == REDIS_REPLY_STRING && r->element[i]->len <= 0xffff
+                       ? 2 + r->element[i]->len
+                       : 0;
+        unsigned char *entries = len ? malloc(len) : NULL;
+        if (len && !entries)
+            rc = TC_ENOMEM;
+        for (size_t i = 0, at = 0; entries && i < n; i++) {
+            const redisReply *m = r->element[i];
+            if (m->type != REDIS_REPLY_STRING || m->len > 0xffff)
+                continue;
+            entries[at] = (unsigned char)(m->len >> 8);
+            entries[at + 1] = (unsigned char)m->len;
+            memcpy(entries + at + 2, m->str, m->len);
+            at += 2 + m->len;
+        }
+        if (entries)
+            fn(arg, UINT64_MAX, entries, len);
+        free(entries);
+        tc__l2i_free_reply(&call.reply);
+        rc = tc__l2i_finish(l2, &call, rc);
+        if (n < TAG_STEP)
+            break;
+    }
+    return rc;
+}
+
 int tc__l2_invalidate_tag(tc__l2_t *l2, const void *tag, size_t tlen, tc__l2_removed_fn fn,
                           void *arg, size_t *removed) {
     *removed = 0;
@@ -529,6 +584,8 @@ int tc__l2_invalidate_tag(tc__l2_t *l2, const void *tag, size_t tlen, tc__l2_rem
         if (rc != 0 || seen < TAG_STEP)
             break;
     }
+    if (rc == 0 && fn)
+        rc = hand_over_retagged(l2, tkey, tklen, a.v0, fn, arg);
     free(buf);
     return rc;
 }

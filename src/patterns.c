@@ -9,6 +9,10 @@
  * removed is invalidated here at the step's version before the step returns, and a
  * namespace bump or clear sweeps this L1 at the mark's version before the call returns.
  * The listener then applies the same messages again, harmlessly (versions order them).
+ * A key that a write re-tagged (or re-stored under the prefix) during the call is left in
+ * Redis, which holds the newer value; this L1 may still hold an older one, whose
+ * invalidation is that write's message, possibly still on its way when the call returns.
+ * So those copies go too: the re-tagged members' keys, and everything under the prefix.
  *
  * Without Redis (L1-only mode) there is only this L1: a prefix, namespace or clear sweeps
  * it; tags are refused (their members are known only to Redis).
@@ -77,6 +81,10 @@ int tc_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen, size_t 
     } else {
         rc = tc__l2_invalidate_prefix(c->l2, prefix, plen, drop_removed, c, &n);
         atomic_fetch_add_explicit(&c->keys_invalidated, n, memory_order_relaxed);
+        /* A key the steps left because a write during the call stored a newer value may
+         * still hold an older copy here, and that write's message may come after we
+         * return: every copy under the prefix goes (the next read takes the newer one). */
+        tc__l1_sweep(c->l1, prefix, plen, UINT64_MAX);
     }
     if (removed)
         *removed = n;
