@@ -1167,6 +1167,53 @@ static void race_writer_vs(inv_kind_t kind, const char *prefix) {
     free(r);
 }
 
+/* A write landing during the call, made deterministic: a newer value stored behind the
+ * cache's back (its version above the call's start, re-tagged when tag is set), with no
+ * message. The steps rightly leave it in Redis; the calling cache must not go on serving
+ * the copy it held from before the call. */
+static void store_newer_unannounced(const char *prefix, const char *k, const char *val,
+                                    const char *tag) {
+    redisReply *t = tc_test_redis_cmd(redis, "TIME");
+    cr_assert(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2);
+    uint64_t v = strtoull(t->element[0]->str, NULL, 10) * 1000000u +
+                 strtoull(t->element[1]->str, NULL, 10) + 10000000u; /* 10 s ahead */
+    freeReplyObject(t);
+    unsigned char buf[128];
+    size_t n = tc__val_encode(0, v, 0, val, strlen(val), buf);
+    char key[128];
+    size_t kl = redis_key(prefix, 'k', k, strlen(k), key);
+    tc_test_redis_do(redis, "SET %b %b PX 60000", key, kl, buf, n);
+    if (tag) {
+        size_t tkl = redis_key(prefix, 't', tag, strlen(tag), key);
+        tc_test_redis_do(redis, "ZADD %b %llu %s", key, tkl, (unsigned long long)v, k);
+    }
+}
+
+Test(patterns, tag_caller_drops_keys_rewritten_during_the_call) {
+    tc_cache_t *c = open_cache("t:rwt:", "t:rwt:inval");
+    tc_buf_t tag = {"rwt", 3};
+    cr_assert_eq(set_tagged(c, S("rw:a"), "old", &tag, 1, 0), 0);
+    hold_locally(c, S("rw:a"), "old");
+    store_newer_unannounced("t:rwt:", "rw:a", "new", "rwt");
+    size_t removed = 99;
+    cr_assert_eq(tc_invalidate_tag(c, "rwt", 3, &removed), 0);
+    cr_assert_eq(removed, 0, "the re-tagged key was deleted: it was written after the start");
+    tc_test_expect_value(c, S("rw:a"), "new", "the calling cache, right after the return");
+    tc_close(c);
+}
+
+Test(patterns, prefix_caller_drops_keys_rewritten_during_the_call) {
+    tc_cache_t *c = open_cache("t:rwp:", "t:rwp:inval");
+    cr_assert_eq(tc_set(c, S("rw:a"), S("old"), 0), 0);
+    hold_locally(c, S("rw:a"), "old");
+    store_newer_unannounced("t:rwp:", "rw:a", "new", NULL);
+    size_t removed = 99;
+    cr_assert_eq(tc_invalidate_prefix(c, S("rw:"), &removed), 0);
+    cr_assert_eq(removed, 0, "the key was deleted: it was written after the start");
+    tc_test_expect_value(c, S("rw:a"), "new", "the calling cache, right after the return");
+    tc_close(c);
+}
+
 Test(patterns, tag_races_a_writer) {
     race_writer_vs(INV_TAG, "t:rt:");
 }
