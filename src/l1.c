@@ -10,7 +10,7 @@
  *
  *   shard (own cache line, own mutex)
  *     ix:      the entries (l1_index.c): an open-addressing table of tagged pointers, and
- *              the recency list through the entries' own links. A hit finds its entry in
+ *              the eviction queues through the entries' own links. A hit finds its entry in
  *              one slot line and one entry line and writes only that entry (the policy's
  *              mark: l1_policy.c); eviction asks the policy for its victim.
  *     pending: tc__pending_t records, one per key with a fill, write or tc_fetch load in
@@ -90,12 +90,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The lock and the hit/miss counters share the first cache line, and the index's slot
- * pointer, list ends and counts follow: a hit writes the lock line and reads the next. */
+/* The lock and the hit/miss counters share the first cache line, and the index's slots,
+ * queue ends and counts follow: a hit writes the lock line and reads the next. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
     uint64_t hits, misses;
-    tc__l1_index_t ix;         /* the entries: table + recency list (l1_index.c) */
+    tc__l1_index_t ix;         /* the entries: table + eviction queues (l1_index.c) */
     tc__l1_inflight_t pending; /* the records of keys in flight (l1_inflight.c) */
     size_t bytes, budget;      /* bytes: entries' charges; the table's is added on demand */
     size_t max_count;
