@@ -9,9 +9,10 @@
  *   redis key:   "tc:k:user:42"
  *   format:      tiercache value v1
  *   version:     1767225600123456
- *   flags:       0x00
+ *   flags:       0x06 (the expiry field is the key's own)
  *   load class:  0 (unknown)
  *   fresh until: none (fresh until Redis's TTL)
+ *   expires by:  1767225659997 (2026-01-01 00:00:59.997 UTC, Redis's clock)
  *   pttl:        59874 ms (59.8s)
  *   value:       5 bytes
  *   preview:     "hello"
@@ -136,7 +137,11 @@ static void print_flags(unsigned flags) {
     field("flags:", "0x%02x", flags);
     if (flags & TC__VAL_FLAG_ABSENT)
         fputs(" (absent: a cached not-found)", stdout);
-    if (flags & ~TC__VAL_FLAG_ABSENT)
+    if (flags & TC__VAL_FLAG_KEY_EXPIRY)
+        fputs(" (the expiry field is the key's own)", stdout);
+    else if (flags & TC__VAL_FLAG_BOUNDED)
+        fputs(" (the expiry field is within the key's life)", stdout);
+    if (flags & ~(TC__VAL_FLAG_ABSENT | TC__VAL_FLAG_BOUNDED | TC__VAL_FLAG_KEY_EXPIRY))
         fputs(" (unknown bits set)", stdout);
     fputc('\n', stdout);
 }
@@ -165,6 +170,21 @@ static void print_fresh_until(uint64_t expiry_ms) {
         field("fresh until:", "%llu (%s, %s ago: stale)\n", (unsigned long long)expiry_ms, when,
               rel);
     }
+}
+
+/* What readers keep an L1 copy by (valfmt.h expires_by_ms, Redis's clock). */
+static void print_expires_by(uint64_t by_ms) {
+    char when[48];
+    if (by_ms == TC__VAL_UNKNOWN) {
+        field("expires by:", "not in the header (an older writer: readers ask PTTL)\n");
+        return;
+    }
+    if (by_ms == TC__VAL_NEVER) {
+        field("expires by:", "never (no expiry)\n");
+        return;
+    }
+    tcli_fmt_utc(by_ms, when, sizeof when);
+    field("expires by:", "%llu (%s, Redis's clock)\n", (unsigned long long)by_ms, when);
 }
 
 static void print_pttl(long long pttl) {
@@ -199,6 +219,7 @@ static int print_value(int hex, const stored_t *s, const tc__val_t *v) {
     print_flags(v->flags);
     print_load_class(v->load_class);
     print_fresh_until(v->logical_expiry_ms);
+    print_expires_by(v->expires_by_ms);
     print_pttl(s->pttl);
     field("value:", "%lld bytes\n", s->length - (long long)TC__VAL_HDR_LEN);
     print_preview(hex, v->data, v->len, s->length - (long long)TC__VAL_HDR_LEN);

@@ -3,7 +3,7 @@
  * and turning Redis replies into L1 entries. Elsewhere: loading (fetch.c, mfetch.c), many
  * keys (bulk.c, patterns.c), write strategies (through.c, behind.c), lifetimes (ttl.c).
  *
- *   tc_get    L1 hit -> done.   Miss -> register a pending fill, GET+PTTL from Redis, commit
+ *   tc_get    L1 hit -> done.   Miss -> register a pending fill, GETRANGE from Redis, commit
  *             into L1 unless an invalidation overtook the read (l1.c rule 1).
  *   tc_set    register, run the Redis write+publish script, commit our version into L1.
  *   tc_del    run the delete+publish script, evict locally with that version.
@@ -108,11 +108,12 @@ int tc__take_l2(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void *key,
     tc__count(&c->l2_hits);
     int absent = (v->val.flags & TC__VAL_FLAG_ABSENT) != 0;
     tc_ref_t *e = tc__entry_from_l2(c, key, klen, v);
-    int vanished = v->pttl_ms == -2;
+    int vanished = v->pttl_ms == TC__L2_LIFE_NOTHING;
     tc__l2_value_release(v);
     if (!e)
         return TC_ENOMEM;
-    if (!vanished && p) /* deleted between GET and PTTL: serve what we read, keep nothing */
+    if (!vanished && p) /* deleted between GET and PTTL, or its life unknown: serve what
+                           we read, keep nothing */
         tc__l1_commit(c->l1, p, snap, e, TC__COMMIT_FROM_L2);
     if (absent) {
         tc__count(&c->negative_hits);
@@ -228,6 +229,13 @@ int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size
     if (!e)
         return TC_ENOMEM;
     tc__stamp(c, e, &plan, 0);
+    if (!c->l2 && !(o->flags & TC_OPT_NO_L1)) { /* L1-only: one lock hold, no record */
+        if (!tc__l1_write_local(c->l1, h, e))   /* not kept (too big?): drop older copies */
+            tc__l1_invalidate(c->l1, h, key, klen, e->version);
+        tc_ref_release(e);
+        tc__cache_time(c, TC_LAT_SET, t0);
+        return TC_OK;
+    }
     uint64_t snap;
     tc__pending_t *p = tc__l1_pending_begin(c->l1, h, key, klen, &snap);
     if (!p) {
@@ -491,6 +499,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .ns_sep = c->cfg.ns_separator,
         .marks = c->marks,
         .tracking = c->cfg.tracking,
+        .header_ttl = !c->ext,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);

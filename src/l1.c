@@ -44,7 +44,11 @@
  *    with its Redis version and refuses to replace an entry with a newer version, and every
  *    process applies every message with version comparison, its own included. Whatever the
  *    interleaving, once the last write's message is applied each L1 holds either the last
- *    version or nothing.
+ *    version or nothing. In L1-only mode a write takes its version from its shard's counter
+ *    and commits in one hold of the shard lock (tc__l1_write_local), so the lock's order is
+ *    the versions' order; it needs no pending record of its own, and marks the record of a
+ *    fill or load of the key in flight, as any write does. A replaced entry is freed after
+ *    the lock is released.
  * 3. Lost messages. The listener flushes L1 when its connection fails (error or PING
  *    watchdog) and again when it has re-subscribed, and while it is not subscribed
  *    (trusted == 0) values read from Redis are not kept. A flush "poisons" every pending
@@ -135,8 +139,9 @@ static void entry_unref(tc_ref_t *e) {
     tc_ref_release(e);
 }
 
-/* Unlink e from the table and drop L1's reference. */
-static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
+/* Unlink e from the table; L1's reference passes to the caller, who drops it once the lock
+ * is released (freeing a value is no work for the lock's critical section). */
+static void detach_locked(tc__shard_t *s, tc_ref_t *e) {
     /* Byte and entry accounting: what an entry added on insert it takes back, exactly. */
     assert(s->ix.count > 0 && s->bytes >= tc__entry_charge(e));
     assert(e->version != 0 || s->local_count > 0);
@@ -146,6 +151,11 @@ static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
     if (e->version == 0)
         s->local_count--;
     assert(s->ix.count > 0 || s->local_count == 0);
+}
+
+/* Unlink e from the table and drop L1's reference. */
+static void remove_locked(tc__shard_t *s, tc_ref_t *e) {
+    detach_locked(s, e);
     entry_unref(e);
 }
 
@@ -386,24 +396,64 @@ static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t 
     return tc__entry_charge(e) + tc__l1_index_charge_after_add(&s->ix) <= s->budget;
 }
 
+/* A write supersedes the fills of its key in flight (p may be NULL: none). */
+static void note_write_locked(tc__pending_t *p, const tc_ref_t *e) {
+    if (!p)
+        return;
+    p->inval_seq++;
+    if (e->version > p->max_inval)
+        p->max_inval = e->version;
+}
+
+/* Make e the key's entry if allowed and not older than what is there (the end of a
+ * commit). Returns 1 when e was kept. */
+static int install_locked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *e, int allowed,
+                          unsigned flags, int trusted, uint64_t now, tc_ref_t **replaced);
+
 int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags) {
     uint64_t h = p->h;
     uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
-    size_t klen = tc__entry_klen(e);
-    int inserted = 0;
 
     pthread_mutex_lock(&s->lock);
     int trusted = atomic_load(&l1->trusted);
     int allowed = commit_allowed_locked(p, snap, e, flags, trusted);
-    if (flags & TC__COMMIT_WRITE) { /* our write supersedes older fills in flight */
-        p->inval_seq++;
-        if (e->version > p->max_inval)
-            p->max_inval = e->version;
-    }
+    if (flags & TC__COMMIT_WRITE) /* our write supersedes older fills in flight */
+        note_write_locked(p, e);
     if (allowed && (flags & TC__COMMIT_FORCE))
         pending_poison_locked(p); /* fills that began before a local write are older */
+    tc_ref_t *replaced = NULL;
+    int inserted = install_locked(l1, s, h, e, allowed, flags, trusted, now, &replaced);
+    pthread_mutex_unlock(&s->lock);
+    if (replaced)
+        entry_unref(replaced);
+    return inserted;
+}
 
+int tc__l1_write_local(tc__l1_t *l1, uint64_t h, tc_ref_t *e) {
+    uint64_t now = tc__now_ms();
+    tc__shard_t *s = shard_of(l1, h);
+
+    pthread_mutex_lock(&s->lock);
+    /* Taken under the lock, so versions order the shard's writes as the lock does: a
+     * delete whose version came first is older, whenever its invalidation lands. */
+    e->version = tc__l1_next_version(l1, h);
+    tc__pending_t *p = pending_find_locked(s, h, tc__entry_key(e), tc__entry_klen(e));
+    int allowed = !p || p->max_inval <= e->version; /* no snapshot: only a newer version */
+    note_write_locked(p, e);
+    tc_ref_t *replaced = NULL;
+    int inserted = install_locked(l1, s, h, e, allowed, TC__COMMIT_WRITE,
+                                  atomic_load(&l1->trusted), now, &replaced);
+    pthread_mutex_unlock(&s->lock);
+    if (replaced)
+        entry_unref(replaced);
+    return inserted;
+}
+
+static int install_locked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *e, int allowed,
+                          unsigned flags, int trusted, uint64_t now, tc_ref_t **replaced) {
+    size_t klen = tc__entry_klen(e);
+    int inserted = 0;
     tc_ref_t *old = tc__l1_index_find(&s->ix, h, tc__entry_key(e), klen);
     if (allowed && old && !(flags & TC__COMMIT_FORCE) && old->version != 0 &&
         !tc__version_superseded(old->version, e->version))
@@ -414,7 +464,8 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
         int prior = TC__L1_NO_PRIOR; /* a new value of a resident key keeps its standing */
         if (old) {
             prior = old->lru;
-            remove_locked(s, old);
+            detach_locked(s, old);
+            *replaced = old;
         }
         cap_unheard_life(l1, e, trusted, now);
         if (fits_locked(l1, s, e)) {
@@ -438,7 +489,6 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
             }
         }
     }
-    pthread_mutex_unlock(&s->lock);
     return inserted;
 }
 

@@ -73,6 +73,11 @@ int tc__l1_pending_invalidated(tc__l1_t *l1, tc__pending_t *p, uint64_t snap);
  * Takes no reference from the caller: on insert L1 adds its own. Returns 1 if inserted. */
 int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, unsigned flags);
 
+/* L1-only mode's write: give e the next version of its shard and commit it as a write, in
+ * one lock hold (no pending record of its own: fills and loads of the key in flight are
+ * superseded through theirs). Takes no reference from the caller. Returns 1 if inserted. */
+int tc__l1_write_local(tc__l1_t *l1, uint64_t h, tc_ref_t *e);
+
 /* tc_fetch's single-flight: what tc__l1_fetch_begin found. */
 typedef enum tc__fetch_how {
     TC__FETCH_HIT = 1,  /* f->ref is the pinned L1 entry */

@@ -149,11 +149,16 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
         return;
     }
-    case CALL_GET: { /* GETRANGE, PTTL and the marks' MGET: one round trip */
+    case CALL_GET: { /* GETRANGE, PTTL or TIME or neither, and the marks' MGET */
         const char *pttl[2] = {"PTTL", call->argv[1]};
         size_t pttl_lens[2] = {4, call->lens[1]};
         redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
-        redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        if (!call->no_pttl)
+            redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        if (call->with_time) {
+            call->sent_ns = tc__now_ns();
+            redisAppendCommand(c, "TIME");
+        }
         if (call->argc2)
             redisAppendCommandArgv(c, call->argc2, call->argv2, call->lens2);
         return;
@@ -182,7 +187,12 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
             const char *pttl[2] = {"PTTL", get[1]};
             size_t pttl_lens[2] = {4, get_lens[1]};
             redisAppendCommandArgv(c, 4, get, get_lens);
-            redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+            if (!call->gets->no_pttl)
+                redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+        }
+        if (call->gets->with_time) {
+            call->gets->sent_ns = tc__now_ns();
+            redisAppendCommand(c, "TIME");
         }
         return;
     default:
@@ -199,9 +209,10 @@ static void free_replies(l2_call_t *call) {
     tc__l2i_free_reply(&call->reply);
     tc__l2i_free_reply(&call->reply2);
     tc__l2i_free_reply(&call->reply3);
+    tc__l2i_free_reply(&call->treply);
     for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
         free_replies(&call->parts[i]);
-    for (size_t i = 0; call->kind == CALL_GETS && i < 2 * call->gets->n; i++)
+    for (size_t i = 0; call->kind == CALL_GETS && i < tc__l2i_gets_replies(call->gets); i++)
         tc__l2i_free_reply(&call->gets->replies[i]);
 }
 
@@ -212,8 +223,10 @@ static int read_call(redisContext *c, l2_call_t *call) {
     switch (call->kind) {
     case CALL_GET:
         rc = read_one(c, &call->reply);
-        if (rc == 0)
+        if (rc == 0 && !call->no_pttl)
             rc = read_one(c, &call->reply2);
+        if (rc == 0 && call->with_time)
+            rc = read_one(c, &call->treply);
         if (rc == 0 && call->argc2)
             rc = read_one(c, &call->reply3);
         break;
@@ -229,7 +242,7 @@ static int read_call(redisContext *c, l2_call_t *call) {
             rc = read_call(c, &call->parts[i]);
         break;
     case CALL_GETS:
-        for (size_t i = 0; i < 2 * call->gets->n && rc == 0; i++)
+        for (size_t i = 0; i < tc__l2i_gets_replies(call->gets) && rc == 0; i++)
             rc = read_one(c, &call->gets->replies[i]);
         break;
     default:
@@ -385,6 +398,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
 static void l2_free(tc__l2_t *l2) {
     tc__node_close(l2->node);
     pthread_mutex_destroy(&l2->sha_mu);
+    tc__l2_clock_destroy(&l2->clock);
     free(l2->key_prefix);
     free(l2->channel);
     free(l2->vkey);
@@ -447,6 +461,11 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     if (!l2)
         return tc__fail(err, TC_ENOMEM, "l2: out of memory");
     if (pthread_mutex_init(&l2->sha_mu, NULL) != 0) {
+        free(l2);
+        return tc__fail(err, TC_ENOMEM, "l2: cannot create a lock");
+    }
+    if (tc__l2_clock_init(&l2->clock, !opts->plain && opts->header_ttl, opts->log) != 0) {
+        pthread_mutex_destroy(&l2->sha_mu);
         free(l2);
         return tc__fail(err, TC_ENOMEM, "l2: cannot create a lock");
     }

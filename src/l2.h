@@ -45,17 +45,25 @@ typedef struct tc__l2_opts {
     unsigned replay_log_len; /* entries kept in <prefix>"log" (a stream); 0 = no log */
     int plain;               /* plain keys (tc_config_t.plain_keys) */
     int tracking;            /* a tc_tracking_t */
+    int header_ttl;          /* reads may take a value's life from its header instead of
+                                PTTL (l2_clock.h): set when L1 needs no more than that,
+                                i.e. the cache uses no freshness features */
     int ns_sep;              /* namespace separator byte, or -1 (tc_config_t.ns_separator) */
     tc__marks_t *marks;      /* borrowed, may be NULL: the local copy of the marks; while it
                                 is current, reads judge values by it instead of reading the
                                 marks from Redis */
 } tc__l2_opts_t;
 
+/* A value's life as tc__l2_value_t.pttl_ms gives it, beside a count of ms (as PTTL). */
+#define TC__L2_LIFE_NEVER   ((int64_t)-1) /* no expiry */
+#define TC__L2_LIFE_NOTHING ((int64_t)-2) /* keep no copy: vanished, or life unknown */
+
 /* A value read from Redis. Owns the hiredis reply that val.data points into. */
 typedef struct tc__l2_value {
     void *reply_;    /* private: redisReply to free */
     tc__val_t val;   /* decoded header and payload */
-    int64_t pttl_ms; /* remaining TTL; -1 = no expiry; -2 = vanished after the read */
+    int64_t pttl_ms; /* remaining TTL; -1 = no expiry; -2 = keep no copy (vanished after
+                        the read, or its life is unknown) */
 } tc__l2_value_t;
 
 typedef struct tc__l2_counters {

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "l2.h"
+#include "l2_clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -80,6 +81,8 @@ struct tc__l2 {
     atomic_uint_fast64_t track_id; /* default tracking: the listener's client id, 0 none */
     uint64_t *armed;               /* per pool slot: the id its tracking redirects to */
 
+    tc__l2_clock_t clock; /* Redis's clock from here: reads' life from the header */
+
     _Atomic uint64_t errors, published, refused, healed_counters, permission_errors, hidden;
 };
 
@@ -97,23 +100,36 @@ typedef struct l2_call {
     uint64_t local_mark;
     const char *argv2[1 + TC__L2_MAX_MARKS];
     size_t lens2[1 + TC__L2_MAX_MARKS];
+    int no_pttl;   /* GET: the key's life comes from the header (l2_clock.h), not PTTL */
+    int with_time; /* GET: a TIME rides along (sent_ns: when the commands were written) */
+    uint64_t sent_ns;
     char numkeys[8];                     /* scripts: argv[2] */
     redisReply *reply, *reply2, *reply3; /* GET: PTTL, marks; plain ADD: SET, GET, PTTL */
+    redisReply *treply;                  /* GET: TIME */
     struct l2_call *parts;               /* CALL_PIPE: the calls, run in one round trip */
     size_t nparts;
-    struct l2_gets *gets; /* CALL_GETS: GETRANGE + PTTL of many data keys, nothing else */
+    struct l2_gets *gets; /* CALL_GETS: GETRANGE (+ PTTL) of many data keys, nothing else */
     tc_error_t *err;      /* the failure's detail: the caller's, or local_err */
     tc_error_t local_err;
 } l2_call_t;
 
 /* CALL_GETS: the lean pipeline of a bulk read whose marks are judged locally (no per-key
- * call to build): n data keys, and their 2n replies (GETRANGE, PTTL) once run. */
+ * call to build): n data keys, and their replies once run: GETRANGE and PTTL per key
+ * (replies[2i], [2i + 1]); or, with no_pttl, GETRANGE per key (replies[i]) then, with
+ * with_time, one TIME (replies[n]). */
 typedef struct l2_gets {
     size_t n;
     const unsigned char **keys;
     size_t *lens;
     redisReply **replies;
+    int no_pttl, with_time;
+    uint64_t sent_ns;
 } l2_gets_t;
+
+/* How many replies a CALL_GETS gets. */
+static inline size_t tc__l2i_gets_replies(const l2_gets_t *g) {
+    return g->no_pttl ? g->n + (g->with_time ? 1u : 0u) : 2 * g->n;
+}
 
 /* Per-call bytes (keys, message tail): on the stack unless large. */
 typedef struct scratch {
@@ -141,6 +157,10 @@ typedef struct value_args {
     char seen_mark[24];
     scratch_t ts; /* the tag keys, <prefix>"t:"<tag> */
 } value_args_t;
+
+/* A value's life that the header does not tell (l2_clock.c): the read asks PTTL. Never
+ * leaves the tier. */
+#define TC__L2_LIFE_ASK ((int64_t)-3)
 
 /* ---- small helpers (l2.c: free_reply; l2_ops.c: the rest) ---- */
 void tc__l2i_free_reply(redisReply **r);
@@ -175,7 +195,8 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call);
 int tc__l2i_finish(tc__l2_t *l2, l2_call_t *call, int rc);
 
 /* ---- building calls (l2_ops.c) ---- */
-/* A GET: GETRANGE + PTTL, and the MGET of the key's marks. k must outlive the call. */
+/* A GET: GETRANGE, + PTTL unless the header tells the key's life (+ TIME when due: l2_clock.h),
+ * and the MGET of the key's marks. k must outlive the call. */
 void tc__l2i_build_get(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k);
 /* Its replies into *out (0, TC_ENOTFOUND, or an error; frees nothing). */
 int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out);

@@ -103,6 +103,7 @@ static int run_chunk(tc__l2_t *l2, size_t from, size_t to, const many_ops_t *ops
             tc__l2i_free_reply(&parts[j].reply);
             tc__l2i_free_reply(&parts[j].reply2);
             tc__l2i_free_reply(&parts[j].reply3);
+            tc__l2i_free_reply(&parts[j].treply);
         }
         tc__l2i_finish(l2, &pipe, rc);
     }
@@ -157,8 +158,10 @@ static int get_parse(tc__l2_t *l2, void *ctx, size_t i, l2_call_t *call) {
 
 /* The lean bulk read: keys [from, to) when every key's marks are judged locally (or there
  * are none: plain keys). Builds no call per key: the data keys go into one buffer and the
- * pipeline is GETRANGE + PTTL per key. Returns 1 when done (codes set; a transport failure
- * fails the chunk's keys), 0 when some key's marks are unknown (use the general path). */
+ * pipeline is GETRANGE + PTTL per key, or GETRANGE alone when the values' headers tell
+ * their life (and then a TIME, when due: l2_clock.h). Returns 1 when done (codes set; a
+ * transport failure fails the chunk's keys), 0 when some key's marks are unknown (use the
+ * general path). */
 static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
                     tc__l2_value_t *out, int *codes, int *failure) {
     size_t n = to - from, bytes = 0, m = 0;
@@ -168,7 +171,7 @@ static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
     const unsigned char **dkeys = malloc(n * sizeof *dkeys);
     size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx);
     uint64_t *marks = malloc(n * sizeof *marks);
-    redisReply **replies = calloc(2 * n, sizeof *replies);
+    redisReply **replies = calloc(2 * n + 1, sizeof *replies);
     int done = buf && dkeys && lens && idx && marks && replies;
     unsigned char *p = buf;
     for (size_t i = from; done && i < to; i++) {
@@ -184,19 +187,32 @@ static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
         idx[m++] = i;
     }
     if (done && m > 0) {
-        l2_gets_t gets = {m, dkeys, lens, replies};
+        int header = !l2->plain && tc__l2_clock_on(&l2->clock);
+        l2_gets_t gets = {
+            m, dkeys, lens, replies, header, header && tc__l2_clock_due(&l2->clock), 0};
         l2_call_t call = {.kind = CALL_GETS, .gets = &gets};
         int rc = tc__l2i_run(l2, &call);
+        if (rc == 0 && gets.with_time) /* first: every value's life is judged by it */
+            tc__l2_clock_absorb(&l2->clock, replies[m], gets.sent_ns);
+        size_t stride = header ? 1 : 2;
         for (size_t j = 0; j < m; j++) {
+            const char *one_argv[2] = {"GETRANGE", (const char *)dkeys[j]};
+            size_t one_lens[2] = {8, lens[j]};
             l2_call_t one = {.kind = CALL_GET,
-                             .reply = replies[2 * j],
-                             .reply2 = replies[2 * j + 1],
+                             .argv = one_argv,
+                             .lens = one_lens,
+                             .argc = 2,
+                             .reply = replies[stride * j],
+                             .reply2 = header ? NULL : replies[2 * j + 1],
+                             .no_pttl = header,
                              .local_mark_known = !l2->plain,
                              .local_mark = marks[j]};
             codes[idx[j]] = rc != 0 ? rc : tc__l2i_get_result(l2, &one, &out[idx[j]]);
             tc__l2i_free_reply(&one.reply);
             tc__l2i_free_reply(&one.reply2);
         }
+        if (header && gets.with_time)
+            tc__l2i_free_reply(&replies[m]);
         tc__l2i_finish(l2, &call, rc);
         if (rc != 0 && *failure == 0)
             *failure = rc;

@@ -12,7 +12,10 @@
  * clock) is refused as not ours and counted: served, it could pin an L1 entry. A value a
  * clear or namespace bump hides (an older version than the key's newest mark) reads as
  * absent, judged by the local copy of the marks when it is current (marks.h), else by the
- * marks read in the same round trip.
+ * marks read in the same round trip. A read learns how long its key lives from the value's
+ * header (the write script puts the key's expiry there: l2_clock.h) where the cache needs no
+ * more, else from a PTTL in the same round trip, or, for a header that does not say, in a
+ * round trip of its own.
  */
 #include "l2_int.h"
 
@@ -235,7 +238,10 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
                 (unsigned long long)out->val.version);
         return TC_EPROTO;
     }
-    out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : -2;
+    if (pttl)
+        out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : TC__L2_LIFE_NOTHING;
+    else /* a read without PTTL: the header says how long the key lives */
+        out->pttl_ms = tc__l2_clock_life_ms(&l2->clock, out->val.expires_by_ms);
     out->reply_ = owner;
     return 0;
 }
@@ -277,8 +283,26 @@ static uint64_t newest_mark(const redisReply *marks) {
     return w;
 }
 
+/* A value whose header does not say how long its key lives (written before the expiry
+ * flags existed, or by a foreign writer of the format): ask PTTL, a round trip of its own
+ * (as safe as the pipelined one: either way other clients' commands may come between). */
+static int ask_life(tc__l2_t *l2, l2_call_t *get, tc__l2_value_t *out) {
+    l2_call_t call = {.kind = CALL_PING, .err = get->err};
+    tc__l2i_push(&call, "PTTL", 4);
+    tc__l2i_push(&call, get->argv[1], get->lens[1]);
+    int rc = tc__l2i_run(l2, &call);
+    if (rc == 0 && call.reply->type == REDIS_REPLY_ERROR)
+        rc = TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
+    if (rc == 0)
+        out->pttl_ms = tc__l2i_is_int(call.reply) ? call.reply->integer : TC__L2_LIFE_NOTHING;
+    tc__l2i_free_reply(&call.reply);
+    return rc;
+}
+
 int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
-    const redisReply *r = call->reply, *pttl = call->reply2;
+    const redisReply *r = call->reply, *pttl = call->no_pttl ? NULL : call->reply2;
+    if (call->treply) /* first: the value's life below is judged by it */
+        tc__l2_clock_absorb(&l2->clock, call->treply, call->sent_ns);
     if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR) ||
         (call->reply3 && call->reply3->type == REDIS_REPLY_ERROR))
         return TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
@@ -291,9 +315,11 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
             call->reply = NULL;
         return rc;
     }
-    /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. */
-    if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && r->len == 0 &&
-                                       tc__l2i_is_int(pttl) && pttl->integer == -2))
+    /* GETRANGE answers "" for a missing key: PTTL -2 tells it from an empty string. Without
+     * PTTL, "" is a miss either way (an empty string is no tiercache value). */
+    if (r->type == REDIS_REPLY_NIL ||
+        (r->type == REDIS_REPLY_STRING && r->len == 0 &&
+         (!pttl || (tc__l2i_is_int(pttl) && pttl->integer == -2))))
         return TC_ENOTFOUND;
     int rc = fill_value(l2, call->reply, r, pttl, out);
     uint64_t mark = call->local_mark_known ? call->local_mark : newest_mark(call->reply3);
@@ -305,6 +331,8 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     }
     if (rc == 0)
         call->reply = NULL; /* now owned by out */
+    if (rc == 0 && out->pttl_ms == TC__L2_LIFE_ASK && (rc = ask_life(l2, call, out)) != 0)
+        tc__l2_value_release(out);
     if (rc == TC_EPROTO)
         tc__fail(call->err, rc,
                  "the stored value is not a tiercache value (another client wrote it) or "
@@ -319,6 +347,10 @@ void tc__l2i_build_get(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k) {
     tc__l2i_push(call, k->data, k->dlen);
     tc__l2i_push(call, "0", 1);
     tc__l2i_push(call, l2->get_end, l2->get_end_len);
+    if (!l2->plain && tc__l2_clock_on(&l2->clock)) {
+        call->no_pttl = 1;
+        call->with_time = tc__l2_clock_due(&l2->clock);
+    }
     if (k->nmarks == 0)
         return;
     /* The local copy of the marks, while current, saves a command per read (marks.h). */
@@ -353,6 +385,7 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
     tc__l2i_free_reply(&call.reply);
     tc__l2i_free_reply(&call.reply2);
     tc__l2i_free_reply(&call.reply3);
+    tc__l2i_free_reply(&call.treply);
     tc__l2i_scratch_put(&k.s);
     return tc__l2i_finish(l2, &call, rc);
 }

@@ -13,7 +13,9 @@
  *
  * Invariants: decode never reads outside [buf, buf + len); a value it accepts has the
  * right magic and format and v->data + v->len == buf + len. Flags are passed through
- * untouched so a newer writer's flags do not turn its values into misses here.
+ * untouched so a newer writer's flags do not turn its values into misses here; the two
+ * expiry flags are also read into expires_by_ms, and a field that holds the key's expiry
+ * (0x04) is no fresh end.
  */
 #include "valfmt.h"
 
@@ -67,7 +69,12 @@ tc__parse_t tc__val_decode(const void *buf, size_t len, tc__val_t *v) {
     v->flags = p[2];
     v->load_class = p[3];
     v->version = tc__get_be64(p + TC__VAL_HEAD_LEN);
-    v->logical_expiry_ms = tc__get_be64(p + TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN);
+    uint64_t field = tc__get_be64(p + TC__VAL_HEAD_LEN + TC__VAL_VERSION_LEN);
+    v->logical_expiry_ms = v->flags & TC__VAL_FLAG_KEY_EXPIRY ? 0 : field;
+    if (!(v->flags & TC__VAL_FLAG_BOUNDED))
+        v->expires_by_ms = TC__VAL_UNKNOWN;
+    else
+        v->expires_by_ms = field ? field : TC__VAL_NEVER;
     v->data = p + TC__VAL_HDR_LEN;
     v->len = len - TC__VAL_HDR_LEN;
     return TC__PARSED;

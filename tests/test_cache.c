@@ -540,6 +540,59 @@ Test(cache, l1_fill_never_outlives_l2_key) {
     tc_close(b);
 }
 
+/* Read k (tc_get, or tc_mget when bulk) and say whether L1 answered: 1 L1 hit, 0 miss. */
+static int read_from_l1(tc_cache_t *c, const char *k, int bulk) {
+    uint64_t before = stats(c).l1_hits;
+    tc_ref_t *ref = NULL;
+    if (bulk) {
+        tc_buf_t key = {k, strlen(k)};
+        int code = 0;
+        cr_assert_eq(tc_mget(c, &key, 1, &ref, &code), 0);
+    } else {
+        tc_get(c, k, strlen(k), &ref);
+    }
+    tc_ref_release(ref);
+    return stats(c).l1_hits > before;
+}
+
+/* The read takes its key's life from the value's header (src/l2_clock.h), not PTTL. Without
+ * tracking or a message at expiry, only that life ends the copy: B must never answer from
+ * L1 once Redis has dropped the key (checked before each read), and must hold the value
+ * until shortly before. Both read paths: the single key and the bulk pipeline. */
+static void check_copy_ends_with_key(const char *prefix, int bulk) {
+    tc_cache_t *a = open_cache(prefix), *b = open_cache(prefix);
+    for (int round = 0; round < 3; round++) {
+        char k[16];
+        snprintf(k, sizeof k, "t%d", round);
+        set_ok(a, k, strlen(k), S("x"), 300 + 100 * (uint64_t)round);
+        read_from_l1(b, k, bulk);
+        cr_assert(read_from_l1(b, k, bulk), "%s: B did not keep the value in L1", k);
+        int held_late = 0;
+        for (int i = 0; i < 400; i++) {
+            long long there = raw_exists(prefix, k, strlen(k));
+            int hit = read_from_l1(b, k, bulk);
+            cr_assert(!(hit && !there), "%s: B answered from L1 after Redis dropped the key",
+                      k);
+            if (!there)
+                break;
+            held_late |= hit;
+            tc_test_sleep_ms(5);
+        }
+        cr_assert_eq(raw_exists(prefix, k, strlen(k)), 0, "%s never expired", k);
+        cr_assert(held_late, "%s: the L1 copy was never used", k);
+    }
+    tc_close(a);
+    tc_close(b);
+}
+
+Test(cache, l1_copy_ends_when_its_key_expires) {
+    check_copy_ends_with_key("t:te:", 0);
+}
+
+Test(cache, l1_copy_ends_when_its_key_expires_bulk) {
+    check_copy_ends_with_key("t:tb:", 1);
+}
+
 /* ---- foreign data ---- */
 
 Test(cache, foreign_values_under_prefix_are_misses) {

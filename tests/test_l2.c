@@ -198,8 +198,14 @@ Test(l2, stored_string_is_valfmt_with_the_returned_version) {
     tc__val_t v;
     cr_assert_eq(tc__val_decode(r->str, r->len, &v), 0);
     cr_assert_eq(v.version, ver);
-    cr_assert_eq(v.flags, 0);
-    cr_assert_eq(v.logical_expiry_ms, 0);
+    /* The script stores the key's own expiry (Redis's clock: this host's here) and says so. */
+    cr_assert_eq(v.flags, TC__VAL_FLAG_BOUNDED | TC__VAL_FLAG_KEY_EXPIRY, "flags 0x%02x",
+                 v.flags);
+    cr_assert_eq(v.logical_expiry_ms, 0, "no fresh end was given");
+    uint64_t now = (uint64_t)time(NULL) * 1000u;
+    cr_assert(v.expires_by_ms > now + 55000 && v.expires_by_ms < now + 62000,
+              "expires by %llu, now %llu, ttl 60 s", (unsigned long long)v.expires_by_ms,
+              (unsigned long long)now);
     cr_assert_eq(memcmp(v.data, "pay\0load", 8), 0);
     freeReplyObject(r);
     r = redisCommand(c, "GET %s", PREFIX "v");

@@ -177,17 +177,26 @@ Test(operable, data_call_failure_names_the_redis_reply) {
     tc_test_redis_stop(r);
 }
 
-/* A user whose ACL lacks one command the mode needs. */
-static tc_cache_t *open_as_limited(tc_test_redis_t *r, const char *minus, log_sink_t *sink) {
+/* A user whose ACL lacks the commands in minus ("-cmd", or "-a -b": one rule per word).
+ * Each user name is its own ACL user, so a writer and a reader can differ. */
+static tc_cache_t *open_as(tc_test_redis_t *r, const char *user, const char *minus,
+                           log_sink_t *sink) {
     redisContext *rc = tc_test_redis_connect(r);
     cr_assert_not_null(rc);
-    redisReply *rep = redisCommand(rc, "ACL SETUSER limited on >pw ~* &* +@all %s", minus);
+    const char *argv[16] = {"ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all"};
+    int argc = 9;
+    char rules[128];
+    snprintf(rules, sizeof rules, "%s", minus);
+    for (char *save = NULL, *w = strtok_r(rules, " ", &save); w && argc < 16;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    redisReply *rep = redisCommandArgv(rc, argc, argv, NULL);
     cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER failed");
     freeReplyObject(rep);
     redisFree(rc);
     char url[512];
-    snprintf(url, sizeof url, "unix://%s?user=limited&password=pw",
-             tc_test_redis_socket_path(r));
+    snprintf(url, sizeof url, "unix://%s?user=%s&password=pw", tc_test_redis_socket_path(r),
+             user);
     tc_config_t cfg;
     tc_test_config(&cfg, url, "t:op:", "t:op:inval");
     cfg.log_fn = sink_fn;
@@ -198,16 +207,69 @@ static tc_cache_t *open_as_limited(tc_test_redis_t *r, const char *minus, log_si
     return c;
 }
 
-/* Without +pttl, reads used to work while L1 silently kept nothing. Now the read fails,
- * says why, and is counted and logged. */
-Test(operable, missing_pttl_permission_is_an_error_not_a_silent_miss) {
+static tc_cache_t *open_as_limited(tc_test_redis_t *r, const char *minus, log_sink_t *sink) {
+    return open_as(r, "limited", minus, sink);
+}
+
+/* Reads take a value's life from its header, with Redis's clock from a TIME that rides
+ * along about once a second (src/l2_clock.h): without +pttl they still keep L1 copies. */
+Test(operable, without_pttl_permission_reads_keep_l1_copies) {
     tc_test_redis_t *r = tc_test_redis_start(NULL);
     log_sink_t sink;
     sink_init(&sink);
     tc_cache_t *c = open_as_limited(r, "-pttl", &sink);
-    cr_assert(tc_test_wait_listener(c, 1, 2000u * TC_TEST_SLOW));
     cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
     tc_cache_t *other = open_as_limited(r, "-pttl", &sink);
+    for (int i = 0; i < 2; i++) {
+        tc_ref_t *ref = NULL;
+        int rc = tc_get(other, S("k"), &ref);
+        tc_ref_release(ref);
+        cr_assert_eq(rc, TC_OK, "tc_get %d without +pttl: %s", i, tc_err_name(rc));
+    }
+    tc_stats_t st = stats(other);
+    cr_assert_eq(st.l2_hits, 1);
+    cr_assert_eq(st.l1_hits, 1, "the value read from Redis was not kept in L1");
+    cr_assert_eq(st.permission_errors, 0);
+    tc_close(other);
+    tc_close(c);
+    tc_test_redis_stop(r);
+}
+
+/* Without +time (a read-only user: writes need TIME in their scripts) a read asks PTTL
+ * instead, says so once, and still keeps its copy. */
+Test(operable, without_time_permission_reads_ask_pttl) {
+    tc_test_redis_t *r = tc_test_redis_start(NULL);
+    log_sink_t sink;
+    sink_init(&sink);
+    tc_cache_t *c = open_as(r, "writer", "-ping", &sink);
+    cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
+    cr_assert_eq(tc_set(c, S("k2"), S("v2"), 0), 0);
+    tc_cache_t *other = open_as(r, "reader", "-time", &sink);
+    const char *keys[] = {"k", "k", "k2", "k2"};
+    for (int i = 0; i < 4; i++) {
+        tc_ref_t *ref = NULL;
+        int rc = tc_get(other, keys[i], strlen(keys[i]), &ref);
+        tc_ref_release(ref);
+        cr_assert_eq(rc, TC_OK, "tc_get %d without +time: %s", i, tc_err_name(rc));
+    }
+    tc_stats_t st = stats(other);
+    cr_assert_eq(st.l1_hits, 2, "values were not kept in L1 without +time");
+    cr_assert(sink_has(&sink, TC_LOG_WARN, "TIME"), "the refusal of TIME was not logged");
+    tc_close(other);
+    tc_close(c);
+    tc_test_redis_stop(r);
+}
+
+/* Without +pttl and +time, the read has no way to know its key's life. It used to work
+ * while L1 silently kept nothing. Now the read fails, says why, and is counted and logged. */
+Test(operable, missing_pttl_permission_is_an_error_not_a_silent_miss) {
+    tc_test_redis_t *r = tc_test_redis_start(NULL);
+    log_sink_t sink;
+    sink_init(&sink);
+    tc_cache_t *c = open_as(r, "writer", "-ping", &sink);
+    cr_assert(tc_test_wait_listener(c, 1, 2000u * TC_TEST_SLOW));
+    cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
+    tc_cache_t *other = open_as(r, "reader", "-pttl -time", &sink);
     tc_ref_t *ref = NULL;
     int rc = tc_get(other, S("k"), &ref);
     tc_ref_release(ref);

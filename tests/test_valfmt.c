@@ -78,8 +78,42 @@ Test(valfmt, known_byte_vector) {
     cr_assert_eq(v.flags, TC__VAL_FLAG_ABSENT);
     cr_assert_eq(v.version, 0x0102030405060708ull);
     cr_assert_eq(v.logical_expiry_ms, 1700000000000ull);
+    cr_assert_eq(v.expires_by_ms, TC__VAL_UNKNOWN, "no 0x02: the header does not bound it");
     cr_assert_eq(v.len, 4u);
     cr_assert_eq(v.data, want + 20);
+}
+
+/* The write script's flags: 0x02 bounds the key's life by the field (0: no expiry), 0x04
+ * says the field is the key's expiry, so no fresh end. */
+Test(valfmt, expiry_flags) {
+    unsigned char b[TC__VAL_HDR_LEN];
+    tc__val_t v;
+    tc__val_encode(TC__VAL_FLAG_BOUNDED | TC__VAL_FLAG_KEY_EXPIRY, 7, 1700000000000ull, NULL, 0,
+                   b);
+    cr_assert_eq(tc__val_decode(b, sizeof b, &v), 0);
+    cr_assert_eq(v.logical_expiry_ms, 0, "the key's expiry is no fresh end");
+    cr_assert_eq(v.expires_by_ms, 1700000000000ull);
+    tc__val_encode(TC__VAL_FLAG_BOUNDED, 7, 1700000000000ull, NULL, 0, b);
+    cr_assert_eq(tc__val_decode(b, sizeof b, &v), 0);
+    cr_assert_eq(v.logical_expiry_ms, 1700000000000ull, "a fresh end within the key's life");
+    cr_assert_eq(v.expires_by_ms, 1700000000000ull);
+    tc__val_encode(TC__VAL_FLAG_BOUNDED, 7, 0, NULL, 0, b);
+    cr_assert_eq(tc__val_decode(b, sizeof b, &v), 0);
+    cr_assert_eq(v.expires_by_ms, TC__VAL_NEVER, "bounded, field 0: the key has no expiry");
+    tc__val_encode(TC__VAL_FLAG_ABSENT, 7, 0, NULL, 0, b);
+    cr_assert_eq(tc__val_decode(b, sizeof b, &v), 0);
+    cr_assert_eq(v.expires_by_ms, TC__VAL_UNKNOWN);
+}
+
+/* What decode makes of the expiry field under the expiry flags (valfmt.h). */
+static void expect_expiry_fields(const tc__val_t *v, unsigned flags, uint64_t field) {
+    cr_assert_eq(v->logical_expiry_ms, flags & TC__VAL_FLAG_KEY_EXPIRY ? 0 : field,
+                 "flags 0x%02x: the field is a fresh end only without 0x04", flags);
+    uint64_t by = !(flags & TC__VAL_FLAG_BOUNDED) ? TC__VAL_UNKNOWN
+                  : field                         ? field
+                                                  : TC__VAL_NEVER;
+    cr_assert_eq(v->expires_by_ms, by, "flags 0x%02x field %llu", flags,
+                 (unsigned long long)field);
 }
 
 static void check_round_trip(unsigned flags, uint64_t version, uint64_t expiry,
@@ -93,7 +127,7 @@ static void check_round_trip(unsigned flags, uint64_t version, uint64_t expiry,
     cr_assert_eq(tc__val_decode(buf, n, &v), 0);
     cr_assert_eq(v.flags, flags & 0xFFu);
     cr_assert_eq(v.version, version);
-    cr_assert_eq(v.logical_expiry_ms, expiry);
+    expect_expiry_fields(&v, flags, expiry);
     cr_assert_eq(v.len, len);
     cr_assert_eq(v.data, buf + TC__VAL_HDR_LEN, "data must point into the buffer");
     cr_assert(len == 0 || memcmp(v.data, data, len) == 0);
@@ -225,7 +259,7 @@ Test(valfmt, fuzz_random_buffers) {
             accepted++;
             cr_assert_eq(v.flags, b[2]);
             cr_assert_eq(v.version, tc__get_be64(b + 4));
-            cr_assert_eq(v.logical_expiry_ms, tc__get_be64(b + 12));
+            expect_expiry_fields(&v, b[2], tc__get_be64(b + 12));
             cr_assert_eq(v.data, b + TC__VAL_HDR_LEN, "data pointer outside the buffer");
             cr_assert_eq(v.len, len - TC__VAL_HDR_LEN);
         } else {

@@ -4,7 +4,10 @@
  * Commands go out in batches of PIPE: append them all, then read all the replies, so a
  * million SETs cost a few seconds instead of a million round trips. The tiercache
  * variant stores values in the library's format v1 (src/valfmt.h) with version 1, no
- * logical expiry (always fresh) and Redis's own TTL, and sets the version counter to 1:
+ * logical expiry (always fresh) and Redis's own TTL, with the header saying so as the
+ * write script's does (flags 0x02 | 0x04: the key expires by Redis's TIME at the start of
+ * the preload + the TTL, which is no later than each key's real expiry, so readers need no
+ * PTTL), and sets the version counter to 1:
  * every version the library assigns afterwards is higher (see L2_LUA_NEXT_VERSION in
  * src/l2.c), so the first real write supersedes a preloaded copy everywhere, exactly as
  * if it had been written by tc_set.
@@ -19,19 +22,34 @@
 
 #define PIPE 1000
 
-typedef size_t (*encode_fn)(const tcb_source_t *src, uint64_t id, unsigned char *tmp,
-                            unsigned char *out);
+typedef size_t (*encode_fn)(const tcb_source_t *src, uint64_t id, uint64_t expires_by_ms,
+                            unsigned char *tmp, unsigned char *out);
 
-static size_t encode_raw(const tcb_source_t *src, uint64_t id, unsigned char *tmp,
-                         unsigned char *out) {
+static size_t encode_raw(const tcb_source_t *src, uint64_t id, uint64_t expires_by_ms,
+                         unsigned char *tmp, unsigned char *out) {
     (void)tmp;
+    (void)expires_by_ms;
     return tcb_source_fill(src, id, 0, out);
 }
 
-static size_t encode_tc(const tcb_source_t *src, uint64_t id, unsigned char *tmp,
-                        unsigned char *out) {
+static size_t encode_tc(const tcb_source_t *src, uint64_t id, uint64_t expires_by_ms,
+                        unsigned char *tmp, unsigned char *out) {
     size_t n = tcb_source_fill(src, id, 0, tmp);
-    return tc__val_encode(0, 1, 0, tmp, n, out);
+    return tc__val_encode(TC__VAL_FLAG_BOUNDED | TC__VAL_FLAG_KEY_EXPIRY, 1, expires_by_ms, tmp,
+                          n, out);
+}
+
+/* Redis's clock now, in unix ms (0 when it cannot be read). */
+static uint64_t redis_now_ms(redisContext *c) {
+    redisReply *r = redisCommand(c, "TIME");
+    uint64_t ms = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING)
+        ms = strtoull(r->element[0]->str, NULL, 10) * 1000u +
+             strtoull(r->element[1]->str, NULL, 10) / 1000u;
+    if (r)
+        freeReplyObject(r);
+    return ms;
 }
 
 static int drain(redisContext *c, unsigned pending) {
@@ -54,6 +72,7 @@ typedef struct preload {
     const tcb_source_t *src;
     encode_fn encode;
     const char *label;
+    uint64_t expires_by_ms; /* tiercache values: what their headers say (see above) */
 } preload_t;
 
 static int append_set(const preload_t *p, uint64_t id, unsigned char *tmp, unsigned char *val,
@@ -61,7 +80,7 @@ static int append_set(const preload_t *p, uint64_t id, unsigned char *tmp, unsig
     char k[TCB_KEY_LEN + 1];
     tcb_key_format(id, k);
     memcpy(key + plen, k, TCB_KEY_LEN);
-    size_t vlen = p->encode(p->src, id, tmp, val);
+    size_t vlen = p->encode(p->src, id, p->expires_by_ms, tmp, val);
     const char *argv[] = {"SET", key, (const char *)val, "PX", ttl};
     size_t lens[] = {3, plen + TCB_KEY_LEN, vlen, 2, strlen(ttl)};
     return redisAppendCommandArgv(p->c, 5, argv, lens) == REDIS_OK ? 0 : -1;
@@ -99,7 +118,7 @@ static int run_preload(const preload_t *p, const tcb_keyset_t *ks) {
 
 int tcb_preload_redis_only(const tcb_opts_t *o, redisContext *c, const tcb_ro_t *ro,
                            const tcb_keyset_t *ks) {
-    preload_t p = {o, c, ro->prefix, ro->src, encode_raw, "preload redis-only"};
+    preload_t p = {o, c, ro->prefix, ro->src, encode_raw, "preload redis-only", 0};
     return run_preload(&p, ks);
 }
 
@@ -107,7 +126,12 @@ int tcb_preload_tiercache(const tcb_opts_t *o, redisContext *c, const char *tc_p
                           const tcb_source_t *src, const tcb_keyset_t *ks) {
     char prefix[128];
     snprintf(prefix, sizeof prefix, "%sk:", tc_prefix);
-    preload_t p = {o, c, prefix, src, encode_tc, "preload tiercache"};
+    uint64_t now = redis_now_ms(c);
+    if (now == 0) {
+        fprintf(stderr, "tiercache-bench: preloading failed: Redis refused TIME\n");
+        return -1;
+    }
+    preload_t p = {o, c, prefix, src, encode_tc, "preload tiercache", now + o->ttl_ms};
     if (run_preload(&p, ks) != 0)
         return -1;
     char err[256];
