@@ -45,6 +45,7 @@
 struct tc_test_redis {
     pid_t pid;
     int tcp;
+    int cluster;
     int port;
     char *password;
     char *acl_user;
@@ -163,6 +164,16 @@ static pid_t spawn(const tc_test_redis_t *r) {
     argv[n++] = r->dir;
     argv[n++] = "--logfile";
     argv[n++] = r->log;
+    if (r->cluster) { /* the bus is port + 10000: a port too high to have one is retried */
+        argv[n++] = "--cluster-enabled";
+        argv[n++] = "yes";
+        argv[n++] = "--cluster-config-file";
+        argv[n++] = "nodes.conf"; /* in --dir: a restart rejoins with the same identity */
+        argv[n++] = "--cluster-node-timeout";
+        argv[n++] = "2000";
+        argv[n++] = "--repl-diskless-sync-delay"; /* replicas sync at once, not after 5 s */
+        argv[n++] = "0";
+    }
     if (r->password && r->acl_user) {
         /* The default user is switched off so only the ACL user can get in: a client that
          * ignored the user name would fail instead of silently authenticating as default. */
@@ -329,7 +340,8 @@ static void destroy(tc_test_redis_t *r) {
 tc_test_redis_t *tc_test_redis_start(const tc_test_redis_opts_t *opts) {
     tc_test_redis_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r, "tc_test_redis_start: out of memory");
-    r->tcp = opts ? opts->tcp : 0;
+    r->cluster = opts ? opts->cluster : 0;
+    r->tcp = (opts ? opts->tcp : 0) || r->cluster;
     r->password = dup_or_null(opts ? opts->password : NULL);
     r->acl_user = r->password ? dup_or_null(opts->acl_user) : NULL;
     strcpy(r->dir, "/tmp/tc-redis-XXXXXX");

@@ -20,6 +20,8 @@ typedef struct tc_test_redis_opts {
     int tcp;              /* 0: unix socket (default); 1: free loopback TCP port */
     const char *password; /* requirepass, or NULL */
     const char *acl_user; /* with password: an ACL user with that password (all perms) */
+    int cluster;          /* cluster-enabled (implies tcp), not yet in a cluster: see
+                             redis_cluster.h */
 } tc_test_redis_opts_t;
 
 /* Start a server; opts may be NULL (unix socket, no auth). Never returns NULL. */
