@@ -46,6 +46,8 @@ struct tc_test_redis {
     pid_t pid;
     int tcp;
     int cluster;
+    int replicaof_port;   /* a replica of 127.0.0.1:replicaof_port */
+    int sentinel_of_port; /* a sentinel monitoring 127.0.0.1:sentinel_of_port */
     int port;
     char *password;
     char *acl_user;
@@ -138,12 +140,50 @@ static void child_exec(char **argv, pid_t parent) {
     _exit(127);
 }
 
+/* A sentinel's configuration file (Sentinel rewrites it, so it lives in the server's own
+ * directory): monitor the master as TC_TEST_SENTINEL_MASTER with quorum 2, and notice a
+ * dead master within a second. */
+static const char *sentinel_conf(const tc_test_redis_t *r, char *path, size_t cap) {
+    snprintf(path, cap, "%s/sentinel.conf", r->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fprintf(f,
+            "sentinel monitor %s 127.0.0.1 %d 2\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 10000\n"
+            "sentinel parallel-syncs %s 1\n",
+            TC_TEST_SENTINEL_MASTER, r->sentinel_of_port, TC_TEST_SENTINEL_MASTER,
+            TC_TEST_SENTINEL_MASTER, TC_TEST_SENTINEL_MASTER);
+    fclose(f);
+    return path;
+}
+
 static pid_t spawn(const tc_test_redis_t *r) {
-    char port[16], acl[512];
+    char port[16], acl[512], conf[256], primary[16];
     snprintf(port, sizeof port, "%d", r->tcp ? r->port : 0);
-    const char *argv[40];
+    const char *argv[48];
     int n = 0;
     argv[n++] = "redis-server";
+    if (r->sentinel_of_port) {
+        argv[n++] = sentinel_conf(r, conf, sizeof conf);
+        if (!argv[n - 1])
+            return -1;
+        argv[n++] = "--sentinel";
+        argv[n++] = "--port";
+        argv[n++] = port;
+        argv[n++] = "--bind";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--dir";
+        argv[n++] = r->dir;
+        argv[n++] = "--logfile";
+        argv[n++] = r->log;
+        argv[n] = NULL;
+        pid_t parent = getpid(), pid = fork();
+        if (pid == 0)
+            child_exec((char **)argv, parent);
+        return pid;
+    }
     argv[n++] = "--port";
     argv[n++] = port;
     if (r->tcp) {
@@ -164,6 +204,12 @@ static pid_t spawn(const tc_test_redis_t *r) {
     argv[n++] = r->dir;
     argv[n++] = "--logfile";
     argv[n++] = r->log;
+    if (r->replicaof_port) {
+        snprintf(primary, sizeof primary, "%d", r->replicaof_port);
+        argv[n++] = "--replicaof";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = primary;
+    }
     if (r->cluster) { /* the bus is port + 10000: a port too high to have one is retried */
         argv[n++] = "--cluster-enabled";
         argv[n++] = "yes";
@@ -341,7 +387,9 @@ tc_test_redis_t *tc_test_redis_start(const tc_test_redis_opts_t *opts) {
     tc_test_redis_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r, "tc_test_redis_start: out of memory");
     r->cluster = opts ? opts->cluster : 0;
-    r->tcp = (opts ? opts->tcp : 0) || r->cluster;
+    r->replicaof_port = opts ? opts->replicaof_port : 0;
+    r->sentinel_of_port = opts ? opts->sentinel_of_port : 0;
+    r->tcp = (opts ? opts->tcp : 0) || r->cluster || r->replicaof_port || r->sentinel_of_port;
     r->password = dup_or_null(opts ? opts->password : NULL);
     r->acl_user = r->password ? dup_or_null(opts->acl_user) : NULL;
     strcpy(r->dir, "/tmp/tc-redis-XXXXXX");

@@ -22,7 +22,12 @@ typedef struct tc_test_redis_opts {
     const char *acl_user; /* with password: an ACL user with that password (all perms) */
     int cluster;          /* cluster-enabled (implies tcp), not yet in a cluster: see
                              redis_cluster.h */
+    int replicaof_port;   /* a replica of 127.0.0.1:replicaof_port (implies tcp) */
+    int sentinel_of_port; /* a Sentinel (implies tcp) monitoring 127.0.0.1:sentinel_of_port
+                             as TC_TEST_SENTINEL_MASTER: see redis_sentinel.h */
 } tc_test_redis_opts_t;
+
+#define TC_TEST_SENTINEL_MASTER "tcmaster"
 
 /* Start a server; opts may be NULL (unix socket, no auth). Never returns NULL. */
 tc_test_redis_t *tc_test_redis_start(const tc_test_redis_opts_t *opts);

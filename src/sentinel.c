@@ -1,0 +1,188 @@
+/*
+ * sentinel.c - master discovery through Sentinel (sentinel.h).
+ *
+ * Why ROLE after asking: sentinels agree on a failover by gossip, so for a moment one may
+ * still name the old master, now a replica (or a dead server). Writing there would fail
+ * (READONLY) or, worse for a cache, read a replica that replication has left behind. So
+ * the answer counts only once the named server says "master" itself; otherwise the next
+ * sentinel is asked. Every sentinel's answer is kept in the error, so an operator reading
+ * "no master" sees which sentinel said what.
+ */
+#include "sentinel.h"
+
+#include "conn.h"
+#include "errors.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LIST 4096u
+
+/* Split "host:port" in place. 0, or -1. */
+static int split_addr(char *s, tc__sentinel_addr_t *a) {
+    char *colon = strrchr(s, ':'), *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || colon == s || end == colon + 1 || *end || port < 1 || port > 65535 ||
+        (size_t)(colon - s) > TC__SENTINEL_HOST_MAX)
+        return -1;
+    memcpy(a->host, s, (size_t)(colon - s));
+    a->host[colon - s] = '\0';
+    a->port = (int)port;
+    return 0;
+}
+
+static int connect_to(const tc__sentinel_opts_t *o, const tc__sentinel_addr_t *a, int creds,
+                      redisContext **c, tc_error_t *err) {
+    tc__endpoint_t ep = {.host = (char *)a->host,
+                         .port = a->port,
+                         .user = creds ? (char *)o->user : NULL,
+                         .password = creds ? (char *)o->password : NULL};
+    return tc__conn_open(&ep, o->connect_timeout_ms, o->command_timeout_ms, c, err);
+}
+
+/* Append "; host:port what" to the running explanation (cut short when it is full). */
+static void note(char *why, size_t cap, const tc__sentinel_addr_t *a, const char *what) {
+    char part[TC__SENTINEL_HOST_MAX + 512];
+    size_t used = strlen(why);
+    int n =
+        snprintf(part, sizeof part, "%s%s:%d %.400s", used ? "; " : "", a->host, a->port, what);
+    size_t len = n < 0 ? 0 : (size_t)n >= sizeof part ? sizeof part - 1 : (size_t)n;
+    if (used + 1 >= cap)
+        return;
+    if (len > cap - used - 1)
+        len = cap - used - 1;
+    memcpy(why + used, part, len);
+    why[used + len] = '\0';
+}
+
+typedef enum { ASK_FOUND, ASK_UNKNOWN_NAME, ASK_FAILED } ask_t;
+
+/* One sentinel's answer, checked with ROLE on the server it names. */
+static ask_t ask_one(const tc__sentinel_opts_t *o, const tc__sentinel_addr_t *s,
+                     tc__sentinel_addr_t *out, char *why, size_t cap) {
+    redisContext *c = NULL;
+    tc_error_t e;
+    if (connect_to(o, s, 0, &c, &e) != 0) {
+        note(why, cap, s, e.msg);
+        return ASK_FAILED;
+    }
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", o->master_name};
+    size_t lens[3] = {8, 23, strlen(o->master_name)};
+    redisReply *r = tc__conn_command_argv(c, 3, argv, lens);
+    ask_t result = ASK_FAILED;
+    tc__sentinel_addr_t m;
+    if (!r) {
+        note(why, cap, s, c->errstr);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        note(why, cap, s, "knows no master of that name");
+        result = ASK_UNKNOWN_NAME;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        note(why, cap, s, r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_STRING ||
+               r->element[1]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
+               r->element[0]->len > TC__SENTINEL_HOST_MAX ||
+               memchr(r->element[0]->str, '\0', r->element[0]->len)) {
+        note(why, cap, s, "answered something that is not [host, port]");
+    } else {
+        char *end;
+        long port = strtol(r->element[1]->str, &end, 10);
+        memcpy(m.host, r->element[0]->str, r->element[0]->len + 1);
+        m.port = (int)port;
+        if (*end || port < 1 || port > 65535)
+            note(why, cap, s, "named a port outside 1..65535");
+        else
+            result = ASK_FOUND;
+    }
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    if (result != ASK_FOUND)
+        return result;
+    /* Is it a master by its own account? */
+    if (connect_to(o, &m, 1, &c, &e) != 0) {
+        char what[sizeof e.msg + 64];
+        snprintf(what, sizeof what, "named %s:%d, which is unreachable", m.host, m.port);
+        note(why, cap, s, what);
+        return ASK_FAILED;
+    }
+    r = tc__conn_command_argv(c, 1, (const char *[]){"ROLE"}, (const size_t[]){4});
+    int master = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "master") == 0;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    if (!master) {
+        char what[TC__SENTINEL_HOST_MAX + 64];
+        snprintf(what, sizeof what, "named %s:%d, which is not a master (yet?)", m.host,
+                 m.port);
+        note(why, cap, s, what);
+        return ASK_FAILED;
+    }
+    *out = m;
+    return ASK_FOUND;
+}
+
+int tc__sentinel_find_master(const tc__sentinel_opts_t *o, tc__sentinel_addr_t *out,
+                             tc_error_t *err) {
+    if (!o || !out || !o->sentinels || !o->master_name)
+        return tc__fail(err, TC_EINVAL, "sentinel: NULL argument");
+    size_t len = strlen(o->sentinels), nlen = strlen(o->master_name);
+    if (len == 0 || len > MAX_LIST)
+        return tc__fail(err, TC_ECONFIG,
+                        "sentinel: the list of sentinels is empty or too long");
+    if (nlen == 0 || nlen > 256 || strpbrk(o->master_name, " \r\n"))
+        return tc__fail(err, TC_ECONFIG, "sentinel: the master name is empty, long or spaced");
+    char *list = strdup(o->sentinels), *save = NULL;
+    if (!list)
+        return tc__fail(err, TC_ENOMEM, "out of memory");
+    char why[1024] = "";
+    int unknown = 0, answered = 0, rc = TC_EUNAVAILABLE;
+    for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+        tc__sentinel_addr_t a;
+        if (split_addr(s, &a) != 0) {
+            free(list);
+            return tc__fail(err, TC_ECONFIG, "sentinel: \"%.64s\" is not host:port", s);
+        }
+        ask_t got = ask_one(o, &a, out, why, sizeof why);
+        if (got == ASK_FOUND) {
+            rc = 0;
+            break;
+        }
+        unknown += got == ASK_UNKNOWN_NAME;
+        answered += got == ASK_UNKNOWN_NAME;
+    }
+    free(list);
+    if (rc == 0)
+        return 0;
+    if (answered && unknown == answered)
+        return tc__fail(err, TC_ENOTFOUND, "sentinel: no master named \"%s\" (%s)",
+                        o->master_name, why);
+    return tc__fail(err, TC_EUNAVAILABLE, "sentinel: no master found for \"%s\": %s",
+                    o->master_name, why);
+}
+
+int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_name,
+                              tc__sentinel_addr_t *now) {
+    char buf[2 * TC__SENTINEL_HOST_MAX + 300];
+    if (!msg || !master_name || !now || len >= sizeof buf || memchr(msg, '\0', len))
+        return -1;
+    memcpy(buf, msg, len);
+    buf[len] = '\0';
+    char *save = NULL, *f[6];
+    int n = 0;
+    for (char *t = strtok_r(buf, " ", &save); t && n < 6; t = strtok_r(NULL, " ", &save))
+        f[n++] = t;
+    if (n != 5 || strcmp(f[0], master_name) != 0 || strlen(f[3]) > TC__SENTINEL_HOST_MAX)
+        return -1;
+    char *end;
+    long port = strtol(f[4], &end, 10);
+    if (*end || end == f[4] || port < 1 || port > 65535)
+        return -1;
+    strcpy(now->host, f[3]);
+    now->port = (int)port;
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * sentinel.h - finding the master of a Redis managed by Sentinel, and reading Sentinel's
+ * announcement that it changed (sentinel.c).
+ *
+ * The client side of Sentinel, as its documentation describes it: ask each sentinel in
+ * turn for the master's address (SENTINEL get-master-addr-by-name), then ask that server
+ * itself (ROLE) whether it is a master, since a sentinel that has not yet heard of a
+ * failover names the old one. After a failover Sentinel publishes +switch-master on its
+ * own pub/sub; the listener that follows it parses the message here.
+ *
+ * Threading: no state; every function may be called from any thread.
+ */
+#ifndef TC_SENTINEL_H
+#define TC_SENTINEL_H
+
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TC__SENTINEL_HOST_MAX 255u
+
+typedef struct tc__sentinel_opts {
+    const char *sentinels;       /* "host:port[,host:port...]" */
+    const char *master_name;     /* as in "sentinel monitor <name> ..." */
+    const char *user, *password; /* the master's credentials (ROLE), or NULL */
+    uint32_t connect_timeout_ms, command_timeout_ms;
+} tc__sentinel_opts_t;
+
+typedef struct tc__sentinel_addr {
+    char host[TC__SENTINEL_HOST_MAX + 1];
+    int port;
+} tc__sentinel_addr_t;
+
+/* The current master. 0; TC_ECONFIG (the list or the name); TC_ENOTFOUND (the sentinels
+ * that answered know no master of that name); TC_EUNAVAILABLE (no sentinel answered, or
+ * the master each named did not say it is one: err lists what each said). */
+int tc__sentinel_find_master(const tc__sentinel_opts_t *o, tc__sentinel_addr_t *out,
+                             tc_error_t *err);
+
+/* A +switch-master message ("<name> <old-ip> <old-port> <new-ip> <new-port>") about
+ * master_name: 0 and the new address, or -1 (another master's, or malformed). */
+int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_name,
+                              tc__sentinel_addr_t *now);
+
+#endif

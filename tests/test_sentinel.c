@@ -1,0 +1,176 @@
+/* tc-test-labels: sentinel integration fault */
+/*
+ * test_sentinel.c - master discovery through Sentinel (src/sentinel.c) against a real
+ * set-up (a master, a replica, three sentinels: tests/support/redis_sentinel.c): the
+ * master is found and confirmed by its own ROLE; a dead sentinel is skipped; a forced
+ * failover (SENTINEL FAILOVER) and a master killed with SIGKILL are both announced by
+ * +switch-master, which parses to the new master, and discovery then finds the promoted
+ * replica (recovery time printed); unknown names, unreachable sentinels and hostile
+ * messages are refused with their cause.
+ */
+#include "errors.h"
+#include "redis_sentinel.h"
+#include "sentinel.h"
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static tc_test_sentinel_t *st;
+
+static void setup(void) {
+    st = tc_test_sentinel_start();
+}
+
+static void teardown(void) {
+    tc_test_sentinel_stop(st);
+    st = NULL;
+}
+
+TestSuite(sentinel, .init = setup, .fini = teardown, .timeout = 120);
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static tc__sentinel_opts_t opts(const char *list, const char *name) {
+    tc__sentinel_opts_t o = {.sentinels = list,
+                             .master_name = name,
+                             .connect_timeout_ms = 300,
+                             .command_timeout_ms = 500};
+    return o;
+}
+
+static int find(const char *list, const char *name, tc__sentinel_addr_t *a, tc_error_t *err) {
+    tc__sentinel_opts_t o = opts(list, name);
+    return tc__sentinel_find_master(&o, a, err);
+}
+
+Test(sentinel, finds_the_master_confirmed_by_its_role) {
+    tc__sentinel_addr_t a;
+    tc_error_t err;
+    cr_assert_eq(find(tc_test_sentinel_addrs(st), TC_TEST_SENTINEL_MASTER, &a, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(a.port, tc_test_redis_port(tc_test_sentinel_master(st)));
+    cr_assert_str_eq(a.host, "127.0.0.1");
+}
+
+Test(sentinel, a_dead_sentinel_is_skipped_and_named) {
+    tc_test_redis_kill(tc_test_sentinel_node(st, 0));
+    tc__sentinel_addr_t a;
+    tc_error_t err;
+    cr_assert_eq(find(tc_test_sentinel_addrs(st), TC_TEST_SENTINEL_MASTER, &a, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(a.port, tc_test_redis_port(tc_test_sentinel_master(st)));
+    char one[64];
+    snprintf(one, sizeof one, "127.0.0.1:%d", tc_test_redis_port(tc_test_sentinel_node(st, 0)));
+    int rc = find(one, TC_TEST_SENTINEL_MASTER, &a, &err);
+    cr_assert_eq(rc, TC_EUNAVAILABLE, "%s", tc_err_name(rc));
+    cr_assert(strstr(err.msg, one), "the dead sentinel is not named: %s", err.msg);
+}
+
+Test(sentinel, unknown_names_and_bad_lists_are_refused_with_a_cause) {
+    tc__sentinel_addr_t a;
+    tc_error_t err;
+    int rc = find(tc_test_sentinel_addrs(st), "nosuchmaster", &a, &err);
+    cr_assert_eq(rc, TC_ENOTFOUND, "%s: %s", tc_err_name(rc), err.msg);
+    cr_assert(strstr(err.msg, "nosuchmaster"), "%s", err.msg);
+    cr_assert_eq(find("", "m", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find("127.0.0.1", "m", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find("127.0.0.1:0", "m", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find("127.0.0.1:1x", "m", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find(tc_test_sentinel_addrs(st), "", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find(tc_test_sentinel_addrs(st), "two words", &a, &err), TC_ECONFIG);
+    cr_assert_eq(find(NULL, "m", &a, &err), TC_EINVAL);
+    /* A server that is no sentinel answers with an error: said, and not taken. */
+    char data[64];
+    snprintf(data, sizeof data, "127.0.0.1:%d",
+             tc_test_redis_port(tc_test_sentinel_master(st)));
+    rc = find(data, TC_TEST_SENTINEL_MASTER, &a, &err);
+    cr_assert_eq(rc, TC_EUNAVAILABLE, "%s", tc_err_name(rc));
+    cr_assert(strstr(err.msg, data), "%s", err.msg);
+}
+
+Test(sentinel, switch_messages_parse_only_when_whole) {
+    tc__sentinel_addr_t a;
+    const char *ok = "tcmaster 127.0.0.1 6379 10.0.0.2 6380";
+    cr_assert_eq(tc__sentinel_parse_switch(ok, strlen(ok), "tcmaster", &a), 0);
+    cr_assert(a.port == 6380 && strcmp(a.host, "10.0.0.2") == 0);
+    static const char *const bad[] = {"other 127.0.0.1 6379 10.0.0.2 6380",
+                                      "tcmaster 127.0.0.1 6379 10.0.0.2",
+                                      "tcmaster 127.0.0.1 6379 10.0.0.2 0",
+                                      "tcmaster 127.0.0.1 6379 10.0.0.2 65536",
+                                      "tcmaster 127.0.0.1 6379 10.0.0.2 63x",
+                                      "tcmaster a b c d e",
+                                      ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(tc__sentinel_parse_switch(bad[i], strlen(bad[i]), "tcmaster", &a), -1,
+                     "%s", bad[i]);
+    cr_assert_eq(tc__sentinel_parse_switch("tcmaster a 1\0 b 2", 17, "tcmaster", &a), -1);
+    cr_assert_eq(tc__sentinel_parse_switch(NULL, 0, "tcmaster", &a), -1);
+}
+
+/* Subscribe to +switch-master on sentinel i (a connection the caller reads from). */
+static redisContext *watch_switch(int i) {
+    redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, i));
+    cr_assert_not_null(c);
+    redisReply *r = redisCommand(c, "SUBSCRIBE +switch-master");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    struct timeval tv = {20, 0};
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* Wait for the announcement and check it names the replica; then discovery must find it. */
+static void expect_promoted(redisContext *watch, uint64_t since, const char *how) {
+    void *raw = NULL;
+    cr_assert_eq(redisGetReply(watch, &raw), REDIS_OK, "%s: no +switch-master in 20 s", how);
+    redisReply *m = raw;
+    cr_assert(m->type == REDIS_REPLY_ARRAY && m->elements == 3);
+    tc__sentinel_addr_t sw;
+    cr_assert_eq(tc__sentinel_parse_switch(m->element[2]->str, m->element[2]->len,
+                                           TC_TEST_SENTINEL_MASTER, &sw),
+                 0, "%s", m->element[2]->str);
+    int replica = tc_test_redis_port(tc_test_sentinel_replica(st));
+    cr_assert_eq(sw.port, replica, "%s: announced %d, the replica is %d", how, sw.port,
+                 replica);
+    freeReplyObject(m);
+    uint64_t announced = now_ms();
+    tc__sentinel_addr_t a = {{0}, 0};
+    tc_error_t err;
+    int rc = -1;
+    while (now_ms() - announced < 10000 &&
+           (rc = find(tc_test_sentinel_addrs(st), TC_TEST_SENTINEL_MASTER, &a, &err)) != 0)
+        usleep(50000);
+    cr_assert_eq(rc, 0, "%s: %s", how, err.msg);
+    cr_assert_eq(a.port, replica, "%s: discovery found %d", how, a.port);
+    fprintf(stderr, "sentinel %s: announced after %llu ms, discovered after %llu ms\n", how,
+            (unsigned long long)(announced - since), (unsigned long long)(now_ms() - since));
+}
+
+Test(sentinel, a_forced_failover_is_announced_and_discovered) {
+    redisContext *watch = watch_switch(1);
+    uint64_t t0 = now_ms();
+    redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, 0));
+    redisReply *r = redisCommand(c, "SENTINEL FAILOVER %s", TC_TEST_SENTINEL_MASTER);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER: %s",
+              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    freeReplyObject(r);
+    redisFree(c);
+    expect_promoted(watch, t0, "SENTINEL FAILOVER");
+    redisFree(watch);
+}
+
+Test(sentinel, a_killed_master_is_replaced_and_discovered) {
+    redisContext *watch = watch_switch(2);
+    uint64_t t0 = now_ms();
+    tc_test_redis_kill(tc_test_sentinel_master(st));
+    expect_promoted(watch, t0, "kill -9 of the master");
+    redisFree(watch);
+}
