@@ -222,9 +222,11 @@ typedef struct tc_config {
                                   Env: MAX_VALUE_BYTES */
 
     /* L2 */
-    const char *redis_url;     /* redis://[user:password@]host[:port][/db] or
-                                  unix:///path.sock[?db=N&password=P&user=U]; NULL = L1-only.
-                                  Env: REDIS_URL */
+    const char *redis_url;     /* redis://[user:password@]host[:port][/db],
+                                  unix:///path.sock[?db=N&password=P&user=U], or
+                                  redis+sentinel://[user:password@]host[:port][,...]/name[/db]
+                                  (the master found through Sentinel on every connect, port
+                                  26379 by default); NULL = L1-only. Env: REDIS_URL */
     const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
     const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
     unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */

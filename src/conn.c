@@ -15,6 +15,7 @@
 #include "conn.h"
 
 #include "errors.h"
+#include "sentinel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -174,6 +175,21 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
     if (!out)
         return tc__fail(err, TC_EINVAL, "redis connect: out is NULL");
     *out = NULL;
+    if (ep && ep->sentinels && ep->master_name) { /* find the master first, every time */
+        tc__sentinel_opts_t so = {ep->sentinels, ep->master_name,    ep->user,
+                                  ep->password,  connect_timeout_ms, command_timeout_ms};
+        tc__sentinel_addr_t master;
+        int rc = tc__sentinel_find_master(&so, &master, err);
+        if (rc == TC_ENOTFOUND && err)
+            err->code = TC_ECONFIG; /* a name no sentinel knows: the configuration's fault */
+        if (rc != 0)
+            return rc == TC_ENOTFOUND ? TC_ECONFIG : rc;
+        tc__endpoint_t direct = *ep;
+        direct.sentinels = direct.master_name = NULL;
+        direct.host = master.host;
+        direct.port = master.port;
+        return tc__conn_open(&direct, connect_timeout_ms, command_timeout_ms, out, err);
+    }
     if (!ep || (ep->is_unix ? !ep->path : !ep->host))
         return tc__fail(err, TC_EINVAL, "redis connect: no endpoint");
     errno = 0;

@@ -1,7 +1,8 @@
 /*
  * endpoint.c - the Redis URL: redis://[user[:password]@]host[:port][/db] and
  * unix:///path.sock[?db=N&password=P&user=U] turned into what hiredis 0.14 needs (it has no
- * URL parser of its own and no redisOptions).
+ * URL parser of its own and no redisOptions), and redis+sentinel://, whose master is looked
+ * up when a connection opens (conn.c, sentinel.c).
  *
  * Invariants: every error goes through tc__fail() with a message that starts "redis_url: "
  * and never quotes the credentials (the userinfo of redis:// ends at its LAST '@', so a
@@ -271,6 +272,71 @@ static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     return 0;
 }
 
+/* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]: each sentinel's address
+ * checked as a redis:// host would be, and kept as "host:port" (IPv6 without brackets). */
+static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *at = strrchr(s, '@');
+    int rc;
+    if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
+        return rc;
+    }
+    const char *list = at ? at + 1 : s;
+    size_t llen = strcspn(list, "/?#");
+    if (list[llen] != '/') {
+        return URL_FAIL("redis+sentinel:// needs /master-name after the sentinels");
+    }
+    size_t cap = 2 * llen + 64, used = 0;
+    if (!(ep->sentinels = malloc(cap))) {
+        return URL_OOM();
+    }
+    ep->sentinels[0] = '\0';
+    for (const char *item = list; item < list + llen;) {
+        size_t n = strcspn(item, ",");
+        if (item + n > list + llen) {
+            n = (size_t)(list + llen - item);
+        }
+        if (n == 0) {
+            return URL_FAIL("an empty sentinel address in the list");
+        }
+        int has_port =
+            item[0] == '[' ? memmem(item, n, "]:", 2) != NULL : memchr(item, ':', n) != NULL;
+        tc__endpoint_t one;
+        memset(&one, 0, sizeof one);
+        rc = parse_hostport(item, n, &one, err);
+        if (rc == 0 && used + strlen(one.host) + 16 > cap) {
+            rc = URL_FAIL("the sentinel list is malformed");
+        }
+        if (rc == 0) {
+            used += (size_t)snprintf(ep->sentinels + used, cap - used, "%s%s:%d",
+                                     used ? "," : "", one.host, has_port ? one.port : 26379);
+        }
+        free(one.host);
+        if (rc != 0) {
+            return rc;
+        }
+        item += n + (item[n] == ',');
+    }
+    const char *name = list + llen + 1;
+    size_t nlen = strcspn(name, "/?#");
+    if (nlen == 0 || nlen > 256) {
+        return URL_FAIL("redis+sentinel:// master name is empty or longer than 256 bytes");
+    }
+    if (!(ep->master_name = dup_n(name, nlen))) {
+        return URL_OOM();
+    }
+    s = name + nlen;
+    size_t dblen = 0;
+    if (*s == '/') {
+        s++;
+        dblen = strcspn(s, "?#");
+    }
+    if (s[dblen] != '\0') {
+        return URL_FAIL("redis+sentinel:// takes no query or fragment");
+    }
+    ep->port = 0;
+    return parse_db(s, dblen, &ep->db, err);
+}
+
 static int has_prefix(const char *s, const char *p) {
     return strncasecmp(s, p, strlen(p)) == 0;
 }
@@ -286,14 +352,17 @@ int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
     }
     if (has_prefix(url, "redis://")) {
         rc = parse_tcp(url + 8, ep, err);
+    } else if (has_prefix(url, "redis+sentinel://")) {
+        rc = parse_sentinel(url + 17, ep, err);
     } else if (has_prefix(url, "unix://")) {
         rc = parse_unix(url + 7, ep, err);
     } else if (has_prefix(url, "rediss://")) {
         rc = URL_FAIL("rediss:// (TLS) is not supported by hiredis 0.14; use redis:// "
                       "or unix://");
     } else {
-        rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db] or "
-                      "unix:///path.sock[?db=N&password=P&user=U]");
+        rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db], "
+                      "unix:///path.sock[?db=N&password=P&user=U] or "
+                      "redis+sentinel://host:port[,host:port...]/master-name");
     }
     if (rc == 0 && ep->user && !ep->password) {
         rc = URL_FAIL("user given without a password (AUTH needs both)");
@@ -312,5 +381,7 @@ void tc__endpoint_deinit(tc__endpoint_t *ep) {
     free(ep->path);
     free(ep->user);
     free(ep->password);
+    free(ep->sentinels);
+    free(ep->master_name);
     memset(ep, 0, sizeof *ep);
 }

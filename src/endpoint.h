@@ -15,11 +15,17 @@ typedef struct tc__endpoint {
     char *user;     /* ACL user or NULL (then AUTH password only) */
     char *password; /* NULL: no AUTH */
     int db;         /* SELECT db when > 0; default 0 */
+    /* redis+sentinel://: the master is found through these sentinels ("host:port,...")
+     * under master_name each time a connection opens (conn.c); host is then NULL. */
+    char *sentinels;
+    char *master_name;
 } tc__endpoint_t;
 
 /*
  * Parse redis://[user[:password]@]host[:port][/db] (also [:password@], IPv6 as [::1],
- * percent-escapes in user and password) and unix:///abs/path.sock[?db=N&password=P&user=U].
+ * percent-escapes in user and password), unix:///abs/path.sock[?db=N&password=P&user=U]
+ * and redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master-name[/db]
+ * (sentinels' port 26379 by default; the credentials are the master's).
  * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
  */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);

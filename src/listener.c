@@ -29,6 +29,9 @@
  * is counted as malformed. A message about many keys (a tag or prefix step) is applied key
  * by key, touching only those keys; a namespace bump or clear sweeps L1 once (every entry
  * under the namespace older than the bump), on this thread.
+ * A link that comes back to another server than before (redis+sentinel:// after a failover)
+ * flushes L1 instead of replaying: the promoted replica may lack writes whose copies L1
+ * holds (replication is asynchronous), and its replay log lacks them too.
  */
 #include "listener.h"
 
@@ -52,6 +55,7 @@
 
 #define LISTENER_BACKOFF_MIN_MS 10u
 #define LISTENER_BACKOFF_MAX_MS 2000u
+#define TC__LISTENER_SERVER_LEN 300 /* "host:port", or a unix socket path */
 /* Versions are below 2^53 (scripts.c): Lua's doubles stop being exact there. */
 #define LISTENER_VERSION_LIMIT ((uint64_t)1 << 53)
 
@@ -70,6 +74,8 @@ struct tc__listener {
     /* listener thread only */
     tc__logid_t pos;       /* replay log id of the last message applied */
     uint64_t flush_due_ns; /* lost link, L1 kept: flush then unless replayed first; 0 none */
+    char server[TC__LISTENER_SERVER_LEN]; /* "host:port" of the server subscribed to */
+    int server_changed;                   /* this link is to another server than the last */
 };
 
 /* How a connection ended. */
@@ -285,6 +291,14 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
 /* What the listener missed while deaf: read back from the replay log, or (no log, log
  * trimmed past us, log unreadable) dropped with a flush. Returns the entries flushed. */
 static size_t catch_up(tc__listener_t *ls) {
+    if (ls->server_changed) { /* a failover: the new master may have lost writes */
+        size_t dropped = tc__l1_flush(ls->o.l1);
+        tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
+                "the invalidation listener now reaches another server (%s): a failover, "
+                "whose replication may have lost writes; L1 flushed (%zu entries), no replay",
+                ls->server, dropped);
+        return dropped;
+    }
     if (!ls->o.log_key)
         return tc__l1_flush(ls->o.l1);
     tc__replay_opts_t ro = {.endpoint = ls->o.endpoint,
@@ -340,6 +354,18 @@ static void mark_subscribed(tc__listener_t *ls) {
                 "invalidation listener subscribed again to '%s': L1 trusted again (%zu "
                 "entries kept while deaf dropped)",
                 ls->o.channel, dropped);
+}
+
+/* Which server this link reaches. With redis+sentinel:// the address is looked up on
+ * every connect, so a failover shows here as a new address. */
+static void note_server(tc__listener_t *ls, const redisContext *c) {
+    char now[TC__LISTENER_SERVER_LEN];
+    if (c->connection_type == REDIS_CONN_TCP && c->tcp.host)
+        snprintf(now, sizeof now, "%s:%d", c->tcp.host, c->tcp.port);
+    else
+        snprintf(now, sizeof now, "%s", c->unix_sock.path ? c->unix_sock.path : "");
+    ls->server_changed = ls->server[0] && strcmp(now, ls->server) != 0;
+    memcpy(ls->server, now, sizeof now);
 }
 
 /* Flush now: a lost link that no replay caught up with in time. */
@@ -505,6 +531,7 @@ static void *listener_main(void *arg) {
         tc_error_t err = {0};
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
                           &c, &err) == TC_OK) {
+            note_server(ls, c);
             char why[128];
             session_end_t end = serve(ls, c);
             snprintf(why, sizeof why, "%s", end.why); /* errstr lives in c */

@@ -959,6 +959,14 @@ Test(config_url, rejected_forms) {
         {"unix:///r.sock?password=a&password=b", "twice"},
         {"unix:///r.sock?user=bob", "without a password"},
         {"unix:///r.sock?password=%4", "percent-escape"},
+        {"redis+sentinel://h:26379", "master-name"},
+        {"redis+sentinel://h:26379/", "master name"},
+        {"redis+sentinel://h,,i/m", "empty sentinel"},
+        {"redis+sentinel://h:0/m", "port"},
+        {"redis+sentinel://h x/m", "invalid character"},
+        {"redis+sentinel://h/m?x=1", "query"},
+        {"redis+sentinel://h/m/1x", "db '1x'"},
+        {"redis+sentinel://bob@h/m", "without a password"},
         {"http://h", "unknown scheme"},
         {"tcp://h:6379", "unknown scheme"},
         {"localhost:6379", "unknown scheme"},
@@ -976,8 +984,32 @@ Test(config_url, rejected_forms) {
         cr_assert_null(ep.path, "%s", u);
         cr_assert_null(ep.user, "%s", u);
         cr_assert_null(ep.password, "%s", u);
+        cr_assert_null(ep.sentinels, "%s", u);
+        cr_assert_null(ep.master_name, "%s", u);
         tc__endpoint_deinit(&ep);
     }
+}
+
+/* Sentinels: each address checked as a host, kept as host:port (26379 when none is given,
+ * IPv6 without brackets); the name, the db and the master's credentials kept. */
+Test(config_url, sentinel_urls) {
+    tc__endpoint_t ep;
+    tc_error_t err;
+    cr_assert_eq(tc__endpoint_parse("redis+sentinel://a:p%40ss@s1:26380,s2,[::1]:5/mymaster/3",
+                                    &ep, &err),
+                 0, "%s", err.msg);
+    cr_assert_str_eq(ep.sentinels, "s1:26380,s2:26379,::1:5");
+    cr_assert_str_eq(ep.master_name, "mymaster");
+    cr_assert_eq(ep.db, 3);
+    cr_assert_str_eq(ep.user, "a");
+    cr_assert_str_eq(ep.password, "p@ss");
+    cr_assert_null(ep.host, "the master's address is found on connect");
+    tc__endpoint_deinit(&ep);
+    cr_assert_null(ep.sentinels);
+    cr_assert_eq(tc__endpoint_parse("REDIS+SENTINEL://only/m", &ep, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(ep.sentinels, "only:26379");
+    cr_assert_eq(ep.db, 0);
+    tc__endpoint_deinit(&ep);
 }
 
 Test(config_url, unknown_scheme_lists_forms) {

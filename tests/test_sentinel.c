@@ -6,9 +6,13 @@
  * failover (SENTINEL FAILOVER) and a master killed with SIGKILL are both announced by
  * +switch-master, which parses to the new master, and discovery then finds the promoted
  * replica (recovery time printed); unknown names, unreachable sentinels and hostile
- * messages are refused with their cause.
+ * messages are refused with their cause. A cache opened on redis+sentinel:// follows the
+ * master through a failover: its writes reach the promoted replica, another cache's
+ * listener finds it too and flushes its L1 (the promotion may have lost writes) instead of
+ * replaying, and reads the new value.
  */
 #include "errors.h"
+#include "peer.h"
 #include "redis_sentinel.h"
 #include "sentinel.h"
 
@@ -173,4 +177,85 @@ Test(sentinel, a_killed_master_is_replaced_and_discovered) {
     tc_test_redis_kill(tc_test_sentinel_master(st));
     expect_promoted(watch, t0, "kill -9 of the master");
     redisFree(watch);
+}
+
+#define S(x) x, (sizeof(x) - 1)
+
+static tc_cache_t *open_sentinel_cache(uint32_t ping_ms) {
+    char url[256];
+    snprintf(url, sizeof url, "redis+sentinel://%s/%s", tc_test_sentinel_addrs(st),
+             TC_TEST_SENTINEL_MASTER);
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "t:sen:", "t:sen:inval");
+    cfg.connect_timeout_ms = 300;
+    cfg.command_timeout_ms = 500;
+    cfg.breaker_cooldown_ms = 200;
+    cfg.listener_ping_ms = ping_ms;
+    tc_cache_t *c = tc_test_open(&cfg);
+    cr_assert(tc_test_wait_listener(c, 1, 5000), "the listener never subscribed");
+    return c;
+}
+
+static tc_stats_t stats(tc_cache_t *c) {
+    tc_stats_t s;
+    cr_assert_eq(tc_stats(c, &s), 0);
+    return s;
+}
+
+Test(sentinel, a_cache_follows_the_master_through_a_failover) {
+    /* B's watchdog bound (2 x 5 s) outlasts the failover, so only the change of server
+     * can be what flushes its L1: a replay would keep it. */
+    tc_cache_t *a = open_sentinel_cache(100), *b = open_sentinel_cache(5000);
+    cr_assert_eq(tc_set(a, S("k"), S("v1"), 60000), 0);
+    cr_assert_geq(tc_test_wait_get(b, S("k"), S("v1"), 2000), 0);
+    cr_assert_geq(tc_test_wait_get(b, S("k"), S("v1"), 2000), 0);
+    cr_assert_geq(stats(b).l1_hits, 1, "B did not keep v1 in L1");
+    /* v1 and its log entry reach the replica first: then a replay on the promoted replica
+     * would succeed, and only the change of server can be what flushes B's L1. */
+    redisContext *m = tc_test_redis_connect(tc_test_sentinel_master(st));
+    redisReply *w = redisCommand(m, "WAIT 1 5000");
+    cr_assert(w && w->type == REDIS_REPLY_INTEGER && w->integer == 1, "the replica lags");
+    freeReplyObject(w);
+    redisFree(m);
+    uint64_t flushes = stats(b).l1_flushes, t0 = now_ms();
+    tc_test_redis_kill(tc_test_sentinel_master(st));
+    int rc = -1;
+    while (now_ms() - t0 < 20000 && (rc = tc_set(a, S("k"), S("v2"), 60000)) != 0)
+        usleep(50000);
+    cr_assert_eq(rc, 0, "A's writes never reached a master again: %s", tc_err_name(rc));
+    uint64_t written = now_ms();
+    cr_assert_geq(tc_test_wait_get(b, S("k"), S("v2"), 10000), 0, "B never read v2");
+    fprintf(stderr,
+            "sentinel cache: writes failed for %llu ms after kill -9 of the master; B read the "
+            "new value %llu ms after it was written\n",
+            (unsigned long long)(written - t0), (unsigned long long)(now_ms() - written));
+    cr_assert_gt(stats(b).l1_flushes, flushes,
+                 "B's listener reached the new master without flushing L1");
+    char direct[64];
+    snprintf(direct, sizeof direct, "127.0.0.1:%d",
+             tc_test_redis_port(tc_test_sentinel_replica(st)));
+    redisContext *c = tc_test_redis_connect(tc_test_sentinel_replica(st));
+    redisReply *r = redisCommand(c, "ROLE");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && strcmp(r->element[0]->str, "master") == 0,
+              "%s is not the master", direct);
+    freeReplyObject(r);
+    redisFree(c);
+    tc_close(b);
+    tc_close(a);
+}
+
+Test(sentinel, a_sentinel_url_with_an_unknown_name_fails_to_open_with_the_cause) {
+    char url[256];
+    snprintf(url, sizeof url, "redis+sentinel://%s/nosuchmaster", tc_test_sentinel_addrs(st));
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "t:sen:", "t:sen:inval");
+    tc_cache_t *c = NULL;
+    tc_error_t err;
+    int rc = tc_open(&cfg, &c, &err);
+    if (rc == 0) { /* a degraded open: the cause is in the first call's error */
+        cr_assert_neq(tc_set(c, S("k"), S("v"), 0), 0);
+        cr_assert(tc_last_error(&err));
+        tc_close(c);
+    }
+    cr_assert(strstr(err.msg, "nosuchmaster"), "%s", err.msg);
 }

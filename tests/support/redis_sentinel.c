@@ -2,9 +2,9 @@
  * redis_sentinel.c - start a real Sentinel set-up for a test (redis_sentinel.h).
  *
  * Sentinels discover the replica and each other through the master (INFO and hello
- * messages), which takes a few of their 1-second cycles; a test that fails the master
- * over before that would see "no quorum" instead of what it means to test, so start waits
- * for it.
+ * messages), which takes a few of their 1-second cycles, and the replica needs its first
+ * sync; a test that fails the master over before that would see "no quorum" or lose every
+ * write instead of what it means to test, so start waits for both.
  */
 #include "redis_sentinel.h"
 
@@ -46,6 +46,20 @@ static long long listed(tc_test_redis_t *r, const char *what) {
         freeReplyObject(rep);
     redisFree(c);
     return n;
+}
+
+/* The replica has finished its first sync (ROLE: "connected"). */
+static int replica_synced(tc_test_redis_t *r) {
+    redisContext *c = tc_test_redis_connect(r);
+    redisReply *rep = c ? redisCommand(c, "ROLE") : NULL;
+    int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 4 &&
+             rep->element[3]->type == REDIS_REPLY_STRING &&
+             strcmp(rep->element[3]->str, "connected") == 0;
+    if (rep)
+        freeReplyObject(rep);
+    if (c)
+        redisFree(c);
+    return ok;
 }
 
 /* The master's port as sentinel r names it, or 0. */
@@ -97,6 +111,7 @@ tc_test_sentinel_t *tc_test_sentinel_start(void) {
     int ready = 0;
     while (!ready && now_ms() < end) {
         ready = 1;
+        ready = replica_synced(s->replica);
         for (int i = 0; i < SENTINELS && ready; i++)
             ready = listed(s->sentinel[i], "replicas") == 1 &&
                     listed(s->sentinel[i], "sentinels") == SENTINELS - 1;
