@@ -351,6 +351,7 @@ static void free_cache(tc_cache_t *c) {
     tc__behind_stop(c->behind); /* first: it drains the queue through L2 and the writer */
     tc__refresh_close(c->pool); /* its tasks use L1, L2 and the loaders */
     tc__keeper_stop(c->keeper);
+    tc__sentinel_watch_stop(c->sentinel_watch); /* its callback uses the listener and L2 */
     tc__listener_stop(c->listener);
     tc__l2_close(c->l2);
     tc__marks_free(c->marks);
@@ -394,6 +395,19 @@ static void plan_features(tc_cache_t *c) {
         rule_stale |= c->rules[i].stale_ttl_ms != 0;
     c->ext = f->stale_ttl_ms || f->failsafe_max_stale_ms || f->early_refresh_beta > 0 ||
              f->negative_ttl_ms || f->sliding_ttl || rule_stale;
+}
+
+/* Sentinel announced a failover: every pooled connection may reach the demoted master,
+ * which takes writes until Sentinel converts it (and then drops them in its resync), so
+ * they all go; the listener connects again, finds the new server and flushes L1. */
+static void on_master_switch(void *arg, const tc__sentinel_addr_t *now) {
+    tc_cache_t *c = arg;
+    tc__log(&c->log, TC__EV_LISTENER, TC_LOG_WARN, NULL, 0,
+            "Sentinel: '%s' failed over to %s:%d: Redis connections dropped, the listener "
+            "reconnects",
+            c->endpoint.master_name, now->host, now->port);
+    tc__l2_reset(c->l2);
+    tc__listener_rebind(c->listener);
 }
 
 static int needs_pool(const tc_cache_t *c) {
@@ -546,6 +560,13 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     rc = tc__listener_start(&so, &c->listener);
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the invalidation listener thread");
+    if (c->endpoint.sentinels) {
+        tc__sentinel_opts_t wo = {
+            c->endpoint.sentinels,     c->endpoint.master_name,  NULL, NULL,
+            c->cfg.connect_timeout_ms, c->cfg.command_timeout_ms};
+        if ((rc = tc__sentinel_watch_start(&wo, on_master_switch, c, &c->sentinel_watch)) != 0)
+            return tc__fail(err, rc, "could not start the Sentinel watch thread");
+    }
     if (c->cfg.writer && c->cfg.write_behind_flusher &&
         (rc = tc__behind_start(c, &c->behind)) != TC_OK)
         return tc__fail(err, rc, "could not start the write-behind flusher thread");

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "opts.h"
 #include "refresh.h"
+#include "sentinel.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -21,12 +22,13 @@
 struct tc_cache {
     tc_config_t cfg; /* validated copy; strings point at the owned copies below */
     char *key_prefix, *channel, *log_key, *track_prefix;
-    tc_ttl_rule_t *rules;      /* owned copies (prefixes too) */
-    tc__endpoint_t endpoint;   /* parsed redis_url (zeroed in L1-only mode) */
-    unsigned char origin[16];  /* random instance id carried by our messages */
-    tc__l1_t *l1;              /* always present (a 0-byte budget keeps nothing) */
-    tc__l2_t *l2;              /* NULL in L1-only mode */
-    tc__listener_t *listener;  /* NULL in L1-only mode */
+    tc_ttl_rule_t *rules;                 /* owned copies (prefixes too) */
+    tc__endpoint_t endpoint;              /* parsed redis_url (zeroed in L1-only mode) */
+    unsigned char origin[16];             /* random instance id carried by our messages */
+    tc__l1_t *l1;                         /* always present (a 0-byte budget keeps nothing) */
+    tc__l2_t *l2;                         /* NULL in L1-only mode */
+    tc__listener_t *listener;             /* NULL in L1-only mode */
+    tc__sentinel_watch_t *sentinel_watch; /* redis+sentinel://: follows failovers */
     tc__refresh_t *pool;       /* background loads; NULL when no feature needs them */
     tc__keeper_t *keeper;      /* failed lock releases; NULL in L1-only mode */
     tc__marks_t *marks;        /* local copy of the clear/namespace marks; NULL without them */

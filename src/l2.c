@@ -501,6 +501,11 @@ void tc__l2_close(tc__l2_t *l2) {
         l2_free(l2);
 }
 
+void tc__l2_reset(tc__l2_t *l2) {
+    if (l2)
+        tc__node_reset(l2->node);
+}
+
 int tc__l2_available(tc__l2_t *l2) {
     return l2 && tc__node_available(l2->node);
 }

@@ -308,5 +308,7 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out);
 
 /* True when the breaker currently lets calls through (closed, or a probe is due). */
 int tc__l2_available(tc__l2_t *l2);
+/* Drop every pooled connection (a failover moved the master): the next calls reconnect. */
+void tc__l2_reset(tc__l2_t *l2);
 
 #endif

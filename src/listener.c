@@ -71,6 +71,7 @@ struct tc__listener {
     atomic_uint_fast64_t received, applied, malformed, reconnects, permission_errors;
     atomic_uint_fast64_t replays, replayed, log_gaps, tracked, swept;
     atomic_int connected;
+    atomic_int rebind; /* tc__listener_rebind: end this link and connect again */
     /* listener thread only */
     tc__logid_t pos;       /* replay log id of the last message applied */
     uint64_t flush_due_ns; /* lost link, L1 kept: flush then unless replayed first; 0 none */
@@ -84,6 +85,18 @@ typedef struct session_end {
     uint64_t last_traffic_ns; /* the last byte read: nothing missed before it */
     int silent;               /* the watchdog, not an error, ended it */
 } session_end_t;
+
+/* Empty the wake-up pipe after a rebind; a stop byte drained with it is put back, so every
+ * later wait still wakes at once. */
+static void drain_wakeups(tc__listener_t *ls) {
+    char drain[16];
+    while (read(ls->stop_pipe[0], drain, sizeof drain) > 0) {
+    }
+    if (atomic_load(&ls->stopping)) {
+        ssize_t w = write(ls->stop_pipe[1], "x", 1);
+        (void)w;
+    }
+}
 
 /* Sleep up to ms, waking early on stop. Returns 1 if asked to stop. */
 static int sleep_or_stop(tc__listener_t *ls, uint32_t ms) {
@@ -491,6 +504,11 @@ static session_end_t serve(tc__listener_t *ls, redisContext *c) {
         int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
         if (n < 0 && errno != EINTR)
             return ended("poll failed", last_traffic, 0);
+        if (n > 0 && (pfd[1].revents & POLLIN) && atomic_exchange(&ls->rebind, 0)) {
+            drain_wakeups(ls);
+            if (!atomic_load(&ls->stopping))
+                return ended("the master changed (Sentinel +switch-master)", last_traffic, 0);
+        }
         if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             if (redisBufferRead(c) != REDIS_OK)
                 return ended(c->errstr[0] ? c->errstr : "connection closed", last_traffic, 0);
@@ -529,6 +547,8 @@ static void *listener_main(void *arg) {
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;
         tc_error_t err = {0};
+        if (atomic_exchange(&ls->rebind, 0)) /* this connect resolves the master anew */
+            drain_wakeups(ls);
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
                           &c, &err) == TC_OK) {
             note_server(ls, c);
@@ -591,6 +611,14 @@ int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms) {
     int ok = ls->subscribed_once;
     pthread_mutex_unlock(&ls->mu);
     return ok;
+}
+
+void tc__listener_rebind(tc__listener_t *ls) {
+    if (!ls)
+        return;
+    atomic_store(&ls->rebind, 1);
+    ssize_t w = write(ls->stop_pipe[1], "r", 1);
+    (void)w;
 }
 
 void tc__listener_stop(tc__listener_t *ls) {

@@ -59,6 +59,9 @@ int tc__listener_start(const tc__listener_opts_t *opts, tc__listener_t **out);
 /* Wait up to timeout_ms for the subscription; returns 1 if subscribed. */
 int tc__listener_wait_subscribed(tc__listener_t *ls, uint32_t timeout_ms);
 /* Stop and join the thread, close the connection, free. NULL is a no-op. */
+/* End the current link and connect again (the server behind the endpoint changed: a
+ * Sentinel failover). Any thread; returns at once. */
+void tc__listener_rebind(tc__listener_t *ls);
 void tc__listener_stop(tc__listener_t *ls);
 void tc__listener_counters(tc__listener_t *ls, tc__listener_counters_t *out);
 /* Why the listener is not subscribed (connect failure, refusal, lost link): 1 and err

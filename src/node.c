@@ -60,6 +60,7 @@ struct tc__node {
     unsigned nslots, nfree;
     redisContext **conn;
     unsigned char *busy;
+    unsigned char *drop;  /* busy slot whose connection goes when handed back (reset) */
     char last_cause[256]; /* the last transport failure's message */
 
     atomic_int state;
@@ -197,11 +198,34 @@ static int pool_acquire(tc__node_t *n) {
 
 /* Hand the slot back with c (NULL when the connection was dropped). */
 static void pool_release(tc__node_t *n, int slot, redisContext *c) {
+    redisContext *close_it = NULL;
     pthread_mutex_lock(&n->mu);
+    if (n->drop[slot]) { /* reset while it was out: it may reach the old server */
+        n->drop[slot] = 0;
+        close_it = c;
+        c = NULL;
+    }
     n->conn[slot] = c;
     n->busy[slot] = 0;
     n->nfree++;
     pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    if (close_it)
+        redisFree(close_it);
+}
+
+void tc__node_reset(tc__node_t *n) {
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    for (unsigned i = 0; i < n->nslots; i++) {
+        if (n->busy[i]) {
+            n->drop[i] = 1;
+        } else if (n->conn[i]) {
+            redisFree(n->conn[i]);
+            n->conn[i] = NULL;
+        }
+    }
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -301,6 +325,7 @@ static void node_free(tc__node_t *n) {
             redisFree(n->conn[i]);
     free(n->conn);
     free(n->busy);
+    free(n->drop);
     free(n->ep.host);
     free(n->ep.path);
     free(n->ep.user);
@@ -344,7 +369,8 @@ int tc__node_open(const tc__node_opts_t *o, tc__node_t **out, tc_error_t *err) {
     n->nslots = n->nfree = o->pool_size;
     n->conn = calloc(o->pool_size, sizeof *n->conn);
     n->busy = calloc(o->pool_size, 1);
-    if (failed || !n->conn || !n->busy) {
+    n->drop = calloc(o->pool_size, 1);
+    if (failed || !n->conn || !n->busy || !n->drop) {
         node_free(n);
         return tc__fail(err, TC_ENOMEM, "redis node: out of memory");
     }

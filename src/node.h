@@ -49,6 +49,9 @@ void tc__node_close(tc__node_t *n);
  * why: TC_EUNAVAILABLE (breaker open, or Redis unreachable), TC_ETIMEDOUT (no connection
  * free in time, or a socket timeout), TC_EREDIS (refused), what work returned. */
 int tc__node_run(tc__node_t *n, tc__node_work_fn work, void *arg, tc_error_t *err);
+/* Drop every connection (idle ones now, busy ones when their call ends), so the next calls
+ * connect afresh: the server behind the endpoint changed (a Sentinel failover). */
+void tc__node_reset(tc__node_t *n);
 /* 1 unless the breaker is open and cooling down. */
 int tc__node_available(tc__node_t *n);
 uint32_t tc__node_command_timeout_ms(const tc__node_t *n);

@@ -13,12 +13,22 @@
 #include "conn.h"
 #include "errors.h"
 
+#include "clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define MAX_LIST 4096u
+#define MAX_LIST       4096u
+#define WATCH_QUIET_MS 3000u /* no byte for this long: PING; as long again: next sentinel */
+#define WATCH_RETRY_MS 200u
 
 /* Split "host:port" in place. 0, or -1. */
 static int split_addr(char *s, tc__sentinel_addr_t *a) {
@@ -185,4 +195,158 @@ int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_na
     strcpy(now->host, f[3]);
     now->port = (int)port;
     return 0;
+}
+
+/* ---- the watch ---- */
+
+struct tc__sentinel_watch {
+    tc__sentinel_opts_t o;
+    char *sentinels, *name;
+    tc__sentinel_switch_fn fn;
+    void *arg;
+    pthread_t thread;
+    int stop_pipe[2];
+    atomic_int stopping;
+    atomic_uint_fast64_t switches;
+};
+
+static int wait_stop(tc__sentinel_watch_t *w, uint32_t ms) {
+    struct pollfd p = {.fd = w->stop_pipe[0], .events = POLLIN};
+    poll(&p, 1, (int)ms);
+    return atomic_load(&w->stopping);
+}
+
+static void handle_message(tc__sentinel_watch_t *w, const redisReply *m) {
+    tc__sentinel_addr_t now;
+    if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+        m->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(m->element[0]->str, "message") == 0 &&
+        m->element[2]->type == REDIS_REPLY_STRING &&
+        tc__sentinel_parse_switch(m->element[2]->str, m->element[2]->len, w->name, &now) == 0) {
+        atomic_fetch_add(&w->switches, 1);
+        w->fn(w->arg, &now);
+    }
+}
+
+/* One subscription on sentinel a, until it fails, falls silent or the watch stops. */
+static void watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a) {
+    redisContext *c = NULL;
+    tc_error_t err;
+    if (connect_to(&w->o, a, 0, &c, &err) != 0)
+        return;
+    const char *sub[2] = {"SUBSCRIBE", "+switch-master"};
+    size_t sub_lens[2] = {9, 14};
+    redisReply *r = tc__conn_command_argv(c, 2, sub, sub_lens);
+    int ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (r)
+        freeReplyObject(r);
+    uint64_t last = tc__now_ns();
+    int pinged = 0;
+    while (ok && !atomic_load(&w->stopping)) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            break;
+        if (reply) {
+            handle_message(w, reply);
+            freeReplyObject(reply);
+            continue;
+        }
+        uint64_t quiet_ms = (tc__now_ns() - last) / 1000000u;
+        if (quiet_ms >= WATCH_QUIET_MS) {
+            if (pinged)
+                break; /* silent: the next sentinel */
+            redisAppendCommand(c, "PING");
+            int done = 0;
+            while (!done && ok)
+                ok = redisBufferWrite(c, &done) == REDIS_OK;
+            pinged = 1;
+            last = tc__now_ns();
+            continue;
+        }
+        struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+                              {.fd = w->stop_pipe[0], .events = POLLIN}};
+        int n = poll(p, 2, (int)(WATCH_QUIET_MS - quiet_ms) + 1);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (redisBufferRead(c) != REDIS_OK)
+                break;
+            last = tc__now_ns();
+            pinged = 0;
+        }
+    }
+    redisFree(c);
+}
+
+static void *watch_main(void *arg) {
+    tc__sentinel_watch_t *w = arg;
+    while (!atomic_load(&w->stopping)) {
+        char *list = strdup(w->sentinels), *save = NULL;
+        for (char *s = list ? strtok_r(list, ",", &save) : NULL;
+             s && !atomic_load(&w->stopping); s = strtok_r(NULL, ",", &save)) {
+            tc__sentinel_addr_t a;
+            if (split_addr(s, &a) == 0)
+                watch_one(w, &a);
+            if (wait_stop(w, WATCH_RETRY_MS))
+                break;
+        }
+        free(list);
+        if (wait_stop(w, WATCH_RETRY_MS))
+            break;
+    }
+    return NULL;
+}
+
+int tc__sentinel_watch_start(const tc__sentinel_opts_t *o, tc__sentinel_switch_fn fn, void *arg,
+                             tc__sentinel_watch_t **out) {
+    if (!out)
+        return TC_EINVAL;
+    *out = NULL;
+    if (!o || !o->sentinels || !o->master_name || !fn)
+        return TC_EINVAL;
+    tc__sentinel_watch_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return TC_ENOMEM;
+    w->o = *o;
+    w->sentinels = strdup(o->sentinels);
+    w->name = strdup(o->master_name);
+    w->o.sentinels = w->sentinels;
+    w->o.master_name = w->name;
+    w->o.user = w->o.password = NULL; /* the sentinels' side: no credentials */
+    w->fn = fn;
+    w->arg = arg;
+    if (!w->sentinels || !w->name || pipe2(w->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        free(w->sentinels);
+        free(w->name);
+        free(w);
+        return TC_ENOMEM;
+    }
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        close(w->stop_pipe[0]);
+        close(w->stop_pipe[1]);
+        free(w->sentinels);
+        free(w->name);
+        free(w);
+        return TC_EINTERNAL;
+    }
+    *out = w;
+    return 0;
+}
+
+void tc__sentinel_watch_stop(tc__sentinel_watch_t *w) {
+    if (!w)
+        return;
+    atomic_store(&w->stopping, 1);
+    ssize_t n = write(w->stop_pipe[1], "x", 1);
+    (void)n;
+    pthread_join(w->thread, NULL);
+    close(w->stop_pipe[0]);
+    close(w->stop_pipe[1]);
+    free(w->sentinels);
+    free(w->name);
+    free(w);
+}
+
+uint64_t tc__sentinel_watch_switches(tc__sentinel_watch_t *w) {
+    return w ? atomic_load(&w->switches) : 0;
 }

@@ -8,7 +8,8 @@
  * failover names the old one. After a failover Sentinel publishes +switch-master on its
  * own pub/sub; the listener that follows it parses the message here.
  *
- * Threading: no state; every function may be called from any thread.
+ * Threading: discovery has no state and may be called from any thread; a watch is started
+ * and stopped by one owner.
  */
 #ifndef TC_SENTINEL_H
 #define TC_SENTINEL_H
@@ -42,5 +43,18 @@ int tc__sentinel_find_master(const tc__sentinel_opts_t *o, tc__sentinel_addr_t *
  * master_name: 0 and the new address, or -1 (another master's, or malformed). */
 int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_name,
                               tc__sentinel_addr_t *now);
+
+/* Following failovers as Sentinel announces them: a thread subscribed to +switch-master on
+ * one sentinel at a time (the next one when it fails or falls silent), calling fn with the
+ * new address of master_name from that thread. fn must be quick and must not stop the
+ * watch. 0, TC_EINVAL, TC_ENOMEM, TC_EINTERNAL (no thread). */
+typedef void (*tc__sentinel_switch_fn)(void *arg, const tc__sentinel_addr_t *now);
+typedef struct tc__sentinel_watch tc__sentinel_watch_t;
+int tc__sentinel_watch_start(const tc__sentinel_opts_t *o, tc__sentinel_switch_fn fn, void *arg,
+                             tc__sentinel_watch_t **out);
+/* Stop and join the thread (it wakes at once). NULL ok. */
+void tc__sentinel_watch_stop(tc__sentinel_watch_t *w);
+/* Switches announced so far (tests, stats). */
+uint64_t tc__sentinel_watch_switches(tc__sentinel_watch_t *w);
 
 #endif
