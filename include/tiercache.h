@@ -437,6 +437,9 @@ typedef struct tc_stats {
     uint64_t wb_flusher;     /* gauge: 1 while this process holds the flusher lease */
     /* L1 layout */
     uint64_t l1_shards; /* gauge: L1's shards (l1_shards, or the default chosen at open) */
+    /* Scale out */
+    uint64_t master_switches; /* redis+sentinel://: failovers announced by Sentinel and
+                                 followed (connections dropped, L1 flushed on reconnect) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */

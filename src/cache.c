@@ -719,6 +719,7 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
     out->l1_bytes = l1.bytes;
     out->l1_max_bytes = c->cfg.l1_max_bytes;
     out->l1_shards = tc__l1_shards(c->l1);
+    out->master_switches = tc__sentinel_watch_switches(c->sentinel_watch);
     out->l1_evictions = l1.evictions;
     out->l1_expirations = l1.expirations;
     out->l1_fills_rejected = l1.rejected;

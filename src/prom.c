@@ -128,10 +128,11 @@ static const tc__prom_field_t fields[] = {
     COUNTER(wb_dead, "Queued writes moved to the dead-letter stream."),
     GAUGE(wb_flusher, "1 while this process holds the write-behind flusher lease."),
     GAUGE(l1_shards, "L1 shards (each an LRU with its own lock)."),
+    COUNTER(master_switches, "Sentinel failovers followed (redis+sentinel://)."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, l1_shards) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, master_switches) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

@@ -315,6 +315,9 @@ Test(sentinel, a_cache_follows_a_forced_failover) {
     }
     redisFree(c);
     cr_assert_gt(acked, 0, "no write succeeded after the failover");
+    tc_stats_t sst;
+    cr_assert_eq(tc_stats(a, &sst), 0);
+    cr_assert_eq(sst.master_switches, 1);
     fprintf(stderr,
             "sentinel cache: forced failover heard after %llu ms; %d of 20 writes after it "
             "acknowledged, all on the promoted master\n",
