@@ -154,8 +154,9 @@ int tc__sentinel_find_master(const tc__sentinel_opts_t *o, tc__sentinel_addr_t *
     for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
         tc__sentinel_addr_t a;
         if (split_addr(s, &a) != 0) {
-            free(list);
-            return tc__fail(err, TC_ECONFIG, "sentinel: \"%.64s\" is not host:port", s);
+            int rc_bad = tc__fail(err, TC_ECONFIG, "sentinel: \"%.64s\" is not host:port", s);
+            free(list); /* s points into it: said first */
+            return rc_bad;
         }
         ask_t got = ask_one(o, &a, out, why, sizeof why);
         if (got == ASK_FOUND) {

@@ -1,4 +1,4 @@
-/* tc-test-labels: sentinel integration fault */
+/* tc-test-labels: sentinel integration fault concurrency */
 /*
  * test_sentinel.c - master discovery through Sentinel (src/sentinel.c) against a real
  * set-up (a master, a replica, three sentinels: tests/support/redis_sentinel.c): the
