@@ -561,9 +561,12 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the invalidation listener thread");
     if (c->endpoint.sentinels) {
-        tc__sentinel_opts_t wo = {
-            c->endpoint.sentinels,     c->endpoint.master_name,  NULL, NULL,
-            c->cfg.connect_timeout_ms, c->cfg.command_timeout_ms};
+        tc__sentinel_opts_t wo = {.sentinels = c->endpoint.sentinels,
+                                  .master_name = c->endpoint.master_name,
+                                  .user = c->endpoint.user,
+                                  .password = c->endpoint.password,
+                                  .connect_timeout_ms = c->cfg.connect_timeout_ms,
+                                  .command_timeout_ms = c->cfg.command_timeout_ms};
         if ((rc = tc__sentinel_watch_start(&wo, on_master_switch, c, &c->sentinel_watch)) != 0)
             return tc__fail(err, rc, "could not start the Sentinel watch thread");
     }

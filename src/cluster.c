@@ -189,7 +189,12 @@ static int install_map(tc__cluster_t *cl, const tc__slot_map_t *m) {
 /* Read the map from any node that answers (masters first in the order known). Skipped when
  * the last read was under REFRESH_GAP_NS ago, unless forced. */
 static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
-    pthread_mutex_lock(&cl->refresh_mu);
+    if (!force) { /* another thread is reading it: use what it installs, never wait */
+        if (pthread_mutex_trylock(&cl->refresh_mu) != 0)
+            return 0;
+    } else {
+        pthread_mutex_lock(&cl->refresh_mu);
+    }
     uint64_t now = tc__now_ns();
     if (!force && cl->last_refresh_ns && now - cl->last_refresh_ns < REFRESH_GAP_NS) {
         pthread_mutex_unlock(&cl->refresh_mu);
@@ -286,7 +291,10 @@ int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int arg
                 freeReplyObject(w.reply);
                 tc__count(&cl->retried);
                 tc__sleep_ms(RETRY_NAP_MS);
-                refresh(cl, 0, NULL);
+                if (w.asking) /* mid-migration: ask the target again, not the source */
+                    ask = n;
+                else
+                    refresh(cl, 0, NULL);
                 continue;
             }
         }

@@ -213,10 +213,10 @@ static tc_ref_t *store_loaded(load_job_t *j, tc_ref_t *e, const tc__ttl_plan_t *
     if (tc__l1_pending_invalidated(c->l1, j->p, j->snap))
         return e; /* the source changed while we loaded: serve it, cache nothing */
     if (!c->l2) {
-        /* L1-only: a local version, so a refresh can replace a tc_set value. Safe: a set
-         * during the load was seen by pending_invalidated above. */
-        e->version = tc__local_version(c, j->key, j->klen);
-        tc__l1_commit(c->l1, j->p, j->snap, e, 0);
+        /* L1-only: a local version, so a refresh can replace a tc_set value. Taken under
+         * the shard lock by the commit, which refuses it if a tc_set or tc_del came since
+         * the snapshot (also between the check above and the commit). */
+        tc__l1_commit(c->l1, j->p, j->snap, e, TC__COMMIT_LOCAL_LOAD);
         return e;
     }
     if (j->l2_failed)

@@ -417,7 +417,13 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 
     pthread_mutex_lock(&s->lock);
     int trusted = atomic_load(&l1->trusted);
-    int allowed = commit_allowed_locked(p, snap, e, flags, trusted);
+    int allowed;
+    if (flags & TC__COMMIT_LOCAL_LOAD) { /* versioned after every write the lock ordered */
+        e->version = tc__l1_next_version(l1, h);
+        allowed = p->inval_seq == snap && snap >= p->poison_seq;
+    } else {
+        allowed = commit_allowed_locked(p, snap, e, flags, trusted);
+    }
     if (flags & TC__COMMIT_WRITE) /* our write supersedes older fills in flight */
         note_write_locked(p, e);
     if (allowed && (flags & TC__COMMIT_FORCE))

@@ -41,6 +41,10 @@ enum {
      * whatever is there regardless of versions, unless a flush or heal came since the
      * snapshot. Must be unversioned (version 0): a local entry (rule 4 in l1.c). */
     TC__COMMIT_FORCE = 4u,
+    /* An L1-only load: its version is taken here, under the shard lock, and it is kept only
+     * if no write or invalidation reached the key since its snapshot (a tc_set between the
+     * load's check and its commit would otherwise lose to the older loaded value). */
+    TC__COMMIT_LOCAL_LOAD = 8u,
 };
 
 /* Versions are Redis microsecond clocks (l2.c): a stored version this far from another

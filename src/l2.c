@@ -156,6 +156,7 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         if (!call->no_pttl)
             redisAppendCommandArgv(c, 2, pttl, pttl_lens);
         if (call->with_time) {
+            call->clock_gen = tc__l2_clock_gen(&l2->clock);
             call->sent_ns = tc__now_ns();
             redisAppendCommand(c, "TIME");
         }
@@ -191,6 +192,7 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
                 redisAppendCommandArgv(c, 2, pttl, pttl_lens);
         }
         if (call->gets->with_time) {
+            call->gets->clock_gen = tc__l2_clock_gen(&l2->clock);
             call->gets->sent_ns = tc__now_ns();
             redisAppendCommand(c, "TIME");
         }
@@ -326,6 +328,20 @@ typedef struct run_ctx {
     l2_call_t *call;
 } run_ctx_t;
 
+/* Did any reply say READONLY? The connection reaches a replica: a failover demoted the
+ * master it was opened to (and Sentinel's announcement was missed, or is yet to come). */
+static int reached_replica(const l2_call_t *call) {
+    const redisReply *r[3] = {call->reply, call->reply2, call->reply3};
+    for (int i = 0; i < 3; i++)
+        if (r[i] && r[i]->type == REDIS_REPLY_ERROR && r[i]->len >= 8 &&
+            memmem(r[i]->str, r[i]->len < 64 ? r[i]->len : 64, "READONLY", 8))
+            return 1;
+    for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
+        if (reached_replica(&call->parts[i]))
+            return 1;
+    return 0;
+}
+
 static int run_work(void *arg, int slot, int fresh, redisContext *c) {
     run_ctx_t *x = arg;
     tc__l2_t *l2 = x->l2;
@@ -341,6 +357,13 @@ static int run_work(void *arg, int slot, int fresh, redisContext *c) {
     rc = exec_call(l2, c, call);
     if (call->extra_timeout_ms && rc == 0)
         set_timeout(c, timeout_ms);
+    if (rc == 0 && reached_replica(call)) { /* nothing ran: drop it, a new one finds the
+                                               master (redis+sentinel:// resolves anew) */
+        free_replies(call);
+        return tc__fail(call->err, TC_EUNAVAILABLE,
+                        "redis answered READONLY: the connection reaches a replica (a "
+                        "failover demoted its master); reconnecting");
+    }
     return rc;
 }
 
@@ -502,8 +525,10 @@ void tc__l2_close(tc__l2_t *l2) {
 }
 
 void tc__l2_reset(tc__l2_t *l2) {
-    if (l2)
-        tc__node_reset(l2->node);
+    if (!l2)
+        return;
+    tc__l2_clock_reset(&l2->clock); /* the new master's clock is another */
+    tc__node_reset(l2->node);
 }
 
 int tc__l2_available(tc__l2_t *l2) {

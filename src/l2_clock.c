@@ -16,6 +16,7 @@
 #include "l2_int.h"
 
 #include "clock.h"
+#include "conn.h"
 #include "valfmt.h"
 
 #include <stdlib.h>
@@ -90,11 +91,25 @@ static int time_us(const redisReply *r, uint64_t *us) {
     return 0;
 }
 
-void tc__l2_clock_absorb(tc__l2_clock_t *k, const redisReply *time, uint64_t sent_ns) {
+unsigned tc__l2_clock_gen(tc__l2_clock_t *k) {
+    return atomic_load(&k->gen);
+}
+
+void tc__l2_clock_reset(tc__l2_clock_t *k) {
+    pthread_mutex_lock(&k->mu);
+    atomic_fetch_add(&k->gen, 1);
+    k->taken_ns = 0;
+    k->offset_us = 0;
+    pthread_mutex_unlock(&k->mu);
+}
+
+void tc__l2_clock_absorb(tc__l2_clock_t *k, const redisReply *time, uint64_t sent_ns,
+                         unsigned gen) {
     if (!time)
         return;
     if (time->type == REDIS_REPLY_ERROR) {
-        if (atomic_exchange(&k->on, 0))
+        /* Only a refusal is for good: BUSY (a long script) or LOADING pass. */
+        if (tc__conn_is_permission_text(time->str, time->len) && atomic_exchange(&k->on, 0))
             tc__log(k->log, TC__EV_PERMISSION, TC_LOG_WARN, NULL, 0,
                     "redis refused TIME (%.*s): reads ask PTTL for each value's life "
                     "from now on (grant +time to save that command)",
@@ -106,7 +121,9 @@ void tc__l2_clock_absorb(tc__l2_clock_t *k, const redisReply *time, uint64_t sen
         return;
     int64_t offset = (int64_t)redis_us - (int64_t)(sent_ns / 1000u);
     pthread_mutex_lock(&k->mu);
-    if (sent_ns > k->taken_ns) { /* a slower, older answer does not replace a newer one */
+    /* A slower, older answer does not replace a newer one, nor one from before a reset
+     * (another server's clock). */
+    if (gen == atomic_load(&k->gen) && sent_ns > k->taken_ns) {
         k->offset_us = offset;
         k->taken_ns = sent_ns;
     }

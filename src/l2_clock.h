@@ -16,7 +16,9 @@
  * A Redis that refuses TIME (an ACL without +time) turns the header route off for good:
  * reads ask PTTL again, as before, and nothing is kept on a guess. A value whose header
  * does not say (written before the expiry flags, or by a foreign writer of the format)
- * gets its PTTL asked in a round trip of its own.
+ * gets its PTTL asked in a round trip of its own by a single read, and is not kept by a
+ * bulk one. A failover (tc__l2_reset) forgets the bound: the new master's clock is
+ * another, and a TIME sent before the reset is not absorbed after it.
  */
 #ifndef TC_L2_CLOCK_H
 #define TC_L2_CLOCK_H
@@ -36,6 +38,7 @@ typedef struct tc__l2_clock {
     uint64_t taken_ns;       /* local monotonic ns of the TIME behind it; 0 = none (mu) */
     _Atomic uint64_t due_ns; /* the next TIME is due then (claimed by one read) */
     uint64_t margin_us;      /* the coarse clock's tick + 1 ms */
+    atomic_uint gen;         /* bumped by a reset: TIME replies sent before it are ignored */
     tc__log_t *log;
 } tc__l2_clock_t;
 
@@ -48,9 +51,15 @@ int tc__l2_clock_on(tc__l2_clock_t *k);
 /* Should this read carry a TIME? (no bound yet, or the newest is due for renewal: then
  * one read claims it). */
 int tc__l2_clock_due(tc__l2_clock_t *k);
-/* The TIME reply of a read whose commands were written at local monotonic sent_ns. A
- * refusal turns the route off; anything else unreadable is ignored. */
-void tc__l2_clock_absorb(tc__l2_clock_t *k, const redisReply *time, uint64_t sent_ns);
+/* The generation to stamp on a TIME as it is sent. */
+unsigned tc__l2_clock_gen(tc__l2_clock_t *k);
+/* The TIME reply of a read whose commands were written at local monotonic sent_ns under
+ * generation gen. A permission refusal turns the route off; anything else unreadable, or
+ * sent before the last reset, is ignored. */
+void tc__l2_clock_absorb(tc__l2_clock_t *k, const redisReply *time, uint64_t sent_ns,
+                         unsigned gen);
+/* Forget the bound: the server changed (a failover), and its clock with it. */
+void tc__l2_clock_reset(tc__l2_clock_t *k);
 /* How many ms a copy of a value whose header says expires_by_ms may live here:
  * TC__L2_LIFE_NEVER, a count > 0, TC__L2_LIFE_ASK (the header does not say, or there is no
  * bound on Redis's clock: ask PTTL), or TC__L2_LIFE_NOTHING (already at its end). */

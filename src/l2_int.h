@@ -103,7 +103,10 @@ typedef struct l2_call {
     int no_pttl;   /* GET: the key's life comes from the header (l2_clock.h), not PTTL */
     int with_time; /* GET: a TIME rides along (sent_ns: when the commands were written) */
     uint64_t sent_ns;
-    char numkeys[8];                     /* scripts: argv[2] */
+    unsigned clock_gen; /* GET: the clock's generation when the TIME was sent */
+    int may_ask;        /* GET: a header that does not tell the life may cost a PTTL round
+                           trip (single reads); else such a value is not kept */
+    char numkeys[8];    /* scripts: argv[2] */
     redisReply *reply, *reply2, *reply3; /* GET: PTTL, marks; plain ADD: SET, GET, PTTL */
     redisReply *treply;                  /* GET: TIME */
     struct l2_call *parts;               /* CALL_PIPE: the calls, run in one round trip */
@@ -124,6 +127,7 @@ typedef struct l2_gets {
     redisReply **replies;
     int no_pttl, with_time;
     uint64_t sent_ns;
+    unsigned clock_gen;
 } l2_gets_t;
 
 /* How many replies a CALL_GETS gets. */

@@ -189,11 +189,11 @@ static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
     if (done && m > 0) {
         int header = !l2->plain && tc__l2_clock_on(&l2->clock);
         l2_gets_t gets = {
-            m, dkeys, lens, replies, header, header && tc__l2_clock_due(&l2->clock), 0};
+            m, dkeys, lens, replies, header, header && tc__l2_clock_due(&l2->clock), 0, 0};
         l2_call_t call = {.kind = CALL_GETS, .gets = &gets};
         int rc = tc__l2i_run(l2, &call);
         if (rc == 0 && gets.with_time) /* first: every value's life is judged by it */
-            tc__l2_clock_absorb(&l2->clock, replies[m], gets.sent_ns);
+            tc__l2_clock_absorb(&l2->clock, replies[m], gets.sent_ns, gets.clock_gen);
         size_t stride = header ? 1 : 2;
         for (size_t j = 0; j < m; j++) {
             const char *one_argv[2] = {"GETRANGE", (const char *)dkeys[j]};

@@ -216,8 +216,10 @@ static int version_plausible(uint64_t v) {
 }
 
 /* Decode a stored string that lives inside owner (a reply) into out. */
+/* header: a read that sent no PTTL (the header tells the life); otherwise a missing PTTL
+ * reply means the life is unknown and nothing is kept. */
 static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
-                      const redisReply *pttl, tc__l2_value_t *out) {
+                      const redisReply *pttl, int header, tc__l2_value_t *out) {
     if (str->type == REDIS_REPLY_ERROR)
         return TC_EREDIS;
     if (str->type != REDIS_REPLY_STRING)
@@ -238,10 +240,10 @@ static int fill_value(tc__l2_t *l2, redisReply *owner, const redisReply *str,
                 (unsigned long long)out->val.version);
         return TC_EPROTO;
     }
-    if (pttl)
-        out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : TC__L2_LIFE_NOTHING;
-    else /* a read without PTTL: the header says how long the key lives */
+    if (header) /* a read without PTTL: the header says how long the key lives */
         out->pttl_ms = tc__l2_clock_life_ms(&l2->clock, out->val.expires_by_ms);
+    else
+        out->pttl_ms = tc__l2i_is_int(pttl) ? pttl->integer : TC__L2_LIFE_NOTHING;
     out->reply_ = owner;
     return 0;
 }
@@ -302,7 +304,7 @@ static int ask_life(tc__l2_t *l2, l2_call_t *get, tc__l2_value_t *out) {
 int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     const redisReply *r = call->reply, *pttl = call->no_pttl ? NULL : call->reply2;
     if (call->treply) /* first: the value's life below is judged by it */
-        tc__l2_clock_absorb(&l2->clock, call->treply, call->sent_ns);
+        tc__l2_clock_absorb(&l2->clock, call->treply, call->sent_ns, call->clock_gen);
     if (r->type == REDIS_REPLY_ERROR || (pttl && pttl->type == REDIS_REPLY_ERROR) ||
         (call->reply3 && call->reply3->type == REDIS_REPLY_ERROR))
         return TC_EREDIS; /* e.g. an ACL without +pttl: said, not a silent miss */
@@ -321,7 +323,7 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
         (r->type == REDIS_REPLY_STRING && r->len == 0 &&
          (!pttl || (tc__l2i_is_int(pttl) && pttl->integer == -2))))
         return TC_ENOTFOUND;
-    int rc = fill_value(l2, call->reply, r, pttl, out);
+    int rc = fill_value(l2, call->reply, r, pttl, call->no_pttl, out);
     uint64_t mark = call->local_mark_known ? call->local_mark : newest_mark(call->reply3);
     if (rc == 0 && out->val.version <= mark) {
         /* A clear or namespace bump came after this write: it is gone (lazily). */
@@ -331,6 +333,10 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
     }
     if (rc == 0)
         call->reply = NULL; /* now owned by out */
+    /* Asked only by a single read, as its last step: in a bulk read, the lives already
+     * computed for the other keys would age by a round trip per key asked. */
+    if (rc == 0 && out->pttl_ms == TC__L2_LIFE_ASK && !call->may_ask)
+        out->pttl_ms = TC__L2_LIFE_NOTHING;
     if (rc == 0 && out->pttl_ms == TC__L2_LIFE_ASK && (rc = ask_life(l2, call, out)) != 0)
         tc__l2_value_release(out);
     if (rc == TC_EPROTO)
@@ -379,6 +385,7 @@ int tc__l2_get(tc__l2_t *l2, const void *key, size_t klen, tc__l2_value_t *out) 
         return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     l2_call_t call;
     tc__l2i_build_get(l2, &call, &k);
+    call.may_ask = 1;
     rc = tc__l2i_run(l2, &call);
     if (rc == 0)
         rc = tc__l2i_get_result(l2, &call, out);
@@ -636,7 +643,7 @@ static int take_existing(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *existing
     if (r->elements < 2)
         return TC_EPROTO;
     const redisReply *pttl = r->elements > 2 ? r->element[2] : NULL;
-    int rc = fill_value(l2, r, r->element[1], pttl, existing);
+    int rc = fill_value(l2, r, r->element[1], pttl, 0, existing);
     if (rc == 0)
         call->reply = NULL;
     return rc;

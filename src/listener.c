@@ -101,7 +101,8 @@ static void drain_wakeups(tc__listener_t *ls) {
 /* Sleep up to ms, waking early on stop. Returns 1 if asked to stop. */
 static int sleep_or_stop(tc__listener_t *ls, uint32_t ms) {
     struct pollfd pfd = {.fd = ls->stop_pipe[0], .events = POLLIN};
-    poll(&pfd, 1, (int)ms);
+    if (poll(&pfd, 1, (int)ms) > 0 && !atomic_load(&ls->stopping))
+        drain_wakeups(ls); /* a rebind: connect now (the flag stays for the next connect) */
     return atomic_load(&ls->stopping);
 }
 
@@ -305,6 +306,7 @@ static int handle_reply(tc__listener_t *ls, redisReply *r) {
  * trimmed past us, log unreadable) dropped with a flush. Returns the entries flushed. */
 static size_t catch_up(tc__listener_t *ls) {
     if (ls->server_changed) { /* a failover: the new master may have lost writes */
+        ls->server_changed = 0;
         size_t dropped = tc__l1_flush(ls->o.l1);
         tc__log(ls->o.log, TC__EV_FLUSH, TC_LOG_WARN, NULL, 0,
                 "the invalidation listener now reaches another server (%s): a failover, "
@@ -377,7 +379,9 @@ static void note_server(tc__listener_t *ls, const redisContext *c) {
         snprintf(now, sizeof now, "%s:%d", c->tcp.host, c->tcp.port);
     else
         snprintf(now, sizeof now, "%s", c->unix_sock.path ? c->unix_sock.path : "");
-    ls->server_changed = ls->server[0] && strcmp(now, ls->server) != 0;
+    /* Sticky until a catch-up flushes: a link to the new server that ends before its
+     * subscription is confirmed must not let the next one (same server) replay. */
+    ls->server_changed |= ls->server[0] && strcmp(now, ls->server) != 0;
     memcpy(ls->server, now, sizeof now);
 }
 
@@ -504,9 +508,9 @@ static session_end_t serve(tc__listener_t *ls, redisContext *c) {
         int n = poll(pfd, 2, (int)(wait_ns / 1000000u) + 1);
         if (n < 0 && errno != EINTR)
             return ended("poll failed", last_traffic, 0);
-        if (n > 0 && (pfd[1].revents & POLLIN) && atomic_exchange(&ls->rebind, 0)) {
-            drain_wakeups(ls);
-            if (!atomic_load(&ls->stopping))
+        if (n > 0 && (pfd[1].revents & POLLIN)) {
+            drain_wakeups(ls); /* first: a byte left behind would wake every poll */
+            if (atomic_exchange(&ls->rebind, 0) && !atomic_load(&ls->stopping))
                 return ended("the master changed (Sentinel +switch-master)", last_traffic, 0);
         }
         if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -547,8 +551,7 @@ static void *listener_main(void *arg) {
     while (!atomic_load(&ls->stopping)) {
         redisContext *c = NULL;
         tc_error_t err = {0};
-        if (atomic_exchange(&ls->rebind, 0)) /* this connect resolves the master anew */
-            drain_wakeups(ls);
+        atomic_store(&ls->rebind, 0); /* this connect resolves the master anew */
         if (tc__conn_open(ls->o.endpoint, ls->o.connect_timeout_ms, ls->o.connect_timeout_ms,
                           &c, &err) == TC_OK) {
             note_server(ls, c);

@@ -315,11 +315,11 @@ static void store_all(mcall_t *m, const size_t *idx, size_t n, tc_ref_t **vals,
         if (!vals[j] || tc__l1_pending_invalidated(c->l1, k->p, k->snap))
             continue; /* nothing to store, or the source changed during the load */
         if (!redis_ok(m)) {
-            if (!c->l2) /* L1-only: a local version, as tc_fetch's */
-                vals[j]->version =
-                    tc__local_version(c, m->keys[idx[j]].data, m->keys[idx[j]].len);
+            /* L1-only: a local version taken by the commit, as tc_fetch's */
             tc__l1_commit(c->l1, k->p, k->snap, vals[j],
-                          c->l2 && k->stale ? TC__COMMIT_FORCE : 0);
+                          !c->l2     ? TC__COMMIT_LOCAL_LOAD
+                          : k->stale ? TC__COMMIT_FORCE
+                                     : 0);
             continue;
         }
         const tc__entry_ext_t *x = tc__entry_ext(vals[j]);

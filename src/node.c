@@ -277,8 +277,9 @@ static int run_on_pool(tc__node_t *n, tc__node_work_fn work, void *arg, tc_error
             break;
         rc = work(arg, slot, fresh, c);
         if (rc == 0 || rc == TC_EREDIS)
-            break; /* answered: the connection is fine */
-        tc__fail(err, rc, "redis: %s", c->errstr);
+            break;  /* answered: the connection is fine */
+        if (c->err) /* the socket failed; otherwise work said why (e.g. READONLY) */
+            tc__fail(err, rc, "redis: %s", c->errstr);
         redisFree(c);
         c = NULL;
         /* Only an old socket that died (Redis restarted) deserves a second try. */

@@ -122,6 +122,15 @@ static ask_t ask_one(const tc__sentinel_opts_t *o, const tc__sentinel_addr_t *s,
     int master = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
                  r->element[0]->type == REDIS_REPLY_STRING &&
                  strcmp(r->element[0]->str, "master") == 0;
+    if (r && r->type == REDIS_REPLY_ERROR) { /* e.g. an ACL without +role: say so */
+        char what[TC__SENTINEL_HOST_MAX + 256];
+        snprintf(what, sizeof what, "named %s:%d, which refused ROLE: %.160s", m.host, m.port,
+                 r->str);
+        note(why, cap, s, what);
+        freeReplyObject(r);
+        redisFree(c);
+        return ASK_FAILED;
+    }
     if (r)
         freeReplyObject(r);
     redisFree(c);
@@ -164,12 +173,12 @@ int tc__sentinel_find_master(const tc__sentinel_opts_t *o, tc__sentinel_addr_t *
             break;
         }
         unknown += got == ASK_UNKNOWN_NAME;
-        answered += got == ASK_UNKNOWN_NAME;
+        answered++;
     }
     free(list);
     if (rc == 0)
         return 0;
-    if (answered && unknown == answered)
+    if (answered && unknown == answered) /* every sentinel listed: a configuration error */
         return tc__fail(err, TC_ENOTFOUND, "sentinel: no master named \"%s\" (%s)",
                         o->master_name, why);
     return tc__fail(err, TC_EUNAVAILABLE, "sentinel: no master found for \"%s\": %s",
@@ -202,13 +211,14 @@ int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_na
 
 struct tc__sentinel_watch {
     tc__sentinel_opts_t o;
-    char *sentinels, *name;
+    char *sentinels, *name, *user, *password;
     tc__sentinel_switch_fn fn;
     void *arg;
     pthread_t thread;
     int stop_pipe[2];
     atomic_int stopping;
     atomic_uint_fast64_t switches;
+    tc__sentinel_addr_t last; /* the master as last seen (watch thread only); port 0: none */
 };
 
 static int wait_stop(tc__sentinel_watch_t *w, uint32_t ms) {
@@ -224,6 +234,22 @@ static void handle_message(tc__sentinel_watch_t *w, const redisReply *m) {
         strcmp(m->element[0]->str, "message") == 0 &&
         m->element[2]->type == REDIS_REPLY_STRING &&
         tc__sentinel_parse_switch(m->element[2]->str, m->element[2]->len, w->name, &now) == 0) {
+        atomic_fetch_add(&w->switches, 1);
+        w->last = now;
+        w->fn(w->arg, &now);
+    }
+}
+
+/* After (re)subscribing: a switch announced while no sentinel was watched is caught here,
+ * by asking where the master is now. */
+static void check_master(tc__sentinel_watch_t *w) {
+    tc__sentinel_addr_t now;
+    tc_error_t err;
+    if (tc__sentinel_find_master(&w->o, &now, &err) != 0)
+        return;
+    int moved = w->last.port && (now.port != w->last.port || strcmp(now.host, w->last.host));
+    w->last = now;
+    if (moved) {
         atomic_fetch_add(&w->switches, 1);
         w->fn(w->arg, &now);
     }
@@ -241,6 +267,8 @@ static void watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a) {
     int ok = r && r->type == REDIS_REPLY_ARRAY;
     if (r)
         freeReplyObject(r);
+    if (ok)
+        check_master(w);
     uint64_t last = tc__now_ns();
     int pinged = 0;
     while (ok && !atomic_load(&w->stopping)) {
@@ -298,6 +326,14 @@ static void *watch_main(void *arg) {
     return NULL;
 }
 
+static void watch_free(tc__sentinel_watch_t *w) {
+    free(w->sentinels);
+    free(w->name);
+    free(w->user);
+    free(w->password);
+    free(w);
+}
+
 int tc__sentinel_watch_start(const tc__sentinel_opts_t *o, tc__sentinel_switch_fn fn, void *arg,
                              tc__sentinel_watch_t **out) {
     if (!out)
@@ -313,21 +349,22 @@ int tc__sentinel_watch_start(const tc__sentinel_opts_t *o, tc__sentinel_switch_f
     w->name = strdup(o->master_name);
     w->o.sentinels = w->sentinels;
     w->o.master_name = w->name;
-    w->o.user = w->o.password = NULL; /* the sentinels' side: no credentials */
+    /* The master's credentials, for its ROLE (sentinels are asked without any). */
+    w->user = o->user ? strdup(o->user) : NULL;
+    w->password = o->password ? strdup(o->password) : NULL;
+    w->o.user = w->user;
+    w->o.password = w->password;
     w->fn = fn;
     w->arg = arg;
-    if (!w->sentinels || !w->name || pipe2(w->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        free(w->sentinels);
-        free(w->name);
-        free(w);
+    if (!w->sentinels || !w->name || (o->user && !w->user) || (o->password && !w->password) ||
+        pipe2(w->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        watch_free(w);
         return TC_ENOMEM;
     }
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         close(w->stop_pipe[0]);
         close(w->stop_pipe[1]);
-        free(w->sentinels);
-        free(w->name);
-        free(w);
+        watch_free(w);
         return TC_EINTERNAL;
     }
     *out = w;
@@ -343,9 +380,7 @@ void tc__sentinel_watch_stop(tc__sentinel_watch_t *w) {
     pthread_join(w->thread, NULL);
     close(w->stop_pipe[0]);
     close(w->stop_pipe[1]);
-    free(w->sentinels);
-    free(w->name);
-    free(w);
+    watch_free(w);
 }
 
 uint64_t tc__sentinel_watch_switches(tc__sentinel_watch_t *w) {

@@ -340,3 +340,22 @@ Test(sentinel, a_sentinel_url_with_an_unknown_name_fails_to_open_with_the_cause)
     }
     cr_assert(strstr(err.msg, "nosuchmaster"), "%s", err.msg);
 }
+
+/* A connection that reaches a replica (a demoted master) is dropped on READONLY, and the
+ * call says why, instead of failing as a plain refusal on the same connection for good. */
+Test(sentinel, a_write_answered_readonly_drops_its_connection_and_says_so) {
+    tc_config_t cfg;
+    tc_test_config(&cfg, tc_test_redis_url(tc_test_sentinel_replica(st)),
+                   "t:ro:", "t:ro:inval");
+    cfg.breaker_threshold = 100; /* every call reaches Redis */
+    tc_cache_t *c = NULL;
+    tc_error_t err;
+    cr_assert_eq(tc_open(&cfg, &c, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        int rc = tc_set(c, S("k"), S("v"), 0);
+        cr_assert_eq(rc, TC_EUNAVAILABLE, "write %d to a replica: %s", i, tc_err_name(rc));
+        cr_assert(tc_last_error(&err));
+        cr_assert(strstr(err.msg, "READONLY") && strstr(err.msg, "replica"), "%s", err.msg);
+    }
+    tc_close(c);
+}
