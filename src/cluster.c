@@ -59,23 +59,23 @@ struct tc__cluster {
 
 /* ---- nodes ---- */
 
-/* host:port's node, created when new. Call with map_lock held for writing. NULL: out of
- * memory. */
-static cl_node_t *node_get_locked(tc__cluster_t *cl, const char *host, int port) {
+/* The index of host:port's node, created when new. Call with map_lock held for writing.
+ * -1: out of memory. */
+static int node_index_locked(tc__cluster_t *cl, const char *host, int port) {
     for (size_t i = 0; i < cl->nnodes; i++)
         if (cl->nodes[i]->port == port && strcmp(cl->nodes[i]->host, host) == 0)
-            return cl->nodes[i];
+            return (int)i;
     if (cl->nnodes == cl->cap) {
         size_t ncap = cl->cap ? cl->cap * 2 : 8;
         cl_node_t **nn = realloc(cl->nodes, ncap * sizeof *nn);
         if (!nn)
-            return NULL;
+            return -1;
         cl->nodes = nn;
         cl->cap = ncap;
     }
     cl_node_t *n = calloc(1, sizeof *n);
     if (!n)
-        return NULL;
+        return -1;
     snprintf(n->host, sizeof n->host, "%s", host);
     n->port = port;
     tc__endpoint_t ep = {
@@ -90,15 +90,16 @@ static cl_node_t *node_get_locked(tc__cluster_t *cl, const char *host, int port)
     tc_error_t err;
     if (tc__node_open(&no, &n->node, &err) != 0) {
         free(n);
-        return NULL;
+        return -1;
     }
-    cl->nodes[cl->nnodes++] = n;
-    return n;
+    cl->nodes[cl->nnodes] = n;
+    return (int)cl->nnodes++;
 }
 
 static cl_node_t *node_get(tc__cluster_t *cl, const char *host, int port) {
     pthread_rwlock_wrlock(&cl->map_lock);
-    cl_node_t *n = node_get_locked(cl, host, port);
+    int i = node_index_locked(cl, host, port);
+    cl_node_t *n = i < 0 ? NULL : cl->nodes[i];
     pthread_rwlock_unlock(&cl->map_lock);
     return n;
 }
@@ -170,14 +171,11 @@ static int install_map(tc__cluster_t *cl, const tc__slot_map_t *m) {
     int rc = 0;
     pthread_rwlock_wrlock(&cl->map_lock);
     for (size_t i = 0; i < m->nnodes && rc == 0; i++) {
-        cl_node_t *n = node_get_locked(cl, m->nodes[i].host, m->nodes[i].port);
-        if (!n) {
+        int j = node_index_locked(cl, m->nodes[i].host, m->nodes[i].port);
+        if (j < 0)
             rc = TC_ENOMEM;
-            break;
-        }
-        for (size_t j = 0; j < cl->nnodes; j++)
-            if (cl->nodes[j] == n)
-                idx[i] = (uint16_t)j;
+        else
+            idx[i] = (uint16_t)j;
     }
     for (unsigned s = 0; s < TC__SLOTS && rc == 0; s++)
         cl->owner[s] = m->owner[s] == TC__SLOT_NONE ? TC__SLOT_NONE : idx[m->owner[s]];
@@ -231,10 +229,9 @@ int tc__cluster_refresh(tc__cluster_t *cl, tc_error_t *err) {
 /* MOVED: the slot lives at host:port now. */
 static void learn_owner(tc__cluster_t *cl, unsigned slot, const char *host, int port) {
     pthread_rwlock_wrlock(&cl->map_lock);
-    cl_node_t *n = node_get_locked(cl, host, port);
-    for (size_t j = 0; n && j < cl->nnodes; j++)
-        if (cl->nodes[j] == n)
-            cl->owner[slot] = (uint16_t)j;
+    int j = node_index_locked(cl, host, port);
+    if (j >= 0)
+        cl->owner[slot] = (uint16_t)j;
     pthread_rwlock_unlock(&cl->map_lock);
 }
 
@@ -342,15 +339,13 @@ static int add_seeds(tc__cluster_t *cl, const char *seeds, tc_error_t *err) {
         return tc__fail(err, TC_ENOMEM, "out of memory");
     int rc = 0;
     for (char *s = strtok_r(list, ",", &save); s && rc == 0; s = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(s, ':'), *end = NULL;
-        long port = colon ? strtol(colon + 1, &end, 10) : 0;
-        if (!colon || colon == s || end == colon + 1 || *end || port < 1 || port > 65535 ||
-            (size_t)(colon - s) > TC__SLOT_HOST_MAX) {
+        char host[TC__SLOT_HOST_MAX + 1];
+        int port;
+        if (tc__endpoint_split_hostport(s, host, sizeof host, &port) != 0) {
             rc = tc__fail(err, TC_ECONFIG, "cluster seeds: \"%.64s\" is not host:port", s);
             break;
         }
-        *colon = '\0';
-        if (!node_get(cl, s, (int)port))
+        if (!node_get(cl, host, port))
             rc = tc__fail(err, TC_ENOMEM, "out of memory");
     }
     free(list);

@@ -385,3 +385,20 @@ void tc__endpoint_deinit(tc__endpoint_t *ep) {
     free(ep->master_name);
     memset(ep, 0, sizeof *ep);
 }
+
+int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int *port) {
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (!colon || colon == s || (size_t)(colon - s) >= host_cap) {
+        return -1;
+    }
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || !isdigit((unsigned char)colon[1]) || p < 1 ||
+        p > 65535) {
+        return -1;
+    }
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return 0;
+}

@@ -30,5 +30,9 @@ typedef struct tc__endpoint {
  */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);
 void tc__endpoint_deinit(tc__endpoint_t *ep);
+/* "host:port" as servers report it (CLUSTER SLOTS peers, MOVED, Sentinel lists): split at
+ * the LAST ':' (an IPv6 address has several), host non-empty and shorter than host_cap,
+ * port 1..65535. 0 with host and *port set, or -1. */
+int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int *port);
 
 #endif

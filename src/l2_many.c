@@ -196,12 +196,7 @@ static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
             tc__l2_clock_absorb(&l2->clock, replies[m], gets.sent_ns, gets.clock_gen);
         size_t stride = header ? 1 : 2;
         for (size_t j = 0; j < m; j++) {
-            const char *one_argv[2] = {"GETRANGE", (const char *)dkeys[j]};
-            size_t one_lens[2] = {8, lens[j]};
             l2_call_t one = {.kind = CALL_GET,
-                             .argv = one_argv,
-                             .lens = one_lens,
-                             .argc = 2,
                              .reply = replies[stride * j],
                              .reply2 = header ? NULL : replies[2 * j + 1],
                              .no_pttl = header,

@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "hash.h"
+#include "slot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +41,9 @@ static uint64_t position(const void *data, size_t len) {
 }
 
 static uint64_t key_position(const void *key, size_t klen) {
-    const char *k = key;
-    const char *open = klen ? memchr(k, '{', klen) : NULL;
-    if (open) { /* the cluster's hash-tag rule: the first {...} that is not empty */
-        size_t from = (size_t)(open - k) + 1;
-        const char *close = memchr(k + from, '}', klen - from);
-        if (close && close > k + from)
-            return position(k + from, (size_t)(close - (k + from)));
-    }
-    return position(key, klen);
+    size_t len; /* the cluster's hash-tag rule (slot.c) */
+    const char *tag = tc__slot_tag(key, klen, &len);
+    return position(tag, len);
 }
 
 static int point_cmp(const void *a, const void *b) {

@@ -30,17 +30,8 @@
 #define WATCH_QUIET_MS 3000u /* no byte for this long: PING; as long again: next sentinel */
 #define WATCH_RETRY_MS 200u
 
-/* Split "host:port" in place. 0, or -1. */
-static int split_addr(char *s, tc__sentinel_addr_t *a) {
-    char *colon = strrchr(s, ':'), *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (!colon || colon == s || end == colon + 1 || *end || port < 1 || port > 65535 ||
-        (size_t)(colon - s) > TC__SENTINEL_HOST_MAX)
-        return -1;
-    memcpy(a->host, s, (size_t)(colon - s));
-    a->host[colon - s] = '\0';
-    a->port = (int)port;
-    return 0;
+static int split_addr(const char *s, tc__sentinel_addr_t *a) {
+    return tc__endpoint_split_hostport(s, a->host, sizeof a->host, &a->port);
 }
 
 static int connect_to(const tc__sentinel_opts_t *o, const tc__sentinel_addr_t *a, int creds,

@@ -12,6 +12,8 @@
  */
 #include "slot.h"
 
+#include "endpoint.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +29,25 @@ uint16_t tc__crc16(const void *buf, size_t len) {
     return crc;
 }
 
-unsigned tc__slot_of(const void *key, size_t klen) {
+const char *tc__slot_tag(const void *key, size_t klen, size_t *len) {
     const char *k = key;
     const char *open = klen ? memchr(k, '{', klen) : NULL;
     if (open) {
         size_t from = (size_t)(open - k) + 1;
         const char *close = memchr(k + from, '}', klen - from);
-        if (close && close > k + from) /* "{}" is no tag: the whole key counts */
-            return tc__crc16(k + from, (size_t)(close - (k + from))) & (TC__SLOTS - 1);
+        if (close && close > k + from) { /* "{}" is no tag: the whole key counts */
+            *len = (size_t)(close - (k + from));
+            return k + from;
+        }
     }
-    return tc__crc16(k, klen) & (TC__SLOTS - 1);
+    *len = klen;
+    return k;
+}
+
+unsigned tc__slot_of(const void *key, size_t klen) {
+    size_t len;
+    const char *tag = tc__slot_tag(key, klen, &len);
+    return tc__crc16(tag, len) & (TC__SLOTS - 1);
 }
 
 void tc__slot_map_free(tc__slot_map_t *m) {
@@ -191,17 +202,9 @@ tc__redirect_kind_t tc__redirect_parse(const char *err, size_t len, tc__redirect
     unsigned long slot = strtoul(buf, &end, 10);
     if (end == buf || *end != ' ' || slot >= TC__SLOTS)
         return TC__REDIRECT_NONE;
-    char *addr = end + 1;
-    char *colon = strrchr(addr, ':'); /* the last one: an IPv6 address has several */
-    if (!colon || colon == addr || (size_t)(colon - addr) > TC__SLOT_HOST_MAX)
-        return TC__REDIRECT_NONE;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+    if (tc__endpoint_split_hostport(end + 1, out->host, sizeof out->host, &out->port) != 0)
         return TC__REDIRECT_NONE;
     out->kind = kind;
     out->slot = (unsigned)slot;
-    memcpy(out->host, addr, (size_t)(colon - addr));
-    out->host[colon - addr] = '\0';
-    out->port = (int)port;
     return kind;
 }

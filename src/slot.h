@@ -23,6 +23,9 @@
 #define TC__SLOT_NONE     UINT16_MAX /* slot_map.owner: nobody serves it */
 #define TC__SLOT_HOST_MAX 255u       /* a DNS name's limit */
 
+/* The bytes of key that place it: its hash tag (the first {...} that is not empty) when it
+ * has one, else the whole key. Shared by the cluster's slots and the ring (ring.c). */
+const char *tc__slot_tag(const void *key, size_t klen, size_t *len);
 /* The slot of key (its hash tag's when it has one). */
 unsigned tc__slot_of(const void *key, size_t klen);
 /* CRC16-XMODEM, the cluster's key hash. */

@@ -9,6 +9,7 @@
  */
 #include "cluster.h"
 #include "errors.h"
+#include "peer.h"
 #include "redis_cluster.h"
 #include "slot.h"
 
@@ -35,12 +36,6 @@ static void teardown(void) {
 }
 
 TestSuite(cluster_route, .init = setup, .fini = teardown, .timeout = 180);
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static tc__cluster_t *open_router(void) {
     tc__cluster_opts_t o = {.seeds = tc_test_cluster_seeds(cl),
@@ -273,16 +268,16 @@ Test(cluster_route, a_killed_master_costs_bounded_calls_until_its_replica_serves
     set_ok(r, key, "before");
     int master = master_of_slot(tc__slot_of(key, strlen(key)));
     tc_test_redis_kill(tc_test_cluster_node(cl, master));
-    uint64_t killed = now_ms(), recovered = 0, longest = 0;
+    uint64_t killed = tc_test_now_ms(), recovered = 0, longest = 0;
     unsigned failed = 0;
-    while (!recovered && now_ms() - killed < 30000) {
-        uint64_t t0 = now_ms();
+    while (!recovered && tc_test_now_ms() - killed < 30000) {
+        uint64_t t0 = tc_test_now_ms();
         int rc;
         redisReply *rep = cmd(r, &rc, "SET", key, "after");
-        uint64_t took = now_ms() - t0;
+        uint64_t took = tc_test_now_ms() - t0;
         longest = took > longest ? took : longest;
         if (rc == 0 && rep->type == REDIS_REPLY_STATUS)
-            recovered = now_ms();
+            recovered = tc_test_now_ms();
         else
             failed++;
         if (rep)

@@ -37,12 +37,6 @@ static void teardown(void) {
 
 TestSuite(sentinel, .init = setup, .fini = teardown, .timeout = 120);
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static tc__sentinel_opts_t opts(const char *list, const char *name) {
     tc__sentinel_opts_t o = {.sentinels = list,
                              .master_name = name,
@@ -120,6 +114,16 @@ Test(sentinel, switch_messages_parse_only_when_whole) {
     cr_assert_eq(tc__sentinel_parse_switch(NULL, 0, "tcmaster", &a), -1);
 }
 
+/* SENTINEL FAILOVER on sentinel 0: promote the replica now, with the master alive. */
+static void force_failover(void) {
+    redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, 0));
+    redisReply *r = redisCommand(c, "SENTINEL FAILOVER %s", TC_TEST_SENTINEL_MASTER);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER: %s",
+              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* Subscribe to +switch-master on sentinel i (a connection the caller reads from). */
 static redisContext *watch_switch(int i) {
     redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, i));
@@ -146,35 +150,31 @@ static void expect_promoted(redisContext *watch, uint64_t since, const char *how
     cr_assert_eq(sw.port, replica, "%s: announced %d, the replica is %d", how, sw.port,
                  replica);
     freeReplyObject(m);
-    uint64_t announced = now_ms();
+    uint64_t announced = tc_test_now_ms();
     tc__sentinel_addr_t a = {{0}, 0};
     tc_error_t err;
     int rc = -1;
-    while (now_ms() - announced < 10000 &&
+    while (tc_test_now_ms() - announced < 10000 &&
            (rc = find(tc_test_sentinel_addrs(st), TC_TEST_SENTINEL_MASTER, &a, &err)) != 0)
         usleep(50000);
     cr_assert_eq(rc, 0, "%s: %s", how, err.msg);
     cr_assert_eq(a.port, replica, "%s: discovery found %d", how, a.port);
     fprintf(stderr, "sentinel %s: announced after %llu ms, discovered after %llu ms\n", how,
-            (unsigned long long)(announced - since), (unsigned long long)(now_ms() - since));
+            (unsigned long long)(announced - since),
+            (unsigned long long)(tc_test_now_ms() - since));
 }
 
 Test(sentinel, a_forced_failover_is_announced_and_discovered) {
     redisContext *watch = watch_switch(1);
-    uint64_t t0 = now_ms();
-    redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, 0));
-    redisReply *r = redisCommand(c, "SENTINEL FAILOVER %s", TC_TEST_SENTINEL_MASTER);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER: %s",
-              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    freeReplyObject(r);
-    redisFree(c);
+    uint64_t t0 = tc_test_now_ms();
+    force_failover();
     expect_promoted(watch, t0, "SENTINEL FAILOVER");
     redisFree(watch);
 }
 
 Test(sentinel, a_killed_master_is_replaced_and_discovered) {
     redisContext *watch = watch_switch(2);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = tc_test_now_ms();
     tc_test_redis_kill(tc_test_sentinel_master(st));
     expect_promoted(watch, t0, "kill -9 of the master");
     redisFree(watch);
@@ -218,18 +218,19 @@ Test(sentinel, a_cache_follows_the_master_through_a_failover) {
     cr_assert(w && w->type == REDIS_REPLY_INTEGER && w->integer == 1, "the replica lags");
     freeReplyObject(w);
     redisFree(m);
-    uint64_t flushes = stats(b).l1_flushes, t0 = now_ms();
+    uint64_t flushes = stats(b).l1_flushes, t0 = tc_test_now_ms();
     tc_test_redis_kill(tc_test_sentinel_master(st));
     int rc = -1;
-    while (now_ms() - t0 < 20000 && (rc = tc_set(a, S("k"), S("v2"), 60000)) != 0)
+    while (tc_test_now_ms() - t0 < 20000 && (rc = tc_set(a, S("k"), S("v2"), 60000)) != 0)
         usleep(50000);
     cr_assert_eq(rc, 0, "A's writes never reached a master again: %s", tc_err_name(rc));
-    uint64_t written = now_ms();
+    uint64_t written = tc_test_now_ms();
     cr_assert_geq(tc_test_wait_get(b, S("k"), S("v2"), 10000), 0, "B never read v2");
     fprintf(stderr,
             "sentinel cache: writes failed for %llu ms after kill -9 of the master; B read the "
             "new value %llu ms after it was written\n",
-            (unsigned long long)(written - t0), (unsigned long long)(now_ms() - written));
+            (unsigned long long)(written - t0),
+            (unsigned long long)(tc_test_now_ms() - written));
     cr_assert_gt(stats(b).l1_flushes, flushes,
                  "B's listener reached the new master without flushing L1");
     char direct[64];
@@ -287,18 +288,13 @@ Test(sentinel, a_cache_follows_a_forced_failover) {
     cfg.log_arg = &log;
     tc_cache_t *a = tc_test_open(&cfg);
     cr_assert_eq(tc_set(a, S("k"), S("v1"), 60000), 0);
-    uint64_t t0 = now_ms();
-    redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, 0));
-    redisReply *r = redisCommand(c, "SENTINEL FAILOVER %s", TC_TEST_SENTINEL_MASTER);
-    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER: %s",
-              r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-    freeReplyObject(r);
-    redisFree(c);
-    while (!switch_seen(&log) && now_ms() - t0 < 15000)
+    uint64_t t0 = tc_test_now_ms();
+    force_failover();
+    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000)
         usleep(20000);
     cr_assert(switch_seen(&log), "the cache never heard of the failover");
-    uint64_t heard = now_ms();
-    c = tc_test_redis_connect(tc_test_sentinel_replica(st));
+    uint64_t heard = tc_test_now_ms();
+    redisContext *c = tc_test_redis_connect(tc_test_sentinel_replica(st));
     int acked = 0;
     for (int i = 0; i < 20; i++) {
         char val[16];
@@ -308,7 +304,7 @@ Test(sentinel, a_cache_follows_a_forced_failover) {
             continue;
         }
         acked++;
-        r = redisCommand(c, "GETRANGE t:sen:k:k 20 -1");
+        redisReply *r = redisCommand(c, "GETRANGE t:sen:k:k 20 -1");
         cr_assert(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, val) == 0,
                   "write %d was acknowledged but is not on the promoted master", i);
         freeReplyObject(r);

@@ -9,6 +9,8 @@
  */
 #include "redis_cluster.h"
 
+#include "peer.h"
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -27,18 +29,6 @@ struct tc_test_cluster {
     tc_test_redis_t *node[MAX_NODES];
     char seeds[MAX_NODES * 24];
 };
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-    }
-}
 
 /* redis-cli --cluster create ...: 0 when it exited 0. Its output goes to a file in the
  * first node's directory, printed when it fails. */
@@ -239,7 +229,7 @@ int tc_test_cluster_master_of(const tc_test_cluster_t *cl, int i) {
 }
 
 int tc_test_cluster_wait_ok(const tc_test_cluster_t *cl, uint32_t timeout_ms) {
-    uint64_t end = now_ms() + timeout_ms;
+    uint64_t end = tc_test_now_ms() + timeout_ms;
     do {
         int all = 1;
         for (int i = 0; i < cl->n && all; i++)
@@ -247,8 +237,8 @@ int tc_test_cluster_wait_ok(const tc_test_cluster_t *cl, uint32_t timeout_ms) {
         if (all)
             return 1;
         repair_replicas(cl);
-        nap_ms(100);
-    } while (now_ms() < end);
+        tc_test_sleep_ms(100);
+    } while (tc_test_now_ms() < end);
     return 0;
 }
 
@@ -272,9 +262,9 @@ tc_test_cluster_t *tc_test_cluster_start(int masters, int replicas_per_master) {
         cr_assert_fail("tc_test_cluster_start: redis-cli --cluster create failed");
     }
     int synced = tc_test_cluster_wait_ok(cl, 20000);
-    for (uint64_t end = now_ms() + 20000; synced && !replicas_synced(cl);) {
-        synced = now_ms() < end;
-        nap_ms(100);
+    for (uint64_t end = tc_test_now_ms() + 20000; synced && !replicas_synced(cl);) {
+        synced = tc_test_now_ms() < end;
+        tc_test_sleep_ms(100);
     }
     if (!synced) {
         tc_test_cluster_stop(cl);

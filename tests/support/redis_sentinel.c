@@ -8,6 +8,8 @@
  */
 #include "redis_sentinel.h"
 
+#include "peer.h"
+
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -22,18 +24,6 @@ struct tc_test_sentinel {
     tc_test_redis_t *master, *replica, *sentinel[SENTINELS];
     char addrs[SENTINELS * 24];
 };
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-    }
-}
 
 /* How many entries sentinel r lists for "SENTINEL <what> master" (-1: no answer). */
 static long long listed(tc_test_redis_t *r, const char *what) {
@@ -80,7 +70,7 @@ static int named_master(tc_test_redis_t *r) {
 }
 
 int tc_test_sentinel_agreed_master(const tc_test_sentinel_t *s, uint32_t timeout_ms) {
-    uint64_t end = now_ms() + timeout_ms;
+    uint64_t end = tc_test_now_ms() + timeout_ms;
     do {
         int port = named_master(s->sentinel[0]);
         int all = port != 0;
@@ -88,8 +78,8 @@ int tc_test_sentinel_agreed_master(const tc_test_sentinel_t *s, uint32_t timeout
             all = named_master(s->sentinel[i]) == port;
         if (all)
             return port;
-        nap_ms(100);
-    } while (now_ms() < end);
+        tc_test_sleep_ms(100);
+    } while (tc_test_now_ms() < end);
     return 0;
 }
 
@@ -107,16 +97,16 @@ tc_test_sentinel_t *tc_test_sentinel_start(void) {
         used += (size_t)snprintf(s->addrs + used, sizeof s->addrs - used, "%s127.0.0.1:%d",
                                  i ? "," : "", tc_test_redis_port(s->sentinel[i]));
     }
-    uint64_t end = now_ms() + 20000;
+    uint64_t end = tc_test_now_ms() + 20000;
     int ready = 0;
-    while (!ready && now_ms() < end) {
+    while (!ready && tc_test_now_ms() < end) {
         ready = 1;
         ready = replica_synced(s->replica);
         for (int i = 0; i < SENTINELS && ready; i++)
             ready = listed(s->sentinel[i], "replicas") == 1 &&
                     listed(s->sentinel[i], "sentinels") == SENTINELS - 1;
         if (!ready)
-            nap_ms(100);
+            tc_test_sleep_ms(100);
     }
     if (!ready) {
         tc_test_sentinel_stop(s);
