@@ -95,19 +95,10 @@ static long peer_wait(const void *k, size_t kl, const void *v, size_t vl, unsign
     }
 }
 
-static uint64_t my_l1_hits(void) {
-    tc_stats_t st;
-    cr_assert_eq(tc_stats(cache, &st), 0);
-    return st.l1_hits;
-}
-
 /* Make this process hold k = v in its L1, proven by a hit. */
 static void hold_locally(const void *k, size_t kl, const void *v, size_t vl) {
-    cr_assert_geq(tc_test_wait_get(cache, k, kl, v, vl, 1000u * TC_TEST_SLOW), 0,
-                  "this process never saw the expected value");
-    uint64_t before = my_l1_hits();
-    cr_assert_geq(tc_test_wait_get(cache, k, kl, v, vl, 0), 0);
-    cr_assert_gt(my_l1_hits(), before, "the value is not in this process's L1");
+    cr_assert(tc_test_hold_locally(cache, k, kl, v, vl, 1000u * TC_TEST_SLOW),
+              "this process never held the expected value in L1");
 }
 
 /* Make the peer hold k = v in its L1, proven by a hit. */

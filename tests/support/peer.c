@@ -93,6 +93,25 @@ long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *v
     }
 }
 
+int tc_test_hold_locally(tc_cache_t *c, const void *key, size_t klen, const void *val,
+                         size_t vlen, unsigned timeout_ms) {
+    uint64_t start = tc_test_now_ms();
+    do {
+        /* A read that serves val, then one more: an L1 hit proves it is held. A listener
+         * that reconnects between them (its watchdog fires on a starved box) flushes and
+         * keeps nothing until it is back, so try again rather than fail. */
+        if (tc_test_wait_get(c, key, klen, val, vlen, timeout_ms) < 0)
+            return 0;
+        tc_stats_t before, after;
+        cr_assert_eq(tc_stats(c, &before), 0);
+        if (tc_test_wait_get(c, key, klen, val, vlen, 0) >= 0 && tc_stats(c, &after) == 0 &&
+            after.l1_hits > before.l1_hits)
+            return 1;
+        tc_test_sleep_ms(5);
+    } while (tc_test_now_ms() - start <= timeout_ms);
+    return 0;
+}
+
 int tc_test_get_str(tc_cache_t *c, const void *key, size_t klen, char *buf, size_t cap) {
     size_t len = cap - 1;
     int rc = tc_get_copy(c, key, klen, buf, &len);

@@ -86,6 +86,11 @@ int tc_test_wait_listener(tc_cache_t *c, int want, unsigned timeout_ms);
 long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
                       unsigned timeout_ms);
 
+/* Poll until c holds key = val in its L1, proven by an L1 hit right after a read that
+ * served val; returns 1, or 0 when timeout_ms passed first. */
+int tc_test_hold_locally(tc_cache_t *c, const void *key, size_t klen, const void *val,
+                         size_t vlen, unsigned timeout_ms);
+
 /* tc_get into buf (NUL-terminated, "" when absent); fails the test on any code but 0 and
  * TC_ENOTFOUND, which it returns. */
 int tc_test_get_str(tc_cache_t *c, const void *key, size_t klen, char *buf, size_t cap);
