@@ -47,6 +47,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "fork.h"
+#include "ring_cache.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -587,6 +588,7 @@ static int set_behind(tc_cache_t *c, const void *key, size_t klen, const void *v
 
 int tc_set_behind(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
                   const tc_opts_t *opts) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
         rc = tc__check_value(c, value, vlen);
@@ -604,6 +606,7 @@ int tc_set_behind(tc_cache_t *c, const void *key, size_t klen, const void *value
 }
 
 int tc_del_behind(tc_cache_t *c, const void *key, size_t klen) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
         rc = check_behind(c);
@@ -628,6 +631,8 @@ int tc_del_behind(tc_cache_t *c, const void *key, size_t klen) {
 int tc_flush(tc_cache_t *c, uint32_t timeout_ms) {
     if (!c)
         return TC_EINVAL;
+    if (c->ring)
+        return tc__ring_flush(c, timeout_ms);
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
     if (!c->l2)
@@ -653,6 +658,8 @@ int tc_flush(tc_cache_t *c, uint32_t timeout_ms) {
 long tc_dead_letters(tc_cache_t *c, size_t max, tc_dead_fn fn, void *arg) {
     if (!c || !fn)
         return TC_EINVAL;
+    if (c->ring)
+        return tc__ring_dead_letters(c, max, fn, arg);
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
     if (!c->l2)
@@ -692,6 +699,8 @@ long tc_dead_letters(tc_cache_t *c, size_t max, tc_dead_fn fn, void *arg) {
 long tc_dead_letters_replay(tc_cache_t *c) {
     if (!c)
         return TC_EINVAL;
+    if (c->ring)
+        return tc__ring_dead_letters_replay(c);
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
     if (!c->l2)

@@ -10,6 +10,7 @@
  * cost: one round trip per TC__L2_PIPE_MAX keys instead of one per key.
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "clock.h"
 #include "errors.h"
@@ -69,6 +70,8 @@ out:
 }
 
 int tc_mget(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_ref_t **refs, int *codes) {
+    if (c && c->ring)
+        return tc__ring_mget(c, keys, n, refs, codes);
     int rc = check_bulk(c, keys, refs, n);
     if (rc == TC_OK && n > 0 && !codes)
         rc = tc__note(TC_EINVAL, "codes is NULL");
@@ -144,6 +147,8 @@ static int mset_check(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_
 
 int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *opts,
             int *codes) {
+    if (c && c->ring)
+        return tc__ring_mset(c, items, n, opts, codes);
     tc__call_opts_t o;
     int rc = mset_check(c, items, n, opts, &o);
     if (rc != TC_OK || n == 0)
@@ -245,6 +250,8 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
 /* ---- tc_mdel ---- */
 
 int tc_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
+    if (c && c->ring)
+        return tc__ring_mdel(c, keys, n, codes);
     int rc = check_bulk(c, keys, keys, n);
     if (rc != TC_OK || n == 0)
         return rc;
@@ -338,6 +345,8 @@ int tc_warm(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_batch_loader_fn lo
 long tc_hot_keys(tc_cache_t *c, size_t max, tc_key_fn fn, void *arg) {
     if (!c || !fn)
         return tc__note(TC_EINVAL, "%s is NULL", c ? "fn" : "cache");
+    if (c->ring)
+        return tc__ring_hot_keys(c, max, fn, arg);
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
     unsigned char *buf = NULL;

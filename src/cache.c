@@ -25,6 +25,7 @@
  * The cache owns copies of every configuration string, so the caller's config may die.
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "behind.h"
 #include "clock.h"
@@ -134,6 +135,7 @@ int tc__read_through(tc_cache_t *c, tc__pending_t *p, uint64_t snap, const void 
 /* ---- tc_get ---- */
 
 int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
+    c = tc__route(c, key, klen);
     if (!ref)
         return TC_EINVAL;
     *ref = NULL;
@@ -276,6 +278,7 @@ int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size
 
 int tc_set_opts(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
                 const tc_opts_t *opts) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
         rc = tc__check_value(c, value, vlen);
@@ -287,6 +290,7 @@ int tc_set_opts(tc_cache_t *c, const void *key, size_t klen, const void *value, 
 
 int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
            uint64_t ttl_ms) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
         rc = tc__check_value(c, value, vlen);
@@ -295,6 +299,7 @@ int tc_set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_
 }
 
 int tc_del(tc_cache_t *c, const void *key, size_t klen) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
@@ -324,6 +329,7 @@ int tc__del(tc_cache_t *c, const void *key, size_t klen) {
 /* ---- tc_invalidate ---- */
 
 int tc_invalidate(tc_cache_t *c, const void *key, size_t klen) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
@@ -605,6 +611,8 @@ int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
     rc = tc__config_validate(cfg, err);
     if (rc != TC_OK)
         return rc;
+    if (tc__endpoint_is_list(cfg->redis_url))
+        return tc__ring_cache_open(cfg, out, err);
     tc_cache_t *c = calloc(1, sizeof *c);
     if (!c)
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
@@ -675,6 +683,10 @@ void tc_close(tc_cache_t *c) {
      * the sockets are close-on-exec). */
     if (tc__forked_since(c->fork_gen))
         return;
+    if (c->ring) {
+        tc__ring_cache_close(c);
+        return;
+    }
     free_cache(c);
 }
 
@@ -692,7 +704,13 @@ int tc_stats_size(tc_cache_t *c, tc_stats_t *caller_out, size_t size) {
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
     tc_stats_t full;
-    stats_full(c, &full);
+    if (c->ring) {
+        int rc = tc__ring_stats(c, &full);
+        if (rc != TC_OK)
+            return rc;
+    } else {
+        stats_full(c, &full);
+    }
     memcpy(caller_out, &full, size < sizeof full ? size : sizeof full);
     if (size > sizeof full) /* a newer header: what this library does not know reads 0 */
         memset((char *)caller_out + sizeof full, 0, size - sizeof full);
@@ -704,6 +722,8 @@ int tc_latency(tc_cache_t *c, int kind, tc_latency_t *out) {
         return TC_EINVAL;
     if (tc__forked_since(c->fork_gen))
         return TC_EFORKED;
+    if (c->ring)
+        return tc__ring_latency(c, kind, out);
     tc__hist_snapshot(&c->lat[kind], out);
     return TC_OK;
 }

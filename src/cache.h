@@ -46,7 +46,19 @@ struct tc_cache {
     atomic_uint_fast64_t keys_invalidated, batch_loads, swept_local;
     tc__hist_t lat[TC_LAT_COUNT]; /* latency per kind of call (metrics.h) */
     tc__log_t log;
+    /* A ring (redis_url lists several servers, ring_cache.c): this handle is a shell, and
+     * every call goes to nodes[i], full caches of one server each. NULL otherwise. */
+    struct tc__ring *ring;
+    tc_cache_t **nodes;
+    size_t node_count;
 };
+
+/* ring_cache.c: the node holding key on a ring cache. */
+tc_cache_t *tc__ring_route(tc_cache_t *c, const void *key, size_t klen);
+/* The cache a key's call runs on: c itself, or on a ring the key's node. */
+static inline tc_cache_t *tc__route(tc_cache_t *c, const void *key, size_t klen) {
+    return c && c->ring ? tc__ring_route(c, key, klen) : c;
+}
 
 /* Record a call of kind that started at t0_ns (tc__now_ns clock). */
 void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);

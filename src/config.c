@@ -642,12 +642,21 @@ static int check_min_u32(const char *field, uint32_t v, uint32_t min, tc_error_t
 }
 
 static int validate_redis(const tc_config_t *cfg, tc_error_t *err) {
-    tc__endpoint_t ep;
-    int rc = tc__endpoint_parse(cfg->redis_url, &ep, err);
-    if (rc != 0) {
-        return rc;
+    int rc;
+    if (tc__endpoint_is_list(cfg->redis_url)) { /* several servers: a ring */
+        char **urls;
+        size_t n;
+        if ((rc = tc__endpoint_list(cfg->redis_url, &urls, &n, err)) != 0) {
+            return rc;
+        }
+        tc__endpoint_list_free(urls, n);
+    } else {
+        tc__endpoint_t ep;
+        if ((rc = tc__endpoint_parse(cfg->redis_url, &ep, err)) != 0) {
+            return rc;
+        }
+        tc__endpoint_deinit(&ep);
     }
-    tc__endpoint_deinit(&ep);
     if (cfg->pool_size < 1 || cfg->pool_size > TC__MAX_POOL) {
         return tc__fail(err, TC_ECONFIG, "pool_size: %u is not in 1..%u", cfg->pool_size,
                         TC__MAX_POOL);

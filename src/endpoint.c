@@ -402,3 +402,101 @@ int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int 
     *port = (int)p;
     return 0;
 }
+
+/* ---- several servers ---- */
+
+static int is_space(char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* The next URL of s from *at: its start and length (0 at the end). */
+static size_t next_url(const char *s, size_t *at, const char **start) {
+    while (s[*at] && is_space(s[*at]))
+        (*at)++;
+    *start = s + *at;
+    size_t len = 0;
+    while (s[*at] && !is_space(s[*at])) {
+        (*at)++;
+        len++;
+    }
+    return len;
+}
+
+int tc__endpoint_is_list(const char *s) {
+    if (!s)
+        return 0;
+    size_t at = 0, urls = 0;
+    const char *start;
+    while (next_url(s, &at, &start) > 0)
+        urls++;
+    return urls > 1;
+}
+
+void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap) {
+    if (ep->master_name)
+        snprintf(out, cap, "sentinel:%s/%d", ep->master_name, ep->db);
+    else if (ep->is_unix)
+        snprintf(out, cap, "unix:%s/%d", ep->path, ep->db);
+    else
+        snprintf(out, cap, "%s:%d/%d", ep->host, ep->port, ep->db);
+}
+
+void tc__endpoint_list_free(char **urls, size_t n) {
+    for (size_t i = 0; urls && i < n; i++)
+        free(urls[i]);
+    free(urls);
+}
+
+int tc__endpoint_list(const char *s, char ***out, size_t *count, tc_error_t *err) {
+    *out = NULL;
+    *count = 0;
+    char **urls = calloc(TC__MAX_RING_NODES, sizeof *urls);
+    char(*names)[256] = calloc(TC__MAX_RING_NODES, sizeof *names);
+    if (!urls || !names) {
+        free(urls);
+        free(names);
+        return tc__fail(err, TC_ENOMEM, "redis_url: out of memory");
+    }
+    size_t n = 0, at = 0, len;
+    const char *start;
+    int rc = TC_OK;
+    while (rc == TC_OK && (len = next_url(s ? s : "", &at, &start)) > 0) {
+        if (n == TC__MAX_RING_NODES) {
+            rc = tc__fail(err, TC_ECONFIG, "redis_url: more than %u servers listed",
+                          TC__MAX_RING_NODES);
+            break;
+        }
+        if (!(urls[n] = strndup(start, len))) {
+            rc = tc__fail(err, TC_ENOMEM, "redis_url: out of memory");
+            break;
+        }
+        tc__endpoint_t ep;
+        tc_error_t why = {0};
+        if (tc__endpoint_parse(urls[n], &ep, &why) != TC_OK) {
+            /* why.msg starts "redis_url: " too: say which server instead */
+            const char *detail = strncmp(why.msg, "redis_url: ", 11) ? why.msg : why.msg + 11;
+            rc = tc__fail(err, TC_ECONFIG, "redis_url: server %zu of the list: %s", n + 1,
+                          detail);
+            n++;
+            break;
+        }
+        tc__endpoint_name(&ep, names[n], sizeof names[n]);
+        tc__endpoint_deinit(&ep);
+        for (size_t j = 0; j < n && rc == TC_OK; j++)
+            if (strcmp(names[j], names[n]) == 0)
+                rc = tc__fail(err, TC_ECONFIG,
+                              "redis_url: servers %zu and %zu are the same server (%s)", j + 1,
+                              n + 1, names[n]);
+        n++;
+    }
+    free(names);
+    if (rc == TC_OK && n == 0)
+        rc = tc__fail(err, TC_ECONFIG, "redis_url: no URL");
+    if (rc != TC_OK) {
+        tc__endpoint_list_free(urls, n);
+        return rc;
+    }
+    *out = urls;
+    *count = n;
+    return TC_OK;
+}

@@ -35,4 +35,20 @@ void tc__endpoint_deinit(tc__endpoint_t *ep);
  * port 1..65535. 0 with host and *port set, or -1. */
 int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int *port);
 
+/* ---- several servers (a ring, ring_cache.c) ----
+ * A redis_url may list up to TC__MAX_RING_NODES URLs separated by spaces (or any ASCII
+ * whitespace). */
+#define TC__MAX_RING_NODES 64u
+/* 1 when s holds two or more URLs. */
+int tc__endpoint_is_list(const char *s);
+/* Split s into its URLs (a malloc'd array of malloc'd strings, for
+ * tc__endpoint_list_free), each parsed to check it. 0; TC_ECONFIG ("redis_url: ...": no
+ * URL, more than TC__MAX_RING_NODES, a URL that does not parse, or one server listed twice,
+ * which tc__endpoint_name compares); TC_ENOMEM. */
+int tc__endpoint_list(const char *s, char ***urls, size_t *n, tc_error_t *err);
+void tc__endpoint_list_free(char **urls, size_t n);
+/* A server's identity on a ring: "host:port/db", "unix:path/db" or "sentinel:name/db"; no
+ * credentials (a new password must not move keys). Truncated to cap. */
+void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap);
+
 #endif

@@ -44,6 +44,7 @@
  * their TTL in both tiers; background loads need the loader's `arg` to live until close.
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "clock.h"
 
@@ -804,6 +805,7 @@ int tc__fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, 
 
 int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
              tc_ref_t **ref) {
+    c = tc__route(c, key, klen);
     if (!ref)
         return TC_EINVAL;
     *ref = NULL;
@@ -817,6 +819,7 @@ int tc_fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, v
 
 int tc_fetch_opts(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
                   const tc_opts_t *opts, tc_ref_t **ref) {
+    c = tc__route(c, key, klen);
     if (!ref)
         return TC_EINVAL;
     *ref = NULL;

@@ -32,6 +32,7 @@
  * thread, for as long as it takes).
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "clock.h"
 #include "errors.h"
@@ -570,6 +571,8 @@ static int mfetch_check(tc_cache_t *c, const tc_buf_t *keys, size_t n,
 
 int tc_mfetch(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_batch_loader_fn loader,
               void *arg, const tc_opts_t *opts, tc_ref_t **refs, int *codes) {
+    if (c && c->ring)
+        return tc__ring_mfetch(c, keys, n, loader, arg, opts, refs, codes);
     int rc = mfetch_check(c, keys, n, loader, refs, codes);
     tc__call_opts_t o;
     if (rc == TC_OK)

@@ -18,6 +18,7 @@
  * it; tags are refused (their members are known only to Redis).
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "errors.h"
 #include "fork.h"
@@ -47,6 +48,8 @@ static void drop_removed(void *arg, uint64_t version, const unsigned char *entri
 }
 
 int tc_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *removed) {
+    if (c && c->ring)
+        return tc__ring_invalidate_tag(c, tag, tlen, removed);
     size_t n = 0;
     if (removed)
         *removed = 0;
@@ -66,6 +69,8 @@ int tc_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *remov
 }
 
 int tc_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen, size_t *removed) {
+    if (c && c->ring)
+        return tc__ring_invalidate_prefix(c, prefix, plen, removed);
     size_t n = 0;
     if (removed)
         *removed = 0;
@@ -108,6 +113,8 @@ static unsigned ns_depth(const void *ns, size_t nslen, int sep) {
 }
 
 int tc_invalidate_namespace(tc_cache_t *c, const void *ns, size_t nslen) {
+    if (c && c->ring)
+        return tc__ring_invalidate_namespace(c, ns, nslen);
     int rc = check_cache(c);
     if (rc != TC_OK)
         return rc;
@@ -149,6 +156,8 @@ int tc_invalidate_namespace(tc_cache_t *c, const void *ns, size_t nslen) {
 }
 
 int tc_clear(tc_cache_t *c) {
+    if (c && c->ring)
+        return tc__ring_clear(c);
     int rc = check_cache(c);
     if (rc != TC_OK)
         return rc;

@@ -31,6 +31,7 @@
  * Redis either, or the keeper's delete reaches them).
  */
 #include "cache.h"
+#include "ring_cache.h"
 
 #include "clock.h"
 #include "errors.h"
@@ -175,6 +176,7 @@ static int write_through(tc_cache_t *c, tc_write_t *w, const tc__call_opts_t *o)
 
 int tc_set_through(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
                    const tc_opts_t *opts) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc == TC_OK)
         rc = tc__check_value(c, value, vlen);
@@ -192,6 +194,7 @@ int tc_set_through(tc_cache_t *c, const void *key, size_t klen, const void *valu
 }
 
 int tc_del_through(tc_cache_t *c, const void *key, size_t klen) {
+    c = tc__route(c, key, klen);
     int rc = tc__check_key(c, key, klen);
     if (rc != TC_OK)
         return rc;
