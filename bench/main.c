@@ -84,6 +84,8 @@ static int dispatch(const tcb_opts_t *o) {
         return tcb_cmd_patterns(o);
     case TCB_CMD_WARM:
         return tcb_cmd_warm(o);
+    case TCB_CMD_RING:
+        return tcb_cmd_ring(o);
     case TCB_CMD_WRITES:
 #ifdef TCB_HAVE_SQLITE
         return tcb_cmd_writes(o);

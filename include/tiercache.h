@@ -226,7 +226,11 @@ typedef struct tc_config {
                                   unix:///path.sock[?db=N&password=P&user=U], or
                                   redis+sentinel://[user:password@]host[:port][,...]/name[/db]
                                   (the master found through Sentinel on every connect, port
-                                  26379 by default); NULL = L1-only. Env: REDIS_URL */
+                                  26379 by default); or up to 64 of these separated by
+                                  spaces: keys spread over the servers by consistent hashing,
+                                  one cache per server behind this handle, L1 budgets split
+                                  evenly (docs/configuration.md "Several servers"); NULL =
+                                  L1-only. Env: REDIS_URL */
     const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
     const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
     unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */
@@ -810,7 +814,9 @@ TC_EXPORT int tc_batch_set_error(tc_batch_t *batch, size_t i, int code);
  * in all: a key another thread or process is loading is waited for (after this call's own
  * loads, so two batches never wait on each other) and loaded alone if that load fails.
  * Keys in a freshness state (stale, backing off) go through tc_fetch's rules one by one.
- * Stored values carry opts' ttl and tags, as tc_fetch_opts.
+ * Stored values carry opts' ttl and tags, as tc_fetch_opts. With several servers
+ * (redis_url a list) all of this happens per server: one loader call per server that has
+ * keys to load.
  */
 TC_EXPORT int tc_mfetch(tc_cache_t *cache, const tc_buf_t *keys, size_t n,
                         tc_batch_loader_fn loader, void *arg, const tc_opts_t *opts,

@@ -12,6 +12,7 @@
 #include "endpoint.h"
 
 #include "errors.h"
+#include "ring.h"
 #include "units.h"
 
 #include <arpa/inet.h>
@@ -341,7 +342,30 @@ static int has_prefix(const char *s, const char *p) {
     return strncasecmp(s, p, strlen(p)) == 0;
 }
 
+static int is_space(char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+static int parse_url(const char *url, tc__endpoint_t *ep, tc_error_t *err);
+
+/* Whitespace around the URL (an environment value with its newline) is not part of it. */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
+    size_t len = url ? strlen(url) : 0, from = 0;
+    while (from < len && is_space(url[from]))
+        from++;
+    while (len > from && is_space(url[len - 1]))
+        len--;
+    if (!url || (from == 0 && url[len] == '\0'))
+        return parse_url(url, ep, err);
+    char *trimmed = strndup(url + from, len - from);
+    if (!trimmed)
+        return tc__fail(err, TC_ENOMEM, "redis_url: out of memory");
+    int rc = parse_url(trimmed, ep, err);
+    free(trimmed);
+    return rc;
+}
+
+static int parse_url(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
     int rc;
     if (!ep) {
         return tc__fail(err, TC_EINVAL, "redis_url: no endpoint to fill");
@@ -405,10 +429,6 @@ int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int 
 
 /* ---- several servers ---- */
 
-static int is_space(char ch) {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
 /* The next URL of s from *at: its start and length (0 at the end). */
 static size_t next_url(const char *s, size_t *at, const char **start) {
     while (s[*at] && is_space(s[*at]))
@@ -422,20 +442,69 @@ static size_t next_url(const char *s, size_t *at, const char **start) {
     return len;
 }
 
+/* A token that starts like a URL tiercache knows (or refuses by name). */
+static int has_scheme(const char *s, size_t len) {
+    static const char *const schemes[] = {"redis://", "redis+sentinel://", "unix://",
+                                          "rediss://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t sl = strlen(schemes[i]);
+        if (len >= sl && strncasecmp(s, schemes[i], sl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Two or more tokens, each with a scheme: a string with a space inside one URL (a
+ * password "a b", percent-decoding copies it) stays one URL, as before lists existed, and
+ * its pieces are never quoted in a message. */
 int tc__endpoint_is_list(const char *s) {
     if (!s)
         return 0;
-    size_t at = 0, urls = 0;
+    size_t at = 0, urls = 0, len;
     const char *start;
-    while (next_url(s, &at, &start) > 0)
+    while ((len = next_url(s, &at, &start)) > 0) {
+        if (!has_scheme(start, len))
+            return 0;
         urls++;
+    }
     return urls > 1;
 }
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "h1:p1,h2:p2" with the sentinels sorted, so every process names a group alike whatever
+ * order it lists them in. Truncated to cap; the unsorted list when out of memory. */
+static void sorted_sentinels(const char *list, char *out, size_t cap) {
+    char *copy = strdup(list);
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    char **parts = copy ? malloc(n * sizeof *parts) : NULL;
+    if (!parts) {
+        free(copy);
+        snprintf(out, cap, "%s", list);
+        return;
+    }
+    n = 0;
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        parts[n++] = t;
+    qsort(parts, n, sizeof *parts, cmp_str);
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? "," : "", parts[i]);
+    free(parts);
+    free(copy);
+}
+
 void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap) {
-    if (ep->master_name)
-        snprintf(out, cap, "sentinel:%s/%d", ep->master_name, ep->db);
-    else if (ep->is_unix)
+    if (ep->master_name) { /* one master name (often "mymaster") in several groups */
+        char group[TC__RING_NAME_MAX];
+        sorted_sentinels(ep->sentinels, group, sizeof group);
+        snprintf(out, cap, "sentinel:%s/%s/%d", group, ep->master_name, ep->db);
+    } else if (ep->is_unix)
         snprintf(out, cap, "unix:%s/%d", ep->path, ep->db);
     else
         snprintf(out, cap, "%s:%d/%d", ep->host, ep->port, ep->db);
@@ -451,7 +520,7 @@ int tc__endpoint_list(const char *s, char ***out, size_t *count, tc_error_t *err
     *out = NULL;
     *count = 0;
     char **urls = calloc(TC__MAX_RING_NODES, sizeof *urls);
-    char(*names)[256] = calloc(TC__MAX_RING_NODES, sizeof *names);
+    char(*names)[TC__RING_NAME_MAX] = calloc(TC__MAX_RING_NODES, sizeof *names);
     if (!urls || !names) {
         free(urls);
         free(names);

@@ -39,7 +39,7 @@ int tc__endpoint_split_hostport(const char *s, char *host, size_t host_cap, int 
  * A redis_url may list up to TC__MAX_RING_NODES URLs separated by spaces (or any ASCII
  * whitespace). */
 #define TC__MAX_RING_NODES 64u
-/* 1 when s holds two or more URLs. */
+/* 1 when s holds two or more URLs, each starting with a scheme (else s is one URL). */
 int tc__endpoint_is_list(const char *s);
 /* Split s into its URLs (a malloc'd array of malloc'd strings, for
  * tc__endpoint_list_free), each parsed to check it. 0; TC_ECONFIG ("redis_url: ...": no
@@ -47,8 +47,9 @@ int tc__endpoint_is_list(const char *s);
  * which tc__endpoint_name compares); TC_ENOMEM. */
 int tc__endpoint_list(const char *s, char ***urls, size_t *n, tc_error_t *err);
 void tc__endpoint_list_free(char **urls, size_t n);
-/* A server's identity on a ring: "host:port/db", "unix:path/db" or "sentinel:name/db"; no
- * credentials (a new password must not move keys). Truncated to cap. */
+/* A server's identity on a ring: "host:port/db", "unix:path/db" or
+ * "sentinel:h:p,h:p/name/db" (the sentinels sorted); no credentials (a new password must
+ * not move keys). Truncated to cap (ring.h: TC__RING_NAME_MAX). */
 void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap);
 
 #endif

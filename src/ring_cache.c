@@ -79,7 +79,10 @@ int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *er
         return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     }
     c->cfg = *cfg;
-    c->cfg.redis_url = NULL; /* the caller's string may die; the nodes hold their own */
+    /* The caller's strings may die; the nodes hold their own copies. */
+    c->cfg.redis_url = c->cfg.key_prefix = c->cfg.inval_channel = NULL;
+    c->cfg.ttl_rules = NULL;
+    c->cfg.ttl_rules_count = 0;
     c->fork_gen = tc__fork_watch();
     for (size_t i = 0; i < n && rc == TC_OK; i++) {
         tc_config_t one = *cfg;
@@ -112,10 +115,14 @@ int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *er
     return TC_OK;
 }
 
+/* A key the servers' own checks refuse (NULL, empty, too long) is not hashed: it goes to
+ * server 0, whose check gives it the single-server code and message. */
+static int routable(const void *key, size_t klen) {
+    return key && klen > 0 && klen <= TC_MAX_KEY_LEN;
+}
+
 tc_cache_t *tc__ring_route(tc_cache_t *c, const void *key, size_t klen) {
-    if (!key) /* the node's own checks refuse it, with the single-server message */
-        return c->nodes[0];
-    return c->nodes[tc__ring_lookup(c->ring, key, klen)];
+    return c->nodes[routable(key, klen) ? tc__ring_lookup(c->ring, key, klen) : 0];
 }
 
 /* ---- grouping keys by node ----
@@ -137,6 +144,7 @@ static void groups_free(groups_t *g) {
     free(g->refs);
     free(g->codes);
     free(g->items);
+    memset(g, 0, sizeof *g); /* freeing twice is harmless */
 }
 
 /* key(i) gives the i-th key; n > 0. TC_OK or TC_ENOMEM (g freed). */
@@ -157,8 +165,7 @@ static int group(tc_cache_t *c, size_t n, const void *(*key)(const void *, size_
     for (size_t i = 0; i < n; i++) {
         size_t klen;
         const void *k = key(list, i, &klen);
-        /* A NULL key goes to node 0, whose per-key check gives it its code. */
-        where[i] = k ? tc__ring_lookup(c->ring, k, klen) : 0;
+        where[i] = routable(k, klen) ? tc__ring_lookup(c->ring, k, klen) : 0;
         g->from[where[i] + 1]++;
     }
     for (size_t k = 0; k < c->node_count; k++)
@@ -209,7 +216,7 @@ static int many_reads(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_batch_lo
         return tc__note(TC_EINVAL, "keys, refs or codes is NULL with n = %zu", n);
     groups_t g;
     if (group(c, n, buf_key, keys, &g) != TC_OK)
-        return TC_ENOMEM;
+        return tc__note(TC_ENOMEM, "out of memory grouping %zu keys by server", n);
     for (size_t i = 0; i < n; i++)
         refs[i] = NULL;
     int rc = TC_OK;
@@ -248,87 +255,79 @@ int tc__ring_mfetch(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_batch_load
     return many_reads(c, keys, n, loader, arg, opts, refs, codes);
 }
 
-/* ---- writes ---- */
+/* ---- writes ----
+ *
+ * A write on many keys is N independent atomic writes (tiercache.h), so servers are
+ * independent too: once the call's own arguments are known good, a server that refuses its
+ * part as a whole (out of memory) gives that code to each of its keys, and the others still
+ * write theirs. The call returns the first failing key's code, in the caller's order. */
 
-int tc__ring_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *opts,
-                  int *codes) {
-    if (n == 0)
-        return tc_mset(c->nodes[0], items, 0, opts, codes);
-    if (!items)
-        return tc__note(TC_EINVAL, "items is NULL with n = %zu", n);
-    groups_t g;
-    if (group(c, n, item_key, items, &g) != TC_OK)
-        return TC_ENOMEM;
+/* tc_mset's or tc_mdel's part on server k (items or keys set in g), codes into g.codes. */
+typedef int (*part_fn)(tc_cache_t *node, const groups_t *g, size_t m, const tc_opts_t *opts);
+
+static int mset_part(tc_cache_t *node, const groups_t *g, size_t m, const tc_opts_t *opts) {
+    return tc_mset(node, g->items, m, opts, g->codes);
+}
+
+static int mdel_part(tc_cache_t *node, const groups_t *g, size_t m, const tc_opts_t *opts) {
+    (void)opts;
+    return tc_mdel(node, g->keys, m, g->codes);
+}
+
+static int many_writes(tc_cache_t *c, groups_t *g, size_t n, const tc_item_t *items,
+                       const tc_buf_t *keys, part_fn part, const tc_opts_t *opts, int *codes) {
     int *rcs = codes ? codes : malloc(n * sizeof *rcs);
-    g.items = malloc(n * sizeof *g.items);
-    if (!rcs || !g.items) {
-        if (!codes)
-            free(rcs);
-        groups_free(&g);
-        return TC_ENOMEM;
+    if (!rcs) {
+        groups_free(g);
+        return tc__note(TC_ENOMEM, "out of memory for %zu codes", n);
     }
-    int rc = TC_OK;
-    for (size_t k = 0; k < c->node_count && rc >= TC_OK; k++) {
-        size_t m = g.from[k + 1] - g.from[k];
-        if (m == 0)
-            continue;
+    for (size_t k = 0; k < c->node_count; k++) {
+        size_t m = g->from[k + 1] - g->from[k];
         for (size_t j = 0; j < m; j++) {
-            g.items[j] = items[g.order[g.from[k] + j]];
-            g.codes[j] = 1; /* no code: what a call-wide refusal leaves */
+            size_t i = g->order[g->from[k] + j];
+            if (items)
+                g->items[j] = items[i];
+            else
+                g->keys[j] = keys[i];
+            g->codes[j] = 1; /* no code yet: what a refusal of the whole part leaves */
         }
-        int r = tc_mset(c->nodes[k], g.items, m, opts, g.codes);
-        /* A call-wide refusal (bad opts, out of memory) before any item has its code. */
-        if (r != TC_OK && first_failure(g.codes, m) != r) {
-            rc = r;
-            break;
-        }
+        int r = m ? part(c->nodes[k], g, m, opts) : TC_OK;
         for (size_t j = 0; j < m; j++)
-            rcs[g.order[g.from[k] + j]] = g.codes[j];
+            rcs[g->order[g->from[k] + j]] = g->codes[j] == 1 ? r : g->codes[j];
     }
-    if (rc == TC_OK)
-        rc = first_failure(rcs, n);
+    int rc = first_failure(rcs, n);
     if (!codes)
         free(rcs);
-    groups_free(&g);
+    groups_free(g);
     return rc;
 }
 
+int tc__ring_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *opts,
+                  int *codes) {
+    /* The call's own arguments, checked once (every server would say the same). */
+    int rc = tc_mset(c->nodes[0], items, 0, opts, codes);
+    if (rc != TC_OK || n == 0)
+        return rc;
+    if (!items)
+        return tc__note(TC_EINVAL, "items is NULL with n = %zu", n);
+    groups_t g;
+    if (group(c, n, item_key, items, &g) != TC_OK || !(g.items = malloc(n * sizeof *g.items))) {
+        groups_free(&g);
+        return tc__note(TC_ENOMEM, "out of memory grouping %zu items by server", n);
+    }
+    return many_writes(c, &g, n, items, NULL, mset_part, opts, codes);
+}
+
 int tc__ring_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
-    if (n == 0)
-        return tc_mdel(c->nodes[0], keys, 0, codes);
+    int rc = tc_mdel(c->nodes[0], keys, 0, codes);
+    if (rc != TC_OK || n == 0)
+        return rc;
     if (!keys)
         return tc__note(TC_EINVAL, "keys is NULL with n = %zu", n);
     groups_t g;
     if (group(c, n, buf_key, keys, &g) != TC_OK)
-        return TC_ENOMEM;
-    int *rcs = codes ? codes : malloc(n * sizeof *rcs);
-    if (!rcs) {
-        groups_free(&g);
-        return TC_ENOMEM;
-    }
-    int rc = TC_OK;
-    for (size_t k = 0; k < c->node_count; k++) {
-        size_t m = g.from[k + 1] - g.from[k];
-        if (m == 0)
-            continue;
-        for (size_t j = 0; j < m; j++) {
-            g.keys[j] = keys[g.order[g.from[k] + j]];
-            g.codes[j] = 1; /* no code: what a call-wide refusal leaves */
-        }
-        int r = tc_mdel(c->nodes[k], g.keys, m, g.codes);
-        if (r != TC_OK && first_failure(g.codes, m) != r) {
-            rc = r;
-            break;
-        }
-        for (size_t j = 0; j < m; j++)
-            rcs[g.order[g.from[k] + j]] = g.codes[j];
-    }
-    if (rc == TC_OK)
-        rc = first_failure(rcs, n);
-    if (!codes)
-        free(rcs);
-    groups_free(&g);
-    return rc;
+        return tc__note(TC_ENOMEM, "out of memory grouping %zu keys by server", n);
+    return many_writes(c, &g, n, NULL, keys, mdel_part, NULL, codes);
 }
 
 /* ---- the whole cache: every node ---- */
@@ -336,6 +335,8 @@ int tc__ring_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
 int tc__ring_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *removed) {
     int rc = TC_OK;
     size_t total = 0;
+    if (removed)
+        *removed = 0;
     for (size_t k = 0; k < c->node_count; k++) {
         size_t n = 0;
         int r = tc_invalidate_tag(c->nodes[k], tag, tlen, &n);
@@ -354,6 +355,8 @@ int tc__ring_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen,
                                size_t *removed) {
     int rc = TC_OK;
     size_t total = 0;
+    if (removed)
+        *removed = 0;
     for (size_t k = 0; k < c->node_count; k++) {
         size_t n = 0;
         int r = tc_invalidate_prefix(c->nodes[k], prefix, plen, &n);
@@ -392,16 +395,19 @@ int tc__ring_clear(tc_cache_t *c) {
     return rc;
 }
 
+/* Every server is drained even when one fails (a dead server must not keep the others'
+ * queues waiting); the first failure is returned. */
 int tc__ring_flush(tc_cache_t *c, uint32_t timeout_ms) {
     uint64_t deadline = tc__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int rc = TC_OK;
     for (size_t k = 0; k < c->node_count; k++) {
         uint64_t now = tc__now_ns();
         uint32_t left = now < deadline ? (uint32_t)((deadline - now) / 1000000u) : 0;
-        int rc = tc_flush(c->nodes[k], left);
-        if (rc != TC_OK)
-            return rc;
+        int r = tc_flush(c->nodes[k], left);
+        if (rc == TC_OK)
+            rc = r;
     }
-    return TC_OK;
+    return rc;
 }
 
 /* A caller's callback, counted, with its "stop" remembered across nodes. */
@@ -450,15 +456,17 @@ long tc__ring_dead_letters(tc_cache_t *c, size_t max, tc_dead_fn fn, void *arg) 
     return given;
 }
 
+/* Every server's dead letters are queued again even when one server fails; its failure is
+ * returned if no other server queued anything (else the count: call again for the rest). */
 long tc__ring_dead_letters_replay(tc_cache_t *c) {
-    long queued = 0;
+    long queued = 0, failed = 0;
     for (size_t k = 0; k < c->node_count; k++) {
         long n = tc_dead_letters_replay(c->nodes[k]);
-        if (n < 0)
-            return n;
-        queued += n;
+        if (n < 0 && !failed)
+            failed = n;
+        queued += n > 0 ? n : 0;
     }
-    return queued;
+    return queued || !failed ? queued : failed;
 }
 
 /* ---- observability: the nodes added up ---- */
@@ -480,6 +488,9 @@ static void merge_stats(tc_stats_t *into, const tc_stats_t *from) {
             memcpy(to, &a, sizeof a);
         }
     }
+    /* A 0/1 gauge: 1 when this process holds the flusher lease of any server. */
+    uint64_t any = into->wb_flusher > 0 || from->wb_flusher > 0;
+    into->wb_flusher = any;
     if (from->listener_connected < into->listener_connected)
         into->listener_connected = from->listener_connected;
     if (from->breaker_state == 1 || (from->breaker_state == 2 && into->breaker_state == 0))

@@ -173,6 +173,11 @@ Test(ring_cache, budgets_and_stats_add_up_over_the_servers) {
     seen = 0;
     cr_assert_eq(tc_hot_keys(c, 50, count_key, &seen), 50, "max holds across the nodes");
     cr_assert_eq(tc_hot_keys(c, 10, NULL, NULL), TC_EINVAL);
+    /* A key's length is checked before the key is hashed to find its server. */
+    tc_ref_t *ref = NULL;
+    cr_assert_eq(tc_get(c, "k", (size_t)-1, &ref), TC_EKEYLEN);
+    cr_assert_eq(tc_set(c, "k", 0, "v", 1, 0), TC_EKEYLEN);
+    cr_assert_eq(tc_del(c, NULL, 1), TC_EINVAL);
     tc_close(c);
 }
 
@@ -260,10 +265,18 @@ Test(ring_cache, bulk_calls_answer_every_key_in_order) {
     cr_assert_eq(tc_mdel(c, keys, N, NULL), 0);
     for (int i = 0; i < N; i++)
         cr_assert_eq(where("t:rk:", names[i], strlen(names[i])), -1, "key %d survived", i);
-    /* warm: loads through mfetch on each server. */
+    /* warm: loads through mfetch on each server, tags accepted (the servers keep them). */
     size_t warmed = 0;
-    cr_assert_eq(tc_warm(c, keys, N, batch_loader, &ba, NULL, &warmed), 0);
+    tc_buf_t tag = {"W", 1};
+    tc_opts_t wo;
+    tc_opts_init(&wo);
+    wo.tags = &tag;
+    wo.tags_count = 1;
+    cr_assert_eq(tc_warm(c, keys, N, batch_loader, &ba, &wo, &warmed), 0);
     cr_assert_eq(warmed, N - N / 10, "every key but the not-found ones");
+    size_t removed = 0;
+    cr_assert_eq(tc_invalidate_tag(c, S("W"), &removed), 0);
+    cr_assert_eq(removed, N - N / 10, "what tc_warm loaded carries its tag on every server");
     /* Whole-call refusals keep their code; bad keys get theirs in codes. */
     cr_assert_eq(tc_mget(c, keys, N, refs, NULL), TC_EINVAL);
     cr_assert_eq(tc_mfetch(c, keys, N, NULL, NULL, NULL, refs, codes), TC_EINVAL);
@@ -437,6 +450,28 @@ Test(ring_cache, a_dead_server_costs_only_its_own_keys) {
     cr_assert_gt(others, 0);
     cr_assert_geq(stats(c).l1_hits - before.l1_hits, (uint64_t)others,
                   "the live servers' keys were not kept in L1");
+    /* A bulk write: the live servers' keys written, the dead one's fail key by key, and
+     * the call returns the first failure in the caller's order. */
+    char names[N][32];
+    tc_item_t items[N];
+    int codes[N], first = 0;
+    for (int i = 0; i < N; i++) {
+        key_name(names[i], sizeof names[i], i);
+        items[i] = (tc_item_t){names[i], strlen(names[i]), "v4", 2};
+    }
+    int rc = tc_mset(c, items, N, NULL, codes);
+    for (int i = 0; i < N; i++) {
+        if (on[i] == dead) {
+            cr_assert_lt(codes[i], 0, "%s (dead server) written", names[i]);
+            if (!first)
+                first = codes[i];
+        } else {
+            cr_assert_eq(codes[i], 0, "%s (server %d): %s", names[i], on[i],
+                         tc_err_name(codes[i]));
+            expect(c, names[i], "v4");
+        }
+    }
+    cr_assert_eq(rc, first, "tc_mset returns the first failing key's code");
     cr_assert_geq(stats(c).l2_errors, 1);
     tc_test_redis_restart(redis[dead]);
     t0 = tc_test_now_ms();
@@ -491,6 +526,18 @@ Test(ring_cache, bad_lists_are_refused_naming_the_server) {
         at += (size_t)snprintf(list + at, sizeof list - at, "redis://127.0.0.1:%d ", 7000 + i);
     cr_assert_eq(open_code(list, msg, sizeof msg), TC_ECONFIG);
     cr_assert_not_null(strstr(msg, "more than 64 servers"), "%s", msg);
+    /* Sentinel groups are told apart by their sentinels (sorted), not by a master name
+     * that many groups share. */
+    cr_assert_eq(open_code("redis+sentinel://127.0.0.1:7001,127.0.0.1:7002/mymaster "
+                           "redis+sentinel://127.0.0.1:7002,127.0.0.1:7001/mymaster",
+                           msg, sizeof msg),
+                 TC_ECONFIG);
+    cr_assert_not_null(strstr(msg, "same server"), "%s", msg);
+    /* A space inside one URL (a password) does not make a list, and no piece of it is
+     * quoted: it is one URL, opened degraded here (AUTH is refused). */
+    int rc = open_code("redis://:se cret@127.0.0.1:1", msg, sizeof msg);
+    cr_assert_neq(rc, TC_ECONFIG, "a password with a space was split: %s", msg);
+    cr_assert_null(strstr(msg, "cret"), "%s", msg);
     /* require_redis applies per server, and names the one that failed. */
     tc_config_t cfg;
     snprintf(list, sizeof list, "%s unix:///nonexistent/tc-ring.sock", u0);

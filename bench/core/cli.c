@@ -586,6 +586,7 @@ static int parse_command(tcb_opts_t *o, const char *w) {
                 {"patterns", TCB_CMD_PATTERNS},
                 {"warm", TCB_CMD_WARM},
                 {"writes", TCB_CMD_WRITES},
+                {"ring", TCB_CMD_RING},
                 {"help", TCB_CMD_HELP}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(w, cmds[i].name) == 0) {
@@ -593,10 +594,11 @@ static int parse_command(tcb_opts_t *o, const char *w) {
             return 0;
         }
     }
-    fprintf(stderr,
-            "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
-            "inval, stampede, failing-source, bulk, patterns, warm, writes; see --help)\n",
-            w);
+    fprintf(
+        stderr,
+        "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
+        "inval, stampede, failing-source, bulk, patterns, warm, writes, ring; see --help)\n",
+        w);
     return -1;
 }
 
@@ -663,6 +665,14 @@ static void command_defaults(tcb_opts_t *o) {
         o->shards = 1;
     if (o->cmd == TCB_CMD_WRITES && !(o->given & TCB_GIVEN_DURATION))
         o->duration_ns = 2000000000ull;
+    if (o->cmd == TCB_CMD_RING) {
+        if (!(o->given & TCB_GIVEN_KEYS))
+            o->keys = 100000;
+        if (!(o->given & TCB_GIVEN_DURATION))
+            o->duration_ns = 3000000000ull;
+        if (!(o->given & TCB_GIVEN_WARMUP))
+            o->warmup_ns = 1000000000ull;
+    }
 }
 
 /* --foreign belongs to inval, and its options to --foreign: a stray one is a mistake. */
@@ -717,6 +727,10 @@ static int check_combination(const tcb_opts_t *o) {
         return -1;
     if (o->cmd == TCB_CMD_WARM && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
         return bad("--workload", "", "warm draws keys from zipf or uniform");
+    if (o->cmd == TCB_CMD_RING && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "ring draws keys from zipf or uniform");
+    if (o->cmd == TCB_CMD_RING && o->redis_url)
+        return bad("--redis", "", "ring starts its own servers");
     if (o->cmd == TCB_CMD_BULK && o->keys > 100000)
         return bad("--keys", "", "bulk: keys per call, at most 100k");
     if ((o->given & TCB_GIVEN_DB) && o->cmd != TCB_CMD_WRITES)

@@ -295,6 +295,31 @@ static const cmd_help_t pages[] = {
      1,
      "  tiercache-bench writes\n"
      "  tiercache-bench writes --db /var/tmp/bench.db --batch 500 -d 5s\n"},
+    {TCB_CMD_RING, "ring",
+     "one cache over 3 standalone servers (a redis_url list) vs\n"
+     "                 over one: placement, keys moved by a 4th, the cost",
+     "Usage: tiercache-bench ring [OPTIONS]\n"
+     "\n"
+     "Starts 4 throwaway redis-servers. Placement: a cache over 3 of them writes -n keys\n"
+     "and each server's share is counted; adding the 4th, the share of keys that moved.\n"
+     "Readers: -t threads of tc_get over 1 server, then over 3, each with the run's L1:\n"
+     "ops/s and L1 hit rate. The hit path: every key resident, one thread, rounds\n"
+     "alternating 1 and 3 servers: ns per hit and their ratio (the routing's price).\n"
+     "Every server shares this machine's cores with the readers.\n"
+     "\n"
+     "Options:\n"
+     "  -n, --keys N           keys (default 100k)\n"
+     "  -l, --l1 SIZE          the readers' L1: share of the keys or bytes (default 10%)\n"
+     "  -w, --workload W       zipf (default) or uniform\n"
+     "  -s, --zipf S           Zipf exponent (default 0.99)\n"
+     "  -t, --threads N        reader threads (default: CPUs)\n"
+     "  -d, --duration DUR     readers' measured time, and the hit rounds' total\n"
+     "                         (default 3s)\n"
+     "      --warmup DUR       readers' unmeasured run first (default 1s)\n"
+     "  -v, --value-size SPEC  value sizes in bytes, as for compare (default 100)\n"
+     "      --ttl DUR          TTL of the values (default 10m)\n"
+     "      --seed N           random seed (default 1)\n",
+     0, "  tiercache-bench ring -n 200k -t 2\n"},
 };
 
 #define NPAGES (sizeof pages / sizeof pages[0])
