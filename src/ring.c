@@ -21,11 +21,20 @@ typedef struct point {
     uint32_t id;
 } point_t;
 
+/* The circle cut into INDEX_SLOTS equal arcs by the top bits of a position; index[a] is the
+ * first point at or after arc a's start. A lookup starts there and steps over the few
+ * points inside its arc (0.5 on average with 3 servers of 160 points), instead of a binary
+ * search whose nine unpredictable branches cost more than hashing the key (issue 11's
+ * note: 108 ns a lookup before, on the 2-core machine). Same answer, by construction. */
+#define INDEX_BITS  10
+#define INDEX_SLOTS (1u << INDEX_BITS)
+
 struct tc__ring {
     unsigned vnodes;
     point_t *points; /* sorted by (pos, id) */
     size_t npoints;
     size_t nservers;
+    uint32_t index[INDEX_SLOTS];
 };
 
 /* The key's position: FNV-1a over its bytes (or its hash tag's), then fmix64 so nearby
@@ -44,6 +53,17 @@ static uint64_t key_position(const void *key, size_t klen) {
     size_t len; /* the cluster's hash-tag rule (slot.c) */
     const char *tag = tc__slot_tag(key, klen, &len);
     return position(tag, len);
+}
+
+/* After points change: each arc's first point at or after its start. */
+static void build_index(tc__ring_t *r) {
+    size_t p = 0;
+    for (uint64_t a = 0; a < INDEX_SLOTS; a++) {
+        uint64_t start = a << (64 - INDEX_BITS);
+        while (p < r->npoints && r->points[p].pos < start)
+            p++;
+        r->index[a] = (uint32_t)p;
+    }
 }
 
 static int point_cmp(const void *a, const void *b) {
@@ -98,6 +118,7 @@ int tc__ring_add(tc__ring_t *r, const char *name, uint32_t id) {
         r->points[r->npoints++] = (point_t){position(label, len), id};
     }
     qsort(r->points, r->npoints, sizeof *r->points, point_cmp);
+    build_index(r);
     r->nservers++;
     return 0;
 }
@@ -110,6 +131,7 @@ int tc__ring_remove(tc__ring_t *r, uint32_t id) {
         if (r->points[i].id != id)
             r->points[kept++] = r->points[i];
     r->npoints = kept;
+    build_index(r);
     r->nservers--;
     return 0;
 }
@@ -118,15 +140,10 @@ uint32_t tc__ring_lookup(const tc__ring_t *r, const void *key, size_t klen) {
     if (!r || r->npoints == 0 || (!key && klen))
         return TC__RING_NONE;
     uint64_t pos = key_position(key, klen);
-    size_t lo = 0, hi = r->npoints; /* the first point at or after pos */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->points[mid].pos < pos)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return r->points[lo == r->npoints ? 0 : lo].id; /* past the last point: wrap around */
+    size_t at = r->index[pos >> (64 - INDEX_BITS)]; /* the first point at or after pos */
+    while (at < r->npoints && r->points[at].pos < pos)
+        at++;
+    return r->points[at == r->npoints ? 0 : at].id; /* past the last point: wrap around */
 }
 
 size_t tc__ring_servers(const tc__ring_t *r) {

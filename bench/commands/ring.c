@@ -179,7 +179,7 @@ static int read_for(const tcb_opts_t *o, const tcb_workload_t *wl, tc_cache_t *c
 /* Step 3, for n servers into slot k. */
 static int readers(ring_run_t *r, const tcb_workload_t *wl, int n, int k) {
     const tcb_opts_t *o = r->o;
-    uint64_t entries, bytes, ops, errors;
+    uint64_t entries, bytes, ops = 0, errors = 0;
     tcb_l1_capacity(o, o->l1_pct, o->keys, &entries, &bytes);
     char sub[16];
     snprintf(sub, sizeof sub, "r%d:", n);
@@ -242,7 +242,7 @@ static int hit_path(ring_run_t *r) {
     tcb_status(o, "ring: the hit path, %d rounds of 1 and %d servers", HIT_ROUNDS, SERVERS);
     for (int i = 0; i < HIT_ROUNDS && rc == 0; i++)
         for (int k = 0; k < 2 && rc == 0; k++) {
-            uint64_t ops, errors;
+            uint64_t ops = 0, errors = 0;
             rc = read_for(&one, &uni, c[k], 1, round_ns, &ops, &errors);
             ns[k][i] = ops ? (double)round_ns / (double)ops : NAN;
         }
