@@ -246,7 +246,16 @@ Test(cli, many_keys_commands_and_their_defaults) {
     cr_expect_eq(o.l1_pct, 5.0);
     cr_expect_eq(o.wl_kind, TCB_WL_UNIFORM);
 
-    const char *bad[] = {"bulk -n 200k", "warm -w hotset", "warm -w trace:/x", "patterns -n 0"};
+    cr_assert_eq(parse(&o, "ring"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_RING);
+    cr_expect_eq(o.keys, 100000);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+    cr_expect_eq(o.warmup_ns, 1000000000ull);
+    cr_expect_eq(o.l1_pct, 10.0);
+
+    const char *bad[] = {"bulk -n 200k",     "warm -w hotset",
+                         "warm -w trace:/x", "patterns -n 0",
+                         "ring -w hotset",   "ring --redis redis://127.0.0.1:6379"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
 }
@@ -330,6 +339,7 @@ static const dur_flag_t dur_flags[] = {
     {"failing-source", "--max-stale", offsetof(tcb_opts_t, max_stale_ns)},
     {"failing-source", "--backoff", offsetof(tcb_opts_t, backoff_ns)},
     {"warm", "-d", offsetof(tcb_opts_t, duration_ns)},
+    {"ring", "-d", offsetof(tcb_opts_t, duration_ns)},
     {"micro", "-d", offsetof(tcb_opts_t, duration_ns)},
     {"inval", "-d", offsetof(tcb_opts_t, duration_ns)},
 };
