@@ -61,6 +61,33 @@ static size_t share(size_t budget, size_t n) {
     return budget ? budget / n + (budget % n != 0) : 0;
 }
 
+int tc__ring_of_urls(char *const *urls, size_t n, tc__ring_t **out, tc_error_t *err) {
+    tc__ring_t *ring = tc__ring_new(0);
+    if (!ring)
+        return tc__fail(err, TC_ENOMEM, "out of memory");
+    int rc = TC_OK;
+    for (size_t i = 0; i < n && rc == TC_OK; i++) {
+        tc__endpoint_t ep;
+        if ((rc = tc__endpoint_parse(urls[i], &ep, err)) != TC_OK)
+            break;
+        char name[TC__RING_NAME_MAX];
+        tc__endpoint_name(&ep, name, sizeof name);
+        tc__endpoint_deinit(&ep);
+        rc = tc__ring_add(ring, name, (uint32_t)i);
+        if (rc == TC_ENOMEM)
+            tc__fail(err, rc, "out of memory");
+        else if (rc != TC_OK)
+            rc = tc__fail(err, TC_ECONFIG, "redis_url: server %zu (%s) is listed twice", i + 1,
+                          name);
+    }
+    if (rc != TC_OK) {
+        tc__ring_free(ring);
+        return rc;
+    }
+    *out = ring;
+    return TC_OK;
+}
+
 int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err) {
     char **urls = NULL;
     size_t n = 0;
@@ -68,15 +95,15 @@ int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *er
     if (rc != TC_OK)
         return rc;
     tc_cache_t *c = calloc(1, sizeof *c);
-    if (c) {
-        c->nodes = calloc(n, sizeof *c->nodes);
-        c->ring = tc__ring_new(0);
-    }
-    if (!c || !c->nodes || !c->ring) {
+    if (!c || !(c->nodes = calloc(n, sizeof *c->nodes)))
+        rc = tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
+    else
+        rc = tc__ring_of_urls(urls, n, &c->ring, err);
+    if (rc != TC_OK) {
         if (c)
-            tc__ring_cache_close(c);
+            tc__ring_cache_close(c); /* no node open yet */
         tc__endpoint_list_free(urls, n);
-        return tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
+        return rc;
     }
     c->cfg = *cfg;
     /* The caller's strings may die; the nodes hold their own copies. */
@@ -96,15 +123,6 @@ int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *er
             break;
         }
         c->node_count++;
-        char name[TC__RING_NAME_MAX];
-        tc__endpoint_t ep;
-        if ((rc = tc__endpoint_parse(urls[i], &ep, err)) != TC_OK)
-            break;
-        tc__endpoint_name(&ep, name, sizeof name);
-        tc__endpoint_deinit(&ep);
-        /* Names were checked unique by validation: only memory can fail here. */
-        if ((rc = tc__ring_add(c->ring, name, (uint32_t)i)) != TC_OK)
-            rc = tc__fail(err, TC_ENOMEM, "tc_open: out of memory");
     }
     tc__endpoint_list_free(urls, n);
     if (rc != TC_OK) {

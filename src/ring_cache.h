@@ -11,6 +11,11 @@
  * err saying which server failed. */
 int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *err);
 void tc__ring_cache_close(tc_cache_t *c);
+/* The ring of urls[0..n-1] (parsed URLs, as tc__endpoint_list gives them): server i is
+ * id i, named by its address (tc__endpoint_name). What every process builds from one list,
+ * so tests can tell where a ring cache put a key. 0, TC_ECONFIG (a URL that does not parse,
+ * a server twice), TC_ENOMEM. */
+int tc__ring_of_urls(char *const *urls, size_t n, struct tc__ring **out, tc_error_t *err);
 
 /* The public calls of the same name, on a ring cache (arguments as the caller gave them). */
 int tc__ring_mget(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_ref_t **refs, int *codes);

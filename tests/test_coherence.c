@@ -33,6 +33,11 @@
  * first stale examples and its worst, each with the fault it followed and what Redis held,
  * and the times its listener was down.
  *
+ * The second test runs the same schedule over a ring: two servers, each behind its own
+ * proxy, the workers' redis_url listing both (one cache per server behind each handle), each
+ * fault aimed at one server in turn; the verdicts are the same, and both servers must end up
+ * holding keys.
+ *
  * Duration: one round by default (DEFAULT_FAULT_SECONDS, about 12 s in all);
  * TC_STRESS_SECONDS=120 runs rounds for two minutes. TC_STRESS_SEED changes the workers'
  * random choices.
@@ -83,11 +88,17 @@ enum schedule_ms {
 #define MIN_READS        (10000u / TC_TEST_SLOW)
 #define DEFAULT_SEED     1
 
+/* Two servers, each behind its own proxy: the first test uses the first; the ring test
+ * spreads the keys over both (a redis_url listing the two proxies) and aims each fault at
+ * one of them in turn. */
+#define SERVERS 2
+
 typedef struct run {
-    tc_test_redis_t *redis;
-    tc_test_proxy_t *proxy;
+    tc_test_redis_t *redis[SERVERS];
+    tc_test_proxy_t *proxy[SERVERS];
+    int target; /* the server the next fault hits */
     tc_oracle_t *o;
-    char dir[64], oracle_path[128], url[64];
+    char dir[64], oracle_path[128], url[160], sockets[512];
     tc_workers_t ws;
     int enabled[TC_FAULT_COUNT];
     unsigned ran[TC_FAULT_COUNT];
@@ -103,10 +114,13 @@ static void setup(void) {
     cr_assert_not_null(R);
     tc_workers_init(&R->ws, PROCS);
     tc_test_redis_opts_t opts = {.tcp = 1};
-    R->redis = tc_test_redis_start(&opts);
-    R->proxy = tc_test_proxy_start(tc_test_redis_port(R->redis));
-    cr_assert_not_null(R->proxy, "the proxy did not start");
-    snprintf(R->url, sizeof R->url, "redis://127.0.0.1:%d", tc_test_proxy_port(R->proxy));
+    for (int i = 0; i < SERVERS; i++) {
+        R->redis[i] = tc_test_redis_start(&opts);
+        R->proxy[i] = tc_test_proxy_start(tc_test_redis_port(R->redis[i]));
+        cr_assert_not_null(R->proxy[i], "the proxy did not start");
+    }
+    snprintf(R->url, sizeof R->url, "redis://127.0.0.1:%d", tc_test_proxy_port(R->proxy[0]));
+    snprintf(R->sockets, sizeof R->sockets, "%s", tc_test_redis_socket_path(R->redis[0]));
     strcpy(R->dir, "/tmp/tc-coherence-XXXXXX");
     cr_assert_not_null(mkdtemp(R->dir), "mkdtemp: %s", strerror(errno));
     snprintf(R->oracle_path, sizeof R->oracle_path, "%s/oracle", R->dir);
@@ -119,8 +133,10 @@ static void teardown(void) {
         tc_oracle_set_phase(R->o, TC_PHASE_ABORT);
     tc_workers_stop(&R->ws);
     tc_oracle_detach(R->o);
-    tc_test_proxy_stop(R->proxy);
-    tc_test_redis_stop(R->redis);
+    for (int i = 0; i < SERVERS; i++) {
+        tc_test_proxy_stop(R->proxy[i]);
+        tc_test_redis_stop(R->redis[i]);
+    }
     unlink(R->oracle_path);
     rmdir(R->dir);
     free(R);
@@ -168,23 +184,15 @@ static void spawn_worker(run_t *r, int i, unsigned seed, unsigned max_seconds) {
     snprintf(proc, sizeof proc, "%d", i);
     snprintf(seedbuf, sizeof seedbuf, "%u", seed);
     snprintf(maxbuf, sizeof maxbuf, "%u", max_seconds);
-    const char *argv[] = {TC_TEST_STRESS_PATH,
-                          r->oracle_path,
-                          r->url,
-                          PREFIX,
-                          CHANNEL,
-                          tc_test_redis_socket_path(r->redis),
-                          proc,
-                          seedbuf,
-                          maxbuf,
-                          NULL};
+    const char *argv[] = {TC_TEST_STRESS_PATH, r->oracle_path, r->url,  PREFIX, CHANNEL,
+                          r->sockets,          proc,           seedbuf, maxbuf, NULL};
     tc_workers_spawn(&r->ws, (unsigned)i, argv);
 }
 
 /* ---- faults ---- */
 
 static redisContext *direct(run_t *r) {
-    redisContext *c = tc_test_redis_connect(r->redis);
+    redisContext *c = tc_test_redis_connect(r->redis[r->target]);
     cr_assert_not_null(c, "no direct connection to redis-server for a fault");
     return c;
 }
@@ -200,16 +208,16 @@ static unsigned long fault_pubsub_kill(run_t *r) {
 }
 
 static unsigned long fault_sigstop(run_t *r) {
-    tc_test_redis_pause(r->redis);
+    tc_test_redis_pause(r->redis[r->target]);
     tc_test_sleep_ms(SIGSTOP_MS);
-    tc_test_redis_resume(r->redis);
+    tc_test_redis_resume(r->redis[r->target]);
     return 1;
 }
 
 static unsigned long fault_kill9(run_t *r) {
-    tc_test_redis_kill(r->redis);
+    tc_test_redis_kill(r->redis[r->target]);
     tc_test_sleep_ms(KILL9_DOWN_MS);
-    tc_test_redis_restart(r->redis);
+    tc_test_redis_restart(r->redis[r->target]);
     return 1;
 }
 
@@ -225,16 +233,16 @@ static unsigned long fault_pause_write(run_t *r) {
 }
 
 static unsigned long fault_cut_subscribers(run_t *r) {
-    unsigned cut = tc_test_proxy_cut_subscribers(r->proxy);
+    unsigned cut = tc_test_proxy_cut_subscribers(r->proxy[r->target]);
     tc_test_sleep_ms(CUT_SUBSCRIBERS_MS);
-    tc_test_proxy_close_cut(r->proxy);
+    tc_test_proxy_close_cut(r->proxy[r->target]);
     return cut;
 }
 
 static unsigned long fault_cut_all(run_t *r) {
-    tc_test_proxy_cut_all(r->proxy);
+    tc_test_proxy_cut_all(r->proxy[r->target]);
     tc_test_sleep_ms(CUT_ALL_MS);
-    tc_test_proxy_heal(r->proxy);
+    tc_test_proxy_heal(r->proxy[r->target]);
     return 1;
 }
 
@@ -257,8 +265,8 @@ static void run_fault(run_t *r, int kind) {
     tc_oracle_fault_end(r->o, idx);
     r->ran[kind]++;
     r->evidence[kind] += evidence;
-    fprintf(stderr, "coherence: fault %-15s at %+6.0f ms for %4.0f ms, hit %lu\n",
-            tc_fault_name(kind), tc_oracle_run_ms(r->o, began),
+    fprintf(stderr, "coherence: fault %-15s on server %d at %+6.0f ms for %4.0f ms, hit %lu\n",
+            tc_fault_name(kind), r->target, tc_oracle_run_ms(r->o, began),
             (double)(tc_oracle_now_ns() - began) / 1e6, evidence);
 }
 
@@ -272,8 +280,9 @@ static const tc_fault_kind_t round_order[TC_FAULT_COUNT] = {
     TC_FAULT_SIGSTOP,     TC_FAULT_CUT_ALL,         TC_FAULT_PAUSE_WRITE,
 };
 
-/* Whole rounds of one fault per period, until `seconds` have passed. */
-static void run_faults(run_t *r, unsigned seconds) {
+/* Whole rounds of one fault per period, until `seconds` have passed; with servers > 1,
+ * each fault hits the next server in turn. */
+static void run_faults(run_t *r, unsigned seconds, int servers) {
     uint64_t end = tc_test_now_ms() + seconds * 1000u;
     tc_test_sleep_ms(WARMUP_MS);
     do {
@@ -282,6 +291,7 @@ static void run_faults(run_t *r, unsigned seconds) {
                 continue;
             uint64_t next = tc_test_now_ms() + FAULT_PERIOD_MS;
             run_fault(r, (int)round_order[i]);
+            r->target = (r->target + 1) % servers;
             uint64_t now = tc_test_now_ms();
             if (now < next)
                 tc_test_sleep_ms((unsigned)(next - now));
@@ -309,8 +319,8 @@ static void assert_coherent(const run_t *r, const tc_stress_totals_t *t) {
 
 /* ---- the test ---- */
 
-Test(coherence, faults_never_serve_stale_values) {
-    run_t *r = R;
+/* One run: PROCS workers on r->url, faults over `servers` servers. */
+static void run_coherence(run_t *r, int servers, const char *who) {
     unsigned seconds = env_unsigned("TC_STRESS_SECONDS", DEFAULT_FAULT_SECONDS);
     unsigned seed = env_unsigned("TC_STRESS_SEED", DEFAULT_SEED);
     choose_faults(r);
@@ -329,7 +339,7 @@ Test(coherence, faults_never_serve_stale_values) {
 
     uint64_t t0 = tc_test_now_ms();
     tc_oracle_set_phase(r->o, TC_PHASE_RUN);
-    run_faults(r, seconds);
+    run_faults(r, seconds, servers);
     tc_oracle_set_phase(r->o, TC_PHASE_HEALTHY);
     tc_test_sleep_ms(HEALTHY_MS);
     tc_oracle_set_phase(r->o, TC_PHASE_QUIET);
@@ -337,16 +347,36 @@ Test(coherence, faults_never_serve_stale_values) {
     tc_test_sleep_ms(2u * TC_STRESS_BOUND_MS);
     tc_oracle_set_phase(r->o, TC_PHASE_VERIFY);
     tc_workers_collect(&r->ws);
-    tc_workers_print(&r->ws, "coherence");
+    tc_workers_print(&r->ws, who);
 
     tc_stress_totals_t t;
     tc_stress_totals(&r->ws, &t);
     fprintf(stderr,
-            "coherence: %u s of faults, %" PRIu64 " ms in all; reads %" PRIu64
-            " (values %" PRIu64 ", unjudged %" PRIu64 "), sets ok %" PRIu64 " maybe %" PRIu64
-            ", dels ok %" PRIu64 " maybe %" PRIu64 ", stale %" PRIu64 ", disagreements %" PRIu64
-            "\n",
-            seconds, tc_test_now_ms() - t0, t.reads, t.values, t.unjudged, t.sets_ok,
+            "%s: %u s of faults, %" PRIu64 " ms in all; reads %" PRIu64 " (values %" PRIu64
+            ", unjudged %" PRIu64 "), sets ok %" PRIu64 " maybe %" PRIu64 ", dels ok %" PRIu64
+            " maybe %" PRIu64 ", stale %" PRIu64 ", disagreements %" PRIu64 "\n",
+            who, seconds, tc_test_now_ms() - t0, t.reads, t.values, t.unjudged, t.sets_ok,
             t.sets_maybe, t.dels_ok, t.dels_maybe, t.stale, t.disagree);
     assert_coherent(r, &t);
+}
+
+Test(coherence, faults_never_serve_stale_values) {
+    run_coherence(R, 1, "coherence");
+}
+
+/* The same over a ring of two servers (a redis_url listing both proxies): each fault hits
+ * one server, and every read, whichever server holds its key, is judged as above; after the
+ * run both servers must hold keys, or the ring was not used. */
+Test(coherence, a_ring_of_two_servers_never_serves_stale_values) {
+    run_t *r = R;
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d redis://127.0.0.1:%d",
+             tc_test_proxy_port(r->proxy[0]), tc_test_proxy_port(r->proxy[1]));
+    snprintf(r->sockets, sizeof r->sockets, "%s %s", tc_test_redis_socket_path(r->redis[0]),
+             tc_test_redis_socket_path(r->redis[1]));
+    run_coherence(r, SERVERS, "coherence (ring)");
+    for (int i = 0; i < SERVERS; i++) {
+        redisReply *n = tc_test_redis_cmd(r->redis[i], "DBSIZE");
+        cr_assert_gt(n->integer, 0, "server %d holds no key: the ring was not used", i);
+        freeReplyObject(n);
+    }
 }

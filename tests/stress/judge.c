@@ -14,6 +14,7 @@
  */
 #include "worker.h"
 
+#include "ring.h"
 #include "valfmt.h"
 
 #include <hiredis/hiredis.h>
@@ -157,25 +158,34 @@ static seen_t redis_value(const worker_t *wk, redisContext *rc, const char *name
 
 /* This thread's own connection for peeking at Redis when a read is stale (was the stale
  * value in Redis itself, or only in this process's L1?). Opened on first use. */
-static _Thread_local redisContext *peek_conn;
+unsigned stress_server_of(const worker_t *wk, const char *name, size_t nlen) {
+    return wk->ring ? tc__ring_lookup(wk->ring, name, nlen) : 0;
+}
+
+static _Thread_local redisContext *peek_conn[STRESS_MAX_SERVERS];
 
 void stress_peek_close(void) {
-    if (peek_conn)
-        redisFree(peek_conn);
-    peek_conn = NULL;
+    for (unsigned i = 0; i < STRESS_MAX_SERVERS; i++) {
+        if (peek_conn[i])
+            redisFree(peek_conn[i]);
+        peek_conn[i] = NULL;
+    }
 }
 
 static void peek_redis(const worker_t *wk, unsigned key, char *out, size_t cap) {
     struct timeval tv = {0, PEEK_TIMEOUT_MS * 1000};
-    if (!peek_conn || peek_conn->err) {
-        stress_peek_close();
-        peek_conn = redisConnectUnixWithTimeout(wk->socket_path, tv);
-        if (peek_conn && !peek_conn->err)
-            redisSetTimeout(peek_conn, tv);
-    }
     char name[TC_ORACLE_NAME_MAX];
-    tc_oracle_key_name(wk->o, key, name);
-    seen_t s = redis_value(wk, peek_conn && !peek_conn->err ? peek_conn : NULL, name);
+    size_t nlen = tc_oracle_key_name(wk->o, key, name);
+    unsigned at = stress_server_of(wk, name, nlen);
+    redisContext **pc = &peek_conn[at];
+    if (!*pc || (*pc)->err) {
+        if (*pc)
+            redisFree(*pc);
+        *pc = redisConnectUnixWithTimeout(wk->sockets[at], tv);
+        if (*pc && !(*pc)->err)
+            redisSetTimeout(*pc, tv);
+    }
+    seen_t s = redis_value(wk, *pc && !(*pc)->err ? *pc : NULL, name);
     describe(wk, key, &s, out, cap);
 }
 
@@ -303,16 +313,19 @@ static void cold_label(const worker_t *wk, unsigned key, char *out, size_t cap) 
 
 void stress_verify(worker_t *wk) {
     struct timeval tv = {REDIS_TIMEOUT_MS / 1000u, 0};
-    redisContext *rc = redisConnectUnixWithTimeout(wk->socket_path, tv);
-    if (rc && rc->err) {
-        redisFree(rc);
-        rc = NULL;
+    redisContext *rc[STRESS_MAX_SERVERS] = {0};
+    for (unsigned i = 0; i < wk->nsockets; i++) {
+        rc[i] = redisConnectUnixWithTimeout(wk->sockets[i], tv);
+        if (rc[i] && rc[i]->err) {
+            redisFree(rc[i]);
+            rc[i] = NULL;
+        }
     }
     for (unsigned k = 0; k < tc_oracle_nkeys(wk->o); k++) {
         char name[TC_ORACLE_NAME_MAX];
         size_t nlen = tc_oracle_key_name(wk->o, k, name);
         seen_t mine = cache_value(wk, k, name, nlen);
-        seen_t truth = redis_value(wk, rc, name);
+        seen_t truth = redis_value(wk, rc[stress_server_of(wk, name, nlen)], name);
         wk->verified++;
         int equal = mine.present >= 0 && mine.present == truth.present &&
                     (!mine.present ||
@@ -328,8 +341,9 @@ void stress_verify(worker_t *wk) {
                      "disagree key=%s cache=%s redis=%s%s", name, a, b, what);
         wk->disagree++;
     }
-    if (rc)
-        redisFree(rc);
+    for (unsigned i = 0; i < wk->nsockets; i++)
+        if (rc[i])
+            redisFree(rc[i]);
     stress_peek_close();
 }
 

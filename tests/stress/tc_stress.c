@@ -6,7 +6,9 @@
  *             [reader plain|tc off|bcast|default]
  *
  * It maps the oracle file (stress/oracle.h: the shared record of every write), opens its
- * own cache on REDIS_URL (the test's proxy) with the suite's small timeouts, reports ready,
+ * own cache on REDIS_URL (the test's proxy; or a list of URLs, one cache over several
+ * servers, with REDIS_SOCKET listing their sockets in the same order, space-separated) with
+ * the suite's small timeouts, reports ready,
  * and waits for the test to set the phase to RUN. Then `threads` threads (from the oracle's
  * shape) each mix, until the phase reaches QUIET:
  *
@@ -52,6 +54,10 @@
  * what they share.
  */
 #include "worker.h"
+
+#include "endpoint.h"
+#include "ring.h"
+#include "ring_cache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,6 +341,31 @@ static int parse_role(char **words, worker_t *wk) {
     return -1;
 }
 
+/* REDIS_SOCKET: one socket, or (a ring) one per URL of REDIS_URL's list, in its order;
+ * then the ring the cache builds from that list says which socket holds a key. 0 or -1. */
+static int parse_servers(worker_t *wk, const char *urls, const char *sockets) {
+    char *copy = strdup(sockets), *save = NULL;
+    for (char *t = copy ? strtok_r(copy, " ", &save) : NULL; t; t = strtok_r(NULL, " ", &save))
+        if (wk->nsockets == STRESS_MAX_SERVERS || !(wk->sockets[wk->nsockets++] = strdup(t))) {
+            free(copy);
+            return -1;
+        }
+    free(copy);
+    if (wk->nsockets < 2)
+        return wk->nsockets == 1 ? 0 : -1;
+    char **list = NULL;
+    size_t n = 0;
+    tc_error_t err = {0};
+    if (tc__endpoint_list(urls, &list, &n, &err) != TC_OK || n != wk->nsockets ||
+        tc__ring_of_urls(list, n, &wk->ring, &err) != TC_OK) {
+        fprintf(stderr, "tc-stress: %zu URLs for %u sockets: %s\n", n, wk->nsockets, err.msg);
+        tc__endpoint_list_free(list, n);
+        return -1;
+    }
+    tc__endpoint_list_free(list, n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static worker_t wk;
     if ((argc != 9 && argc != 12) || (argc == 12 && parse_role(argv + 9, &wk) != 0)) {
@@ -343,7 +374,8 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     wk.prefix = argv[3];
-    wk.socket_path = argv[5];
+    if (parse_servers(&wk, argv[2], argv[5]) != 0)
+        return EXIT_SETUP;
     wk.proc = (unsigned)strtoul(argv[6], NULL, 10);
     unsigned seed = (unsigned)strtoul(argv[7], NULL, 10);
     wk.bound_ns =
@@ -371,6 +403,9 @@ int main(int argc, char **argv) {
     stress_print_report(&wk, &total, timed_out);
     tc_close(wk.cache);
     tc_oracle_detach(wk.o);
+    tc__ring_free(wk.ring);
+    for (unsigned i = 0; i < wk.nsockets; i++)
+        free(wk.sockets[i]);
     pthread_mutex_destroy(&wk.mu);
     return timed_out ? EXIT_TIMEOUT : 0;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define STRESS_MAX_SERVERS 8 /* REDIS_SOCKET may list this many, for a ring */
+
 #define MAX_EXAMPLES 8  /* stale / impossible / disagreeing examples kept */
 #define MAX_GAPS     64 /* listener outages remembered for the report */
 #define ERR_CODES    16 /* -rc of every TC_E* code fits */
@@ -47,7 +49,12 @@ typedef struct counts {
 typedef struct worker {
     tc_oracle_t *o;
     tc_cache_t *cache;
-    const char *prefix, *socket_path;
+    const char *prefix;
+    /* The servers' unix sockets, in the order of REDIS_URL's list; with several, ring says
+     * which holds a key (the ring the cache built from the same list). */
+    char *sockets[STRESS_MAX_SERVERS];
+    unsigned nsockets;
+    struct tc__ring *ring;
     stress_role_t role;
     int plain;    /* plain_keys: a key's name is its Redis key, its value is raw */
     int tracking; /* a tc_tracking_t */
@@ -67,6 +74,9 @@ typedef struct worker {
 } worker_t;
 
 /* judge.c */
+
+/* Which of wk->sockets holds the key named name. */
+unsigned stress_server_of(const worker_t *wk, const char *name, size_t nlen);
 
 /* Count a failed call's code. */
 void stress_count_error(counts_t *c, op_kind_t op, int rc);
