@@ -598,6 +598,11 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
 
 int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
                  tc_error_t *err) {
+    return tc__cache_open(caller_cfg, size, NULL, out, err);
+}
+
+int tc__cache_open(const tc_config_t *caller_cfg, size_t size, const char *origin,
+                   tc_cache_t **out, tc_error_t *err) {
     tc__error_clear(err);
     if (out)
         *out = NULL;
@@ -619,6 +624,7 @@ int tc_open_size(const tc_config_t *caller_cfg, size_t size, tc_cache_t **out,
     c->cfg = *cfg;
     c->fork_gen = tc__fork_watch();
     tc__log_init(&c->log, cfg->log_fn, cfg->log_arg, cfg->log_level);
+    tc__log_set_origin(&c->log, origin);
     c->key_prefix = dup_str(cfg->key_prefix);
     c->channel = dup_str(cfg->inval_channel);
     size_t plen = c->key_prefix ? strlen(c->key_prefix) : 0;

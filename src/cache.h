@@ -60,6 +60,10 @@ static inline tc_cache_t *tc__route(tc_cache_t *c, const void *key, size_t klen)
     return c && c->ring ? tc__ring_route(c, key, klen) : c;
 }
 
+/* tc_open_size, for one server of several: origin (NULL: none) names it in every log
+ * message (ring_cache.c). */
+int tc__cache_open(const tc_config_t *cfg, size_t size, const char *origin, tc_cache_t **out,
+                   tc_error_t *err);
 /* Record a call of kind that started at t0_ns (tc__now_ns clock). */
 void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);
 /* L1-only mode: the version of a write (or load) of key, from its shard's counter. */

@@ -24,6 +24,10 @@
 #define LOG_BURST     5u
 #define LOG_MSG_MAX   480
 
+void tc__log_set_origin(tc__log_t *lg, const char *origin) {
+    snprintf(lg->origin, sizeof lg->origin, "%s", origin ? origin : "");
+}
+
 void tc__log_init(tc__log_t *lg, tc_log_fn fn, void *arg, int level) {
     memset(lg, 0, sizeof *lg);
     lg->fn = fn;
@@ -68,10 +72,14 @@ void tc__log(tc__log_t *lg, tc__log_event_t ev, int level, const void *key, size
     if (!tc__log_on(lg, level) || !admit(lg, ev, &suppressed))
         return;
     char msg[LOG_MSG_MAX];
+    int at = lg->origin[0] ? snprintf(msg, sizeof msg, "server %s: ", lg->origin) : 0;
+    if (at < 0 || (size_t)at >= sizeof msg)
+        at = 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
     va_end(ap);
+    n = n < 0 ? n : n + at;
     if (suppressed && n >= 0 && (size_t)n < sizeof msg)
         snprintf(msg + n, sizeof msg - (size_t)n, " (%u similar messages suppressed)",
                  suppressed);

@@ -41,10 +41,14 @@ typedef struct tc__log {
     int level; /* deliver events with level <= this; 0: none */
     pthread_mutex_t mu;
     tc__log_kind_t kinds[TC__EV_COUNT];
+    char origin[128]; /* "" or, for one server of several, its name: every message says
+                         "server <origin>: ..." so an operator knows which one */
 } tc__log_t;
 
 /* Set up from the configuration (fn, arg, level as in tc_config_t). */
 void tc__log_init(tc__log_t *lg, tc_log_fn fn, void *arg, int level);
+/* Name the server this log speaks for (set before the first message; NULL: none). */
+void tc__log_set_origin(tc__log_t *lg, const char *origin);
 void tc__log_deinit(tc__log_t *lg);
 /* 1 when an event of this level would be delivered (to skip building its text). */
 static inline int tc__log_on(const tc__log_t *lg, int level) {

@@ -116,8 +116,14 @@ int tc__ring_cache_open(const tc_config_t *cfg, tc_cache_t **out, tc_error_t *er
         one.redis_url = urls[i];
         one.l1_max_bytes = share(cfg->l1_max_bytes, n);
         one.l1_max_entries = share(cfg->l1_max_entries, n);
+        char name[TC__RING_NAME_MAX] = "";
+        tc__endpoint_t ep;
+        if (tc__endpoint_parse(urls[i], &ep, NULL) == TC_OK) { /* parsed once already */
+            tc__endpoint_name(&ep, name, sizeof name);
+            tc__endpoint_deinit(&ep);
+        }
         tc_error_t why = {0};
-        rc = tc_open_size(&one, sizeof one, &c->nodes[i], &why);
+        rc = tc__cache_open(&one, sizeof one, name, &c->nodes[i], &why);
         if (rc != TC_OK) {
             tc__fail(err, rc, "redis_url: server %zu of %zu: %s", i + 1, n, why.msg);
             break;

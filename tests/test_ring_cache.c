@@ -17,6 +17,7 @@
 
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,8 +409,32 @@ Test(ring_cache, writes_reach_another_process_through_each_servers_channel) {
 /* Kill one server: its keys fail (writes fail; reads at most serve the copy its L1 kept
  * within the degraded bound), the other servers' keys are still served from L1 and still
  * written; after a restart its keys work again. */
+/* Log messages, kept for a look (the listener threads write them). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void keep_log(void *arg, int level, const char *msg, const void *key, size_t klen) {
+    (void)arg, (void)level, (void)key, (void)klen;
+    pthread_mutex_lock(&log_mu);
+    size_t at = strlen(log_text);
+    snprintf(log_text + at, sizeof log_text - at, "%s\n", msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static int logged(const char *needle) {
+    pthread_mutex_lock(&log_mu);
+    int found = strstr(log_text, needle) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return found;
+}
+
 Test(ring_cache, a_dead_server_costs_only_its_own_keys) {
-    tc_cache_t *c = open_ring(urls, "t:rd:");
+    tc_config_t cfg;
+    tc_test_config(&cfg, urls, "t:rd:", "t:rd:");
+    cfg.command_timeout_ms = 1000;
+    cfg.log_fn = keep_log;
+    cfg.log_level = TC_LOG_WARN;
+    tc_cache_t *c = tc_test_open(&cfg);
     enum { N = 60 };
     int on[N];
     for (int i = 0; i < N; i++) {
@@ -425,6 +450,13 @@ Test(ring_cache, a_dead_server_costs_only_its_own_keys) {
     uint64_t t0 = tc_test_now_ms();
     while (stats(c).listener_connected)
         cr_assert_lt(tc_test_now_ms() - t0, NOTICE_MS, "no listener noticed the dead server");
+    /* The operator is told which server: every message of a server's cache names it. */
+    char who[600];
+    snprintf(who, sizeof who, "server unix:%s/0: ", tc_test_redis_socket_path(redis[dead]));
+    t0 = tc_test_now_ms();
+    while (!logged(who))
+        cr_assert_lt(tc_test_now_ms() - t0, NOTICE_MS, "no message names %s:\n%s", who,
+                     log_text);
     tc_stats_t before = stats(c);
     int others = 0;
     for (int i = 0; i < N; i++) {
