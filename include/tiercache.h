@@ -225,12 +225,13 @@ typedef struct tc_config {
     const char *redis_url;     /* redis://[user:password@]host[:port][/db],
                                   unix:///path.sock[?db=N&password=P&user=U], or
                                   redis+sentinel://[user:password@]host[:port][,...]/name[/db]
-                                  (the master found through Sentinel on every connect, port
-                                  26379 by default); or up to 64 of these separated by
-                                  spaces: keys spread over the servers by consistent hashing,
-                                  one cache per server behind this handle, L1 budgets split
-                                  evenly (docs/configuration.md "Several servers"); NULL =
-                                  L1-only. Env: REDIS_URL */
+                                  [?sentinel_password=P[&sentinel_user=U]] (the master found
+                                  through Sentinel on every connect, port 26379 by default;
+                                  the query: the sentinels' own AUTH); or up to 64 of these
+                                  separated by spaces: keys spread over the servers by
+                                  consistent hashing, one cache per server behind this
+                                  handle, L1 budgets split evenly (docs/configuration.md,
+                                  "Several servers"); NULL = L1-only. Env: REDIS_URL */
     const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
     const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
     unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */

@@ -571,8 +571,11 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
                                   .master_name = c->endpoint.master_name,
                                   .user = c->endpoint.user,
                                   .password = c->endpoint.password,
+                                  .sentinel_user = c->endpoint.sentinel_user,
+                                  .sentinel_password = c->endpoint.sentinel_password,
                                   .connect_timeout_ms = c->cfg.connect_timeout_ms,
-                                  .command_timeout_ms = c->cfg.command_timeout_ms};
+                                  .command_timeout_ms = c->cfg.command_timeout_ms,
+                                  .log = &c->log};
         if ((rc = tc__sentinel_watch_start(&wo, on_master_switch, c, &c->sentinel_watch)) != 0)
             return tc__fail(err, rc, "could not start the Sentinel watch thread");
     }

@@ -273,10 +273,35 @@ static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     return 0;
 }
 
+/* redis+sentinel://'s query: the sentinels' own credentials. */
+static int sentinel_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *eq = memchr(s, '=', n);
+    if (!eq || eq == s) {
+        return URL_FAIL("query parameter without key=value");
+    }
+    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
+    char **slot;
+    if (klen == 17 && memcmp(s, "sentinel_password", 17) == 0) {
+        slot = &ep->sentinel_password;
+    } else if (klen == 13 && memcmp(s, "sentinel_user", 13) == 0) {
+        slot = &ep->sentinel_user;
+    } else {
+        return URL_FAIL("unknown query parameter (accepted: sentinel_password, sentinel_user)");
+    }
+    if (*slot) {
+        return URL_FAIL("query parameter given twice");
+    }
+    if (vlen == 0) {
+        return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
+    }
+    return pct_decode(eq + 1, vlen, klen == 13 ? "sentinel_user" : "sentinel_password", slot,
+                      err);
+}
+
 /* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]: each sentinel's address
  * checked as a redis:// host would be, and kept as "host:port" (IPv6 without brackets). */
 static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *at = strrchr(s, '@');
+    const char *at = memrchr(s, '@', strcspn(s, "?")); /* not an '@' of the query's */
     int rc;
     if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
         return rc;
@@ -331,11 +356,23 @@ static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
         s++;
         dblen = strcspn(s, "?#");
     }
-    if (s[dblen] != '\0') {
-        return URL_FAIL("redis+sentinel:// takes no query or fragment");
+    if (s[dblen] == '#') {
+        return URL_FAIL("redis+sentinel:// takes no fragment");
     }
     ep->port = 0;
-    return parse_db(s, dblen, &ep->db, err);
+    if ((rc = parse_db(s, dblen, &ep->db, err)) != 0) {
+        return rc;
+    }
+    for (s += dblen; *s; s += strcspn(s, "&")) {
+        s++; /* skip '?' or '&' */
+        if ((rc = sentinel_param(s, strcspn(s, "&"), ep, err)) != 0) {
+            return rc;
+        }
+    }
+    if (ep->sentinel_user && !ep->sentinel_password) {
+        return URL_FAIL("sentinel_user given without sentinel_password (AUTH needs both)");
+    }
+    return 0;
 }
 
 static int has_prefix(const char *s, const char *p) {
@@ -407,6 +444,8 @@ void tc__endpoint_deinit(tc__endpoint_t *ep) {
     free(ep->password);
     free(ep->sentinels);
     free(ep->master_name);
+    free(ep->sentinel_user);
+    free(ep->sentinel_password);
     memset(ep, 0, sizeof *ep);
 }
 

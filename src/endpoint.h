@@ -19,13 +19,17 @@ typedef struct tc__endpoint {
      * under master_name each time a connection opens (conn.c); host is then NULL. */
     char *sentinels;
     char *master_name;
+    /* ?sentinel_password=P[&sentinel_user=U]: the sentinels' own AUTH (their requirepass
+     * or ACL user), which is not the master's; NULL: sentinels without auth. */
+    char *sentinel_user, *sentinel_password;
 } tc__endpoint_t;
 
 /*
  * Parse redis://[user[:password]@]host[:port][/db] (also [:password@], IPv6 as [::1],
  * percent-escapes in user and password), unix:///abs/path.sock[?db=N&password=P&user=U]
  * and redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master-name[/db]
- * (sentinels' port 26379 by default; the credentials are the master's).
+ * [?sentinel_password=P[&sentinel_user=U]] (sentinels' port 26379 by default; the
+ * userinfo credentials are the master's, the query's the sentinels').
  * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
  */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);

@@ -36,10 +36,11 @@ static int split_addr(const char *s, tc__sentinel_addr_t *a) {
 
 static int connect_to(const tc__sentinel_opts_t *o, const tc__sentinel_addr_t *a, int creds,
                       redisContext **c, tc_error_t *err) {
+    /* creds: the master's (ROLE on the server a sentinel named); else a sentinel's own. */
     tc__endpoint_t ep = {.host = (char *)a->host,
                          .port = a->port,
-                         .user = creds ? (char *)o->user : NULL,
-                         .password = creds ? (char *)o->password : NULL};
+                         .user = (char *)(creds ? o->user : o->sentinel_user),
+                         .password = (char *)(creds ? o->password : o->sentinel_password)};
     return tc__conn_open(&ep, o->connect_timeout_ms, o->command_timeout_ms, c, err);
 }
 
@@ -202,7 +203,7 @@ int tc__sentinel_parse_switch(const char *msg, size_t len, const char *master_na
 
 struct tc__sentinel_watch {
     tc__sentinel_opts_t o;
-    char *sentinels, *name, *user, *password;
+    char *sentinels, *name, *user, *password, *s_user, *s_password; /* owned copies */
     tc__sentinel_switch_fn fn;
     void *arg;
     pthread_t thread;
@@ -246,18 +247,25 @@ static void check_master(tc__sentinel_watch_t *w) {
     }
 }
 
-/* One subscription on sentinel a, until it fails, falls silent or the watch stops. */
-static void watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a) {
+/* One subscription on sentinel a, until it fails, falls silent or the watch stops. Returns
+ * 1 if it subscribed, else 0 with the reason appended to why. */
+static int watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a, char *why,
+                     size_t cap) {
     redisContext *c = NULL;
     tc_error_t err;
-    if (connect_to(&w->o, a, 0, &c, &err) != 0)
-        return;
+    if (connect_to(&w->o, a, 0, &c, &err) != 0) {
+        note(why, cap, a, err.msg);
+        return 0;
+    }
     const char *sub[2] = {"SUBSCRIBE", "+switch-master"};
     size_t sub_lens[2] = {9, 14};
     redisReply *r = tc__conn_command_argv(c, 2, sub, sub_lens);
     int ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (!ok) /* NOAUTH: the sentinels want sentinel_password */
+        note(why, cap, a, r && r->type == REDIS_REPLY_ERROR ? r->str : "SUBSCRIBE failed");
     if (r)
         freeReplyObject(r);
+    int subscribed = ok;
     if (ok)
         check_master(w);
     uint64_t last = tc__now_ns();
@@ -296,21 +304,30 @@ static void watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a) {
         }
     }
     redisFree(c);
+    return subscribed;
 }
 
 static void *watch_main(void *arg) {
     tc__sentinel_watch_t *w = arg;
     while (!atomic_load(&w->stopping)) {
-        char *list = strdup(w->sentinels), *save = NULL;
+        char *list = strdup(w->sentinels), *save = NULL, why[1024] = "";
+        int any = 0;
         for (char *s = list ? strtok_r(list, ",", &save) : NULL;
              s && !atomic_load(&w->stopping); s = strtok_r(NULL, ",", &save)) {
             tc__sentinel_addr_t a;
             if (split_addr(s, &a) == 0)
-                watch_one(w, &a);
+                any |= watch_one(w, &a, why, sizeof why);
             if (wait_stop(w, WATCH_RETRY_MS))
                 break;
         }
         free(list);
+        /* A whole pass without a subscription: failovers go unheard until one answers (the
+         * pool still finds the master on every connect). Rate-limited by the log. */
+        if (!any && !atomic_load(&w->stopping))
+            tc__log(w->o.log, TC__EV_SENTINEL, TC_LOG_WARN, NULL, 0,
+                    "Sentinel watch: no sentinel took the +switch-master subscription (%s); "
+                    "failovers are noticed only when a connection fails",
+                    why);
         if (wait_stop(w, WATCH_RETRY_MS))
             break;
     }
@@ -322,6 +339,8 @@ static void watch_free(tc__sentinel_watch_t *w) {
     free(w->name);
     free(w->user);
     free(w->password);
+    free(w->s_user);
+    free(w->s_password);
     free(w);
 }
 
@@ -340,14 +359,19 @@ int tc__sentinel_watch_start(const tc__sentinel_opts_t *o, tc__sentinel_switch_f
     w->name = strdup(o->master_name);
     w->o.sentinels = w->sentinels;
     w->o.master_name = w->name;
-    /* The master's credentials, for its ROLE (sentinels are asked without any). */
+    /* The master's credentials, for its ROLE, and the sentinels' own. */
     w->user = o->user ? strdup(o->user) : NULL;
     w->password = o->password ? strdup(o->password) : NULL;
     w->o.user = w->user;
     w->o.password = w->password;
+    w->s_user = o->sentinel_user ? strdup(o->sentinel_user) : NULL;
+    w->s_password = o->sentinel_password ? strdup(o->sentinel_password) : NULL;
+    w->o.sentinel_user = w->s_user;
+    w->o.sentinel_password = w->s_password;
     w->fn = fn;
     w->arg = arg;
     if (!w->sentinels || !w->name || (o->user && !w->user) || (o->password && !w->password) ||
+        (o->sentinel_user && !w->s_user) || (o->sentinel_password && !w->s_password) ||
         pipe2(w->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         watch_free(w);
         return TC_ENOMEM;

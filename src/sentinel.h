@@ -15,6 +15,7 @@
 #define TC_SENTINEL_H
 
 #include "config.h"
+#include "log.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +26,9 @@ typedef struct tc__sentinel_opts {
     const char *sentinels;       /* "host:port[,host:port...]" */
     const char *master_name;     /* as in "sentinel monitor <name> ..." */
     const char *user, *password; /* the master's credentials (ROLE), or NULL */
+    const char *sentinel_user, *sentinel_password; /* the sentinels' own AUTH, or NULL */
     uint32_t connect_timeout_ms, command_timeout_ms;
+    tc__log_t *log; /* the watch says when no sentinel takes its subscription; may be NULL */
 } tc__sentinel_opts_t;
 
 typedef struct tc__sentinel_addr {

@@ -9,8 +9,11 @@
  * messages are refused with their cause. A cache opened on redis+sentinel:// follows the
  * master through a failover: its writes reach the promoted replica, another cache's
  * listener finds it too and flushes its L1 (the promotion may have lost writes) instead of
- * replaying, and reads the new value.
+ * replaying, and reads the new value. Sentinels with a password of their own (requirepass)
+ * are reached with ?sentinel_password=: without it the open fails naming NOAUTH and the
+ * watch says it cannot subscribe; with it a failover is heard.
  */
+#include "endpoint.h"
 #include "errors.h"
 #include "peer.h"
 #include "redis_sentinel.h"
@@ -19,6 +22,7 @@
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -354,4 +358,118 @@ Test(sentinel, a_write_answered_readonly_drops_its_connection_and_says_so) {
         cr_assert(strstr(err.msg, "READONLY") && strstr(err.msg, "replica"), "%s", err.msg);
     }
     tc_close(c);
+}
+
+/* ---- sentinels with a password of their own ---- */
+
+#define SENTINEL_PW "s3nt!n@l pw" /* needs percent-escapes in a URL */
+
+/* Whether the watch said no sentinel took its subscription, naming the refusal. */
+static atomic_int watch_refused;
+
+static void keep_watch_log(void *arg, int level, const char *msg, const void *key,
+                           size_t klen) {
+    (void)arg, (void)level, (void)key, (void)klen;
+    if (strstr(msg, "Sentinel watch: no sentinel took") &&
+        (strstr(msg, "NOAUTH") || strstr(msg, "uthentication")))
+        atomic_store(&watch_refused, 1);
+}
+
+static int watch_said(void) {
+    return atomic_load(&watch_refused);
+}
+
+static void setup_auth(void) {
+    st = tc_test_sentinel_start_auth(SENTINEL_PW);
+}
+
+TestSuite(sentinel_auth, .init = setup_auth, .fini = teardown, .timeout = 120);
+
+/* Sentinels that require a password (requirepass, as managed set-ups have) are reached with
+ * ?sentinel_password=: the master is found, and the watch's subscription is accepted, so a
+ * forced failover is heard; without it the open fails naming the refusal. */
+Test(sentinel_auth, a_cache_reaches_sentinels_that_require_a_password) {
+    char url[512];
+    /* Without the sentinels' password: refused, and the message names why. */
+    snprintf(url, sizeof url, "redis+sentinel://%s/%s", tc_test_sentinel_addrs(st),
+             TC_TEST_SENTINEL_MASTER);
+    tc_config_t cfg;
+    tc_test_config(&cfg, url, "t:sena:", "t:sena:inval");
+    cfg.connect_timeout_ms = 300;
+    cfg.command_timeout_ms = 500;
+    cfg.require_redis = 1;
+    tc_cache_t *c = NULL;
+    tc_error_t err = {0};
+    cr_assert_neq(tc_open(&cfg, &c, &err), 0, "sentinels with a password let us in without");
+    cr_assert(strstr(err.msg, "NOAUTH") || strstr(err.msg, "uthentication"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "s3nt"), "a message quotes the password: %s", err.msg);
+    /* Opened degraded instead, the watch says it cannot subscribe, and why. */
+    cfg.require_redis = 0;
+    cfg.log_fn = keep_watch_log;
+    cfg.log_arg = NULL;
+    cr_assert_eq(tc_open(&cfg, &c, &err), 0, "%s", err.msg);
+    uint64_t w0 = tc_test_now_ms();
+    while (!watch_said() && tc_test_now_ms() - w0 < 10000)
+        usleep(20000);
+    cr_assert(watch_said(), "the watch never said its subscription was refused");
+    tc_close(c);
+
+    /* With it (percent-escaped in the query): found, and failovers are heard. */
+    snprintf(url, sizeof url, "redis+sentinel://%s/%s?sentinel_password=s3nt%%21n%%40l%%20pw",
+             tc_test_sentinel_addrs(st), TC_TEST_SENTINEL_MASTER);
+    switch_log_t log = {PTHREAD_MUTEX_INITIALIZER, 0};
+    tc_test_config(&cfg, url, "t:sena:", "t:sena:inval");
+    cfg.connect_timeout_ms = 300;
+    cfg.command_timeout_ms = 500;
+    cfg.require_redis = 1;
+    cfg.log_fn = on_log;
+    cfg.log_arg = &log;
+    c = tc_test_open(&cfg);
+    cr_assert_eq(tc_set(c, S("k"), S("v1"), 60000), 0);
+    tc_test_expect_value(c, S("k"), "v1", "this process");
+    uint64_t t0 = tc_test_now_ms();
+    force_failover();
+    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000)
+        usleep(20000);
+    cr_assert(switch_seen(&log), "the watch never heard of the failover: its subscription "
+                                 "was refused?");
+    tc_stats_t sst;
+    cr_assert_eq(tc_stats(c, &sst), 0);
+    cr_assert_eq(sst.master_switches, 1);
+    tc_close(c);
+}
+
+/* The query's parameters are checked like the rest of the URL. */
+Test(sentinel_url, sentinel_credentials_in_the_url_are_checked) {
+    static const char *const bad[] = {
+        "redis+sentinel://127.0.0.1:1/m?sentinel_user=u",       /* user without password */
+        "redis+sentinel://127.0.0.1:1/m?sentinel_password=",    /* empty */
+        "redis+sentinel://127.0.0.1:1/m?password=x",            /* not a sentinel parameter */
+        "redis+sentinel://127.0.0.1:1/m?sentinel_password=a%0", /* bad escape */
+        "redis+sentinel://127.0.0.1:1/m?sentinel_password=a&sentinel_password=b", /* twice */
+        "redis+sentinel://127.0.0.1:1/m#frag",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tc_config_t cfg;
+        tc_test_config(&cfg, bad[i], "t:sena:", "t:sena:inval");
+        tc_cache_t *c = NULL;
+        tc_error_t err = {0};
+        cr_assert_eq(tc_open(&cfg, &c, &err), TC_ECONFIG, "accepted: %s", bad[i]);
+        cr_assert_null(c);
+        cr_assert(strncmp(err.msg, "redis_url: ", 11) == 0, "%s", err.msg);
+    }
+    /* An '@' in the query is not the userinfo's; a database and credentials go together. */
+    tc__endpoint_t ep;
+    tc_error_t err = {0};
+    cr_assert_eq(tc__endpoint_parse("redis+sentinel://u:p@127.0.0.1:5,127.0.0.1:6/m/2"
+                                    "?sentinel_user=su&sentinel_password=a@b",
+                                    &ep, &err),
+                 0, "%s", err.msg);
+    cr_assert_str_eq(ep.user, "u");
+    cr_assert_str_eq(ep.password, "p");
+    cr_assert_str_eq(ep.sentinel_user, "su");
+    cr_assert_str_eq(ep.sentinel_password, "a@b");
+    cr_assert_eq(ep.db, 2);
+    cr_assert_str_eq(ep.master_name, "m");
+    tc__endpoint_deinit(&ep);
 }

@@ -84,6 +84,10 @@ int tc_test_sentinel_agreed_master(const tc_test_sentinel_t *s, uint32_t timeout
 }
 
 tc_test_sentinel_t *tc_test_sentinel_start(void) {
+    return tc_test_sentinel_start_auth(NULL);
+}
+
+tc_test_sentinel_t *tc_test_sentinel_start_auth(const char *sentinel_password) {
     tc_test_sentinel_t *s = calloc(1, sizeof *s);
     cr_assert_not_null(s);
     tc_test_redis_opts_t mo = {.tcp = 1};
@@ -92,7 +96,8 @@ tc_test_sentinel_t *tc_test_sentinel_start(void) {
     s->replica = tc_test_redis_start(&ro);
     size_t used = 0;
     for (int i = 0; i < SENTINELS; i++) {
-        tc_test_redis_opts_t so = {.sentinel_of_port = tc_test_redis_port(s->master)};
+        tc_test_redis_opts_t so = {.sentinel_of_port = tc_test_redis_port(s->master),
+                                   .password = sentinel_password};
         s->sentinel[i] = tc_test_redis_start(&so);
         used += (size_t)snprintf(s->addrs + used, sizeof s->addrs - used, "%s127.0.0.1:%d",
                                  i ? "," : "", tc_test_redis_port(s->sentinel[i]));

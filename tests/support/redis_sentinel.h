@@ -15,6 +15,9 @@
 typedef struct tc_test_sentinel tc_test_sentinel_t;
 
 tc_test_sentinel_t *tc_test_sentinel_start(void);
+/* The same with sentinels that require sentinel_password (NULL: none), as managed Sentinel
+ * set-ups do; the master and replica take no password. */
+tc_test_sentinel_t *tc_test_sentinel_start_auth(const char *sentinel_password);
 tc_test_redis_t *tc_test_sentinel_master(const tc_test_sentinel_t *s);      /* at start */
 tc_test_redis_t *tc_test_sentinel_replica(const tc_test_sentinel_t *s);     /* at start */
 tc_test_redis_t *tc_test_sentinel_node(const tc_test_sentinel_t *s, int i); /* sentinel 0..2 */

@@ -155,6 +155,9 @@ static const char *sentinel_conf(const tc_test_redis_t *r, char *path, size_t ca
             "sentinel parallel-syncs %s 1\n",
             TC_TEST_SENTINEL_MASTER, r->sentinel_of_port, TC_TEST_SENTINEL_MASTER,
             TC_TEST_SENTINEL_MASTER, TC_TEST_SENTINEL_MASTER);
+    if (r->password) /* the sentinel's own password, which the others use to reach it too */
+        fprintf(f, "requirepass \"%s\"\nsentinel sentinel-pass \"%s\"\n", r->password,
+                r->password);
     fclose(f);
     return path;
 }

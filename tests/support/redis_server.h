@@ -24,7 +24,8 @@ typedef struct tc_test_redis_opts {
                              redis_cluster.h */
     int replicaof_port;   /* a replica of 127.0.0.1:replicaof_port (implies tcp) */
     int sentinel_of_port; /* a Sentinel (implies tcp) monitoring 127.0.0.1:sentinel_of_port
-                             as TC_TEST_SENTINEL_MASTER: see redis_sentinel.h */
+                             as TC_TEST_SENTINEL_MASTER: see redis_sentinel.h; password
+                             is then the sentinel's own requirepass */
 } tc_test_redis_opts_t;
 
 #define TC_TEST_SENTINEL_MASTER "tcmaster"
