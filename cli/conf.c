@@ -27,19 +27,25 @@
 
 /* ---- masking ---- */
 
+static void mask_query(const char *url, char *out, size_t cap);
+
 /* The password of redis://user:secret@host, or the whole userinfo of redis://secret@host,
- * becomes three stars. The last '@' ends the userinfo, as in the library's parser (a
- * password may hold '@'). */
+ * becomes three stars; redis+sentinel:// too. The last '@' ends the userinfo, as in the
+ * library's parser (a password may hold '@'), except one in a Sentinel URL's query. */
 static int mask_userinfo(const char *url, char *out, size_t cap) {
-    if (strncasecmp(url, "redis://", 8) != 0 && strncasecmp(url, "rediss://", 9) != 0)
+    if (strncasecmp(url, "redis://", 8) != 0 && strncasecmp(url, "rediss://", 9) != 0 &&
+        strncasecmp(url, "redis+sentinel://", 17) != 0)
         return 0;
     const char *rest = strstr(url, "://") + 3;
-    const char *at = strrchr(rest, '@');
+    const char *query = strstr(rest, "?sentinel_");
+    const char *at = memrchr(rest, '@', query ? (size_t)(query - rest) : strlen(rest));
     if (!at)
         return 0;
     const char *colon = memchr(rest, ':', (size_t)(at - rest));
     const char *keep_end = colon ? colon + 1 : rest;
-    snprintf(out, cap, "%.*s***%s", (int)(keep_end - url), url, at);
+    int n = snprintf(out, cap, "%.*s***", (int)(keep_end - url), url);
+    if (n >= 0 && (size_t)n < cap) /* the rest, a Sentinel URL's sentinel_password= masked */
+        mask_query(at, out + n, cap - (size_t)n);
     return 1;
 }
 
@@ -59,12 +65,30 @@ static void mask_query(const char *url, char *out, size_t cap) {
     out[o < cap ? o : cap - 1] = '\0';
 }
 
+static void mask_one(const char *url, char *out, size_t cap) {
+    if (!mask_userinfo(url, out, cap))
+        mask_query(url, out, cap);
+}
+
+/* A list of URLs (several servers) is masked URL by URL, joined by single spaces. */
 void tcli_url_mask(const char *url, char *out, size_t cap) {
     if (cap == 0)
         return;
     out[0] = '\0';
-    if (!mask_userinfo(url, out, cap))
-        mask_query(url, out, cap);
+    size_t used = 0;
+    for (const char *s = url; *s && used + 1 < cap;) {
+        s += strspn(s, " \t\r\n\f\v");
+        size_t n = strcspn(s, " \t\r\n\f\v");
+        if (n == 0)
+            break;
+        char one[1024], masked[1024];
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), s);
+        mask_one(one, masked, sizeof masked);
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", masked);
+        s += n;
+    }
+    if (used >= cap)
+        out[cap - 1] = '\0';
 }
 
 /* ---- errors ---- */

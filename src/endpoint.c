@@ -301,7 +301,10 @@ static int sentinel_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_
 /* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]: each sentinel's address
  * checked as a redis:// host would be, and kept as "host:port" (IPv6 without brackets). */
 static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *at = memrchr(s, '@', strcspn(s, "?")); /* not an '@' of the query's */
+    /* The last '@' ends the userinfo (a password may hold '@', '?' or '/'), but not one
+     * of the query's sentinel credentials. */
+    const char *query = strstr(s, "?sentinel_");
+    const char *at = memrchr(s, '@', query ? (size_t)(query - s) : strlen(s));
     int rc;
     if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
         return rc;
@@ -542,7 +545,8 @@ void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap) {
     if (ep->master_name) { /* one master name (often "mymaster") in several groups */
         char group[TC__RING_NAME_MAX];
         sorted_sentinels(ep->sentinels, group, sizeof group);
-        snprintf(out, cap, "sentinel:%s/%s/%d", group, ep->master_name, ep->db);
+        /* The master first: a cut-off name (a log prefix) still tells masters apart. */
+        snprintf(out, cap, "sentinel:%s/%d@%s", ep->master_name, ep->db, group);
     } else if (ep->is_unix)
         snprintf(out, cap, "unix:%s/%d", ep->path, ep->db);
     else

@@ -52,7 +52,7 @@ int tc__endpoint_is_list(const char *s);
 int tc__endpoint_list(const char *s, char ***urls, size_t *n, tc_error_t *err);
 void tc__endpoint_list_free(char **urls, size_t n);
 /* A server's identity on a ring: "host:port/db", "unix:path/db" or
- * "sentinel:h:p,h:p/name/db" (the sentinels sorted); no credentials (a new password must
+ * "sentinel:name/db@h:p,h:p" (the sentinels sorted); no credentials (a new password must
  * not move keys). Truncated to cap (ring.h: TC__RING_NAME_MAX). */
 void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap);
 

@@ -71,18 +71,21 @@ void tc__log(tc__log_t *lg, tc__log_event_t ev, int level, const void *key, size
     unsigned suppressed = 0;
     if (!tc__log_on(lg, level) || !admit(lg, ev, &suppressed))
         return;
-    char msg[LOG_MSG_MAX];
-    int at = lg->origin[0] ? snprintf(msg, sizeof msg, "server %s: ", lg->origin) : 0;
-    if (at < 0 || (size_t)at >= sizeof msg)
+    char msg[LOG_MSG_MAX], tail[48] = "";
+    if (suppressed) /* kept whole: a long message gives way to it, not the reverse */
+        snprintf(tail, sizeof tail, " (%u similar messages suppressed)", suppressed);
+    size_t room = sizeof msg - strlen(tail);
+    int at = lg->origin[0] ? snprintf(msg, room, "server %s: ", lg->origin) : 0;
+    if (at < 0 || (size_t)at >= room)
         at = 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg + at, sizeof msg - (size_t)at, fmt, ap);
+    int n = vsnprintf(msg + at, room - (size_t)at, fmt, ap);
     va_end(ap);
-    n = n < 0 ? n : n + at;
-    if (suppressed && n >= 0 && (size_t)n < sizeof msg)
-        snprintf(msg + n, sizeof msg - (size_t)n, " (%u similar messages suppressed)",
-                 suppressed);
+    size_t len = n < 0 ? (size_t)at : (size_t)at + (size_t)n;
+    if (len >= room)
+        len = room - 1;
+    snprintf(msg + len, sizeof msg - len, "%s", tail);
     if (lg->fn) {
         lg->fn(lg->arg, level, msg, key, key ? klen : 0);
         return;

@@ -42,8 +42,9 @@ typedef struct tc__log {
     int level; /* deliver events with level <= this; 0: none */
     pthread_mutex_t mu;
     tc__log_kind_t kinds[TC__EV_COUNT];
-    char origin[128]; /* "" or, for one server of several, its name: every message says
-                         "server <origin>: ..." so an operator knows which one */
+    char origin[160]; /* "" or, for one server of several, its name (endpoint.h's, the
+                         master first for Sentinel, so a cut-off one still differs): every
+                         message says "server <origin>: ..." so an operator knows which */
 } tc__log_t;
 
 /* Set up from the configuration (fn, arg, level as in tc_config_t). */

@@ -211,6 +211,8 @@ struct tc__sentinel_watch {
     atomic_int stopping;
     atomic_uint_fast64_t switches;
     tc__sentinel_addr_t last; /* the master as last seen (watch thread only); port 0: none */
+    int deaf; /* the watch said no sentinel takes its subscription (watch thread only): it
+                 says so once per spell, and again when one does */
 };
 
 static int wait_stop(tc__sentinel_watch_t *w, uint32_t ms) {
@@ -266,6 +268,12 @@ static int watch_one(tc__sentinel_watch_t *w, const tc__sentinel_addr_t *a, char
     if (r)
         freeReplyObject(r);
     int subscribed = ok;
+    if (ok && w->deaf) {
+        w->deaf = 0;
+        tc__log(w->o.log, TC__EV_SENTINEL, TC_LOG_INFO, NULL, 0,
+                "Sentinel watch: subscribed to +switch-master again on %s:%d", a->host,
+                a->port);
+    }
     if (ok)
         check_master(w);
     uint64_t last = tc__now_ns();
@@ -322,12 +330,15 @@ static void *watch_main(void *arg) {
         }
         free(list);
         /* A whole pass without a subscription: failovers go unheard until one answers (the
-         * pool still finds the master on every connect). Rate-limited by the log. */
-        if (!any && !atomic_load(&w->stopping))
+         * pool still finds the master on every connect). Said when it starts, and when a
+         * sentinel takes the subscription again. */
+        if (!any && !w->deaf && !atomic_load(&w->stopping)) {
+            w->deaf = 1;
             tc__log(w->o.log, TC__EV_SENTINEL, TC_LOG_WARN, NULL, 0,
                     "Sentinel watch: no sentinel took the +switch-master subscription (%s); "
                     "failovers are noticed only when a connection fails",
                     why);
+        }
         if (wait_stop(w, WATCH_RETRY_MS))
             break;
     }

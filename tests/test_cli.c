@@ -345,6 +345,19 @@ Test(cli, unreachable_redis_exits_3_with_the_cause_and_no_password) {
     cr_assert(strstr(r.err, "refused") && strstr(r.err, "bob:***@"), "stderr: %s", r.err);
     cr_assert_null(strstr(r.err, "s3cret"), "the password was printed: %s", r.err);
     run_free(&r);
+    /* Several servers: each URL is masked; a Sentinel URL's userinfo and its sentinels'
+     * password too. */
+    snprintf(url, sizeof url,
+             "redis://bob:s3cret@127.0.0.1:%d redis+sentinel://amy:s3cret@127.0.0.1:%d/m"
+             "?sentinel_password=t0pS3cret",
+             port, port);
+    r = run_argv(NULL, NULL, 0, (const char *const[]){"-u", url, "set", "k", "v", NULL});
+    cr_assert_neq(r.code, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "bob:***@") && strstr(r.err, "amy:***@"), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, "s3cret"), "a password was printed: %s", r.err);
+    cr_assert_null(strstr(r.err, "t0pS3cret"), "the sentinels' password was printed: %s",
+                   r.err);
+    run_free(&r);
 }
 
 Test(cli, usage_errors_exit_2_and_say_why) {

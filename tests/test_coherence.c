@@ -296,6 +296,9 @@ static void run_faults(run_t *r, unsigned seconds, int servers) {
             if (now < next)
                 tc_test_sleep_ms((unsigned)(next - now));
         }
+        /* Rounds start on the next server: each kind of fault hits each server in turn. */
+        if (servers > 1)
+            r->target = (r->target + 1) % servers;
     } while (tc_test_now_ms() < end);
 }
 

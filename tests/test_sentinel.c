@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,6 +127,30 @@ static void force_failover(void) {
               r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* Until some sentinel has a client subscribed to +switch-master (a cache's watch: it must
+ * be listening before a failover is forced, or the switch it should hear comes first). */
+static void wait_watch_subscribed(void) {
+    uint64_t t0 = tc_test_now_ms();
+    for (;;) {
+        for (int i = 0; i < 3; i++) {
+            redisContext *c = tc_test_redis_connect(tc_test_sentinel_node(st, i));
+            redisReply *r = c ? redisCommand(c, "CLIENT LIST") : NULL;
+            int subscribed = 0; /* a line with " sub=N", N > 0 */
+            for (const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+                 (p = strstr(p, " sub=")) != NULL; p += 5)
+                subscribed |= atoi(p + 5) > 0;
+            freeReplyObject(r);
+            if (c)
+                redisFree(c);
+            if (subscribed)
+                return;
+        }
+        cr_assert_lt(tc_test_now_ms() - t0, 5000u * TC_TEST_SLOW,
+                     "no sentinel has a +switch-master subscriber");
+        tc_test_sleep_ms(20);
+    }
 }
 
 /* Subscribe to +switch-master on sentinel i (a connection the caller reads from). */
@@ -292,6 +317,7 @@ Test(sentinel, a_cache_follows_a_forced_failover) {
     cfg.log_arg = &log;
     tc_cache_t *a = tc_test_open(&cfg);
     cr_assert_eq(tc_set(a, S("k"), S("v1"), 60000), 0);
+    wait_watch_subscribed();
     uint64_t t0 = tc_test_now_ms();
     force_failover();
     while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000)
@@ -402,14 +428,22 @@ Test(sentinel_auth, a_cache_reaches_sentinels_that_require_a_password) {
     tc_error_t err = {0};
     cr_assert_neq(tc_open(&cfg, &c, &err), 0, "sentinels with a password let us in without");
     cr_assert(strstr(err.msg, "NOAUTH") || strstr(err.msg, "uthentication"), "%s", err.msg);
-    cr_assert_null(strstr(err.msg, "s3nt"), "a message quotes the password: %s", err.msg);
+    /* A wrong one: refused, and the message does not quote it. */
+    char wrong[600];
+    snprintf(wrong, sizeof wrong, "%s?sentinel_password=wr0ngS3cret", url);
+    cfg.redis_url = wrong;
+    cr_assert_neq(tc_open(&cfg, &c, &err), 0, "a wrong sentinel password let us in");
+    cr_assert(strstr(err.msg, "WRONGPASS") || strstr(err.msg, "invalid"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "wr0ngS3cret"), "a message quotes the password: %s",
+                   err.msg);
+    cfg.redis_url = url;
     /* Opened degraded instead, the watch says it cannot subscribe, and why. */
     cfg.require_redis = 0;
     cfg.log_fn = keep_watch_log;
     cfg.log_arg = NULL;
     cr_assert_eq(tc_open(&cfg, &c, &err), 0, "%s", err.msg);
     uint64_t w0 = tc_test_now_ms();
-    while (!watch_said() && tc_test_now_ms() - w0 < 10000)
+    while (!watch_said() && tc_test_now_ms() - w0 < 10000u * TC_TEST_SLOW)
         usleep(20000);
     cr_assert(watch_said(), "the watch never said its subscription was refused");
     tc_close(c);
@@ -427,9 +461,10 @@ Test(sentinel_auth, a_cache_reaches_sentinels_that_require_a_password) {
     c = tc_test_open(&cfg);
     cr_assert_eq(tc_set(c, S("k"), S("v1"), 60000), 0);
     tc_test_expect_value(c, S("k"), "v1", "this process");
+    wait_watch_subscribed();
     uint64_t t0 = tc_test_now_ms();
     force_failover();
-    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000)
+    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000u * TC_TEST_SLOW)
         usleep(20000);
     cr_assert(switch_seen(&log), "the watch never heard of the failover: its subscription "
                                  "was refused?");
@@ -471,5 +506,12 @@ Test(sentinel_url, sentinel_credentials_in_the_url_are_checked) {
     cr_assert_str_eq(ep.sentinel_password, "a@b");
     cr_assert_eq(ep.db, 2);
     cr_assert_str_eq(ep.master_name, "m");
+    tc__endpoint_deinit(&ep);
+    /* A '?' (or '@') in the master's password is still the userinfo's, as before queries. */
+    cr_assert_eq(tc__endpoint_parse("redis+sentinel://u:p?w@x@127.0.0.1:5/m", &ep, &err), 0,
+                 "%s", err.msg);
+    cr_assert_str_eq(ep.password, "p?w@x");
+    cr_assert_str_eq(ep.sentinels, "127.0.0.1:5");
+    cr_assert_null(ep.sentinel_password);
     tc__endpoint_deinit(&ep);
 }
