@@ -445,6 +445,10 @@ typedef struct tc_stats {
     /* Scale out */
     uint64_t master_switches; /* redis+sentinel://: failovers announced by Sentinel and
                                  followed (connections dropped, L1 flushed on reconnect) */
+    uint64_t servers;         /* gauge: Redis servers the keys are spread over (1; N for a
+                                 redis_url list; 0 in L1-only mode) */
+    uint64_t servers_down;    /* gauge: of those, how many have their breaker open or their
+                                 listener unsubscribed (their keys fail or are not kept) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */

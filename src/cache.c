@@ -812,4 +812,8 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->inval_tracking = ls.tracked;
         out->inval_swept += ls.swept;
     }
+    if (c->l2) { /* one server; a ring adds its servers' up (ring_cache.c) */
+        out->servers = 1;
+        out->servers_down = out->breaker_state == 1 || !out->listener_connected;
+    }
 }

@@ -129,10 +129,12 @@ static const tc__prom_field_t fields[] = {
     GAUGE(wb_flusher, "1 while this process holds the write-behind flusher lease."),
     GAUGE(l1_shards, "L1 shards (each an LRU with its own lock)."),
     COUNTER(master_switches, "Sentinel failovers followed (redis+sentinel://)."),
+    GAUGE(servers, "Redis servers the keys are spread over (N for a redis_url list)."),
+    GAUGE(servers_down, "Servers whose breaker is open or whose listener is unsubscribed."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, master_switches) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, servers_down) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

@@ -161,6 +161,8 @@ Test(ring_cache, budgets_and_stats_add_up_over_the_servers) {
     cr_assert_eq(st.l1_hits, 90);
     cr_assert_eq(st.inval_published, 90);
     cr_assert_eq(st.listener_connected, 1);
+    cr_assert_eq(st.servers, 3);
+    cr_assert_eq(st.servers_down, 0);
     tc_latency_t lat;
     cr_assert_eq(tc_latency(c, TC_LAT_SET, &lat), 0);
     cr_assert_eq(lat.count, 90, "every node's set latencies, added up");
@@ -179,6 +181,15 @@ Test(ring_cache, budgets_and_stats_add_up_over_the_servers) {
     cr_assert_eq(tc_get(c, "k", (size_t)-1, &ref), TC_EKEYLEN);
     cr_assert_eq(tc_set(c, "k", 0, "v", 1, 0), TC_EKEYLEN);
     cr_assert_eq(tc_del(c, NULL, 1), TC_EINVAL);
+    tc_close(c);
+    /* One server: 1; L1-only: none. */
+    c = open_ring(tc_test_redis_url(redis[0]), "t:rb1:");
+    cr_assert_eq(stats(c).servers, 1);
+    cr_assert_eq(stats(c).servers_down, 0);
+    tc_close(c);
+    tc_test_config(&cfg, NULL, "t:rb0:", "t:rb0:");
+    c = tc_test_open(&cfg);
+    cr_assert_eq(stats(c).servers, 0);
     tc_close(c);
 }
 
@@ -457,6 +468,7 @@ Test(ring_cache, a_dead_server_costs_only_its_own_keys) {
     while (!logged(who))
         cr_assert_lt(tc_test_now_ms() - t0, NOTICE_MS, "no message names %s:\n%s", who,
                      log_text);
+    cr_assert_eq(stats(c).servers_down, 1, "one server of three is down");
     tc_stats_t before = stats(c);
     int others = 0;
     for (int i = 0; i < N; i++) {
@@ -522,6 +534,7 @@ Test(ring_cache, a_dead_server_costs_only_its_own_keys) {
         expect(c, k, "v3");
         cr_assert_eq(where("t:rd:", k, strlen(k)), dead, "%s moved off its server", k);
     }
+    cr_assert_eq(stats(c).servers_down, 0, "the restarted server still counts as down");
     tc_close(c);
 }
 
