@@ -26,8 +26,9 @@
  *
  * The costs: the L1 byte and entry budgets are split evenly between nodes (a ring with 160
  * points per server gives each about 1/N of the keys; the exact shares vary by a few
- * percent), and a key's call hashes the key once more to find its node (FNV-1a and a
- * binary search over N x 160 points; measured in the closing note of issue 11).
+ * percent), and a key's call hashes the key once more to find its node (FNV-1a and one
+ * step in the ring's index: 20-29 ns; a hit over 3 servers measured within noise of a hit
+ * over one, `tiercache-bench ring`).
  *
  * A node's identity on the ring is its address (host:port or the socket path, and the
  * database; for Sentinel the master name), never its credentials: every process must list
