@@ -221,31 +221,46 @@ static int parse_tcp(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     return parse_db(s, dblen, &ep->db, err);
 }
 
-/* One key=value of the unix:// query. */
-static int unix_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *eq = memchr(s, '=', n);
+/* A credential a URL's query may carry: its name, and where its decoded value goes. */
+typedef struct url_param {
+    const char *name;
     char **slot;
+} url_param_t;
+
+/* One key=value of a query: db (when db is not NULL) or one of params, percent-decoded
+ * into its slot. accepted lists the names for the message refusing any other. */
+static int query_param(const char *s, size_t n, int *db, const url_param_t *params,
+                       size_t count, const char *accepted, tc_error_t *err) {
+    const char *eq = memchr(s, '=', n);
     if (!eq || eq == s) {
         return URL_FAIL("query parameter without key=value");
     }
     size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
-    if (klen == 2 && memcmp(s, "db", 2) == 0) {
-        return vlen ? parse_db(eq + 1, vlen, &ep->db, err) : URL_FAIL("db= is empty");
+    if (db && klen == 2 && memcmp(s, "db", 2) == 0) {
+        return vlen ? parse_db(eq + 1, vlen, db, err) : URL_FAIL("db= is empty");
     }
-    if (klen == 8 && memcmp(s, "password", 8) == 0) {
-        slot = &ep->password;
-    } else if (klen == 4 && memcmp(s, "user", 4) == 0) {
-        slot = &ep->user;
-    } else {
-        return URL_FAIL("unknown query parameter (accepted: db, password, user)");
+    const url_param_t *p = NULL;
+    for (size_t i = 0; i < count && !p; i++) {
+        if (strlen(params[i].name) == klen && memcmp(s, params[i].name, klen) == 0) {
+            p = &params[i];
+        }
     }
-    if (*slot) {
+    if (!p) {
+        return URL_FAIL("unknown query parameter (accepted: %s)", accepted);
+    }
+    if (*p->slot) {
         return URL_FAIL("query parameter given twice");
     }
     if (vlen == 0) {
         return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
     }
-    return pct_decode(eq + 1, vlen, klen == 4 ? "user" : "password", slot, err);
+    return pct_decode(eq + 1, vlen, p->name, p->slot, err);
+}
+
+/* One key=value of the unix:// query. */
+static int unix_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
+    const url_param_t params[] = {{"password", &ep->password}, {"user", &ep->user}};
+    return query_param(s, n, &ep->db, params, 2, "db, password, user", err);
 }
 
 static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
@@ -275,27 +290,9 @@ static int parse_unix(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
 
 /* redis+sentinel://'s query: the sentinels' own credentials. */
 static int sentinel_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *eq = memchr(s, '=', n);
-    if (!eq || eq == s) {
-        return URL_FAIL("query parameter without key=value");
-    }
-    size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
-    char **slot;
-    if (klen == 17 && memcmp(s, "sentinel_password", 17) == 0) {
-        slot = &ep->sentinel_password;
-    } else if (klen == 13 && memcmp(s, "sentinel_user", 13) == 0) {
-        slot = &ep->sentinel_user;
-    } else {
-        return URL_FAIL("unknown query parameter (accepted: sentinel_password, sentinel_user)");
-    }
-    if (*slot) {
-        return URL_FAIL("query parameter given twice");
-    }
-    if (vlen == 0) {
-        return URL_FAIL("query parameter '%.*s' is empty", (int)klen, s);
-    }
-    return pct_decode(eq + 1, vlen, klen == 13 ? "sentinel_user" : "sentinel_password", slot,
-                      err);
+    const url_param_t params[] = {{"sentinel_password", &ep->sentinel_password},
+                                  {"sentinel_user", &ep->sentinel_user}};
+    return query_param(s, n, NULL, params, 2, "sentinel_password, sentinel_user", err);
 }
 
 /* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]: each sentinel's address

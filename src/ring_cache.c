@@ -357,34 +357,20 @@ int tc__ring_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
 
 /* ---- the whole cache: every node ---- */
 
-int tc__ring_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *removed) {
-    int rc = TC_OK;
-    size_t total = 0;
-    if (removed)
-        *removed = 0;
-    for (size_t k = 0; k < c->node_count; k++) {
-        size_t n = 0;
-        int r = tc_invalidate_tag(c->nodes[k], tag, tlen, &n);
-        total += n;
-        if (r == TC_EINVAL) /* the arguments: every node says the same */
-            return r;
-        if (rc == TC_OK)
-            rc = r; /* the others are still asked: less is left for the call again */
-    }
-    if (removed)
-        *removed = total;
-    return rc;
-}
+/* tc_invalidate_tag or tc_invalidate_prefix on every server, *removed their sum. An argument
+ * refusal (TC_EINVAL, TC_EKEYLEN) comes back at once, as every server would say the same;
+ * a server's failure does not stop the others (less is left for the call again). */
+typedef int (*removal_fn)(tc_cache_t *, const void *, size_t, size_t *);
 
-int tc__ring_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen,
-                               size_t *removed) {
+static int every_server_removes(tc_cache_t *c, removal_fn fn, const void *what, size_t len,
+                                size_t *removed) {
     int rc = TC_OK;
     size_t total = 0;
     if (removed)
         *removed = 0;
     for (size_t k = 0; k < c->node_count; k++) {
         size_t n = 0;
-        int r = tc_invalidate_prefix(c->nodes[k], prefix, plen, &n);
+        int r = fn(c->nodes[k], what, len, &n);
         total += n;
         if (r == TC_EINVAL || r == TC_EKEYLEN)
             return r;
@@ -394,6 +380,15 @@ int tc__ring_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen,
     if (removed)
         *removed = total;
     return rc;
+}
+
+int tc__ring_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *removed) {
+    return every_server_removes(c, tc_invalidate_tag, tag, tlen, removed);
+}
+
+int tc__ring_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen,
+                               size_t *removed) {
+    return every_server_removes(c, tc_invalidate_prefix, prefix, plen, removed);
 }
 
 int tc__ring_invalidate_namespace(tc_cache_t *c, const void *ns, size_t nslen) {
