@@ -310,8 +310,8 @@ int tc_warm(tc_cache_t *c, const tc_buf_t *keys, size_t n, tc_batch_loader_fn lo
         *warmed = 0;
     int rc = check_bulk(c, keys, keys, n);
     tc__call_opts_t o;
-    if (rc == TC_OK) /* a ring's shell has no Redis of its own: its servers keep tags */
-        rc = tc__opts_import(opts, c->ring ? !c->cfg.plain_keys : tc__tags_ok(c), &o);
+    if (rc == TC_OK)
+        rc = tc__opts_import(opts, tc__tags_ok(c), &o);
     if (rc != TC_OK || n == 0)
         return rc;
     size_t chunk = n < WARM_CHUNK ? n : WARM_CHUNK, got = 0;

@@ -211,8 +211,8 @@ static int plain_set(tc_cache_t *c, const void *key, size_t klen, const void *va
     return rc;
 }
 
-int tc__tags_ok(const tc_cache_t *c) {
-    return c->l2 && !c->cfg.plain_keys;
+int tc__tags_ok(const tc_cache_t *c) { /* a ring's shell: its servers keep them */
+    return (c->l2 || c->ring) && !c->cfg.plain_keys;
 }
 
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
@@ -567,15 +567,9 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     if (rc != TC_OK)
         return tc__fail(err, rc, "could not start the invalidation listener thread");
     if (c->endpoint.sentinels) {
-        tc__sentinel_opts_t wo = {.sentinels = c->endpoint.sentinels,
-                                  .master_name = c->endpoint.master_name,
-                                  .user = c->endpoint.user,
-                                  .password = c->endpoint.password,
-                                  .sentinel_user = c->endpoint.sentinel_user,
-                                  .sentinel_password = c->endpoint.sentinel_password,
-                                  .connect_timeout_ms = c->cfg.connect_timeout_ms,
-                                  .command_timeout_ms = c->cfg.command_timeout_ms,
-                                  .log = &c->log};
+        tc__sentinel_opts_t wo = tc__sentinel_opts_of(&c->endpoint, c->cfg.connect_timeout_ms,
+                                                      c->cfg.command_timeout_ms);
+        wo.log = &c->log;
         if ((rc = tc__sentinel_watch_start(&wo, on_master_switch, c, &c->sentinel_watch)) != 0)
             return tc__fail(err, rc, "could not start the Sentinel watch thread");
     }

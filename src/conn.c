@@ -176,14 +176,8 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
         return tc__fail(err, TC_EINVAL, "redis connect: out is NULL");
     *out = NULL;
     if (ep && ep->sentinels && ep->master_name) { /* find the master first, every time */
-        tc__sentinel_opts_t so = {.sentinels = ep->sentinels,
-                                  .master_name = ep->master_name,
-                                  .user = ep->user,
-                                  .password = ep->password,
-                                  .sentinel_user = ep->sentinel_user,
-                                  .sentinel_password = ep->sentinel_password,
-                                  .connect_timeout_ms = connect_timeout_ms,
-                                  .command_timeout_ms = command_timeout_ms};
+        tc__sentinel_opts_t so =
+            tc__sentinel_opts_of(ep, connect_timeout_ms, command_timeout_ms);
         tc__sentinel_addr_t master;
         int rc = tc__sentinel_find_master(&so, &master, err);
         if (rc == TC_ENOTFOUND && err)

@@ -30,6 +30,19 @@
 #define WATCH_QUIET_MS 3000u /* no byte for this long: PING; as long again: next sentinel */
 #define WATCH_RETRY_MS 200u
 
+tc__sentinel_opts_t tc__sentinel_opts_of(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
+                                         uint32_t command_timeout_ms) {
+    tc__sentinel_opts_t o = {.sentinels = ep->sentinels,
+                             .master_name = ep->master_name,
+                             .user = ep->user,
+                             .password = ep->password,
+                             .sentinel_user = ep->sentinel_user,
+                             .sentinel_password = ep->sentinel_password,
+                             .connect_timeout_ms = connect_timeout_ms,
+                             .command_timeout_ms = command_timeout_ms};
+    return o;
+}
+
 static int split_addr(const char *s, tc__sentinel_addr_t *a) {
     return tc__endpoint_split_hostport(s, a->host, sizeof a->host, &a->port);
 }

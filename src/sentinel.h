@@ -15,6 +15,7 @@
 #define TC_SENTINEL_H
 
 #include "config.h"
+#include "endpoint.h"
 #include "log.h"
 
 #include <stddef.h>
@@ -35,6 +36,10 @@ typedef struct tc__sentinel_addr {
     char host[TC__SENTINEL_HOST_MAX + 1];
     int port;
 } tc__sentinel_addr_t;
+
+/* The options for a redis+sentinel:// endpoint (its strings borrowed; no log). */
+tc__sentinel_opts_t tc__sentinel_opts_of(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
+                                         uint32_t command_timeout_ms);
 
 /* The current master. 0; TC_ECONFIG (the list or the name); TC_ENOTFOUND (the sentinels
  * that answered know no master of that name); TC_EUNAVAILABLE (no sentinel answered, or

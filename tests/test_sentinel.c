@@ -300,6 +300,19 @@ static int switch_seen(switch_log_t *l) {
     return seen;
 }
 
+/* Once the cache's watch is subscribed, force a failover and wait until the cache logs it
+ * followed: the milliseconds from the failover to that. */
+static uint64_t failover_heard(switch_log_t *log) {
+    wait_watch_subscribed();
+    uint64_t t0 = tc_test_now_ms();
+    force_failover();
+    while (!switch_seen(log) && tc_test_now_ms() - t0 < 15000u * TC_TEST_SLOW)
+        usleep(20000);
+    cr_assert(switch_seen(log), "the cache never heard of the failover (is its watch "
+                                "subscribed, its sentinel password right?)");
+    return tc_test_now_ms() - t0;
+}
+
 /* SENTINEL FAILOVER demotes a live master, which keeps taking writes until Sentinel
  * converts it (about 8 s later) and then drops them in its resync. The cache follows
  * +switch-master: once it has logged the switch, every write it acknowledges is on the
@@ -317,13 +330,7 @@ Test(sentinel, a_cache_follows_a_forced_failover) {
     cfg.log_arg = &log;
     tc_cache_t *a = tc_test_open(&cfg);
     cr_assert_eq(tc_set(a, S("k"), S("v1"), 60000), 0);
-    wait_watch_subscribed();
-    uint64_t t0 = tc_test_now_ms();
-    force_failover();
-    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000)
-        usleep(20000);
-    cr_assert(switch_seen(&log), "the cache never heard of the failover");
-    uint64_t heard = tc_test_now_ms();
+    uint64_t t0 = tc_test_now_ms(), heard = t0 + failover_heard(&log);
     redisContext *c = tc_test_redis_connect(tc_test_sentinel_replica(st));
     int acked = 0;
     for (int i = 0; i < 20; i++) {
@@ -461,13 +468,7 @@ Test(sentinel_auth, a_cache_reaches_sentinels_that_require_a_password) {
     c = tc_test_open(&cfg);
     cr_assert_eq(tc_set(c, S("k"), S("v1"), 60000), 0);
     tc_test_expect_value(c, S("k"), "v1", "this process");
-    wait_watch_subscribed();
-    uint64_t t0 = tc_test_now_ms();
-    force_failover();
-    while (!switch_seen(&log) && tc_test_now_ms() - t0 < 15000u * TC_TEST_SLOW)
-        usleep(20000);
-    cr_assert(switch_seen(&log), "the watch never heard of the failover: its subscription "
-                                 "was refused?");
+    failover_heard(&log);
     tc_stats_t sst;
     cr_assert_eq(tc_stats(c, &sst), 0);
     cr_assert_eq(sst.master_switches, 1);
