@@ -543,6 +543,9 @@ static int check_behind(tc_cache_t *c) {
         return tc__note(TC_EINVAL, "write-behind needs tc_config_t.writer");
     if (!c->l2)
         return tc__note(TC_EINVAL, "write-behind queues in Redis: this cache has none");
+    if (c->endpoint.cluster_seeds)
+        return tc__note(TC_EINVAL, "write-behind is not available with redis+cluster:// yet "
+                                   "(its queue is one key, in one slot)");
     return TC_OK;
 }
 

@@ -212,7 +212,7 @@ static int plain_set(tc_cache_t *c, const void *key, size_t klen, const void *va
 }
 
 int tc__tags_ok(const tc_cache_t *c) { /* a ring's shell: its servers keep them */
-    return (c->l2 || c->ring) && !c->cfg.plain_keys;
+    return (c->l2 || c->ring) && !c->cfg.plain_keys && !c->endpoint.cluster_seeds;
 }
 
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
@@ -490,11 +490,27 @@ static void on_subscribed(void *arg) {
     tc__l2_load_marks(c->l2);
 }
 
+/* Redis Cluster: a map read found other masters. A failover may have lost writes that L1
+ * holds (replication is asynchronous), and messages the old master published as it died
+ * may never arrive: L1 is not to be trusted, as after a lost link. */
+static void on_masters_changed(void *arg) {
+    tc_cache_t *c = arg;
+    size_t dropped = tc__l1_flush(c->l1);
+    tc__log(&c->log, TC__EV_CLUSTER, TC_LOG_WARN, NULL, 0,
+            "Redis Cluster: the masters changed (a failover, or a master added or removed): "
+            "L1 flushed (%zu entries)",
+            dropped);
+}
+
 static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
     int rc = tc__endpoint_parse(url, &c->endpoint, err);
     if (rc != TC_OK)
         return rc;
-    if (!c->cfg.plain_keys && !(c->marks = tc__marks_new(c->cfg.ns_separator, TC_MAX_NS_DEPTH)))
+    int cluster = c->endpoint.cluster_seeds != NULL;
+    if (cluster) /* the replay log and the marks are single keys: not on a cluster yet */
+        c->cfg.replay_log_len = 0;
+    if (!c->cfg.plain_keys && !cluster &&
+        !(c->marks = tc__marks_new(c->cfg.ns_separator, TC_MAX_NS_DEPTH)))
         return tc__fail(err, TC_ENOMEM, "out of memory");
     if (getrandom(c->origin, sizeof c->origin, GRND_NONBLOCK) != (ssize_t)sizeof c->origin) {
         uint64_t t = tc__now_ns();
@@ -520,6 +536,9 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .marks = c->marks,
         .tracking = c->cfg.tracking,
         .header_ttl = !c->ext,
+        .cluster_watch_ms = c->cfg.listener_ping_ms,
+        .on_masters_changed = on_masters_changed,
+        .masters_arg = c,
     };
     memcpy(lo.origin, c->origin, sizeof lo.origin);
     rc = tc__l2_open(&lo, &c->l2, err);
@@ -573,7 +592,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         if ((rc = tc__sentinel_watch_start(&wo, on_master_switch, c, &c->sentinel_watch)) != 0)
             return tc__fail(err, rc, "could not start the Sentinel watch thread");
     }
-    if (c->cfg.writer && c->cfg.write_behind_flusher &&
+    if (c->cfg.writer && c->cfg.write_behind_flusher && !cluster &&
         (rc = tc__behind_start(c, &c->behind)) != TC_OK)
         return tc__fail(err, rc, "could not start the write-behind flusher thread");
     if (!reachable) /* no need to wait for a subscription that cannot happen */

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_REDIRECTS 5u
 #define DEFAULT_BUDGET_MS 2000u
@@ -54,7 +55,13 @@ struct tc__cluster {
     size_t nnodes, cap;
     pthread_mutex_t refresh_mu;
     uint64_t last_refresh_ns; /* under refresh_mu */
-    atomic_uint_fast64_t moved, asked, retried, refreshes, refresh_failures;
+    uint64_t masters_sig;     /* under refresh_mu: the masters of the last map read, hashed */
+    atomic_uint_fast64_t moved, asked, retried, refreshes, refresh_failures, masters_changed;
+    /* the watch thread (watch_ms) */
+    pthread_t watch;
+    int watching, stopping; /* stopping under watch_mu */
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
 };
 
 /* ---- nodes ---- */
@@ -86,7 +93,11 @@ static int node_index_locked(tc__cluster_t *cl, const char *host, int port) {
                           .pool_size = cl->o.pool_size ? cl->o.pool_size : 1,
                           .breaker_threshold = cl->o.breaker_threshold,
                           .breaker_cooldown_ms = cl->o.breaker_cooldown_ms,
-                          .log = cl->o.log};
+                          .log = cl->o.log,
+                          .setup = cl->o.setup,
+                          .setup_arg = cl->o.setup_arg,
+                          .on_heal = cl->o.on_heal,
+                          .heal_arg = cl->o.heal_arg};
     tc_error_t err;
     if (tc__node_open(&no, &n->node, &err) != 0) {
         free(n);
@@ -163,6 +174,26 @@ static int read_map_from(cl_node_t *n, tc__slot_map_t *m, tc_error_t *err) {
     return rc;
 }
 
+/* The masters of m (the nodes that serve a slot), hashed: equal for two maps whose slots
+ * moved between the same masters, different after a failover or a master added or removed. */
+static uint64_t masters_sig(const tc__slot_map_t *m) {
+    uint64_t sig = 0;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        int serves = 0;
+        for (unsigned s = 0; s < TC__SLOTS && !serves; s++)
+            serves = m->owner[s] == i;
+        if (!serves)
+            continue;
+        uint64_t h = 1469598103934665603ull; /* FNV-1a of "host:port" */
+        char id[TC__SLOT_HOST_MAX + 16];
+        int n = snprintf(id, sizeof id, "%s:%d", m->nodes[i].host, m->nodes[i].port);
+        for (int j = 0; j < n; j++)
+            h = (h ^ (unsigned char)id[j]) * 1099511628211ull;
+        sig += h | 1; /* a sum: the order of the nodes does not matter */
+    }
+    return sig;
+}
+
 /* Install m as the map (its nodes created as needed). */
 static int install_map(tc__cluster_t *cl, const tc__slot_map_t *m) {
     uint16_t *idx = malloc(m->nnodes * sizeof *idx + 1);
@@ -202,7 +233,7 @@ static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
     pthread_rwlock_rdlock(&cl->map_lock);
     size_t n = cl->nnodes;
     pthread_rwlock_unlock(&cl->map_lock);
-    int rc = TC_EUNAVAILABLE;
+    int rc = TC_EUNAVAILABLE, changed = 0;
     tc_error_t local;
     if (!err)
         err = &local;
@@ -215,10 +246,23 @@ static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
         rc = read_map_from(node, &m, err);
         if (rc == 0)
             rc = install_map(cl, &m);
+        if (rc == 0 && m.served == TC__SLOTS) { /* a partial map proves nothing */
+            uint64_t sig = masters_sig(&m);
+            changed = cl->masters_sig && sig != cl->masters_sig;
+            cl->masters_sig = sig;
+        }
         tc__slot_map_free(&m);
     }
     tc__count(rc == 0 ? &cl->refreshes : &cl->refresh_failures);
     pthread_mutex_unlock(&cl->refresh_mu);
+    if (changed) {
+        tc__count(&cl->masters_changed);
+        tc__log(cl->o.log, TC__EV_CLUSTER, TC_LOG_WARN, NULL, 0,
+                "Redis Cluster: the masters changed (a failover, or a master added or "
+                "removed)");
+        if (cl->o.on_masters_changed)
+            cl->o.on_masters_changed(cl->o.masters_arg);
+    }
     return rc;
 }
 
@@ -242,37 +286,53 @@ static int starts_with(const redisReply *r, const char *word) {
     return r->len >= n && memcmp(r->str, word, n) == 0;
 }
 
-int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int argc,
-                        const char **argv, const size_t *lens, redisReply **reply,
-                        tc_error_t *err) {
-    if (reply)
-        *reply = NULL;
-    if (!cl || !reply || !argv || argc < 1 || (!key && klen))
-        return tc__fail(err, TC_EINVAL, "cluster command: NULL argument");
-    unsigned slot = tc__slot_of(key, klen);
+tc__cluster_verdict_t tc__cluster_verdict_of(const redisReply *r, tc__redirect_t *d) {
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return TC__CLUSTER_ANSWERED;
+    switch (tc__redirect_parse(r->str, r->len, d)) {
+    case TC__REDIRECT_MOVED:
+        return TC__CLUSTER_MOVED;
+    case TC__REDIRECT_ASK:
+        return TC__CLUSTER_ASK;
+    default:
+        break;
+    }
+    return starts_with(r, "TRYAGAIN") || starts_with(r, "CLUSTERDOWN") ? TC__CLUSTER_RETRY
+                                                                       : TC__CLUSTER_ANSWERED;
+}
+
+static int run_on_conn(void *arg, int conn, int fresh, redisContext *c) {
+    tc__cluster_call_t *cc = arg;
+    return cc->run(cc, conn, fresh, c);
+}
+
+int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc_error_t *err) {
+    slot &= TC__SLOTS - 1;
     uint64_t deadline = tc__now_ns() + (uint64_t)cl->o.call_budget_ms * 1000000u;
     unsigned hops = 0;
     cl_node_t *ask = NULL;
     for (;;) {
         cl_node_t *n = ask ? ask : owner_of(cl, slot);
-        int rc = TC_EUNAVAILABLE;
-        cmd_work_t w = {ask != NULL, argc, argv, lens, NULL};
+        if (!n && refresh(cl, 0, NULL) == 0)
+            n = owner_of(cl, slot);
+        if (!n) /* no map (the cluster was down at open), or a slot nobody serves */
+            return tc__fail(err, TC_EUNAVAILABLE, "slot %u has no master in the cluster map",
+                            slot);
+        cc->asking = ask != NULL;
         ask = NULL;
-        if (n)
-            rc = tc__node_run(n->node, run_cmd, &w, err);
-        else
-            tc__fail(err, rc, "slot %u has no master in the cluster map", slot);
-        if (rc == 0 && w.reply->type == REDIS_REPLY_ERROR) {
+        int rc = tc__node_run(n->node, run_on_conn, cc, err);
+        if (rc == 0) {
             tc__redirect_t d;
-            tc__redirect_kind_t kind = tc__redirect_parse(w.reply->str, w.reply->len, &d);
-            if (kind != TC__REDIRECT_NONE) {
-                freeReplyObject(w.reply);
+            tc__cluster_verdict_t v = cc->judge(cc, &d);
+            if (v == TC__CLUSTER_ANSWERED)
+                return 0;
+            if (v == TC__CLUSTER_MOVED || v == TC__CLUSTER_ASK) {
                 if (++hops > cl->o.max_redirects)
                     return tc__fail(err, TC_EPROTO,
                                     "slot %u: more than %u redirections (the cluster's nodes "
                                     "disagree)",
                                     slot, cl->o.max_redirects);
-                if (kind == TC__REDIRECT_MOVED) {
+                if (v == TC__CLUSTER_MOVED) {
                     tc__count(&cl->moved);
                     learn_owner(cl, d.slot, d.host, d.port);
                     refresh(cl, 0, NULL);
@@ -283,21 +343,18 @@ int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int arg
                 }
                 continue;
             }
-            if ((starts_with(w.reply, "TRYAGAIN") || starts_with(w.reply, "CLUSTERDOWN")) &&
-                tc__now_ns() < deadline) {
-                freeReplyObject(w.reply);
-                tc__count(&cl->retried);
-                tc__sleep_ms(RETRY_NAP_MS);
-                if (w.asking) /* mid-migration: ask the target again, not the source */
-                    ask = n;
-                else
-                    refresh(cl, 0, NULL);
-                continue;
-            }
-        }
-        if (rc == 0) {
-            *reply = w.reply;
-            return 0;
+            if (tc__now_ns() >= deadline)
+                return tc__fail(err, TC_EUNAVAILABLE,
+                                "slot %u: the cluster kept answering TRYAGAIN or CLUSTERDOWN "
+                                "for %u ms",
+                                slot, (unsigned)cl->o.call_budget_ms);
+            tc__count(&cl->retried);
+            tc__sleep_ms(RETRY_NAP_MS);
+            if (cc->asking) /* mid-migration: ask the target again, not the source */
+                ask = n;
+            else
+                refresh(cl, 0, NULL);
+            continue;
         }
         if (rc != TC_EUNAVAILABLE || tc__now_ns() >= deadline)
             return rc;           /* a timeout may have run the command: not ours to repeat */
@@ -305,6 +362,51 @@ int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int arg
         tc__sleep_ms(RETRY_NAP_MS);
         refresh(cl, 0, NULL);
     }
+}
+
+const void *tc__cluster_owner(tc__cluster_t *cl, unsigned slot) {
+    return owner_of(cl, slot & (TC__SLOTS - 1));
+}
+
+/* tc__cluster_command's call: one command, its one reply. */
+typedef struct one_cmd {
+    tc__cluster_call_t cc;
+    int argc;
+    const char **argv;
+    const size_t *lens;
+    redisReply *reply;
+} one_cmd_t;
+
+static int one_cmd_run(tc__cluster_call_t *cc, int conn, int fresh, redisContext *c) {
+    one_cmd_t *w = (one_cmd_t *)cc;
+    cmd_work_t x = {cc->asking, w->argc, w->argv, w->lens, NULL};
+    int rc = run_cmd(&x, conn, fresh, c);
+    w->reply = x.reply;
+    return rc;
+}
+
+static tc__cluster_verdict_t one_cmd_judge(tc__cluster_call_t *cc, tc__redirect_t *d) {
+    one_cmd_t *w = (one_cmd_t *)cc;
+    tc__cluster_verdict_t v = tc__cluster_verdict_of(w->reply, d);
+    if (v != TC__CLUSTER_ANSWERED) {
+        freeReplyObject(w->reply);
+        w->reply = NULL;
+    }
+    return v;
+}
+
+int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int argc,
+                        const char **argv, const size_t *lens, redisReply **reply,
+                        tc_error_t *err) {
+    if (reply)
+        *reply = NULL;
+    if (!cl || !reply || !argv || argc < 1 || (!key && klen))
+        return tc__fail(err, TC_EINVAL, "cluster command: NULL argument");
+    one_cmd_t w = {{one_cmd_run, one_cmd_judge, NULL, 0}, argc, argv, lens, NULL};
+    int rc = tc__cluster_run(cl, tc__slot_of(key, klen), &w.cc, err);
+    if (rc == 0)
+        *reply = w.reply;
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -316,6 +418,15 @@ static char *dup_or_null(const char *s) {
 void tc__cluster_close(tc__cluster_t *cl) {
     if (!cl)
         return;
+    if (cl->watching) {
+        pthread_mutex_lock(&cl->watch_mu);
+        cl->stopping = 1;
+        pthread_cond_signal(&cl->watch_cv);
+        pthread_mutex_unlock(&cl->watch_mu);
+        pthread_join(cl->watch, NULL);
+    }
+    pthread_mutex_destroy(&cl->watch_mu);
+    pthread_cond_destroy(&cl->watch_cv);
     for (size_t i = 0; i < cl->nnodes; i++) {
         tc__node_close(cl->nodes[i]->node);
         free(cl->nodes[i]);
@@ -326,6 +437,28 @@ void tc__cluster_close(tc__cluster_t *cl) {
     free(cl->user);
     free(cl->password);
     free(cl);
+}
+
+/* The watch: the map re-read every watch_ms, so a failover or a new master is seen even by
+ * a process whose calls all go to other shards (a failover flushes L1: cache.c). */
+static void *watch_main(void *arg) {
+    tc__cluster_t *cl = arg;
+    pthread_mutex_lock(&cl->watch_mu);
+    while (!cl->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->o.watch_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&cl->watch_cv, &cl->watch_mu, &ts);
+        if (cl->stopping)
+            break;
+        pthread_mutex_unlock(&cl->watch_mu);
+        refresh(cl, 0, NULL);
+        pthread_mutex_lock(&cl->watch_mu);
+    }
+    pthread_mutex_unlock(&cl->watch_mu);
+    return NULL;
 }
 
 /* Each "host:port" of the seed list as a node. */
@@ -373,11 +506,25 @@ int tc__cluster_open(const tc__cluster_opts_t *o, tc__cluster_t **out, tc_error_
         cl->owner[s] = TC__SLOT_NONE;
     pthread_rwlock_init(&cl->map_lock, NULL);
     pthread_mutex_init(&cl->refresh_mu, NULL);
+    pthread_mutex_init(&cl->watch_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cl->watch_cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = (o->user && !cl->user) || (o->password && !cl->password)
                  ? tc__fail(err, TC_ENOMEM, "out of memory")
                  : add_seeds(cl, o->seeds, err);
     if (rc == 0)
         rc = refresh(cl, 1, err);
+    if (rc != 0 && rc != TC_ENOMEM && rc != TC_ECONFIG && o->lenient)
+        rc = 0; /* no map yet: calls fail fast until a read succeeds */
+    if (rc == 0 && o->watch_ms) {
+        if (pthread_create(&cl->watch, NULL, watch_main, cl) == 0)
+            cl->watching = 1;
+        else
+            rc = tc__fail(err, TC_ENOMEM, "cluster: cannot start the map watch thread");
+    }
     if (rc != 0) {
         tc__cluster_close(cl);
         return rc;
@@ -395,9 +542,28 @@ void tc__cluster_counters(tc__cluster_t *cl, tc__cluster_counters_t *out) {
     out->retried = atomic_load(&cl->retried);
     out->refreshes = atomic_load(&cl->refreshes);
     out->refresh_failures = atomic_load(&cl->refresh_failures);
+    out->masters_changed = atomic_load(&cl->masters_changed);
     pthread_rwlock_rdlock(&cl->map_lock);
     out->nodes = cl->nnodes;
     for (unsigned s = 0; s < TC__SLOTS; s++)
         out->served += cl->owner[s] != TC__SLOT_NONE;
+    pthread_rwlock_unlock(&cl->map_lock);
+}
+
+void tc__cluster_node_totals(tc__cluster_t *cl, tc__node_counters_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!cl)
+        return;
+    pthread_rwlock_rdlock(&cl->map_lock);
+    for (size_t i = 0; i < cl->nnodes; i++) {
+        tc__node_counters_t one;
+        tc__node_counters(cl->nodes[i]->node, &one);
+        out->timeouts += one.timeouts;
+        out->opens += one.opens;
+        out->heals += one.heals;
+        out->permission_errors += one.permission_errors;
+        if (one.breaker_state == 1 || (one.breaker_state == 2 && out->breaker_state == 0))
+            out->breaker_state = one.breaker_state;
+    }
     pthread_rwlock_unlock(&cl->map_lock);
 }

@@ -16,6 +16,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "node.h"
+#include "slot.h"
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
@@ -33,13 +35,28 @@ typedef struct tc__cluster_opts {
     unsigned max_redirects;  /* MOVED/ASK hops per call; 0: 5 */
     uint32_t call_budget_ms; /* the longest a call retries through a failover; 0: 2000 */
     tc__log_t *log;          /* may be NULL */
+    /* Given to every node (node.h): a new connection's set-up, the first answer after a
+     * transport failure. NULL: none. */
+    int (*setup)(void *arg, redisContext *c, tc_error_t *err);
+    void *setup_arg;
+    void (*on_heal)(void *arg);
+    void *heal_arg;
+    /* Called when a map read finds other masters than the map before it (a failover, a
+     * master added or removed; slots moving between the same masters do not count), on
+     * the thread that read it, with no lock held. NULL: none. */
+    void (*on_masters_changed)(void *arg);
+    void *masters_arg;
+    uint32_t watch_ms; /* a thread of its own re-reads the map this often; 0: no thread
+                          (the map is read at open and on redirections and failures) */
+    int lenient;       /* open even when no seed answers (calls read the map later) */
 } tc__cluster_opts_t;
 
 typedef struct tc__cluster_counters {
     uint64_t moved, asked, retried; /* redirections followed; retries (TRYAGAIN, CLUSTERDOWN,
                                        a shard unreachable) */
     uint64_t refreshes, refresh_failures;
-    uint64_t nodes;  /* servers known */
+    uint64_t masters_changed; /* map reads that found other masters */
+    uint64_t nodes;           /* servers known */
     unsigned served; /* slots with a known master */
 } tc__cluster_counters_t;
 
@@ -57,6 +74,39 @@ void tc__cluster_close(tc__cluster_t *cl);
 int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int argc,
                         const char **argv, const size_t *lens, redisReply **reply,
                         tc_error_t *err);
+
+/* ---- any call, routed ----
+ * A call of the caller's own (several commands, a script, a pipeline) that the router
+ * sends to a slot's master and re-sends where redirections say. run writes the call on a
+ * connection of the node and reads its replies (sending ASKING before each command when
+ * cc->asking is set); judge then reads them: TC__CLUSTER_ANSWERED keeps them, any other
+ * verdict means nothing ran (a redirection, TRYAGAIN, CLUSTERDOWN) and judge has freed
+ * them, so the router may send the call again. */
+typedef enum tc__cluster_verdict {
+    TC__CLUSTER_ANSWERED = 0,
+    TC__CLUSTER_MOVED, /* *d: where the slot lives now */
+    TC__CLUSTER_ASK,   /* *d: where this key is, for this call only */
+    TC__CLUSTER_RETRY, /* TRYAGAIN (keys mid-migration) or CLUSTERDOWN: wait, then again */
+} tc__cluster_verdict_t;
+
+/* What one reply says: TC__CLUSTER_ANSWERED unless it is one of the errors above. */
+tc__cluster_verdict_t tc__cluster_verdict_of(const redisReply *r, tc__redirect_t *d);
+
+typedef struct tc__cluster_call tc__cluster_call_t;
+struct tc__cluster_call {
+    int (*run)(tc__cluster_call_t *cc, int conn, int fresh, redisContext *c); /* node.h's */
+    tc__cluster_verdict_t (*judge)(tc__cluster_call_t *cc, tc__redirect_t *d);
+    void *arg;
+    int asking; /* set by the router for each attempt */
+};
+
+/* Run cc for slot through the router: 0 (cc's replies kept), or as tc__cluster_command. */
+int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc_error_t *err);
+/* The node serving slot by the current map (an identity to group calls by, never
+ * dereferenced by the caller), or NULL when none is known. */
+const void *tc__cluster_owner(tc__cluster_t *cl, unsigned slot);
+/* Every node's counters added up (breaker_state: the worst). */
+void tc__cluster_node_totals(tc__cluster_t *cl, tc__node_counters_t *out);
 
 /* Read the map again now (rate limits do not apply). 0 or the error. */
 int tc__cluster_refresh(tc__cluster_t *cl, tc_error_t *err);

@@ -641,6 +641,31 @@ static int check_min_u32(const char *field, uint32_t v, uint32_t min, tc_error_t
     return 0;
 }
 
+/* Redis Cluster (cluster_l2.c): every script must touch one slot, so what lives in one
+ * key for the whole cache (the clear and namespace marks, tag sets, the write-behind
+ * queue) is not available there yet, and neither is tracking, whose notices come from each
+ * shard to a listener on that shard. Each is refused here, by name, not at first use. */
+static int validate_cluster(const tc_config_t *cfg, tc_error_t *err) {
+    const char *p = cfg->key_prefix ? cfg->key_prefix : "";
+    if (strpbrk(p, "{}")) {
+        return tc__fail(err, TC_ECONFIG,
+                        "key_prefix: '%s' holds '{' or '}': with redis+cluster:// the prefix "
+                        "may not carry a hash tag (tiercache adds one per key to keep a key, "
+                        "its lock and its version counter in one slot)",
+                        p);
+    }
+    if (cfg->plain_keys) {
+        return tc__fail(err, TC_ECONFIG,
+                        "plain_keys: not available with redis+cluster:// (it needs tracking)");
+    }
+    if (cfg->tracking != TC_TRACKING_OFF) {
+        return tc__fail(err, TC_ECONFIG,
+                        "tracking: not available with redis+cluster:// yet (Redis sends a "
+                        "shard's notices only to a listener on that shard)");
+    }
+    return 0;
+}
+
 static int validate_redis(const tc_config_t *cfg, tc_error_t *err) {
     int rc;
     if (tc__endpoint_is_list(cfg->redis_url)) { /* several servers: a ring */
@@ -655,7 +680,11 @@ static int validate_redis(const tc_config_t *cfg, tc_error_t *err) {
         if ((rc = tc__endpoint_parse(cfg->redis_url, &ep, err)) != 0) {
             return rc;
         }
+        int cluster = ep.cluster_seeds != NULL;
         tc__endpoint_deinit(&ep);
+        if (cluster && (rc = validate_cluster(cfg, err)) != 0) {
+            return rc;
+        }
     }
     if (cfg->pool_size < 1 || cfg->pool_size > TC__MAX_POOL) {
         return tc__fail(err, TC_ECONFIG, "pool_size: %u is not in 1..%u", cfg->pool_size,

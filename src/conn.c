@@ -14,6 +14,7 @@
  */
 #include "conn.h"
 
+#include "clock.h"
 #include "errors.h"
 #include "sentinel.h"
 
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <hiredis/sds.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -170,6 +172,35 @@ static int configure(redisContext *c, const tc__endpoint_t *ep, uint32_t command
     return rc;
 }
 
+/* redis+cluster://: a connection to any seed node that answers (the listener's: classic
+ * pub/sub reaches every node of a cluster). The first seed tried is picked by the clock,
+ * so the processes of a fleet spread their listeners over the seeds, and a dead seed is
+ * passed over. */
+static int open_any_seed(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
+                         uint32_t command_timeout_ms, redisContext **out, tc_error_t *err) {
+    char *list = strdup(ep->cluster_seeds);
+    char *seed[64];
+    size_t n = 0;
+    if (!list)
+        return tc__fail(err, TC_ENOMEM, "redis connect: out of memory");
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && n < 64;
+         t = strtok_r(NULL, ",", &save))
+        seed[n++] = t;
+    int rc = tc__fail(err, TC_ECONFIG, "redis connect: no cluster seed");
+    size_t first = n ? (size_t)(tc__now_ns() / 1000u % n) : 0;
+    for (size_t i = 0; i < n && rc != 0; i++) {
+        char host[256];
+        tc__endpoint_t direct = *ep;
+        direct.cluster_seeds = NULL;
+        if (tc__endpoint_split_hostport(seed[(first + i) % n], host, sizeof host, &direct.port))
+            continue; /* parsed at open: cannot happen */
+        direct.host = host;
+        rc = tc__conn_open(&direct, connect_timeout_ms, command_timeout_ms, out, err);
+    }
+    free(list);
+    return rc;
+}
+
 int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
                   uint32_t command_timeout_ms, redisContext **out, tc_error_t *err) {
     if (!out)
@@ -190,6 +221,8 @@ int tc__conn_open(const tc__endpoint_t *ep, uint32_t connect_timeout_ms,
         direct.port = master.port;
         return tc__conn_open(&direct, connect_timeout_ms, command_timeout_ms, out, err);
     }
+    if (ep && ep->cluster_seeds)
+        return open_any_seed(ep, connect_timeout_ms, command_timeout_ms, out, err);
     if (!ep || (ep->is_unix ? !ep->path : !ep->host))
         return tc__fail(err, TC_EINVAL, "redis connect: no endpoint");
     errno = 0;

@@ -295,8 +295,45 @@ static int sentinel_param(const char *s, size_t n, tc__endpoint_t *ep, tc_error_
     return query_param(s, n, NULL, params, 2, "sentinel_password, sentinel_user", err);
 }
 
-/* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]: each sentinel's address
- * checked as a redis:// host would be, and kept as "host:port" (IPv6 without brackets). */
+/* "h[:p],h[:p]..." (llen bytes at list): each address checked as a redis:// host would be,
+ * and kept in *out as "host:port" (IPv6 without brackets; default_port when none). */
+static int parse_host_list(const char *list, size_t llen, int default_port, const char *what,
+                           char **out, tc_error_t *err) {
+    size_t cap = 2 * llen + 64, used = 0;
+    if (!(*out = malloc(cap))) {
+        return URL_OOM();
+    }
+    (*out)[0] = '\0';
+    for (const char *item = list; item < list + llen;) {
+        size_t n = strcspn(item, ",");
+        if (item + n > list + llen) {
+            n = (size_t)(list + llen - item);
+        }
+        if (n == 0) {
+            return URL_FAIL("an empty %s address in the list", what);
+        }
+        int has_port =
+            item[0] == '[' ? memmem(item, n, "]:", 2) != NULL : memchr(item, ':', n) != NULL;
+        tc__endpoint_t one;
+        memset(&one, 0, sizeof one);
+        int rc = parse_hostport(item, n, &one, err);
+        if (rc == 0 && used + strlen(one.host) + 16 > cap) {
+            rc = URL_FAIL("the %s list is malformed", what);
+        }
+        if (rc == 0) {
+            used += (size_t)snprintf(*out + used, cap - used, "%s%s:%d", used ? "," : "",
+                                     one.host, has_port ? one.port : default_port);
+        }
+        free(one.host);
+        if (rc != 0) {
+            return rc;
+        }
+        item += n + (item[n] == ',');
+    }
+    return 0;
+}
+
+/* redis+sentinel://[userinfo@]h[:p][,h[:p]...]/master-name[/db]. */
 static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     /* The last '@' ends the userinfo (a password may hold '@', '?' or '/'), but not one
      * of the query's sentinel credentials. */
@@ -311,36 +348,8 @@ static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     if (list[llen] != '/') {
         return URL_FAIL("redis+sentinel:// needs /master-name after the sentinels");
     }
-    size_t cap = 2 * llen + 64, used = 0;
-    if (!(ep->sentinels = malloc(cap))) {
-        return URL_OOM();
-    }
-    ep->sentinels[0] = '\0';
-    for (const char *item = list; item < list + llen;) {
-        size_t n = strcspn(item, ",");
-        if (item + n > list + llen) {
-            n = (size_t)(list + llen - item);
-        }
-        if (n == 0) {
-            return URL_FAIL("an empty sentinel address in the list");
-        }
-        int has_port =
-            item[0] == '[' ? memmem(item, n, "]:", 2) != NULL : memchr(item, ':', n) != NULL;
-        tc__endpoint_t one;
-        memset(&one, 0, sizeof one);
-        rc = parse_hostport(item, n, &one, err);
-        if (rc == 0 && used + strlen(one.host) + 16 > cap) {
-            rc = URL_FAIL("the sentinel list is malformed");
-        }
-        if (rc == 0) {
-            used += (size_t)snprintf(ep->sentinels + used, cap - used, "%s%s:%d",
-                                     used ? "," : "", one.host, has_port ? one.port : 26379);
-        }
-        free(one.host);
-        if (rc != 0) {
-            return rc;
-        }
-        item += n + (item[n] == ',');
+    if ((rc = parse_host_list(list, llen, 26379, "sentinel", &ep->sentinels, err)) != 0) {
+        return rc;
     }
     const char *name = list + llen + 1;
     size_t nlen = strcspn(name, "/?#");
@@ -372,6 +381,36 @@ static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     if (ep->sentinel_user && !ep->sentinel_password) {
         return URL_FAIL("sentinel_user given without sentinel_password (AUTH needs both)");
     }
+    return 0;
+}
+
+/* redis+cluster://[userinfo@]h[:p][,h[:p]...][/]: the seed nodes the slot map is first
+ * read from (any node of the cluster will do; list several, for the day one is down). A
+ * cluster has database 0 only, and no query parameter is taken. */
+static int parse_cluster(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
+    const char *at = strrchr(s, '@');
+    int rc;
+    if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
+        return rc;
+    }
+    const char *list = at ? at + 1 : s;
+    size_t llen = strcspn(list, "/?#");
+    if (llen == 0) {
+        return URL_FAIL("redis+cluster:// needs at least one host[:port]");
+    }
+    const char *rest = list + llen;
+    if (*rest == '/' && rest[1] == '\0') {
+        rest++;
+    }
+    if (*rest) {
+        return URL_FAIL("redis+cluster:// takes no database, query or fragment after the "
+                        "nodes (a cluster has database 0 only)");
+    }
+    if ((rc = parse_host_list(list, llen, 6379, "cluster node", &ep->cluster_seeds, err)) !=
+        0) {
+        return rc;
+    }
+    ep->port = 0;
     return 0;
 }
 
@@ -415,6 +454,8 @@ static int parse_url(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
         rc = parse_tcp(url + 8, ep, err);
     } else if (has_prefix(url, "redis+sentinel://")) {
         rc = parse_sentinel(url + 17, ep, err);
+    } else if (has_prefix(url, "redis+cluster://")) {
+        rc = parse_cluster(url + 16, ep, err);
     } else if (has_prefix(url, "unix://")) {
         rc = parse_unix(url + 7, ep, err);
     } else if (has_prefix(url, "rediss://")) {
@@ -423,7 +464,8 @@ static int parse_url(const char *url, tc__endpoint_t *ep, tc_error_t *err) {
     } else {
         rc = URL_FAIL("unknown scheme; use redis://[user:password@]host[:port][/db], "
                       "unix:///path.sock[?db=N&password=P&user=U] or "
-                      "redis+sentinel://host:port[,host:port...]/master-name");
+                      "redis+sentinel://host:port[,host:port...]/master-name or "
+                      "redis+cluster://host:port[,host:port...]");
     }
     if (rc == 0 && ep->user && !ep->password) {
         rc = URL_FAIL("user given without a password (AUTH needs both)");
@@ -446,6 +488,7 @@ void tc__endpoint_deinit(tc__endpoint_t *ep) {
     free(ep->master_name);
     free(ep->sentinel_user);
     free(ep->sentinel_password);
+    free(ep->cluster_seeds);
     memset(ep, 0, sizeof *ep);
 }
 
@@ -483,8 +526,8 @@ static size_t next_url(const char *s, size_t *at, const char **start) {
 
 /* A token that starts like a URL tiercache knows (or refuses by name). */
 static int has_scheme(const char *s, size_t len) {
-    static const char *const schemes[] = {"redis://", "redis+sentinel://", "unix://",
-                                          "rediss://"};
+    static const char *const schemes[] = {"redis://", "redis+sentinel://", "redis+cluster://",
+                                          "unix://", "rediss://"};
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
         size_t sl = strlen(schemes[i]);
         if (len >= sl && strncasecmp(s, schemes[i], sl) == 0)
@@ -513,8 +556,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* "h1:p1,h2:p2" with the sentinels sorted, so every process names a group alike whatever
- * order it lists them in. Truncated to cap; the unsorted list when out of memory. */
+/* "h1:p1,h2:p2" with the addresses (sentinels, cluster seeds) sorted, so every process names
+ * a group alike whatever order it lists them in. Truncated to cap; the unsorted list when out of memory. */
 static void sorted_sentinels(const char *list, char *out, size_t cap) {
     char *copy = strdup(list);
     size_t n = 1;
@@ -544,6 +587,10 @@ void tc__endpoint_name(const tc__endpoint_t *ep, char *out, size_t cap) {
         sorted_sentinels(ep->sentinels, group, sizeof group);
         /* The master first: a cut-off name (a log prefix) still tells masters apart. */
         snprintf(out, cap, "sentinel:%s/%d@%s", ep->master_name, ep->db, group);
+    } else if (ep->cluster_seeds) {
+        char seeds[TC__RING_NAME_MAX];
+        sorted_sentinels(ep->cluster_seeds, seeds, sizeof seeds);
+        snprintf(out, cap, "cluster:%s", seeds);
     } else if (ep->is_unix)
         snprintf(out, cap, "unix:%s/%d", ep->path, ep->db);
     else
@@ -590,7 +637,16 @@ int tc__endpoint_list(const char *s, char ***out, size_t *count, tc_error_t *err
             break;
         }
         tc__endpoint_name(&ep, names[n], sizeof names[n]);
+        int is_cluster = ep.cluster_seeds != NULL;
         tc__endpoint_deinit(&ep);
+        if (is_cluster) {
+            rc = tc__fail(err, TC_ECONFIG,
+                          "redis_url: server %zu of the list is a redis+cluster:// URL: a "
+                          "cluster spreads keys itself, give it alone",
+                          n + 1);
+            n++;
+            break;
+        }
         for (size_t j = 0; j < n && rc == TC_OK; j++)
             if (strcmp(names[j], names[n]) == 0)
                 rc = tc__fail(err, TC_ECONFIG,

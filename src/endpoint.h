@@ -22,6 +22,9 @@ typedef struct tc__endpoint {
     /* ?sentinel_password=P[&sentinel_user=U]: the sentinels' own AUTH (their requirepass
      * or ACL user), which is not the master's; NULL: sentinels without auth. */
     char *sentinel_user, *sentinel_password;
+    /* redis+cluster://: "host:port,..." of the seed nodes (cluster.c reads the slot map
+     * from them); host is then NULL, and every node takes user and password. */
+    char *cluster_seeds;
 } tc__endpoint_t;
 
 /*
@@ -29,7 +32,8 @@ typedef struct tc__endpoint {
  * percent-escapes in user and password), unix:///abs/path.sock[?db=N&password=P&user=U]
  * and redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master-name[/db]
  * [?sentinel_password=P[&sentinel_user=U]] (sentinels' port 26379 by default; the
- * userinfo credentials are the master's, the query's the sentinels').
+ * userinfo credentials are the master's, the query's the sentinels') and
+ * redis+cluster://[user[:password]@]host[:port][,host[:port]...] (port 6379 by default).
  * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
  */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);

@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "node.h"
 #include "scripts.h"
+#include "slot.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -136,6 +137,25 @@ static int send_and_read(redisContext *c, int argc, const char **argv, const siz
     return *out ? 0 : tc__conn_error_code(c, errno);
 }
 
+/* One command of a call into c's buffer: after an ASKING when the call was redirected by
+ * ASK (a cluster's slot mid-migration: the target serves the key only to a client that
+ * asks, one command at a time). take() reads its reply, past the ASKING's. */
+static void put(redisContext *c, const l2_call_t *call, int argc, const char **argv,
+                const size_t *lens) {
+    if (call->asking)
+        redisAppendCommand(c, "ASKING");
+    redisAppendCommandArgv(c, argc, argv, lens);
+}
+
+/* The parts a CALL_PIPE runs: all, or the picked ones (a cluster node's share). */
+static size_t pipe_len(const l2_call_t *call) {
+    return call->pick ? call->npick : call->nparts;
+}
+
+static l2_call_t *pipe_part(const l2_call_t *call, size_t i) {
+    return &call->parts[call->pick ? call->pick[i] : i];
+}
+
 /* Write one call's commands into c's output buffer (nothing is sent yet). */
 static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
     switch (call->kind) {
@@ -146,22 +166,22 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         call->argv[1] = known ? l2->sha[call->script] : body;
         call->lens[0] = known ? 7 : 4;
         call->lens[1] = known ? L2_SHA_LEN : strlen(body);
-        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+        put(c, call, call->argc, call->argv, call->lens);
         return;
     }
     case CALL_GET: { /* GETRANGE, PTTL or TIME or neither, and the marks' MGET */
         const char *pttl[2] = {"PTTL", call->argv[1]};
         size_t pttl_lens[2] = {4, call->lens[1]};
-        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+        put(c, call, call->argc, call->argv, call->lens);
         if (!call->no_pttl)
-            redisAppendCommandArgv(c, 2, pttl, pttl_lens);
+            put(c, call, 2, pttl, pttl_lens);
         if (call->with_time) {
             call->clock_gen = tc__l2_clock_gen(&l2->clock);
             call->sent_ns = tc__now_ns();
-            redisAppendCommand(c, "TIME");
+            redisAppendCommand(c, "TIME"); /* no key: never redirected */
         }
         if (call->argc2)
-            redisAppendCommandArgv(c, call->argc2, call->argv2, call->lens2);
+            put(c, call, call->argc2, call->argv2, call->lens2);
         return;
     }
     case CALL_PLAIN_ADD: { /* SET NX PX, GETRANGE, PTTL. argv: key, value, ttl */
@@ -177,8 +197,8 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         return;
     }
     case CALL_PIPE:
-        for (size_t i = 0; i < call->nparts; i++)
-            append_call(l2, c, &call->parts[i]);
+        for (size_t i = 0; i < pipe_len(call); i++)
+            append_call(l2, c, pipe_part(call, i));
         return;
     case CALL_GETS:
         for (size_t i = 0; i < call->gets->n; i++) {
@@ -198,7 +218,7 @@ static void append_call(tc__l2_t *l2, redisContext *c, l2_call_t *call) {
         }
         return;
     default:
-        redisAppendCommandArgv(c, call->argc, call->argv, call->lens);
+        put(c, call, call->argc, call->argv, call->lens);
     }
 }
 
@@ -207,13 +227,24 @@ static int read_one(redisContext *c, redisReply **out) {
     return tc__conn_get_reply(c, (void **)out) == REDIS_OK ? 0 : tc__conn_error_code(c, errno);
 }
 
+/* read_one for a command that put() wrote: its ASKING's reply first, when there is one. */
+static int take(redisContext *c, const l2_call_t *call, redisReply **out) {
+    if (call->asking) {
+        int rc = read_one(c, out);
+        if (rc != 0)
+            return rc;
+        tc__l2i_free_reply(out); /* +OK, or an error the command's reply will explain */
+    }
+    return read_one(c, out);
+}
+
 static void free_replies(l2_call_t *call) {
     tc__l2i_free_reply(&call->reply);
     tc__l2i_free_reply(&call->reply2);
     tc__l2i_free_reply(&call->reply3);
     tc__l2i_free_reply(&call->treply);
-    for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
-        free_replies(&call->parts[i]);
+    for (size_t i = 0; call->kind == CALL_PIPE && i < pipe_len(call); i++)
+        free_replies(pipe_part(call, i));
     for (size_t i = 0; call->kind == CALL_GETS && i < tc__l2i_gets_replies(call->gets); i++)
         tc__l2i_free_reply(&call->gets->replies[i]);
 }
@@ -224,13 +255,13 @@ static int read_call(redisContext *c, l2_call_t *call) {
     int rc = 0;
     switch (call->kind) {
     case CALL_GET:
-        rc = read_one(c, &call->reply);
+        rc = take(c, call, &call->reply);
         if (rc == 0 && !call->no_pttl)
-            rc = read_one(c, &call->reply2);
+            rc = take(c, call, &call->reply2);
         if (rc == 0 && call->with_time)
             rc = read_one(c, &call->treply);
         if (rc == 0 && call->argc2)
-            rc = read_one(c, &call->reply3);
+            rc = take(c, call, &call->reply3);
         break;
     case CALL_PLAIN_ADD:
         rc = read_one(c, &call->reply3);
@@ -240,15 +271,15 @@ static int read_call(redisContext *c, l2_call_t *call) {
             rc = read_one(c, &call->reply2);
         break;
     case CALL_PIPE:
-        for (size_t i = 0; i < call->nparts && rc == 0; i++)
-            rc = read_call(c, &call->parts[i]);
+        for (size_t i = 0; i < pipe_len(call) && rc == 0; i++)
+            rc = read_call(c, pipe_part(call, i));
         break;
     case CALL_GETS:
         for (size_t i = 0; i < tc__l2i_gets_replies(call->gets) && rc == 0; i++)
             rc = read_one(c, &call->gets->replies[i]);
         break;
     default:
-        rc = read_one(c, &call->reply);
+        rc = take(c, call, &call->reply);
     }
     return rc;
 }
@@ -257,8 +288,8 @@ static int read_call(redisContext *c, l2_call_t *call) {
  * for every script call whose EVALSHA was refused. */
 static int retry_noscript(redisContext *c, l2_call_t *call) {
     if (call->kind == CALL_PIPE) {
-        for (size_t i = 0; i < call->nparts; i++) {
-            int rc = retry_noscript(c, &call->parts[i]);
+        for (size_t i = 0; i < pipe_len(call); i++) {
+            int rc = retry_noscript(c, pipe_part(call, i));
             if (rc != 0)
                 return rc;
         }
@@ -272,7 +303,8 @@ static int retry_noscript(redisContext *c, l2_call_t *call) {
     call->argv[1] = body;
     call->lens[0] = 4;
     call->lens[1] = strlen(body);
-    return send_and_read(c, call->argc, call->argv, call->lens, &call->reply);
+    put(c, call, call->argc, call->argv, call->lens);
+    return take(c, call, &call->reply);
 }
 
 /* One round trip: every command written, then every reply read. 0 with the replies in
@@ -336,8 +368,8 @@ static int reached_replica(const l2_call_t *call) {
         if (r[i] && r[i]->type == REDIS_REPLY_ERROR && r[i]->len >= 8 &&
             memmem(r[i]->str, r[i]->len < 64 ? r[i]->len : 64, "READONLY", 8))
             return 1;
-    for (size_t i = 0; call->kind == CALL_PIPE && i < call->nparts; i++)
-        if (reached_replica(&call->parts[i]))
+    for (size_t i = 0; call->kind == CALL_PIPE && i < pipe_len(call); i++)
+        if (reached_replica(pipe_part(call, i)))
             return 1;
     return 0;
 }
@@ -351,7 +383,7 @@ static int run_work(void *arg, int slot, int fresh, redisContext *c) {
     int rc = arm_tracking(l2, slot, c, call);
     if (rc != 0)
         return rc;
-    uint32_t timeout_ms = tc__node_command_timeout_ms(l2->node);
+    uint32_t timeout_ms = l2->command_timeout_ms;
     if (call->extra_timeout_ms)
         set_timeout(c, timeout_ms + call->extra_timeout_ms);
     rc = exec_call(l2, c, call);
@@ -400,12 +432,119 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
             "%s (grant it in the ACL: see docs/operations.md \"Redis ACL\")", call->err->msg);
 }
 
-/* One call through the node (breaker, pool); refusals described. 0 or an error code. */
+/* ---- a cluster's calls ----
+ * A call goes to the master of its first key's slot; every key of one call shares that
+ * slot (tc__l2i_build_key). A pipeline is split by node: each node's share is one round
+ * trip, and a part that a redirection or TRYAGAIN turned away (nothing ran) is sent again
+ * alone, through the router, which follows it. */
+
+/* The slot of a call's first key (a call without a key: slot 0's master answers it). */
+static unsigned call_slot(const l2_call_t *call) {
+    int at = call->kind == CALL_SCRIPT ? 3 : 1;
+    if (call->kind == CALL_SCRIPT && (call->argc < 4 || call->lens[2] != 1 ||
+                                      call->argv[2][0] == '0'))
+        return 0;
+    if (call->kind == CALL_PING || call->argc <= at)
+        return 0;
+    return tc__slot_of(call->argv[at], call->lens[at]);
+}
+
+/* What a call's replies say: the first redirection or retry among them (a call's commands
+ * share one slot: one turned away means all were). */
+static tc__cluster_verdict_t call_verdict(const l2_call_t *call, tc__redirect_t *d) {
+    const redisReply *r[3] = {call->reply, call->reply2, call->reply3};
+    for (int i = 0; i < 3; i++) {
+        tc__cluster_verdict_t v = tc__cluster_verdict_of(r[i], d);
+        if (v != TC__CLUSTER_ANSWERED)
+            return v;
+    }
+    return TC__CLUSTER_ANSWERED;
+}
+
+typedef struct cluster_ctx {
+    tc__cluster_call_t cc;
+    tc__l2_t *l2;
+    l2_call_t *call;
+} cluster_ctx_t;
+
+static int cluster_work(tc__cluster_call_t *cc, int conn, int fresh, redisContext *c) {
+    cluster_ctx_t *x = (cluster_ctx_t *)cc;
+    x->call->asking = cc->asking;
+    run_ctx_t r = {x->l2, x->call};
+    return run_work(&r, conn, fresh, c);
+}
+
+static tc__cluster_verdict_t judge_call(tc__cluster_call_t *cc, tc__redirect_t *d) {
+    cluster_ctx_t *x = (cluster_ctx_t *)cc;
+    tc__cluster_verdict_t v = call_verdict(x->call, d);
+    if (v != TC__CLUSTER_ANSWERED)
+        free_replies(x->call);
+    return v;
+}
+
+static tc__cluster_verdict_t judge_share(tc__cluster_call_t *cc, tc__redirect_t *d) {
+    (void)cc; /* each part is judged by cluster_pipe */
+    (void)d;
+    return TC__CLUSTER_ANSWERED;
+}
+
+static int cluster_one(tc__l2_t *l2, l2_call_t *call) {
+    cluster_ctx_t x = {{cluster_work, judge_call, NULL, 0}, l2, call};
+    return tc__cluster_run(l2->cluster, call_slot(call), &x.cc, call->err);
+}
+
+/* A pipeline on a cluster: one round trip per node, then each part turned away alone. A
+ * failure fails the whole pipeline, as on one server (every reply freed). */
+static int cluster_pipe(tc__l2_t *l2, l2_call_t *call) {
+    size_t n = call->nparts;
+    uint32_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    const void **owner = malloc((n ? n : 1) * sizeof *owner);
+    unsigned char *done = calloc(n ? n : 1, 1);
+    int rc = idx && owner && done ? 0 : tc__fail(call->err, TC_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        call->parts[i].err = call->err;
+        owner[i] = tc__cluster_owner(l2->cluster, call_slot(&call->parts[i]));
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && owner[j] == owner[i]) {
+                idx[m++] = (uint32_t)j;
+                done[j] = 1;
+            }
+        l2_call_t share = {
+            .kind = CALL_PIPE, .parts = call->parts, .nparts = n, .pick = idx, .npick = m};
+        share.err = call->err;
+        cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0}, l2, &share};
+        rc = tc__cluster_run(l2->cluster, call_slot(&call->parts[i]), &x.cc, call->err);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        tc__redirect_t d;
+        if (call_verdict(&call->parts[i], &d) == TC__CLUSTER_ANSWERED)
+            continue;
+        free_replies(&call->parts[i]);
+        rc = cluster_one(l2, &call->parts[i]);
+    }
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            free_replies(&call->parts[i]);
+    free(idx);
+    free(owner);
+    free(done);
+    return rc;
+}
+
+/* One call through the node (breaker, pool), or the cluster's router; refusals described.
+ * 0 or an error code. */
 int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     if (!call->err)
         call->err = &call->local_err;
     run_ctx_t x = {l2, call};
-    int rc = tc__node_run(l2->node, run_work, &x, call->err);
+    int rc = !l2->cluster             ? tc__node_run(l2->node, run_work, &x, call->err)
+             : call->kind == CALL_PIPE ? cluster_pipe(l2, call)
+                                       : cluster_one(l2, call);
     if (rc == 0) {
         tc__error_clear(call->err); /* a retried dead socket left its message there */
         describe_refusal(l2, call, call->reply);
@@ -420,6 +559,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
 
 static void l2_free(tc__l2_t *l2) {
     tc__node_close(l2->node);
+    tc__cluster_close(l2->cluster);
     pthread_mutex_destroy(&l2->sha_mu);
     tc__l2_clock_destroy(&l2->clock);
     free(l2->key_prefix);
@@ -457,7 +597,36 @@ static int init_strings(tc__l2_t *l2, const tc__l2_opts_t *o) {
     return 0;
 }
 
+/* redis+cluster://: the router, with a node per server set up like the one node. A map
+ * that cannot be read at open is read again at the first call (the cache runs degraded
+ * meanwhile, as with a standalone Redis down). A call retries through a failover for at
+ * most one connect and one command timeout, the bound of a call on one server. */
+static int open_cluster(tc__l2_t *l2, const tc__l2_opts_t *o, tc_error_t *err) {
+    tc__cluster_opts_t co = {.seeds = o->endpoint->cluster_seeds,
+                             .user = o->endpoint->user,
+                             .password = o->endpoint->password,
+                             .connect_timeout_ms = o->connect_timeout_ms,
+                             .command_timeout_ms = o->command_timeout_ms,
+                             .pool_size = o->pool_size,
+                             .breaker_threshold = o->breaker_threshold,
+                             .breaker_cooldown_ms = o->breaker_cooldown_ms,
+                             .call_budget_ms = o->connect_timeout_ms + o->command_timeout_ms,
+                             .log = o->log,
+                             .setup = setup_conn,
+                             .setup_arg = l2,
+                             .on_heal = o->on_heal,
+                             .heal_arg = o->heal_arg,
+                             .on_masters_changed = o->on_masters_changed,
+                             .masters_arg = o->masters_arg,
+                             .watch_ms = o->cluster_watch_ms,
+                             .lenient = 1};
+    l2->key_extra = TC__SLOT_NAME_MAX + 2;
+    return tc__cluster_open(&co, &l2->cluster, err);
+}
+
 static int open_node(tc__l2_t *l2, const tc__l2_opts_t *o, tc_error_t *err) {
+    if (o->endpoint->cluster_seeds)
+        return open_cluster(l2, o, err);
     tc__node_opts_t no = {.endpoint = o->endpoint,
                           .connect_timeout_ms = o->connect_timeout_ms,
                           .command_timeout_ms = o->command_timeout_ms,
@@ -500,6 +669,7 @@ int tc__l2_open(const tc__l2_opts_t *opts, tc__l2_t **out, tc_error_t *err) {
     l2->max_stored_len = l2->get_end_len;
     memcpy(l2->max_stored_str, l2->get_end, sizeof l2->get_end);
     l2->log = opts->log;
+    l2->command_timeout_ms = opts->command_timeout_ms;
     l2->plain = opts->plain;
     l2->tracking = opts->tracking;
     l2->ns_sep = opts->ns_sep;
@@ -528,11 +698,14 @@ void tc__l2_reset(tc__l2_t *l2) {
     if (!l2)
         return;
     tc__l2_clock_reset(&l2->clock); /* the new master's clock is another */
-    tc__node_reset(l2->node);
+    if (l2->cluster)
+        tc__cluster_refresh(l2->cluster, NULL);
+    else
+        tc__node_reset(l2->node);
 }
 
 int tc__l2_available(tc__l2_t *l2) {
-    return l2 && tc__node_available(l2->node);
+    return l2 && (l2->cluster || tc__node_available(l2->node));
 }
 
 int tc__l2_ping(tc__l2_t *l2, tc_error_t *err) {
@@ -563,7 +736,10 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
     if (!l2)
         return;
     tc__node_counters_t nc;
-    tc__node_counters(l2->node, &nc);
+    if (l2->cluster)
+        tc__cluster_node_totals(l2->cluster, &nc);
+    else
+        tc__node_counters(l2->node, &nc);
     out->errors = relaxed(&l2->errors);
     out->timeouts = nc.timeouts;
     out->opens = nc.opens;

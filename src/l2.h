@@ -52,6 +52,12 @@ typedef struct tc__l2_opts {
     tc__marks_t *marks;      /* borrowed, may be NULL: the local copy of the marks; while it
                                 is current, reads judge values by it instead of reading the
                                 marks from Redis */
+    /* redis+cluster:// (the endpoint's cluster_seeds): the map is re-read every
+     * cluster_watch_ms (0: only on redirections and failures), and on_masters_changed is
+     * called when a read finds other masters (a failover: L1 is not to be trusted). */
+    uint32_t cluster_watch_ms;
+    void (*on_masters_changed)(void *arg);
+    void *masters_arg;
 } tc__l2_opts_t;
 
 /* A value's life as tc__l2_value_t.pttl_ms gives it, beside a count of ms (as PTTL). */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "cluster.h"
 #include "node.h"
 #include "scripts.h"
 
@@ -57,7 +58,11 @@ enum { CALL_PING, CALL_GET, CALL_SCRIPT, CALL_PLAIN_ADD, CALL_PIPE, CALL_GETS };
 #define TC__L2_MAX_MARKS (1 + TC__L2_MAX_NS)
 
 struct tc__l2 {
-    tc__node_t *node; /* the Redis server: pool and breaker (node.c) */
+    tc__node_t *node;       /* the Redis server: pool and breaker (node.c); or NULL and */
+    tc__cluster_t *cluster; /* a Redis Cluster's router (cluster.c; keys carry their slot's
+                               name: tc__l2i_build_key) */
+    uint32_t command_timeout_ms;
+    size_t key_extra; /* bytes a derived key may take beyond <prefix><kind>":"<key> */
     char *key_prefix, *channel, *vkey, *logkey, *clearkey;
     size_t prefix_len, channel_len, vkey_len, logkey_len, clearkey_len;
     char log_maxlen[24]; /* the replay log's MAXLEN as a script argument; "0" = no log */
@@ -89,6 +94,10 @@ struct tc__l2 {
 /* One logical call: the command, its replies, and what happened on the wire. */
 typedef struct l2_call {
     int kind, script;
+    int asking; /* cluster: ASKING before each command (an ASK redirection) */
+    /* CALL_PIPE: run only these parts (a cluster's node's share), or all when NULL */
+    const uint32_t *pick;
+    size_t npick;
     uint32_t extra_timeout_ms; /* added to the command timeout for a big value */
     int argc, cap;     /* cap: argv's room (set by the first push, or tc__l2i_use_args) */
     const char **argv; /* argv_in, or a bigger caller array */
@@ -147,6 +156,10 @@ typedef struct key_parts {
     scratch_t s;
     unsigned char *data, *lock, *tail;
     size_t klen2, tlen; /* klen2: the prefixed keys' length */
+    /* the version counter and replay log that the key's scripts use: the cache's, or on a
+     * cluster its slot's (<prefix>"{"<slot name>"}v", "...log") */
+    const unsigned char *vkey, *logkey;
+    size_t vkey_len, logkey_len;
     size_t dlen;        /* the data key's length (the key itself for plain keys) */
     size_t nmarks;
     const unsigned char *mark[TC__L2_MAX_MARKS];
@@ -175,7 +188,11 @@ void tc__l2i_push(l2_call_t *call, const void *p, size_t n);
 /* Give call room for cap arguments in argv/lens (before its first push). */
 void tc__l2i_use_args(l2_call_t *call, const char **argv, size_t *lens, int cap);
 int tc__l2i_check_key(const tc__l2_t *l2, const void *key, size_t klen);
-/* <prefix><kind>":"<key> into buf (prefix_len + 2 + klen bytes). Returns the length. */
+/* <prefix><kind>":"<key> into buf (tc__l2i_key_room bytes; on a cluster
+ * <prefix>"{"<slot name>"}"<kind>":"<key>). Returns the length. */
+static inline size_t tc__l2i_key_room(const tc__l2_t *l2, size_t klen) {
+    return l2->prefix_len + 2 + l2->key_extra + klen;
+}
 size_t tc__l2i_build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
                          unsigned char *buf);
 /* Fill k for key (data and lock keys, message tail, marks). 0 or TC_ENOMEM. */

@@ -165,8 +165,10 @@ static int get_parse(tc__l2_t *l2, void *ctx, size_t i, l2_call_t *call) {
 static int get_lean(tc__l2_t *l2, const tc_buf_t *keys, size_t from, size_t to,
                     tc__l2_value_t *out, int *codes, int *failure) {
     size_t n = to - from, bytes = 0, m = 0;
+    if (l2->cluster) /* one pipeline for one server: a cluster's reads go key by key */
+        return 0;
     for (size_t i = from; i < to; i++)
-        bytes += l2->prefix_len + 2 + keys[i].len;
+        bytes += tc__l2i_key_room(l2, keys[i].len);
     unsigned char *buf = malloc(bytes ? bytes : 1);
     const unsigned char **dkeys = malloc(n * sizeof *dkeys);
     size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "scripts.h"
+#include "slot.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -57,19 +58,34 @@ int tc__l2i_check_value(const void *value, size_t vlen) {
     return vlen > L2_MAX_VALUE ? TC_ETOOBIG : 0;
 }
 
-/* <prefix><kind>":"<key> into buf (prefix_len + 2 + klen bytes): kind 'k' is the data key,
- * 'l' the key's lock (its lease). Returns the length. */
+/* "{"<slot's name>"}" into buf (at most TC__SLOT_NAME_MAX + 2 bytes). Returns its length. */
+static size_t slot_tag(unsigned slot, unsigned char *buf) {
+    size_t n;
+    const char *name = tc__slot_name(slot, &n);
+    buf[0] = '{';
+    memcpy(buf + 1, name, n);
+    buf[n + 1] = '}';
+    return n + 2;
+}
+
+/* <prefix><kind>":"<key> into buf (tc__l2i_key_room bytes): kind 'k' is the data key, 'l'
+ * the key's lock (its lease). On a cluster the prefix is followed by "{"<name>"}", the
+ * name of the key's slot (slot.h), so the key, its lock and its slot's version counter
+ * share a slot whatever the key looks like. Returns the length. */
 size_t tc__l2i_build_key(const tc__l2_t *l2, char kind, const void *key, size_t klen,
                          unsigned char *buf) {
     if (l2->plain && kind == 'k') { /* plain keys: the Redis key is the key */
         memcpy(buf, key, klen);
         return klen;
     }
-    memcpy(buf, l2->key_prefix, l2->prefix_len);
-    buf[l2->prefix_len] = (unsigned char)kind;
-    buf[l2->prefix_len + 1] = ':';
-    memcpy(buf + l2->prefix_len + 2, key, klen);
-    return l2->prefix_len + 2 + klen;
+    size_t at = l2->prefix_len;
+    memcpy(buf, l2->key_prefix, at);
+    if (l2->cluster)
+        at += slot_tag(tc__slot_of(key, klen), buf + at);
+    buf[at] = (unsigned char)kind;
+    buf[at + 1] = ':';
+    memcpy(buf + at + 2, key, klen);
+    return at + 2 + klen;
 }
 
 void tc__l2i_use_args(l2_call_t *call, const char **argv, size_t *lens, int cap) {
@@ -101,28 +117,47 @@ static size_t namespaces_of(const tc__l2_t *l2, const unsigned char *key, size_t
 
 int tc__l2i_key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_parts_t *k) {
     size_t ends[TC__L2_MAX_NS];
-    size_t nns = namespaces_of(l2, key, klen, ends);
+    size_t nns = l2->cluster ? 0 : namespaces_of(l2, key, klen, ends);
     size_t marks_bytes = 0;
     for (size_t i = 0; i < nns; i++)
-        marks_bytes += l2->prefix_len + 2 + ends[i] + 1;
-    k->klen2 = l2->prefix_len + 2 + klen;
-    unsigned char *buf =
-        tc__l2i_scratch_get(&k->s, 2 * k->klen2 + TC__MSG_ORIGIN_LEN + klen + marks_bytes);
+        marks_bytes += tc__l2i_key_room(l2, ends[i] + 1);
+    size_t room = tc__l2i_key_room(l2, klen);
+    size_t slot_keys = l2->cluster ? 2 * (l2->prefix_len + l2->key_extra) + 4 : 0;
+    unsigned char *buf = tc__l2i_scratch_get(
+        &k->s, 2 * room + TC__MSG_ORIGIN_LEN + klen + marks_bytes + slot_keys);
     if (!buf)
         return TC_ENOMEM;
     k->data = buf;
-    k->lock = buf + k->klen2;
-    k->tail = buf + 2 * k->klen2;
+    k->lock = buf + room;
+    k->tail = buf + 2 * room;
     k->dlen = tc__l2i_build_key(l2, 'k', key, klen, k->data);
-    tc__l2i_build_key(l2, 'l', key, klen, k->lock);
+    k->klen2 = tc__l2i_build_key(l2, 'l', key, klen, k->lock);
     k->tlen = tc__msg_tail(l2->origin, key, klen, k->tail);
+    unsigned char *m = k->tail + k->tlen;
+    k->vkey = (const unsigned char *)l2->vkey;
+    k->vkey_len = l2->vkey_len;
+    k->logkey = (const unsigned char *)l2->logkey;
+    k->logkey_len = l2->logkey_len;
+    if (l2->cluster) { /* the slot's counter and log: <prefix>"{"<name>"}v", "...log" */
+        size_t at = l2->prefix_len;
+        memcpy(m, l2->key_prefix, at);
+        at += slot_tag(tc__slot_of(key, klen), m + at);
+        memcpy(m + at, "v", 1);
+        k->vkey = m;
+        k->vkey_len = at + 1;
+        m += k->vkey_len;
+        memcpy(m, k->vkey, at);
+        memcpy(m + at, "log", 3);
+        k->logkey = m;
+        k->logkey_len = at + 3;
+        m += k->logkey_len;
+    }
     k->nmarks = 0;
-    if (l2->plain)
-        return 0; /* plain values carry no version to judge */
+    if (l2->plain || l2->cluster)
+        return 0; /* plain values carry no version to judge; a cluster keeps no marks */
     k->mark[0] = (const unsigned char *)l2->clearkey;
     k->mark_len[0] = l2->clearkey_len;
     k->nmarks = 1;
-    unsigned char *m = k->tail + k->tlen;
     for (size_t i = 0; i < nns; i++) { /* <prefix>"n:"<namespace><separator> */
         k->mark[k->nmarks] = m;
         k->mark_len[k->nmarks++] = tc__l2i_build_key(l2, 'n', key, ends[i] + 1, m);
@@ -133,17 +168,17 @@ int tc__l2i_key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_part
 
 /* argv[0..1] are filled by exec_script (EVALSHA sha / EVAL body). KEYS: data, version,
  * lock, replay log (the order of every announcing script). */
-static void start_write(l2_call_t *call, const tc__l2_t *l2, tc__script_t script,
+static void start_write(l2_call_t *call, tc__script_t script,
                         const key_parts_t *k) {
     memset(call, 0, sizeof *call);
     call->kind = CALL_SCRIPT;
     call->script = script;
     call->argc = 2;
     tc__l2i_push(call, "4", 1);
-    tc__l2i_push(call, k->data, k->klen2);
-    tc__l2i_push(call, l2->vkey, l2->vkey_len);
+    tc__l2i_push(call, k->data, k->dlen);
+    tc__l2i_push(call, k->vkey, k->vkey_len);
     tc__l2i_push(call, k->lock, k->klen2);
-    tc__l2i_push(call, l2->logkey, l2->logkey_len);
+    tc__l2i_push(call, k->logkey, k->logkey_len);
 }
 
 /* The last argument of every announcing script: the replay log's MAXLEN. */
@@ -543,7 +578,7 @@ static int check_write(const tc__l2_t *l2, const tc__l2_write_t *w) {
 }
 
 int tc__l2i_build_write(tc__l2_t *l2, l2_call_t *call, const tc__l2i_write_call_t *wc) {
-    start_write(call, l2, wc->script, wc->k);
+    start_write(call, wc->script, wc->k);
     if (wc->queue)
         tc__l2i_push(call, wc->queue, wc->qlen);
     if (push_tags(l2, call, wc->va, wc->w) != 0)
@@ -597,7 +632,7 @@ int tc__l2_set(tc__l2_t *l2, const void *key, size_t klen, const void *value, si
 
 void tc__l2i_build_del(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k,
                        const unsigned char *mhead) {
-    start_write(call, l2, TC__SCRIPT_DEL, k);
+    start_write(call, TC__SCRIPT_DEL, k);
     tc__l2i_push(call, l2->channel, l2->channel_len);
     tc__l2i_push(call, mhead, TC__MSG_HEAD_LEN);
     tc__l2i_push(call, k->tail, k->tlen);
@@ -690,7 +725,7 @@ static void push_marks(l2_call_t *call, const key_parts_t *k) {
 int tc__l2i_build_fill(tc__l2_t *l2, l2_call_t *call, const key_parts_t *k, value_args_t *va,
                        const tc__l2_write_t *w, const unsigned char *whead,
                        const unsigned char *fhead, unsigned char *expected) {
-    start_write(call, l2, w->expected_version ? TC__SCRIPT_CAS : TC__SCRIPT_ADD, k);
+    start_write(call, w->expected_version ? TC__SCRIPT_CAS : TC__SCRIPT_ADD, k);
     push_marks(call, k);
     if (push_tags(l2, call, va, w) != 0)
         return TC_ENOMEM;
@@ -855,7 +890,7 @@ int tc__l2_evict(tc__l2_t *l2, const void *key, size_t klen) {
         return tc__l2i_finish(l2, NULL, TC_ENOMEM);
     unsigned char mhead[TC__MSG_HEAD_LEN];
     l2_call_t call;
-    start_write(&call, l2, TC__SCRIPT_EVICT, &k);
+    start_write(&call, TC__SCRIPT_EVICT, &k);
     tc__msg_head(TC__MSG_OP_EVICT, mhead);
     tc__l2i_push(&call, l2->channel, l2->channel_len);
     tc__l2i_push(&call, mhead, sizeof mhead);

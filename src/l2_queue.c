@@ -88,7 +88,7 @@ int tc__l2_wlock(tc__l2_t *l2, const void *key, size_t klen, const char *token, 
     call.argc = 2;
     tc__l2i_push(&call, "2", 1);
     tc__l2i_push(&call, k.lock, k.klen2);
-    tc__l2i_push(&call, l2->vkey, l2->vkey_len);
+    tc__l2i_push(&call, k.vkey, k.vkey_len);
     tc__l2i_push(&call, token, tlen);
     tc__l2i_push(&call, ttl, strlen(ttl));
     rc = tc__l2i_run(l2, &call);
@@ -211,9 +211,9 @@ int tc__l2_del_queued(tc__l2_t *l2, const void *key, size_t klen, unsigned max_q
     call.argc = 2;
     tc__l2i_push(&call, "5", 1);
     tc__l2i_push(&call, k.data, k.klen2);
-    tc__l2i_push(&call, l2->vkey, l2->vkey_len);
+    tc__l2i_push(&call, k.vkey, k.vkey_len);
     tc__l2i_push(&call, k.lock, k.klen2);
-    tc__l2i_push(&call, l2->logkey, l2->logkey_len);
+    tc__l2i_push(&call, k.logkey, k.logkey_len);
     tc__l2i_push(&call, q, qlen);
     tc__l2i_push(&call, l2->channel, l2->channel_len);
     tc__l2i_push(&call, mhead, sizeof mhead);

@@ -27,6 +27,7 @@ typedef enum tc__log_event {
     TC__EV_WRITE,           /* write strategies: a partial write-through, write-behind's
                                retries, dead letters, flusher lease changes */
     TC__EV_SENTINEL,        /* the Sentinel watch cannot subscribe to any sentinel */
+    TC__EV_CLUSTER,         /* Redis Cluster: the masters changed (L1 flushed) */
     TC__EV_COUNT
 } tc__log_event_t;
 

@@ -335,6 +335,7 @@ static void node_free(tc__node_t *n) {
     free(n->ep.master_name);
     free(n->ep.sentinel_user);
     free(n->ep.sentinel_password);
+    free(n->ep.cluster_seeds);
     free(n);
 }
 
@@ -371,6 +372,7 @@ int tc__node_open(const tc__node_opts_t *o, tc__node_t **out, tc_error_t *err) {
     n->ep.master_name = dup_or_null(o->endpoint->master_name, &failed);
     n->ep.sentinel_user = dup_or_null(o->endpoint->sentinel_user, &failed);
     n->ep.sentinel_password = dup_or_null(o->endpoint->sentinel_password, &failed);
+    n->ep.cluster_seeds = dup_or_null(o->endpoint->cluster_seeds, &failed);
     n->nslots = n->nfree = o->pool_size;
     n->conn = calloc(o->pool_size, sizeof *n->conn);
     n->busy = calloc(o->pool_size, 1);

@@ -27,8 +27,8 @@ static int check_tags(const tc__call_opts_t *o, int tags_ok) {
     if (o->ntags == 0)
         return 0;
     if (!tags_ok)
-        return tc__note(TC_EINVAL, "opts.tags: tags live in Redis; this cache has no Redis "
-                                   "or uses plain_keys");
+        return tc__note(TC_EINVAL, "opts.tags: tags live in Redis; this cache has no Redis, "
+                                   "uses plain_keys, or a cluster (not available there yet)");
     if (o->ntags > TC_MAX_TAGS || !o->tags)
         return tc__note(TC_EINVAL, "opts.tags: %zu tags %s", o->ntags,
                         o->tags ? "is more than TC_MAX_TAGS" : "but tags is NULL");

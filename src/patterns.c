@@ -59,8 +59,8 @@ int tc_invalidate_tag(tc_cache_t *c, const void *tag, size_t tlen, size_t *remov
     if (!tag || tlen == 0 || tlen > TC_MAX_TAG_LEN)
         return tc__note(TC_EINVAL, "tag: %s", tag ? "length not in 1..TC_MAX_TAG_LEN" : "NULL");
     if (!tc__tags_ok(c))
-        return tc__note(TC_EINVAL, "tags live in Redis: this cache has no Redis or uses "
-                                   "plain_keys");
+        return tc__note(TC_EINVAL, "tags live in Redis: this cache has no Redis, uses "
+                                   "plain_keys, or a cluster (not available there yet)");
     rc = tc__l2_invalidate_tag(c->l2, tag, tlen, drop_removed, c, &n);
     atomic_fetch_add_explicit(&c->keys_invalidated, n, memory_order_relaxed);
     if (removed)
@@ -81,6 +81,9 @@ int tc_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen, size_t 
         return tc__note(TC_EINVAL, "prefix is NULL");
     if (plen == 0 || plen > TC_MAX_KEY_LEN)
         return tc__note(TC_EKEYLEN, "prefix length %zu is not in 1..%u", plen, TC_MAX_KEY_LEN);
+    if (c->endpoint.cluster_seeds)
+        return tc__note(TC_EINVAL, "tc_invalidate_prefix is not available with "
+                                   "redis+cluster:// yet (it would scan every master)");
     if (!c->l2) {
         n = tc__l1_sweep(c->l1, prefix, plen, UINT64_MAX);
     } else {
@@ -130,6 +133,9 @@ int tc_invalidate_namespace(tc_cache_t *c, const void *ns, size_t nslen) {
     if (c->cfg.plain_keys)
         return tc__note(TC_EINVAL, "namespaces need tiercache's versioned values: this cache "
                                    "uses plain_keys");
+    if (c->endpoint.cluster_seeds)
+        return tc__note(TC_EINVAL, "namespaces are not available with redis+cluster:// yet "
+                                   "(a namespace's mark is one key, in one slot)");
     if (((const unsigned char *)ns)[nslen - 1] == (unsigned char)c->cfg.ns_separator)
         return tc__note(TC_EINVAL,
                         "namespace ends with the separator '%c': name it without "
@@ -165,6 +171,9 @@ int tc_clear(tc_cache_t *c) {
         return tc__note(TC_EINVAL, "tc_clear needs tiercache's versioned values: this cache "
                                    "uses plain_keys (delete the keys, e.g. "
                                    "tc_invalidate_prefix)");
+    if (c->endpoint.cluster_seeds)
+        return tc__note(TC_EINVAL, "tc_clear is not available with redis+cluster:// yet (its "
+                                   "mark is one key, in one slot)");
     uint64_t version = UINT64_MAX;
     if (c->l2)
         rc = tc__l2_mark(c->l2, NULL, 0, &version);

@@ -14,6 +14,7 @@
 
 #include "endpoint.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,33 @@ unsigned tc__slot_of(const void *key, size_t klen) {
     size_t len;
     const char *tag = tc__slot_tag(key, klen, &len);
     return tc__crc16(tag, len) & (TC__SLOTS - 1);
+}
+
+/* ---- a name for every slot ---- */
+
+/* The smallest decimal number whose CRC16 lands in each slot: 109,758 numbers cover all
+ * 16384 slots, the longest six digits. Built once, on first use (about a millisecond). */
+static char slot_names[TC__SLOTS][TC__SLOT_NAME_MAX + 1];
+static pthread_once_t slot_names_once = PTHREAD_ONCE_INIT;
+
+static void build_slot_names(void) {
+    unsigned left = TC__SLOTS;
+    for (unsigned long n = 0; left > 0; n++) {
+        char buf[24];
+        int len = snprintf(buf, sizeof buf, "%lu", n);
+        unsigned slot = tc__crc16(buf, (size_t)len) & (TC__SLOTS - 1);
+        if (slot_names[slot][0] == '\0' && len <= (int)TC__SLOT_NAME_MAX) {
+            memcpy(slot_names[slot], buf, (size_t)len + 1);
+            left--;
+        }
+    }
+}
+
+const char *tc__slot_name(unsigned slot, size_t *len) {
+    pthread_once(&slot_names_once, build_slot_names);
+    const char *name = slot_names[slot & (TC__SLOTS - 1)];
+    *len = strlen(name);
+    return name;
 }
 
 void tc__slot_map_free(tc__slot_map_t *m) {

@@ -28,6 +28,12 @@
 const char *tc__slot_tag(const void *key, size_t klen, size_t *len);
 /* The slot of key (its hash tag's when it has one). */
 unsigned tc__slot_of(const void *key, size_t klen);
+/* A short name whose slot is slot (up to TC__SLOT_NAME_MAX digits): a Redis key that
+ * carries it as its hash tag, "{name}", lives in that slot. tiercache puts the name of a
+ * user key's slot in the keys it derives from it (the data, its lock, the slot's version
+ * counter), so one script may touch them all on a cluster. */
+#define TC__SLOT_NAME_MAX 6u
+const char *tc__slot_name(unsigned slot, size_t *len);
 /* CRC16-XMODEM, the cluster's key hash. */
 uint16_t tc__crc16(const void *buf, size_t len);
 

@@ -77,33 +77,12 @@ static void expect_value(tc__cluster_t *r, const char *key, const char *val) {
     freeReplyObject(rep);
 }
 
-/* The node (index in the harness) that is master of slot, per node 0's map. */
 static int master_of_slot(unsigned slot) {
-    redisContext *c = tc_test_redis_connect(tc_test_cluster_node(cl, 0));
-    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
-    tc__slot_map_t m;
-    char why[128];
-    cr_assert_eq(tc__slot_map_parse(rep, "127.0.0.1", &m, why, sizeof why), 0, "%s", why);
-    const tc__slot_node_t *o = tc__slot_map_owner(&m, slot);
-    cr_assert_not_null(o);
-    int found = -1;
-    for (int i = 0; i < tc_test_cluster_nodes(cl); i++)
-        if (tc_test_redis_port(tc_test_cluster_node(cl, i)) == o->port)
-            found = i;
-    tc__slot_map_free(&m);
-    freeReplyObject(rep);
-    redisFree(c);
-    cr_assert_geq(found, 0);
-    return found;
+    return tc_test_cluster_master_of_slot(cl, slot);
 }
 
 static void node_id(int i, char id[64]) {
-    redisContext *c = tc_test_redis_connect(tc_test_cluster_node(cl, i));
-    redisReply *r = redisCommand(c, "CLUSTER MYID");
-    cr_assert(r && r->type == REDIS_REPLY_STRING && r->len < 64);
-    memcpy(id, r->str, r->len + 1);
-    freeReplyObject(r);
-    redisFree(c);
+    tc_test_cluster_node_id(cl, i, id);
 }
 
 /* A raw GET on node i, without following anything: the string, or "" for nil or an error. */
@@ -208,24 +187,7 @@ static void *write_loop(void *arg) {
 }
 
 static int run_reshard(int from, int to, int slots) {
-    char from_id[64], to_id[64], seed[32], n[16];
-    node_id(from, from_id);
-    node_id(to, to_id);
-    snprintf(seed, sizeof seed, "127.0.0.1:%d",
-             tc_test_redis_port(tc_test_cluster_node(cl, 0)));
-    snprintf(n, sizeof n, "%d", slots);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *devnull = freopen("/dev/null", "w", stdout);
-        (void)devnull;
-        execlp("redis-cli", "redis-cli", "--cluster", "reshard", seed, "--cluster-from",
-               from_id, "--cluster-to", to_id, "--cluster-slots", n, "--cluster-yes",
-               "--cluster-pipeline", "10", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tc_test_cluster_reshard(cl, from, to, slots);
 }
 
 Test(cluster_route, a_live_reshard_loses_no_write_and_shows_no_error) {

@@ -10,6 +10,7 @@
 #include "redis_cluster.h"
 
 #include "peer.h"
+#include "slot.h"
 
 #include <criterion/criterion.h>
 
@@ -291,4 +292,56 @@ void tc_test_cluster_stop(tc_test_cluster_t *cl) {
     for (int i = 0; i < cl->n; i++)
         tc_test_redis_stop(cl->node[i]);
     free(cl);
+}
+
+int tc_test_cluster_master_of_slot(const tc_test_cluster_t *cl, unsigned slot) {
+    redisContext *c = NULL;
+    for (int i = 0; i < cl->n && !c; i++) /* a live node's view */
+        if (tc_test_redis_pid(cl->node[i]))
+            c = tc_test_redis_connect(cl->node[i]);
+    cr_assert_not_null(c, "no cluster node is running");
+    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
+    tc__slot_map_t m;
+    char why[128];
+    cr_assert_eq(tc__slot_map_parse(rep, "127.0.0.1", &m, why, sizeof why), 0, "%s", why);
+    const tc__slot_node_t *o = tc__slot_map_owner(&m, slot);
+    cr_assert_not_null(o, "slot %u has no master", slot);
+    int found = -1;
+    for (int i = 0; i < cl->n; i++)
+        if (tc_test_redis_port(cl->node[i]) == o->port)
+            found = i;
+    tc__slot_map_free(&m);
+    freeReplyObject(rep);
+    redisFree(c);
+    cr_assert_geq(found, 0);
+    return found;
+}
+
+void tc_test_cluster_node_id(const tc_test_cluster_t *cl, int i, char id[64]) {
+    redisContext *c = tc_test_redis_connect(cl->node[i]);
+    redisReply *r = redisCommand(c, "CLUSTER MYID");
+    cr_assert(r && r->type == REDIS_REPLY_STRING && r->len < 64);
+    memcpy(id, r->str, r->len + 1);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+int tc_test_cluster_reshard(const tc_test_cluster_t *cl, int from, int to, int slots) {
+    char from_id[64], to_id[64], seed[32], n[16];
+    tc_test_cluster_node_id(cl, from, from_id);
+    tc_test_cluster_node_id(cl, to, to_id);
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", tc_test_redis_port(cl->node[to]));
+    snprintf(n, sizeof n, "%d", slots);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *devnull = freopen("/dev/null", "w", stdout);
+        (void)devnull;
+        execlp("redis-cli", "redis-cli", "--cluster", "reshard", seed, "--cluster-from",
+               from_id, "--cluster-to", to_id, "--cluster-slots", n, "--cluster-yes",
+               "--cluster-pipeline", "10", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

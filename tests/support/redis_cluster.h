@@ -29,6 +29,14 @@ const char *tc_test_cluster_seeds(const tc_test_cluster_t *cl);
 int tc_test_cluster_wait_ok(const tc_test_cluster_t *cl, uint32_t timeout_ms);
 /* Node i's master's port when node i is a replica (ROLE), else 0. */
 int tc_test_cluster_master_of(const tc_test_cluster_t *cl, int i);
+/* The node (index) that is master of slot, by a running node's CLUSTER SLOTS. Fails the
+ * test when none is. */
+int tc_test_cluster_master_of_slot(const tc_test_cluster_t *cl, unsigned slot);
+/* Node i's CLUSTER MYID. */
+void tc_test_cluster_node_id(const tc_test_cluster_t *cl, int i, char id[64]);
+/* `redis-cli --cluster reshard` of slots slots from node from to node to, as an operator
+ * runs it (ASK and MOVED on the way). Its exit status. */
+int tc_test_cluster_reshard(const tc_test_cluster_t *cl, int from, int to, int slots);
 /* Stop every node. NULL ok. */
 void tc_test_cluster_stop(tc_test_cluster_t *cl);
 
