@@ -23,6 +23,7 @@
  *       compare.c (and miss)  sweep.c  replay.c  micro.c  stampede.c  failing.c
  *       inval.c inval_foreign.c (inval.h: the reader process both share)
  *       bulk.c patterns.c warm.c   the many-keys API
+ *       ring.c cluster.c   several servers: a ring of standalone ones, a Redis Cluster
  *       writes.c writes_db.c (writes_db.h: the SQLite source; built with libsqlite3)
  *     tests/          unit tests of the Redis-free core; smoke runs are in CMakeLists.txt
  *
@@ -86,6 +87,8 @@ static int dispatch(const tcb_opts_t *o) {
         return tcb_cmd_warm(o);
     case TCB_CMD_RING:
         return tcb_cmd_ring(o);
+    case TCB_CMD_CLUSTER:
+        return tcb_cmd_cluster(o);
     case TCB_CMD_WRITES:
 #ifdef TCB_HAVE_SQLITE
         return tcb_cmd_writes(o);

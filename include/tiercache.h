@@ -449,6 +449,12 @@ typedef struct tc_stats {
                                  redis_url list; 0 in L1-only mode) */
     uint64_t servers_down;    /* gauge: of those, how many have their breaker open or their
                                  listener unsubscribed (their keys fail or are not kept) */
+    /* Redis Cluster (redis+cluster://; servers counts its masters) */
+    uint64_t cluster_redirects; /* MOVED and ASK answers followed */
+    uint64_t cluster_retries;   /* calls sent again: TRYAGAIN, CLUSTERDOWN, or a master
+                                   unreachable (a failover under way) */
+    uint64_t cluster_map_reads; /* slot maps read (CLUSTER SLOTS) */
+    uint64_t cluster_failovers; /* map reads that found other masters (L1 flushed) */
 } tc_stats_t;
 
 /* Latency histograms, one per kind of call (tc_latency). */

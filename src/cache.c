@@ -809,6 +809,12 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->versions_refused = l2.refused;
         out->counter_heals = l2.healed_counters;
         out->values_hidden = l2.hidden;
+        out->cluster_redirects = l2.cluster_redirects;
+        out->cluster_retries = l2.cluster_retries;
+        out->cluster_map_reads = l2.cluster_map_reads;
+        out->cluster_failovers = l2.cluster_failovers;
+        out->servers = l2.cluster ? l2.masters : 1;
+        out->servers_down = l2.cluster ? l2.masters_down : out->breaker_state == 1;
     }
     if (c->listener) {
         tc__listener_counters_t ls;
@@ -825,8 +831,8 @@ static void stats_full(tc_cache_t *c, tc_stats_t *out) {
         out->inval_tracking = ls.tracked;
         out->inval_swept += ls.swept;
     }
-    if (c->l2) { /* one server; a ring adds its servers' up (ring_cache.c) */
-        out->servers = 1;
-        out->servers_down = out->breaker_state == 1 || !out->listener_connected;
-    }
+    /* one server, or a cluster's masters (a ring adds its servers' up: ring_cache.c); with
+     * the listener unsubscribed no key is kept, whichever server holds it */
+    if (c->l2 && !out->listener_connected)
+        out->servers_down = out->servers;
 }

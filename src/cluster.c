@@ -545,9 +545,18 @@ void tc__cluster_counters(tc__cluster_t *cl, tc__cluster_counters_t *out) {
     out->masters_changed = atomic_load(&cl->masters_changed);
     pthread_rwlock_rdlock(&cl->map_lock);
     out->nodes = cl->nnodes;
-    for (unsigned s = 0; s < TC__SLOTS; s++)
+    unsigned char *serves = calloc(cl->nnodes ? cl->nnodes : 1, 1);
+    for (unsigned s = 0; s < TC__SLOTS; s++) {
         out->served += cl->owner[s] != TC__SLOT_NONE;
+        if (serves && cl->owner[s] != TC__SLOT_NONE)
+            serves[cl->owner[s]] = 1;
+    }
+    for (size_t i = 0; serves && i < cl->nnodes; i++) {
+        out->masters += serves[i];
+        out->masters_down += serves[i] && !tc__node_available(cl->nodes[i]->node);
+    }
     pthread_rwlock_unlock(&cl->map_lock);
+    free(serves);
 }
 
 void tc__cluster_node_totals(tc__cluster_t *cl, tc__node_counters_t *out) {

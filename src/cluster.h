@@ -57,7 +57,9 @@ typedef struct tc__cluster_counters {
     uint64_t refreshes, refresh_failures;
     uint64_t masters_changed; /* map reads that found other masters */
     uint64_t nodes;           /* servers known */
-    unsigned served; /* slots with a known master */
+    uint64_t masters;         /* nodes serving slots */
+    uint64_t masters_down;    /* of those, with their breaker open */
+    unsigned served;          /* slots with a known master */
 } tc__cluster_counters_t;
 
 /* Read the map from the first seed that answers. 0, TC_ECONFIG (seeds), TC_EUNAVAILABLE

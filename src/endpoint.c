@@ -557,7 +557,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* "h1:p1,h2:p2" with the addresses (sentinels, cluster seeds) sorted, so every process names
- * a group alike whatever order it lists them in. Truncated to cap; the unsorted list when out of memory. */
+ * a group alike whatever order it lists them in. Truncated to cap; the unsorted list when out
+ * of memory. */
 static void sorted_sentinels(const char *list, char *out, size_t cap) {
     char *copy = strdup(list);
     size_t n = 1;

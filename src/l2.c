@@ -441,8 +441,8 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
 /* The slot of a call's first key (a call without a key: slot 0's master answers it). */
 static unsigned call_slot(const l2_call_t *call) {
     int at = call->kind == CALL_SCRIPT ? 3 : 1;
-    if (call->kind == CALL_SCRIPT && (call->argc < 4 || call->lens[2] != 1 ||
-                                      call->argv[2][0] == '0'))
+    if (call->kind == CALL_SCRIPT &&
+        (call->argc < 4 || call->lens[2] != 1 || call->argv[2][0] == '0'))
         return 0;
     if (call->kind == CALL_PING || call->argc <= at)
         return 0;
@@ -542,7 +542,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     if (!call->err)
         call->err = &call->local_err;
     run_ctx_t x = {l2, call};
-    int rc = !l2->cluster             ? tc__node_run(l2->node, run_work, &x, call->err)
+    int rc = !l2->cluster              ? tc__node_run(l2->node, run_work, &x, call->err)
              : call->kind == CALL_PIPE ? cluster_pipe(l2, call)
                                        : cluster_one(l2, call);
     if (rc == 0) {
@@ -750,4 +750,15 @@ void tc__l2_counters(tc__l2_t *l2, tc__l2_counters_t *out) {
     out->permission_errors = relaxed(&l2->permission_errors) + nc.permission_errors;
     out->hidden = relaxed(&l2->hidden);
     out->breaker_state = nc.breaker_state;
+    if (l2->cluster) {
+        tc__cluster_counters_t cc;
+        tc__cluster_counters(l2->cluster, &cc);
+        out->cluster = 1;
+        out->cluster_redirects = cc.moved + cc.asked;
+        out->cluster_retries = cc.retried;
+        out->cluster_map_reads = cc.refreshes;
+        out->cluster_failovers = cc.masters_changed;
+        out->masters = cc.masters;
+        out->masters_down = cc.masters_down;
+    }
 }

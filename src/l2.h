@@ -83,6 +83,10 @@ typedef struct tc__l2_counters {
     uint64_t permission_errors; /* NOPERM / NOAUTH / WRONGPASS replies */
     uint64_t hidden;            /* values read as absent: a clear or namespace mark covers */
     int breaker_state;          /* 0 closed, 1 open, 2 half-open */
+    /* a cluster's (cluster.h) */
+    int cluster;
+    uint64_t cluster_redirects, cluster_retries, cluster_map_reads, cluster_failovers;
+    uint64_t masters, masters_down; /* nodes serving slots; of those, breaker open */
 } tc__l2_counters_t;
 
 /* Results of tc__l2_fill and tc__l2_lock that are not errors (errors are negative). */

@@ -19,13 +19,13 @@
 #ifndef TC_L2_INT_H
 #define TC_L2_INT_H
 
+#include "cluster.h"
 #include "config.h"
 #include "l2.h"
 #include "l2_clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
-#include "cluster.h"
 #include "node.h"
 #include "scripts.h"
 
@@ -160,7 +160,7 @@ typedef struct key_parts {
      * cluster its slot's (<prefix>"{"<slot name>"}v", "...log") */
     const unsigned char *vkey, *logkey;
     size_t vkey_len, logkey_len;
-    size_t dlen;        /* the data key's length (the key itself for plain keys) */
+    size_t dlen; /* the data key's length (the key itself for plain keys) */
     size_t nmarks;
     const unsigned char *mark[TC__L2_MAX_MARKS];
     size_t mark_len[TC__L2_MAX_MARKS];

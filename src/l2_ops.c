@@ -123,8 +123,8 @@ int tc__l2i_key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_part
         marks_bytes += tc__l2i_key_room(l2, ends[i] + 1);
     size_t room = tc__l2i_key_room(l2, klen);
     size_t slot_keys = l2->cluster ? 2 * (l2->prefix_len + l2->key_extra) + 4 : 0;
-    unsigned char *buf = tc__l2i_scratch_get(
-        &k->s, 2 * room + TC__MSG_ORIGIN_LEN + klen + marks_bytes + slot_keys);
+    unsigned char *buf = tc__l2i_scratch_get(&k->s, 2 * room + TC__MSG_ORIGIN_LEN + klen +
+                                                        marks_bytes + slot_keys);
     if (!buf)
         return TC_ENOMEM;
     k->data = buf;
@@ -168,8 +168,7 @@ int tc__l2i_key_parts(const tc__l2_t *l2, const void *key, size_t klen, key_part
 
 /* argv[0..1] are filled by exec_script (EVALSHA sha / EVAL body). KEYS: data, version,
  * lock, replay log (the order of every announcing script). */
-static void start_write(l2_call_t *call, tc__script_t script,
-                        const key_parts_t *k) {
+static void start_write(l2_call_t *call, tc__script_t script, const key_parts_t *k) {
     memset(call, 0, sizeof *call);
     call->kind = CALL_SCRIPT;
     call->script = script;

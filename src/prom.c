@@ -131,10 +131,16 @@ static const tc__prom_field_t fields[] = {
     COUNTER(master_switches, "Sentinel failovers followed (redis+sentinel://)."),
     GAUGE(servers, "Redis servers the keys are spread over (N for a redis_url list)."),
     GAUGE(servers_down, "Servers whose breaker is open or whose listener is unsubscribed."),
+    COUNTER(cluster_redirects, "Redis Cluster MOVED and ASK answers followed."),
+    COUNTER(cluster_retries, "Redis Cluster calls sent again (TRYAGAIN, CLUSTERDOWN, a master "
+                             "unreachable)."),
+    COUNTER(cluster_map_reads, "Redis Cluster slot maps read."),
+    COUNTER(cluster_failovers, "Redis Cluster map reads that found other masters (L1 "
+                               "flushed)."),
 };
 
 /* A field appended to tc_stats_t needs its row above, or it would silently go unexported. */
-_Static_assert(offsetof(tc_stats_t, servers_down) + sizeof(uint64_t) == sizeof(tc_stats_t),
+_Static_assert(offsetof(tc_stats_t, cluster_failovers) + sizeof(uint64_t) == sizeof(tc_stats_t),
                "tc_stats_t grew: add its new fields to the table in prom.c");
 
 const tc__prom_field_t *tc__prom_fields(size_t *count) {

@@ -38,6 +38,7 @@ typedef enum tcb_cmd {
     TCB_CMD_WARM,            /* cold start with and without tc_warm */
     TCB_CMD_WRITES,          /* write-behind and write-through against SQLite */
     TCB_CMD_RING,            /* one cache over several servers against one server */
+    TCB_CMD_CLUSTER,         /* tiercache on a Redis Cluster of 1 and 3 masters */
     TCB_CMD_HELP,
 } tcb_cmd_t;
 
@@ -184,6 +185,7 @@ int tcb_cmd_sweep(const tcb_opts_t *o);
 int tcb_cmd_replay(const tcb_opts_t *o);
 int tcb_cmd_micro(const tcb_opts_t *o);
 int tcb_cmd_ring(const tcb_opts_t *o);
+int tcb_cmd_cluster(const tcb_opts_t *o);
 int tcb_cmd_inval(const tcb_opts_t *o, const char *self_exe);
 int tcb_cmd_inval_reader(const tcb_opts_t *o);
 int tcb_cmd_stampede(const tcb_opts_t *o, const char *self_exe);

@@ -587,6 +587,7 @@ static int parse_command(tcb_opts_t *o, const char *w) {
                 {"warm", TCB_CMD_WARM},
                 {"writes", TCB_CMD_WRITES},
                 {"ring", TCB_CMD_RING},
+                {"cluster", TCB_CMD_CLUSTER},
                 {"help", TCB_CMD_HELP}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(w, cmds[i].name) == 0) {
@@ -594,11 +595,11 @@ static int parse_command(tcb_opts_t *o, const char *w) {
             return 0;
         }
     }
-    fprintf(
-        stderr,
-        "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
-        "inval, stampede, failing-source, bulk, patterns, warm, writes, ring; see --help)\n",
-        w);
+    fprintf(stderr,
+            "tiercache-bench: unknown command '%s' (compare, sweep, miss, replay, micro, "
+            "inval, stampede, failing-source, bulk, patterns, warm, writes, ring, cluster; see "
+            "--help)\n",
+            w);
     return -1;
 }
 
@@ -665,7 +666,7 @@ static void command_defaults(tcb_opts_t *o) {
         o->shards = 1;
     if (o->cmd == TCB_CMD_WRITES && !(o->given & TCB_GIVEN_DURATION))
         o->duration_ns = 2000000000ull;
-    if (o->cmd == TCB_CMD_RING) {
+    if (o->cmd == TCB_CMD_RING || o->cmd == TCB_CMD_CLUSTER) {
         if (!(o->given & TCB_GIVEN_KEYS))
             o->keys = 100000;
         if (!(o->given & TCB_GIVEN_DURATION))
@@ -727,10 +728,11 @@ static int check_combination(const tcb_opts_t *o) {
         return -1;
     if (o->cmd == TCB_CMD_WARM && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
         return bad("--workload", "", "warm draws keys from zipf or uniform");
-    if (o->cmd == TCB_CMD_RING && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
-        return bad("--workload", "", "ring draws keys from zipf or uniform");
-    if (o->cmd == TCB_CMD_RING && o->redis_url)
-        return bad("--redis", "", "ring starts its own servers");
+    int several = o->cmd == TCB_CMD_RING || o->cmd == TCB_CMD_CLUSTER;
+    if (several && (o->wl_kind == TCB_WL_TRACE || o->wl_kind == TCB_WL_HOTSET))
+        return bad("--workload", "", "ring and cluster draw keys from zipf or uniform");
+    if (several && o->redis_url)
+        return bad("--redis", "", "ring and cluster start their own servers");
     if (o->cmd == TCB_CMD_BULK && o->keys > 100000)
         return bad("--keys", "", "bulk: keys per call, at most 100k");
     if ((o->given & TCB_GIVEN_DB) && o->cmd != TCB_CMD_WRITES)

@@ -320,6 +320,30 @@ static const cmd_help_t pages[] = {
      "      --ttl DUR          TTL of the values (default 10m)\n"
      "      --seed N           random seed (default 1)\n",
      0, "  tiercache-bench ring -n 200k -t 2\n"},
+    {TCB_CMD_CLUSTER, "cluster",
+     "tiercache on a Redis Cluster of 1 and of 3 masters vs Redis\n"
+     "                 alone on it; PUBLISH vs SPUBLISH for invalidations",
+     "Usage: tiercache-bench cluster [OPTIONS]\n"
+     "\n"
+     "Starts a Redis Cluster of 1 master, then of 3 (cluster-enabled redis-servers on\n"
+     "loopback ports; redis+cluster:// URLs). On each, after -n keys are written: -t\n"
+     "threads of GET sent to each key's master (Redis alone), then -t threads of tc_get\n"
+     "with the run's L1: ops/s, speedup and L1 hit rate; then tc_mget of 100 keys with L1\n"
+     "off: keys/s. Last, on 3 masters: an invalidation by PUBLISH heard on another node\n"
+     "(tiercache's way) against SPUBLISH heard by SSUBSCRIBE on the shard, p50/p99.\n"
+     "Every node shares this machine's cores with the readers.\n"
+     "\n"
+     "Options:\n"
+     "  -n, --keys N           keys (default 100k)\n"
+     "  -l, --l1 SIZE          the readers' L1: share of the keys or bytes (default 10%)\n"
+     "  -w, --workload W       zipf (default) or uniform\n"
+     "  -s, --zipf S           Zipf exponent (default 0.99)\n"
+     "  -t, --threads N        reader threads (default: CPUs)\n"
+     "  -d, --duration DUR     each measured run (default 3s; bulk reads half of it)\n"
+     "      --warmup DUR       unmeasured run before each (default 1s)\n"
+     "  -v, --value-size SPEC  value sizes in bytes, as for compare (default 100)\n"
+     "      --seed N           random seed (default 1)\n",
+     0, "  tiercache-bench cluster -n 100k -t 2\n"},
 };
 
 #define NPAGES (sizeof pages / sizeof pages[0])

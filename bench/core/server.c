@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,11 +31,17 @@ static void child_exec(const tcb_server_t *s, int report_fd) {
         dup2(devnull, STDOUT_FILENO);
     }
     setpgid(0, 0); /* a Ctrl-C at the terminal stops the bench, which stops the server */
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
     const char *argv[] = {
-        "redis-server", "--port",    "0",  "--unixsocket", s->sock, "--unixsocketperm",
-        "700",          "--save",    "",   "--appendonly", "no",    "--dir",
-        s->dir,         "--logfile", logf, "--daemonize",  "no",    "--protected-mode",
-        "no",           NULL};
+        "redis-server", "--port", port, "--unixsocket", s->sock, "--unixsocketperm", "700",
+        "--save", "", "--appendonly", "no", "--dir", s->dir, "--logfile", logf, "--daemonize",
+        "no", "--protected-mode", "no",
+        /* a cluster node: */
+        "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
+        "nodes.conf", "--cluster-node-timeout", "5000", NULL};
+    if (!s->port)
+        argv[19] = NULL; /* a plain server: no TCP, no cluster */
     execvp(argv[0], (char *const *)argv);
     int e = errno;
     if (write(report_fd, &e, sizeof e) < 0)
@@ -62,6 +70,8 @@ static int ping(const char *sock) {
 static void remove_dir(tcb_server_t *s) {
     char p[160];
     snprintf(p, sizeof p, "%s/redis.log", s->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/nodes.conf", s->dir);
     unlink(p);
     unlink(s->sock);
     rmdir(s->dir);
@@ -102,8 +112,41 @@ static int await_ready(tcb_server_t *s, int rfd) {
     return -1;
 }
 
+static int start(tcb_server_t *s, int port, char *err, size_t errlen);
+
 int tcb_server_start(tcb_server_t *s, char *err, size_t errlen) {
+    return start(s, 0, err, errlen);
+}
+
+int tcb_server_start_cluster_node(tcb_server_t *s, int port, char *err, size_t errlen) {
+    return start(s, port, err, errlen);
+}
+
+static int port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int tcb_server_free_port(void) {
+    static unsigned next;
+    if (!next)
+        next = 20000u + (unsigned)getpid() % 20000u;
+    for (int tries = 0; tries < 2000; tries++) {
+        int port = (int)(20000u + next++ % 25000u);
+        if (port_free(port) && port_free(port + 10000))
+            return port;
+    }
+    return 0;
+}
+
+static int start(tcb_server_t *s, int port, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
+    s->port = port;
     snprintf(s->dir, sizeof s->dir, "/tmp/tcbench-XXXXXX");
     if (!mkdtemp(s->dir)) {
         snprintf(err, errlen, "mkdtemp(/tmp/tcbench-XXXXXX): %s", strerror(errno));

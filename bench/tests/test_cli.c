@@ -253,9 +253,16 @@ Test(cli, many_keys_commands_and_their_defaults) {
     cr_expect_eq(o.warmup_ns, 1000000000ull);
     cr_expect_eq(o.l1_pct, 10.0);
 
-    const char *bad[] = {"bulk -n 200k",     "warm -w hotset",
-                         "warm -w trace:/x", "patterns -n 0",
-                         "ring -w hotset",   "ring --redis redis://127.0.0.1:6379"};
+    cr_assert_eq(parse(&o, "cluster"), 0);
+    cr_expect_eq(o.cmd, TCB_CMD_CLUSTER);
+    cr_expect_eq(o.keys, 100000);
+    cr_expect_eq(o.duration_ns, 3000000000ull);
+    cr_expect_eq(o.warmup_ns, 1000000000ull);
+
+    const char *bad[] = {"bulk -n 200k",      "warm -w hotset",
+                         "warm -w trace:/x",  "patterns -n 0",
+                         "ring -w hotset",    "ring --redis redis://127.0.0.1:6379",
+                         "cluster -w hotset", "cluster --redis redis+cluster://127.0.0.1:7000"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(parse(&o, bad[i]), -1, "'%s' was accepted", bad[i]);
 }
