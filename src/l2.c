@@ -440,9 +440,8 @@ static void describe_refusal(tc__l2_t *l2, l2_call_t *call, const redisReply *r)
 
 /* The slot of a call's first key (a call without a key: slot 0's master answers it). */
 static unsigned call_slot(const l2_call_t *call) {
-    int at = call->kind == CALL_SCRIPT ? 3 : 1;
-    if (call->kind == CALL_SCRIPT &&
-        (call->argc < 4 || call->lens[2] != 1 || call->argv[2][0] == '0'))
+    int at = call->kind == CALL_SCRIPT ? 3 : 1; /* EVALSHA sha numkeys key... */
+    if (call->kind == CALL_SCRIPT && (call->argc < 4 || call->argv[2][0] == '0'))
         return 0;
     if (call->kind == CALL_PING || call->argc <= at)
         return 0;
