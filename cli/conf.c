@@ -34,7 +34,8 @@ static void mask_query(const char *url, char *out, size_t cap);
  * library's parser (a password may hold '@'), except one in a Sentinel URL's query. */
 static int mask_userinfo(const char *url, char *out, size_t cap) {
     if (strncasecmp(url, "redis://", 8) != 0 && strncasecmp(url, "rediss://", 9) != 0 &&
-        strncasecmp(url, "redis+sentinel://", 17) != 0)
+        strncasecmp(url, "redis+sentinel://", 17) != 0 &&
+        strncasecmp(url, "redis+cluster://", 16) != 0)
         return 0;
     const char *rest = strstr(url, "://") + 3;
     const char *query = strstr(rest, "?sentinel_");

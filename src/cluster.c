@@ -56,6 +56,8 @@ struct tc__cluster {
     pthread_mutex_t refresh_mu;
     uint64_t last_refresh_ns; /* under refresh_mu */
     uint64_t masters_sig;     /* under refresh_mu: the masters of the last map read, hashed */
+    int map_read;             /* under refresh_mu: a map was read once */
+    char refresh_why[sizeof(((tc_error_t *)0)->msg)]; /* under refresh_mu: last failure */
     atomic_uint_fast64_t moved, asked, retried, refreshes, refresh_failures, masters_changed;
     /* the watch thread (watch_ms) */
     pthread_t watch;
@@ -243,6 +245,7 @@ static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
         cl_node_t *node = cl->nodes[i];
         pthread_rwlock_unlock(&cl->map_lock);
         tc__slot_map_t m;
+        memset(&m, 0, sizeof m); /* freed below even when nothing was read into it */
         rc = read_map_from(node, &m, err);
         if (rc == 0)
             rc = install_map(cl, &m);
@@ -254,6 +257,10 @@ static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
         tc__slot_map_free(&m);
     }
     tc__count(rc == 0 ? &cl->refreshes : &cl->refresh_failures);
+    if (rc == 0)
+        cl->map_read = 1;
+    else
+        snprintf(cl->refresh_why, sizeof cl->refresh_why, "%s", err->msg);
     pthread_mutex_unlock(&cl->refresh_mu);
     if (changed) {
         tc__count(&cl->masters_changed);
@@ -306,6 +313,19 @@ static int run_on_conn(void *arg, int conn, int fresh, redisContext *c) {
     return cc->run(cc, conn, fresh, c);
 }
 
+/* A call with nowhere to go: say why. */
+static int no_master(tc__cluster_t *cl, unsigned slot, tc_error_t *err) {
+    pthread_mutex_lock(&cl->refresh_mu);
+    int rc = cl->map_read ? tc__fail(err, TC_EUNAVAILABLE,
+                                     "slot %u has no master in the cluster map (CLUSTERDOWN?)",
+                                     slot)
+                          : tc__fail(err, TC_EUNAVAILABLE,
+                                     "no cluster node has answered CLUSTER SLOTS yet (%s)",
+                                     cl->refresh_why);
+    pthread_mutex_unlock(&cl->refresh_mu);
+    return rc;
+}
+
 int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc_error_t *err) {
     slot &= TC__SLOTS - 1;
     uint64_t deadline = tc__now_ns() + (uint64_t)cl->o.call_budget_ms * 1000000u;
@@ -316,8 +336,7 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
         if (!n && refresh(cl, 0, NULL) == 0)
             n = owner_of(cl, slot);
         if (!n) /* no map (the cluster was down at open), or a slot nobody serves */
-            return tc__fail(err, TC_EUNAVAILABLE, "slot %u has no master in the cluster map",
-                            slot);
+            return no_master(cl, slot, err);
         cc->asking = ask != NULL;
         ask = NULL;
         int rc = tc__node_run(n->node, run_on_conn, cc, err);

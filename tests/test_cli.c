@@ -358,6 +358,14 @@ Test(cli, unreachable_redis_exits_3_with_the_cause_and_no_password) {
     cr_assert_null(strstr(r.err, "t0pS3cret"), "the sentinels' password was printed: %s",
                    r.err);
     run_free(&r);
+    /* A cluster's seed list, no node up. */
+    snprintf(url, sizeof url, "redis+cluster://cat:s3cret@127.0.0.1:%d,127.0.0.1:%d", port,
+             port + 1);
+    r = run_argv(NULL, NULL, 0, (const char *const[]){"-u", url, "set", "k", "v", NULL});
+    cr_assert_eq(r.code, 3, "exit %d, stderr: %s", r.code, r.err);
+    cr_assert(strstr(r.err, "cat:***@"), "stderr: %s", r.err);
+    cr_assert_null(strstr(r.err, "s3cret"), "the password was printed: %s", r.err);
+    run_free(&r);
 }
 
 Test(cli, usage_errors_exit_2_and_say_why) {

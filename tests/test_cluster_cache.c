@@ -468,3 +468,30 @@ Test(cluster_url, malformed_cluster_urls_are_refused_with_the_cause) {
                   err.msg, bad[i].cause);
     }
 }
+
+/* No seed answers at open: with require_redis the cause is named; without, the cache opens
+ * degraded and a call fails fast with the same cause instead of waiting for a map. */
+Test(cluster_url, a_cluster_down_at_open_is_named_or_survived) {
+    tc_test_redis_opts_t ro = {.tcp = 1};
+    tc_test_redis_t *gone = tc_test_redis_start(&ro);
+    int port = tc_test_redis_port(gone);
+    tc_test_redis_stop(gone);
+    char dead[128];
+    snprintf(dead, sizeof dead, "redis+cluster://127.0.0.1:%d", port);
+    tc_config_t cfg;
+    tc_test_config(&cfg, dead, "cc:", "cc:chan");
+    cfg.require_redis = 1;
+    tc_cache_t *c = NULL;
+    tc_error_t err;
+    cr_assert_eq(tc_open(&cfg, &c, &err), TC_EUNAVAILABLE);
+    cr_assert(strstr(err.msg, "no cluster node has answered") && strstr(err.msg, "refused"),
+              "%s", err.msg);
+    cfg.require_redis = 0;
+    cr_assert_eq(tc_open(&cfg, &c, &err), TC_OK, "%s", err.msg);
+    uint64_t t0 = tc_test_now_ms();
+    tc_ref_t *ref = NULL;
+    int rc = tc_get(c, "k", 1, &ref);
+    cr_assert(rc == TC_EUNAVAILABLE || rc == TC_ENOTFOUND, "tc_get: %s", tc_err_name(rc));
+    cr_assert_lt(tc_test_now_ms() - t0, 2000u * TC_TEST_SLOW, "a call waited for a map");
+    tc_close(c);
+}
