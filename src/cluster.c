@@ -12,10 +12,17 @@
  * that left the cluster costs only its idle pool.
  *
  * Failures and time. A node that cannot be reached (refused, reset, breaker open) means the
- * map may be stale (a failover, a removed node): re-read it and try again until the call's
- * budget runs out. TRYAGAIN (a multi-key command mid-migration) and CLUSTERDOWN (no quorum
- * yet) are retried the same way. A socket timeout is returned at once: the command may
+ * map may be stale (a failover, a removed node): it is re-read, and the call goes to the
+ * slot's new master if the map names one, or fails at once if it still names the dead one
+ * (the cluster has not promoted a replica yet: that takes its node timeout, and holding
+ * every caller meanwhile would turn a dead shard into a stall). TRYAGAIN (a multi-key
+ * command mid-migration) and CLUSTERDOWN (no quorum yet) are brief: retried after a nap
+ * until the call's budget runs out. A socket timeout is returned at once: the command may
  * have run, and only the caller knows whether running it again is safe.
+ *
+ * Whole-map reads also come from a watch thread (watch_ms) and notice a change of masters:
+ * the owner (cache.c) flushes L1 then, since a promoted replica may lack acknowledged
+ * writes.
  */
 #include "cluster.h"
 
@@ -376,10 +383,15 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
             continue;
         }
         if (rc != TC_EUNAVAILABLE || tc__now_ns() >= deadline)
-            return rc;           /* a timeout may have run the command: not ours to repeat */
-        tc__count(&cl->retried); /* unreachable: a failover or a removed node, perhaps */
-        tc__sleep_ms(RETRY_NAP_MS);
+            return rc; /* a timeout may have run the command: not ours to repeat */
+        /* Unreachable (refused, reset, breaker open): a failover, or a removed node? Only a
+         * map that names another master says so; until the cluster has promoted a
+         * replica (its node timeout, seconds) the call fails at once, as on one server,
+         * instead of holding its caller for the whole budget. */
         refresh(cl, 0, NULL);
+        if (cc->asking || owner_of(cl, slot) == n)
+            return rc;
+        tc__count(&cl->retried);
     }
 }
 

@@ -317,7 +317,9 @@ static void *or_read(void *arg) {
     return NULL;
 }
 
-Test(cluster_cache, a_live_reshard_shows_callers_no_error_and_no_stale_read) {
+/* A writer and a reader (each its own cache, so the reader's L1 learns of writes only by
+ * message) around act(); every read judged by the oracle, every call's error counted. */
+static void under_oracle(const char *what, void (*act)(void)) {
     oracle_t *o = calloc(1, sizeof *o);
     for (int i = 0; i < OR_KEYS; i++)
         pthread_mutex_init(&o->hist[i].mu, NULL);
@@ -328,25 +330,33 @@ Test(cluster_cache, a_live_reshard_shows_callers_no_error_and_no_stale_read) {
     while (atomic_load(&o->writes) < 2 * OR_KEYS)
         tc_test_sleep_ms(10);
     cr_assert_eq(pthread_create(&r, NULL, or_read, o), 0);
-    int from = tc_test_cluster_master_of_slot(cl, 0);
-    int to = tc_test_cluster_master_of_slot(cl, 16383);
     uint64_t t0 = tc_test_now_ms();
-    cr_assert_eq(tc_test_cluster_reshard(cl, from, to, 1000), 0, "redis-cli reshard failed");
+    act();
     uint64_t took = tc_test_now_ms() - t0;
     tc_test_sleep_ms(300);
     atomic_store(&o->stop, 1);
     pthread_join(w, NULL);
     pthread_join(r, NULL);
+    tc_stats_t ws, rs;
+    tc_stats(o->writer, &ws);
+    tc_stats(o->reader, &rs);
     fprintf(stderr,
-            "cluster cache reshard (1000 slots, %llu ms): %llu writes, %llu reads, %llu write "
-            "errors, %llu read errors, %llu stale\n",
-            (unsigned long long)took, (unsigned long long)atomic_load(&o->writes),
+            "cluster cache, %s (%llu ms): %llu writes, %llu reads, %llu write errors, %llu "
+            "read errors, %llu stale; %llu redirects, %llu retries, %llu map reads, %llu "
+            "failovers seen (writer and reader)\n",
+            what, (unsigned long long)took, (unsigned long long)atomic_load(&o->writes),
             (unsigned long long)atomic_load(&o->reads),
             (unsigned long long)atomic_load(&o->write_errors),
             (unsigned long long)atomic_load(&o->read_errors),
-            (unsigned long long)atomic_load(&o->stale));
+            (unsigned long long)atomic_load(&o->stale),
+            (unsigned long long)(ws.cluster_redirects + rs.cluster_redirects),
+            (unsigned long long)(ws.cluster_retries + rs.cluster_retries),
+            (unsigned long long)(ws.cluster_map_reads + rs.cluster_map_reads),
+            (unsigned long long)(ws.cluster_failovers + rs.cluster_failovers));
     cr_assert_eq(atomic_load(&o->problems), 0, "%s", o->first_problem);
     cr_assert_gt(atomic_load(&o->reads), 100, "the reader hardly ran");
+    cr_assert_gt(ws.cluster_redirects + rs.cluster_redirects + ws.cluster_failovers, 0,
+                 "%s and the caches never noticed", what);
     for (int i = 0; i < OR_KEYS; i++) { /* afterwards every key reads its last write */
         char key[24], val[24];
         or_key(i, key, sizeof key);
@@ -357,6 +367,36 @@ Test(cluster_cache, a_live_reshard_shows_callers_no_error_and_no_stale_read) {
     tc_close(o->writer);
     tc_close(o->reader);
     free(o);
+}
+
+static void reshard_1000_slots(void) {
+    int from = tc_test_cluster_master_of_slot(cl, 0);
+    int to = tc_test_cluster_master_of_slot(cl, 16383);
+    cr_assert_eq(tc_test_cluster_reshard(cl, from, to, 1000), 0, "redis-cli reshard failed");
+}
+
+Test(cluster_cache, a_live_reshard_shows_callers_no_error_and_no_stale_read) {
+    under_oracle("reshard of 1000 slots", reshard_1000_slots);
+}
+
+/* CLUSTER FAILOVER on the replica of slot 0's master: the operator's way to move a master
+ * (upgrades, rebalancing), no write lost. */
+static void manual_failover(void) {
+    int master = tc_test_cluster_master_of_slot(cl, 0), replica = -1;
+    int port = tc_test_redis_port(tc_test_cluster_node(cl, master));
+    for (int i = 0; i < tc_test_cluster_nodes(cl) && replica < 0; i++)
+        if (tc_test_cluster_master_of(cl, i) == port)
+            replica = i;
+    cr_assert_geq(replica, 0, "slot 0's master has no replica");
+    tc_test_redis_do(tc_test_cluster_node(cl, replica), "CLUSTER FAILOVER");
+    for (int i = 0; i < 200 && tc_test_cluster_master_of_slot(cl, 0) != replica; i++)
+        tc_test_sleep_ms(50);
+    cr_assert_eq(tc_test_cluster_master_of_slot(cl, 0), replica, "the replica never took over");
+    tc_test_sleep_ms(1000); /* both caches run on the new master for a while */
+}
+
+Test(cluster_cache, a_manual_failover_shows_callers_no_error_and_no_stale_read) {
+    under_oracle("CLUSTER FAILOVER", manual_failover);
 }
 
 /* ---- failover ---- */
