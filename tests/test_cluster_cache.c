@@ -226,9 +226,23 @@ typedef struct oracle {
     or_hist_t hist[OR_KEYS];
     atomic_uint_fast64_t last[OR_KEYS]; /* newest completed write */
     atomic_uint_fast64_t writes, reads, write_errors, read_errors, stale;
+    atomic_uint_fast64_t longest_ms; /* the slowest call */
+    /* A fault that may lose acknowledged writes (a master killed): while faulty is set,
+     * errors are counted, not problems, and nothing is judged; afterwards only writes
+     * finished from judged_from_ms on (the new master's) are demanded. */
+    atomic_int faulty;
+    atomic_uint_fast64_t judged_from_ms;
     char first_problem[200];
     atomic_int problems;
 } oracle_t;
+
+static oracle_t *running; /* the oracle of the test's act() */
+
+static void note_call(oracle_t *o, uint64_t t0) {
+    uint64_t took = tc_test_now_ms() - t0, was = atomic_load(&o->longest_ms);
+    while (took > was && !atomic_compare_exchange_weak(&o->longest_ms, &was, took))
+        ;
+}
 
 static void or_done(oracle_t *o, int i, uint64_t seq) {
     or_hist_t *h = &o->hist[i];
@@ -246,8 +260,9 @@ static uint64_t or_due(oracle_t *o, int i, uint64_t ms) {
     uint64_t due = 0;
     pthread_mutex_lock(&h->mu);
     unsigned n = h->next < OR_HIST ? h->next : OR_HIST;
+    uint64_t from = atomic_load(&o->judged_from_ms);
     for (unsigned j = 0; j < n; j++)
-        if (h->done_ms[j] <= ms && h->seq[j] > due)
+        if (h->done_ms[j] <= ms && h->done_ms[j] >= from && h->seq[j] > due)
             due = h->seq[j];
     pthread_mutex_unlock(&h->mu);
     return due;
@@ -269,10 +284,13 @@ static void *or_write(void *arg) {
         char key[24], val[24];
         or_key(i, key, sizeof key);
         snprintf(val, sizeof val, "%llu", (unsigned long long)n);
+        uint64_t t0 = tc_test_now_ms();
         int rc = tc_set(o->writer, key, strlen(key), val, strlen(val), 0);
+        note_call(o, t0);
         if (rc != TC_OK) {
             atomic_fetch_add(&o->write_errors, 1);
-            note_problem(o, "tc_set", key, rc);
+            if (!atomic_load(&o->faulty))
+                note_problem(o, "tc_set", key, rc);
             continue;
         }
         or_done(o, i, n);
@@ -292,14 +310,17 @@ static void *or_read(void *arg) {
         char key[24];
         or_key(i, key, sizeof key);
         uint64_t started = tc_test_now_ms();
-        uint64_t must = started > SLACK_MS ? or_due(o, i, started - SLACK_MS) : 0;
+        int faulty = atomic_load(&o->faulty);
+        uint64_t must = started > SLACK_MS && !faulty ? or_due(o, i, started - SLACK_MS) : 0;
         tc_ref_t *ref = NULL;
         int rc = tc_get(o->reader, key, strlen(key), &ref);
+        note_call(o, started);
         if (rc == TC_ENOTFOUND && must == 0)
             continue;
         if (rc != TC_OK) {
             atomic_fetch_add(&o->read_errors, 1);
-            note_problem(o, "tc_get", key, rc);
+            if (!faulty)
+                note_problem(o, "tc_get", key, rc);
             continue;
         }
         char buf[32];
@@ -331,6 +352,7 @@ static void under_oracle(const char *what, void (*act)(void)) {
         tc_test_sleep_ms(10);
     cr_assert_eq(pthread_create(&r, NULL, or_read, o), 0);
     uint64_t t0 = tc_test_now_ms();
+    running = o;
     act();
     uint64_t took = tc_test_now_ms() - t0;
     tc_test_sleep_ms(300);
@@ -342,19 +364,23 @@ static void under_oracle(const char *what, void (*act)(void)) {
     tc_stats(o->reader, &rs);
     fprintf(stderr,
             "cluster cache, %s (%llu ms): %llu writes, %llu reads, %llu write errors, %llu "
-            "read errors, %llu stale; %llu redirects, %llu retries, %llu map reads, %llu "
-            "failovers seen (writer and reader)\n",
+            "read errors, %llu stale, slowest call %llu ms; %llu redirects, %llu retries, %llu "
+            "map reads, %llu failovers seen (writer and reader)\n",
             what, (unsigned long long)took, (unsigned long long)atomic_load(&o->writes),
             (unsigned long long)atomic_load(&o->reads),
             (unsigned long long)atomic_load(&o->write_errors),
             (unsigned long long)atomic_load(&o->read_errors),
             (unsigned long long)atomic_load(&o->stale),
+            (unsigned long long)atomic_load(&o->longest_ms),
             (unsigned long long)(ws.cluster_redirects + rs.cluster_redirects),
             (unsigned long long)(ws.cluster_retries + rs.cluster_retries),
             (unsigned long long)(ws.cluster_map_reads + rs.cluster_map_reads),
             (unsigned long long)(ws.cluster_failovers + rs.cluster_failovers));
     cr_assert_eq(atomic_load(&o->problems), 0, "%s", o->first_problem);
     cr_assert_gt(atomic_load(&o->reads), 100, "the reader hardly ran");
+    /* A hung call shows as one far past its bound (connect + command timeout, 1.5 s). */
+    cr_assert_lt(atomic_load(&o->longest_ms), 5000u * TC_TEST_SLOW, "a call took %llu ms",
+                 (unsigned long long)atomic_load(&o->longest_ms));
     cr_assert_gt(ws.cluster_redirects + rs.cluster_redirects + ws.cluster_failovers, 0,
                  "%s and the caches never noticed", what);
     for (int i = 0; i < OR_KEYS; i++) { /* afterwards every key reads its last write */
@@ -397,6 +423,32 @@ static void manual_failover(void) {
 
 Test(cluster_cache, a_manual_failover_shows_callers_no_error_and_no_stale_read) {
     under_oracle("CLUSTER FAILOVER", manual_failover);
+}
+
+/* kill -9 of slot 0's master: its slots fail (at once: nothing waits for a map that still
+ * names the dead node) until the cluster promotes the replica; writes it acknowledged may
+ * be lost (asynchronous replication), so once the new master serves, only the writes it
+ * acknowledged are demanded, and no read may be older than those. */
+static void kill_master(void) {
+    int master = tc_test_cluster_master_of_slot(cl, 0);
+    atomic_store(&running->judged_from_ms, UINT64_MAX);
+    atomic_store(&running->faulty, 1);
+    tc_test_redis_kill(tc_test_cluster_node(cl, master));
+    uint64_t killed = tc_test_now_ms();
+    for (int i = 0; i < 600 && tc_test_cluster_master_of_slot(cl, 0) == master; i++)
+        tc_test_sleep_ms(50);
+    cr_assert_neq(tc_test_cluster_master_of_slot(cl, 0), master, "no replica was promoted");
+    uint64_t promoted = tc_test_now_ms();
+    fprintf(stderr, "cluster cache: slot 0's replica promoted %llu ms after kill -9\n",
+            (unsigned long long)(promoted - killed));
+    atomic_store(&running->judged_from_ms, promoted);
+    tc_test_sleep_ms(SLACK_MS);
+    atomic_store(&running->faulty, 0); /* from here every call must succeed */
+    tc_test_sleep_ms(1500);
+}
+
+Test(cluster_cache, a_killed_master_under_load_no_read_older_than_the_new_masters_writes) {
+    under_oracle("kill -9 of a master", kill_master);
 }
 
 /* ---- failover ---- */
