@@ -1,6 +1,8 @@
 /*
  * l2.c - the Redis tier's machinery: running a call (or a pipeline of calls) in one round
- * trip on a connection of the Redis node that serves it (node.c: pool and breaker), and
+ * trip on a connection of the Redis node that serves it (node.c: pool and breaker; on a
+ * Redis Cluster the master of the call's slot, through the router of cluster.c, with a
+ * pipeline split into one round trip per master), and
  * what every connection needs first (the scripts loaded, client tracking armed). What the
  * calls are lives in l2_ops.c (one key), l2_many.c (many keys, patterns) and l2_queue.c
  * (write strategies).

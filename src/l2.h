@@ -9,6 +9,12 @@
  * version in its header (valfmt.h) and PUBLISHes the invalidation carrying the same
  * version (msg.h): the write and its invalidation are one atomic step, and versions give
  * every L1 a total order to compare against.
+ *
+ * On a Redis Cluster (redis+cluster://) every key derived from a user key carries the name
+ * of that key's slot as its hash tag, <key_prefix>"{"<name>"}k:"<user key> and so on, and
+ * the version counter is one per slot, <key_prefix>"{"<name>"}v": a script's keys share one
+ * slot, as the cluster requires, and move with it when it is resharded. Versions are then
+ * ordered per slot, which is all a key needs: it never leaves its slot.
  */
 #ifndef TC_L2_H
 #define TC_L2_H

@@ -183,87 +183,28 @@ static tc_cache_t *open_cache(cl_run_t *r, const char *sub, uint64_t l1_bytes,
 
 /* ---- readers ---- */
 
-typedef struct readers {
-    const tcb_opts_t *o;
-    const tcb_workload_t *wl;
-    tc_cache_t *c;        /* tiercache readers, or */
-    tc__cluster_t *route; /* Redis alone */
-    const char *rprefix;  /* the stored keys' prefix (Redis alone) */
-    atomic_int stop;
-    atomic_uint_fast64_t ops, errors;
-} readers_t;
+/* Redis alone: the router and the stored keys' prefix. */
+typedef struct raw_reader {
+    tc__cluster_t *route;
+    const char *rprefix;
+} raw_reader_t;
 
-typedef struct reader {
-    readers_t *rs;
-    unsigned tid;
-    pthread_t th;
-} reader_t;
-
-/* Redis alone: GET <prefix>"{"<slot name>"}k:"<key>, the copy tiercache stored. */
-static int raw_get(readers_t *rs, const char *key) {
+/* GET <prefix>"{"<slot name>"}k:"<key>, the copy tiercache stored, on its slot's master. */
+static int raw_get(void *arg, const char *key) {
+    const raw_reader_t *rr = arg;
     char rkey[256];
     size_t n;
     const char *name = tc__slot_name(tc__slot_of(key, TCB_KEY_LEN), &n);
-    int len = snprintf(rkey, sizeof rkey, "%s{%.*s}k:%s", rs->rprefix, (int)n, name, key);
+    int len = snprintf(rkey, sizeof rkey, "%s{%.*s}k:%s", rr->rprefix, (int)n, name, key);
     const char *argv[2] = {"GET", rkey};
     size_t lens[2] = {3, (size_t)len};
     redisReply *rep = NULL;
     tc_error_t err;
-    int rc = tc__cluster_command(rs->route, rkey, (size_t)len, 2, argv, lens, &rep, &err);
+    int rc = tc__cluster_command(rr->route, rkey, (size_t)len, 2, argv, lens, &rep, &err);
     int ok = rc == 0 && rep->type == REDIS_REPLY_STRING;
     if (rep)
         freeReplyObject(rep);
     return ok ? 0 : -1;
-}
-
-static void *reader_main(void *arg) {
-    reader_t *me = arg;
-    readers_t *rs = me->rs;
-    tcb_cursor_t cur;
-    tcb_cursor_init(&cur, rs->wl, rs->o->seed, me->tid, rs->o->threads);
-    char key[TCB_KEY_LEN + 1];
-    uint64_t ops = 0, errors = 0;
-    while (!atomic_load_explicit(&rs->stop, memory_order_relaxed)) {
-        for (int i = 0; i < 16; i++) {
-            tcb_key_format(tcb_workload_next(rs->wl, &cur, 0), key);
-            if (rs->route) {
-                errors += raw_get(rs, key) != 0;
-            } else {
-                tc_ref_t *ref = NULL;
-                errors += tc_get(rs->c, key, TCB_KEY_LEN, &ref) != 0;
-                tc_ref_release(ref);
-            }
-        }
-        ops += 16;
-    }
-    atomic_fetch_add(&rs->ops, ops);
-    atomic_fetch_add(&rs->errors, errors);
-    return NULL;
-}
-
-static int read_for(readers_t *proto, uint64_t ns, uint64_t *ops, uint64_t *errors) {
-    unsigned threads = proto->o->threads;
-    reader_t *ws = calloc(threads, sizeof *ws);
-    if (!ws)
-        return -1;
-    atomic_store(&proto->stop, 0);
-    atomic_store(&proto->ops, 0);
-    atomic_store(&proto->errors, 0);
-    unsigned started = 0;
-    for (; started < threads; started++) {
-        ws[started] = (reader_t){.rs = proto, .tid = started};
-        if (pthread_create(&ws[started].th, NULL, reader_main, &ws[started]) != 0)
-            break;
-    }
-    if (started == threads)
-        tcb_multi_sleep_us((long)(ns / 1000));
-    atomic_store(&proto->stop, 1);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(ws[i].th, NULL);
-    free(ws);
-    *ops = atomic_load(&proto->ops);
-    *errors = atomic_load(&proto->errors);
-    return started == threads ? 0 : -1;
 }
 
 /* Steps 1-3 on the cluster now running, into row. */
@@ -292,14 +233,14 @@ static int measure(cl_run_t *r, const tcb_workload_t *wl, cl_row_t *row) {
         fprintf(stderr, "tiercache-bench: cluster: router: %s\n", err.msg);
         rc = -1;
     }
-    readers_t rs = {.o = o, .wl = wl, .route = route, .rprefix = stored};
+    raw_reader_t rr = {route, stored};
     if (rc == 0) {
         tcb_status(o, "cluster: %d master%s: Redis alone", row->masters,
                    row->masters > 1 ? "s" : "");
-        rc = read_for(&rs, o->warmup_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->warmup_ns, raw_get, &rr, &ops, &errors);
     }
     if (rc == 0)
-        rc = read_for(&rs, o->duration_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->duration_ns, raw_get, &rr, &ops, &errors);
     row->ro_ops = (double)ops / secs;
     row->errors += errors;
     tc__cluster_close(route);
@@ -310,16 +251,17 @@ static int measure(cl_run_t *r, const tcb_workload_t *wl, cl_row_t *row) {
     tc_cache_t *c = rc == 0 ? open_cache(r, sub, bytes, entries) : NULL;
     if (rc == 0 && !c)
         rc = -1;
-    readers_t ts = {.o = o, .wl = wl, .c = c};
     tc_stats_t before, after;
     if (rc == 0) {
         tcb_status(o, "cluster: %d master%s: tiercache", row->masters,
                    row->masters > 1 ? "s" : "");
-        rc = read_for(&ts, o->warmup_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->warmup_ns, tcb_multi_tc_get, c, &ops,
+                                &errors);
     }
     if (rc == 0) {
         tc_stats(c, &before);
-        rc = read_for(&ts, o->duration_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->duration_ns, tcb_multi_tc_get, c, &ops,
+                                &errors);
         tc_stats(c, &after);
         uint64_t hits = after.l1_hits - before.l1_hits;
         uint64_t misses = after.l1_misses - before.l1_misses;

@@ -117,65 +117,6 @@ static int placement(ring_run_t *r) {
 
 /* ---- readers ---- */
 
-typedef struct readers {
-    const tcb_opts_t *o;
-    const tcb_workload_t *wl;
-    tc_cache_t *c;
-    atomic_int stop;
-    atomic_uint_fast64_t ops, errors;
-} readers_t;
-
-typedef struct reader {
-    readers_t *rs;
-    unsigned tid;
-    pthread_t th;
-} reader_t;
-
-static void *reader_main(void *arg) {
-    reader_t *me = arg;
-    readers_t *rs = me->rs;
-    tcb_cursor_t cur;
-    tcb_cursor_init(&cur, rs->wl, rs->o->seed, me->tid, rs->o->threads);
-    char key[TCB_KEY_LEN + 1];
-    uint64_t ops = 0, errors = 0;
-    while (!atomic_load_explicit(&rs->stop, memory_order_relaxed)) {
-        for (int i = 0; i < 32; i++) {
-            tcb_key_format(tcb_workload_next(rs->wl, &cur, 0), key);
-            tc_ref_t *ref = NULL;
-            errors += tc_get(rs->c, key, TCB_KEY_LEN, &ref) != 0;
-            tc_ref_release(ref);
-        }
-        ops += 32;
-    }
-    atomic_fetch_add(&rs->ops, ops);
-    atomic_fetch_add(&rs->errors, errors);
-    return NULL;
-}
-
-/* threads readers on c for ns; *ops and *errors as counted; L1 counters read around it. */
-static int read_for(const tcb_opts_t *o, const tcb_workload_t *wl, tc_cache_t *c,
-                    unsigned threads, uint64_t ns, uint64_t *ops, uint64_t *errors) {
-    readers_t rs = {.o = o, .wl = wl, .c = c};
-    reader_t *ws = calloc(threads, sizeof *ws);
-    if (!ws)
-        return -1;
-    unsigned started = 0;
-    for (; started < threads; started++) {
-        ws[started] = (reader_t){.rs = &rs, .tid = started};
-        if (pthread_create(&ws[started].th, NULL, reader_main, &ws[started]) != 0)
-            break;
-    }
-    if (started == threads)
-        tcb_multi_sleep_us((long)(ns / 1000));
-    atomic_store(&rs.stop, 1);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(ws[i].th, NULL);
-    free(ws);
-    *ops = atomic_load(&rs.ops);
-    *errors = atomic_load(&rs.errors);
-    return started == threads ? 0 : -1;
-}
-
 /* Step 3, for n servers into slot k. */
 static int readers(ring_run_t *r, const tcb_workload_t *wl, int n, int k) {
     const tcb_opts_t *o = r->o;
@@ -189,11 +130,13 @@ static int readers(ring_run_t *r, const tcb_workload_t *wl, int n, int k) {
     tcb_status(o, "ring: readers over %d server%s", n, n > 1 ? "s" : "");
     int rc = tcb_multi_write(c, o, "", 0, o->keys, NULL);
     if (rc == 0)
-        rc = read_for(o, wl, c, o->threads, o->warmup_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->warmup_ns, tcb_multi_tc_get, c, &ops,
+                                &errors);
     tc_stats_t before, after;
     tc_stats(c, &before);
     if (rc == 0)
-        rc = read_for(o, wl, c, o->threads, o->duration_ns, &ops, &errors);
+        rc = tcb_multi_read_for(o, wl, o->threads, o->duration_ns, tcb_multi_tc_get, c, &ops,
+                                &errors);
     tc_stats(c, &after);
     uint64_t hits = after.l1_hits - before.l1_hits;
     uint64_t misses = after.l1_misses - before.l1_misses;
@@ -243,7 +186,8 @@ static int hit_path(ring_run_t *r) {
     for (int i = 0; i < HIT_ROUNDS && rc == 0; i++)
         for (int k = 0; k < 2 && rc == 0; k++) {
             uint64_t ops = 0, errors = 0;
-            rc = read_for(&one, &uni, c[k], 1, round_ns, &ops, &errors);
+            rc = tcb_multi_read_for(&one, &uni, 1, round_ns, tcb_multi_tc_get, c[k], &ops,
+                                    &errors);
             ns[k][i] = ops ? (double)round_ns / (double)ops : NAN;
         }
     for (int k = 0; k < 2; k++) {

@@ -8,6 +8,8 @@
 #include "multi.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -156,4 +158,72 @@ void tcb_multi_settle(tc_cache_t *c, uint64_t received) {
         }
         tcb_multi_sleep_us(5000);
     }
+}
+
+/* ---- readers ---- */
+
+int tcb_multi_tc_get(void *cache, const char *key) {
+    tc_ref_t *ref = NULL;
+    int rc = tc_get(cache, key, TCB_KEY_LEN, &ref);
+    tc_ref_release(ref);
+    return rc;
+}
+
+typedef struct readers {
+    const tcb_opts_t *o;
+    const tcb_workload_t *wl;
+    unsigned threads;
+    tcb_read_fn fn;
+    void *arg;
+    atomic_int stop;
+    atomic_uint_fast64_t ops, errors;
+} readers_t;
+
+typedef struct reader {
+    readers_t *rs;
+    unsigned tid;
+    pthread_t th;
+} reader_t;
+
+static void *reader_main(void *arg) {
+    reader_t *me = arg;
+    readers_t *rs = me->rs;
+    tcb_cursor_t cur;
+    tcb_cursor_init(&cur, rs->wl, rs->o->seed, me->tid, rs->threads);
+    char key[TCB_KEY_LEN + 1];
+    uint64_t ops = 0, errors = 0;
+    while (!atomic_load_explicit(&rs->stop, memory_order_relaxed)) {
+        for (int i = 0; i < 16; i++) {
+            tcb_key_format(tcb_workload_next(rs->wl, &cur, 0), key);
+            errors += rs->fn(rs->arg, key) != 0;
+        }
+        ops += 16;
+    }
+    atomic_fetch_add(&rs->ops, ops);
+    atomic_fetch_add(&rs->errors, errors);
+    return NULL;
+}
+
+int tcb_multi_read_for(const tcb_opts_t *o, const tcb_workload_t *wl, unsigned threads,
+                       uint64_t ns, tcb_read_fn fn, void *arg, uint64_t *ops,
+                       uint64_t *errors) {
+    readers_t rs = {.o = o, .wl = wl, .threads = threads, .fn = fn, .arg = arg};
+    reader_t *ws = calloc(threads, sizeof *ws);
+    if (!ws)
+        return -1;
+    unsigned started = 0;
+    for (; started < threads; started++) {
+        ws[started] = (reader_t){.rs = &rs, .tid = started};
+        if (pthread_create(&ws[started].th, NULL, reader_main, &ws[started]) != 0)
+            break;
+    }
+    if (started == threads)
+        tcb_multi_sleep_us((long)(ns / 1000));
+    atomic_store(&rs.stop, 1);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(ws[i].th, NULL);
+    free(ws);
+    *ops = atomic_load(&rs.ops);
+    *errors = atomic_load(&rs.errors);
+    return started == threads ? 0 : -1;
 }

@@ -77,4 +77,15 @@ void tcb_multi_settle(tc_cache_t *c, uint64_t received);
 /* Sleep for us microseconds. */
 void tcb_multi_sleep_us(long us);
 
+/* ---- readers (ring.c, cluster.c) ---- */
+
+/* One reader's step on one key (TCB_KEY_LEN bytes): 0, or an error to count. */
+typedef int (*tcb_read_fn)(void *arg, const char *key);
+/* tcb_read_fn for a tc_get through arg, a tc_cache_t. */
+int tcb_multi_tc_get(void *cache, const char *key);
+/* threads readers calling fn on wl's keys (each its own cursor, seeded by --seed) for ns;
+ * *ops and *errors as counted. 0, or -1 when a thread could not start. */
+int tcb_multi_read_for(const tcb_opts_t *o, const tcb_workload_t *wl, unsigned threads,
+                       uint64_t ns, tcb_read_fn fn, void *arg, uint64_t *ops, uint64_t *errors);
+
 #endif

@@ -22,7 +22,7 @@
 
 #define TC_TEST_PROM_LABELS   8
 #define TC_TEST_PROM_SAMPLES  512
-#define TC_TEST_PROM_FAMILIES 64
+#define TC_TEST_PROM_FAMILIES 96
 
 typedef struct tc_test_prom_label {
     char name[64];
