@@ -231,7 +231,12 @@ typedef struct tc_config {
                                   separated by spaces: keys spread over the servers by
                                   consistent hashing, one cache per server behind this
                                   handle, L1 budgets split evenly (docs/configuration.md,
-                                  "Several servers"); NULL = L1-only. Env: REDIS_URL */
+                                  "Several servers"); or
+                                  redis+cluster://[user:password@]host[:port][,...]: a
+                                  Redis Cluster found from those nodes (tags, namespaces,
+                                  tc_clear, write-behind and tracking refused there:
+                                  docs/configuration.md, "Redis Cluster"); NULL = L1-only.
+                                  Env: REDIS_URL */
     const char *key_prefix;    /* namespace of L2 keys. Default "tc:". Env: KEY_PREFIX */
     const char *inval_channel; /* pub/sub channel. Default "tc:inval". Env: INVAL_CHANNEL */
     unsigned pool_size;        /* Redis connections for data calls. Default 8. Env: POOL_SIZE */
@@ -725,7 +730,9 @@ TC_EXPORT int tc_invalidate_tag(tc_cache_t *cache, const void *tag, size_t tlen,
  * and every L1. Work is proportional to the whole keyspace of the Redis database (it SCANs
  * it in steps of 1000), so for frequent invalidation of a small group prefer a tag or a
  * namespace. *removed (may be NULL) receives how many keys were removed from Redis.
- * With plain_keys, deletes matching Redis keys (tracking evicts them everywhere).
+ * With plain_keys, deletes matching Redis keys (tracking evicts them everywhere). On a
+ * Redis Cluster every master is scanned, and each key found is deleted as tc_del would; a
+ * key a reshard moves during the call may escape it.
  * Returns 0; TC_EINVAL; TC_EKEYLEN; TC_EFORKED; an L2 error (part may be removed).
  */
 TC_EXPORT int tc_invalidate_prefix(tc_cache_t *cache, const void *prefix, size_t plen,

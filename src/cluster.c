@@ -323,12 +323,12 @@ static int run_on_conn(void *arg, int conn, int fresh, redisContext *c) {
 /* A call with nowhere to go: say why. */
 static int no_master(tc__cluster_t *cl, unsigned slot, tc_error_t *err) {
     pthread_mutex_lock(&cl->refresh_mu);
-    int rc = cl->map_read ? tc__fail(err, TC_EUNAVAILABLE,
-                                     "slot %u has no master in the cluster map (CLUSTERDOWN?)",
-                                     slot)
-                          : tc__fail(err, TC_EUNAVAILABLE,
-                                     "no cluster node has answered CLUSTER SLOTS yet (%s)",
-                                     cl->refresh_why);
+    int rc =
+        cl->map_read
+            ? tc__fail(err, TC_EUNAVAILABLE,
+                       "slot %u has no master in the cluster map (CLUSTERDOWN?)", slot)
+            : tc__fail(err, TC_EUNAVAILABLE,
+                       "no cluster node has answered CLUSTER SLOTS yet (%s)", cl->refresh_why);
     pthread_mutex_unlock(&cl->refresh_mu);
     return rc;
 }
@@ -397,6 +397,31 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
 
 const void *tc__cluster_owner(tc__cluster_t *cl, unsigned slot) {
     return owner_of(cl, slot & (TC__SLOTS - 1));
+}
+
+size_t tc__cluster_masters(tc__cluster_t *cl, const void **out, size_t cap) {
+    size_t n = 0;
+    pthread_rwlock_rdlock(&cl->map_lock);
+    unsigned char *seen = calloc(cl->nnodes ? cl->nnodes : 1, 1);
+    for (unsigned s = 0; seen && s < TC__SLOTS; s++) {
+        uint16_t i = cl->owner[s];
+        if (i == TC__SLOT_NONE || seen[i])
+            continue;
+        seen[i] = 1;
+        if (n < cap)
+            out[n] = cl->nodes[i];
+        n++;
+    }
+    pthread_rwlock_unlock(&cl->map_lock);
+    free(seen);
+    return n;
+}
+
+int tc__cluster_run_at(tc__cluster_t *cl, const void *node, tc__cluster_call_t *cc,
+                       tc_error_t *err) {
+    (void)cl; /* nodes live until close: the identity is the node */
+    cc->asking = 0;
+    return tc__node_run(((const cl_node_t *)node)->node, run_on_conn, cc, err);
 }
 
 /* tc__cluster_command's call: one command, its one reply. */

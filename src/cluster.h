@@ -107,6 +107,13 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
 /* The node serving slot by the current map (an identity to group calls by, never
  * dereferenced by the caller), or NULL when none is known. */
 const void *tc__cluster_owner(tc__cluster_t *cl, unsigned slot);
+/* The nodes serving slots now, each once (identities as tc__cluster_owner's), up to cap.
+ * Returns how many were found (may be more than cap). */
+size_t tc__cluster_masters(tc__cluster_t *cl, const void **out, size_t cap);
+/* Run cc on node itself (a per-node command: SCAN), following no redirection: 0 (cc's
+ * replies kept; judge is not called) or the node's error. */
+int tc__cluster_run_at(tc__cluster_t *cl, const void *node, tc__cluster_call_t *cc,
+                       tc_error_t *err);
 /* Every node's counters added up (breaker_state: the worst). */
 void tc__cluster_node_totals(tc__cluster_t *cl, tc__node_counters_t *out);
 

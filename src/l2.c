@@ -537,6 +537,8 @@ static int cluster_pipe(tc__l2_t *l2, l2_call_t *call) {
     return rc;
 }
 
+static int after_run(tc__l2_t *l2, l2_call_t *call, int rc);
+
 /* One call through the node (breaker, pool), or the cluster's router; refusals described.
  * 0 or an error code. */
 int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
@@ -546,6 +548,17 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
     int rc = !l2->cluster              ? tc__node_run(l2->node, run_work, &x, call->err)
              : call->kind == CALL_PIPE ? cluster_pipe(l2, call)
                                        : cluster_one(l2, call);
+    return after_run(l2, call, rc);
+}
+
+int tc__l2i_run_at(tc__l2_t *l2, const void *master, l2_call_t *call) {
+    if (!call->err)
+        call->err = &call->local_err;
+    cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0}, l2, call};
+    return after_run(l2, call, tc__cluster_run_at(l2->cluster, master, &x.cc, call->err));
+}
+
+static int after_run(tc__l2_t *l2, l2_call_t *call, int rc) {
     if (rc == 0) {
         tc__error_clear(call->err); /* a retried dead socket left its message there */
         describe_refusal(l2, call, call->reply);

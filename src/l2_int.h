@@ -212,6 +212,8 @@ int tc__l2i_check_tagged(const redisReply *r);
 /* Breaker, pool, SIGPIPE guard and counters around one call (or pipeline). 0 with the
  * replies in call (parts' replies in the parts), or an error code. */
 int tc__l2i_run(tc__l2_t *l2, l2_call_t *call);
+/* A cluster's per-node command (SCAN) on master (tc__cluster_masters), as tc__l2i_run. */
+int tc__l2i_run_at(tc__l2_t *l2, const void *master, l2_call_t *call);
 /* Count a failure and leave its detail for tc_last_error. Returns rc. */
 int tc__l2i_finish(tc__l2_t *l2, l2_call_t *call, int rc);
 

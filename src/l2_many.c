@@ -719,11 +719,132 @@ static int scan_step(tc__l2_t *l2, char cursor[32], const unsigned char *pattern
     return tc__l2i_finish(l2, &call, rc);
 }
 
+/* ---- a cluster's prefix invalidation ----
+ * A cluster's keys cannot meet in one script, and SCAN sees one node: each master is
+ * SCANned for <prefix>"{"*"}"[kl]":"<user prefix>*, every name found is checked exactly
+ * (the glob's "{*}" could reach into a user key that holds "}k:"), and each key found is
+ * deleted by the versioned, announcing delete (tc__l2_del_many: one pipeline per master),
+ * its lock with it. Keys that a reshard moves between two SCANs may escape one call. */
+
+#define CLUSTER_MAX_MASTERS 1024u
+
+/* The user key of a name <prefix>"{"<digits>"}"[kl]":"<key> whose key starts with the user
+ * prefix up, or NULL. *is_data: a data key ('k'), not a lock. */
+static const char *cluster_user_key(const tc__l2_t *l2, const redisReply *name, const void *up,
+                                    size_t uplen, size_t *klen, int *is_data) {
+    const char *s = name->str;
+    size_t n = name->len, at = l2->prefix_len;
+    if (name->type != REDIS_REPLY_STRING || n < at + 5 || memcmp(s, l2->key_prefix, at) != 0 ||
+        s[at] != '{')
+        return NULL;
+    size_t digits = 0;
+    while (at + 1 + digits < n && s[at + 1 + digits] >= '0' && s[at + 1 + digits] <= '9')
+        digits++;
+    at += 1 + digits;
+    if (digits == 0 || digits > TC__SLOT_NAME_MAX || n < at + 3 || s[at] != '}' ||
+        (s[at + 1] != 'k' && s[at + 1] != 'l') || s[at + 2] != ':')
+        return NULL;
+    *is_data = s[at + 1] == 'k';
+    at += 3;
+    if (n - at < uplen || memcmp(s + at, up, uplen) != 0)
+        return NULL;
+    *klen = n - at;
+    return s + at;
+}
+
+/* One SCAN step on master: the keys under the user prefix deleted. */
+static int cluster_scan_step(tc__l2_t *l2, const void *master, char cursor[32],
+                             const unsigned char *pattern, size_t patlen, const void *up,
+                             size_t uplen, size_t *removed) {
+    l2_call_t call = {.kind = CALL_PING};
+    tc__l2i_push(&call, "SCAN", 4);
+    tc__l2i_push(&call, cursor, strlen(cursor));
+    tc__l2i_push(&call, "MATCH", 5);
+    tc__l2i_push(&call, pattern, patlen);
+    tc__l2i_push(&call, "COUNT", 5);
+    tc__l2i_push(&call, SCAN_COUNT, strlen(SCAN_COUNT));
+    int rc = tc__l2i_run_at(l2, master, &call);
+    const redisReply *r = rc == 0 ? call.reply : NULL;
+    if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+        rc = TC_EREDIS;
+    else if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                         r->element[0]->type != REDIS_REPLY_STRING ||
+                         r->element[0]->len >= 32 || r->element[1]->type != REDIS_REPLY_ARRAY))
+        rc = TC_EPROTO;
+    int scan_rc = rc; /* the deletes note their own failures */
+    size_t n = rc == 0 ? r->element[1]->elements : 0;
+    tc_buf_t *keys = n ? malloc(n * sizeof *keys) : NULL;
+    unsigned char *data = n ? malloc(n) : NULL;
+    uint64_t *versions = n ? malloc(n * sizeof *versions) : NULL;
+    int *codes = n ? malloc(n * sizeof *codes) : NULL;
+    if (n && (!keys || !data || !versions || !codes))
+        rc = TC_ENOMEM;
+    size_t m = 0;
+    if (rc == 0) {
+        memcpy(cursor, r->element[0]->str, r->element[0]->len);
+        cursor[r->element[0]->len] = '\0';
+        for (size_t i = 0; i < n; i++) {
+            int is_data = 0;
+            size_t klen = 0;
+            const char *k =
+                cluster_user_key(l2, r->element[1]->element[i], up, uplen, &klen, &is_data);
+            if (k && klen > 0 && klen <= TC_MAX_KEY_LEN) {
+                data[m] = (unsigned char)is_data;
+                keys[m++] = (tc_buf_t){k, klen};
+            }
+        }
+    }
+    if (rc == 0 && m > 0)
+        rc = tc__l2_del_many(l2, keys, m, versions, codes);
+    for (size_t i = 0; rc == 0 && i < m; i++)
+        *removed += data[i] && codes[i] == 0;
+    free(keys);
+    free(data);
+    free(versions);
+    free(codes);
+    tc__l2i_free_reply(&call.reply);
+    return scan_rc ? tc__l2i_finish(l2, &call, scan_rc) : rc;
+}
+
+static int cluster_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
+                                     size_t *removed) {
+    const void **masters = malloc(CLUSTER_MAX_MASTERS * sizeof *masters);
+    unsigned char *pattern = malloc(2 * (l2->prefix_len + plen) + 16);
+    int rc = masters && pattern ? 0 : TC_ENOMEM;
+    size_t nm = rc == 0 ? tc__cluster_masters(l2->cluster, masters, CLUSTER_MAX_MASTERS) : 0;
+    if (rc == 0 && nm == 0) {
+        rc = TC_EUNAVAILABLE;
+        tc__note(rc, "no master of the cluster is known (no map read yet)");
+    }
+    if (nm > CLUSTER_MAX_MASTERS)
+        nm = CLUSTER_MAX_MASTERS;
+    size_t patlen = 0;
+    if (rc == 0) {
+        patlen = glob_escape((const unsigned char *)l2->key_prefix, l2->prefix_len, pattern);
+        memcpy(pattern + patlen, "{*}[kl]:", 8);
+        patlen += 8;
+        patlen += glob_escape(prefix, plen, pattern + patlen);
+        pattern[patlen++] = '*';
+    }
+    for (size_t i = 0; i < nm && rc == 0; i++) {
+        char cursor[32] = "0";
+        do {
+            rc = cluster_scan_step(l2, masters[i], cursor, pattern, patlen, prefix, plen,
+                                   removed);
+        } while (rc == 0 && strcmp(cursor, "0") != 0);
+    }
+    free(masters);
+    free(pattern);
+    return rc;
+}
+
 int tc__l2_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
                              tc__l2_removed_fn fn, void *arg, size_t *removed) {
     *removed = 0;
     if (!l2 || !prefix)
         return TC_EINVAL;
+    if (l2->cluster) /* each key's own delete announces it: fn has nothing to add */
+        return cluster_invalidate_prefix(l2, prefix, plen, removed);
     announce_args_t a = {.v0 = "0"};
     tc__msg_head(TC__MSG_OP_MANY, a.head);
     if (!l2->plain) {

@@ -81,9 +81,6 @@ int tc_invalidate_prefix(tc_cache_t *c, const void *prefix, size_t plen, size_t 
         return tc__note(TC_EINVAL, "prefix is NULL");
     if (plen == 0 || plen > TC_MAX_KEY_LEN)
         return tc__note(TC_EKEYLEN, "prefix length %zu is not in 1..%u", plen, TC_MAX_KEY_LEN);
-    if (c->endpoint.cluster_seeds)
-        return tc__note(TC_EINVAL, "tc_invalidate_prefix is not available with "
-                                   "redis+cluster:// yet (it would scan every master)");
     if (!c->l2) {
         n = tc__l1_sweep(c->l1, prefix, plen, UINT64_MAX);
     } else {
