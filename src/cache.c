@@ -535,7 +535,7 @@ static int open_redis(tc_cache_t *c, const char *url, tc_error_t *err) {
         .ns_sep = c->cfg.ns_separator,
         .marks = c->marks,
         .tracking = c->cfg.tracking,
-        .header_ttl = !c->ext,
+        .header_ttl = !c->ext && !cluster, /* one clock per master: PTTL on a cluster */
         .cluster_watch_ms = c->cfg.listener_ping_ms,
         .on_masters_changed = on_masters_changed,
         .masters_arg = c,

@@ -63,8 +63,9 @@ struct tc__cluster {
     pthread_mutex_t refresh_mu;
     uint64_t last_refresh_ns; /* under refresh_mu */
     uint64_t masters_sig;     /* under refresh_mu: the masters of the last map read, hashed */
-    int map_read;             /* under refresh_mu: a map was read once */
-    char refresh_why[sizeof(((tc_error_t *)0)->msg)]; /* under refresh_mu: last failure */
+    atomic_int map_read;      /* a map was read once */
+    pthread_mutex_t why_mu;   /* a leaf: refresh_why only, never held across a call */
+    char refresh_why[sizeof(((tc_error_t *)0)->msg)]; /* the last failed map read's cause */
     atomic_uint_fast64_t moved, asked, retried, refreshes, refresh_failures, masters_changed;
     /* the watch thread (watch_ms) */
     pthread_t watch;
@@ -264,10 +265,13 @@ static int refresh(tc__cluster_t *cl, int force, tc_error_t *err) {
         tc__slot_map_free(&m);
     }
     tc__count(rc == 0 ? &cl->refreshes : &cl->refresh_failures);
-    if (rc == 0)
-        cl->map_read = 1;
-    else
+    if (rc == 0) {
+        atomic_store(&cl->map_read, 1);
+    } else {
+        pthread_mutex_lock(&cl->why_mu);
         snprintf(cl->refresh_why, sizeof cl->refresh_why, "%s", err->msg);
+        pthread_mutex_unlock(&cl->why_mu);
+    }
     pthread_mutex_unlock(&cl->refresh_mu);
     if (changed) {
         tc__count(&cl->masters_changed);
@@ -322,14 +326,13 @@ static int run_on_conn(void *arg, int conn, int fresh, redisContext *c) {
 
 /* A call with nowhere to go: say why. */
 static int no_master(tc__cluster_t *cl, unsigned slot, tc_error_t *err) {
-    pthread_mutex_lock(&cl->refresh_mu);
-    int rc =
-        cl->map_read
-            ? tc__fail(err, TC_EUNAVAILABLE,
-                       "slot %u has no master in the cluster map (CLUSTERDOWN?)", slot)
-            : tc__fail(err, TC_EUNAVAILABLE,
-                       "no cluster node has answered CLUSTER SLOTS yet (%s)", cl->refresh_why);
-    pthread_mutex_unlock(&cl->refresh_mu);
+    if (atomic_load(&cl->map_read))
+        return tc__fail(err, TC_EUNAVAILABLE,
+                        "slot %u has no master in the cluster map (CLUSTERDOWN?)", slot);
+    pthread_mutex_lock(&cl->why_mu); /* not refresh_mu: a map read may be under way */
+    int rc = tc__fail(err, TC_EUNAVAILABLE,
+                      "no cluster node has answered CLUSTER SLOTS yet (%s)", cl->refresh_why);
+    pthread_mutex_unlock(&cl->why_mu);
     return rc;
 }
 
@@ -482,6 +485,7 @@ void tc__cluster_close(tc__cluster_t *cl) {
         pthread_join(cl->watch, NULL);
     }
     pthread_mutex_destroy(&cl->watch_mu);
+    pthread_mutex_destroy(&cl->why_mu);
     pthread_cond_destroy(&cl->watch_cv);
     for (size_t i = 0; i < cl->nnodes; i++) {
         tc__node_close(cl->nodes[i]->node);
@@ -563,6 +567,7 @@ int tc__cluster_open(const tc__cluster_opts_t *o, tc__cluster_t **out, tc_error_
     pthread_rwlock_init(&cl->map_lock, NULL);
     pthread_mutex_init(&cl->refresh_mu, NULL);
     pthread_mutex_init(&cl->watch_mu, NULL);
+    pthread_mutex_init(&cl->why_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

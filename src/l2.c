@@ -235,7 +235,15 @@ static int take(redisContext *c, const l2_call_t *call, redisReply **out) {
         int rc = read_one(c, out);
         if (rc != 0)
             return rc;
-        tc__l2i_free_reply(out); /* +OK, or an error the command's reply will explain */
+        if ((*out)->type == REDIS_REPLY_ERROR) { /* ASKING refused (an ACL): that is the */
+            redisReply *cmd = NULL;              /* answer, not the redirection that follows */
+            rc = read_one(c, &cmd);
+            tc__l2i_free_reply(&cmd);
+            if (rc != 0)
+                tc__l2i_free_reply(out);
+            return rc;
+        }
+        tc__l2i_free_reply(out); /* +OK */
     }
     return read_one(c, out);
 }
@@ -380,7 +388,7 @@ static int run_work(void *arg, int slot, int fresh, redisContext *c) {
     run_ctx_t *x = arg;
     tc__l2_t *l2 = x->l2;
     l2_call_t *call = x->call;
-    if (fresh)
+    if (fresh && !l2->cluster) /* a cluster has no tracking; its nodes share slot numbers */
         l2->armed[slot] = 0;
     int rc = arm_tracking(l2, slot, c, call);
     if (rc != 0)
@@ -518,6 +526,10 @@ static int cluster_pipe(tc__l2_t *l2, l2_call_t *call) {
         l2_call_t share = {
             .kind = CALL_PIPE, .parts = call->parts, .nparts = n, .pick = idx, .npick = m};
         share.err = call->err;
+        uint64_t extra = 0; /* big values: the share's socket timeout grows as on one server */
+        for (size_t j = 0; j < m; j++)
+            extra += call->parts[idx[j]].extra_timeout_ms;
+        share.extra_timeout_ms = extra > UINT32_MAX ? UINT32_MAX : (uint32_t)extra;
         cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0}, l2, &share};
         rc = tc__cluster_run(l2->cluster, call_slot(&call->parts[i]), &x.cc, call->err);
     }

@@ -558,7 +558,7 @@ int tc__l2_invalidate_tag(tc__l2_t *l2, const void *tag, size_t tlen, tc__l2_rem
     int rc = begin_version(l2, &v0);
     if (rc != 0)
         return tc__l2i_finish(l2, NULL, rc);
-    size_t plen = l2->prefix_len + 2;
+    size_t plen = tc__l2i_key_room(l2, 0);
     unsigned char *buf = malloc(3 * plen + tlen);
     if (!buf)
         return TC_ENOMEM;
@@ -812,12 +812,15 @@ static int cluster_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t pl
     unsigned char *pattern = malloc(2 * (l2->prefix_len + plen) + 16);
     int rc = masters && pattern ? 0 : TC_ENOMEM;
     size_t nm = rc == 0 ? tc__cluster_masters(l2->cluster, masters, CLUSTER_MAX_MASTERS) : 0;
-    if (rc == 0 && nm == 0) {
-        rc = TC_EUNAVAILABLE;
-        tc__note(rc, "no master of the cluster is known (no map read yet)");
-    }
-    if (nm > CLUSTER_MAX_MASTERS)
-        nm = CLUSTER_MAX_MASTERS;
+    tc_error_t why = {0};
+    if (rc == 0 && nm == 0 && tc__cluster_refresh(l2->cluster, &why) == 0) /* no map yet */
+        nm = tc__cluster_masters(l2->cluster, masters, CLUSTER_MAX_MASTERS);
+    if (rc == 0 && nm == 0)
+        rc = tc__note(TC_EUNAVAILABLE, "no master of the cluster is known: %s",
+                      why.msg[0] ? why.msg : "no map read yet");
+    if (rc == 0 && nm > CLUSTER_MAX_MASTERS) /* Redis Cluster's own limit is 1000 nodes */
+        rc = tc__note(TC_EPROTO, "the cluster has %zu masters: more than %u", nm,
+                      CLUSTER_MAX_MASTERS);
     size_t patlen = 0;
     if (rc == 0) {
         patlen = glob_escape((const unsigned char *)l2->key_prefix, l2->prefix_len, pattern);
@@ -870,7 +873,7 @@ int tc__l2_invalidate_prefix(tc__l2_t *l2, const void *prefix, size_t plen,
 int tc__l2_mark(tc__l2_t *l2, const void *ns, size_t nslen, uint64_t *version) {
     if (!l2 || l2->plain || (ns && (nslen == 0 || nslen >= TC_MAX_KEY_LEN || l2->ns_sep < 0)))
         return TC_EINVAL;
-    size_t plen = l2->prefix_len + 2;
+    size_t plen = tc__l2i_key_room(l2, 0);
     scratch_t s;
     unsigned char *buf = tc__l2i_scratch_get(&s, 2 * (plen + nslen + 1) + TC__MSG_ORIGIN_LEN);
     if (!buf)

@@ -544,7 +544,7 @@ static int push_tags(tc__l2_t *l2, l2_call_t *call, value_args_t *va, const tc__
     size_t bytes = 0;
     va->ts.p = NULL;
     for (size_t i = 0; i < w->ntags; i++)
-        bytes += l2->prefix_len + 2 + w->tags[i].len;
+        bytes += tc__l2i_key_room(l2, w->tags[i].len);
     if (w->ntags == 0)
         return 0;
     unsigned char *p = tc__l2i_scratch_get(&va->ts, bytes);
