@@ -232,7 +232,8 @@ typedef struct tc_config {
                                   consistent hashing, one cache per server behind this
                                   handle, L1 budgets split evenly (docs/configuration.md,
                                   "Several servers"); or
-                                  redis+cluster://[user:password@]host[:port][,...]: a
+                                  redis+cluster://[user:password@]host[:port][,...]
+                                  [?read_from=replicas[&replica_keep_ms=N]]: a
                                   Redis Cluster found from those nodes (tags, namespaces,
                                   tc_clear, write-behind and tracking refused there:
                                   docs/configuration.md, "Redis Cluster"); NULL = L1-only.

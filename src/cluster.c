@@ -51,6 +51,8 @@ typedef struct cl_node {
     char host[TC__SLOT_HOST_MAX + 1];
     int port;
     tc__node_t *node;
+    int replica; /* read_replicas: the replica this process reads from (index), or -1; under
+                    map_lock */
 } cl_node_t;
 
 struct tc__cluster {
@@ -78,6 +80,27 @@ struct tc__cluster {
 
 /* The index of host:port's node, created when new. Call with map_lock held for writing.
  * -1: out of memory. */
+/* A new connection to any node: READONLY first when reads may go to replicas (a replica
+ * answers MOVED to every read without it), then the owner's own set-up. */
+static int setup_conn(void *arg, redisContext *c, tc_error_t *err) {
+    tc__cluster_t *cl = arg;
+    if (cl->o.read_replicas) {
+        errno = 0;
+        redisReply *r =
+            tc__conn_command_argv(c, 1, (const char *[]){"READONLY"}, (const size_t[]){8});
+        if (!r)
+            return tc__fail(err, tc__conn_error_code(c, errno), "redis READONLY: %s",
+                            c->errstr);
+        int refused = r->type == REDIS_REPLY_ERROR;
+        if (refused)
+            tc__fail(err, TC_EREDIS, "redis refused READONLY: %.*s", (int)r->len, r->str);
+        freeReplyObject(r);
+        if (refused)
+            return TC_EREDIS;
+    }
+    return cl->o.setup ? cl->o.setup(cl->o.setup_arg, c, err) : 0;
+}
+
 static int node_index_locked(tc__cluster_t *cl, const char *host, int port) {
     for (size_t i = 0; i < cl->nnodes; i++)
         if (cl->nodes[i]->port == port && strcmp(cl->nodes[i]->host, host) == 0)
@@ -95,6 +118,7 @@ static int node_index_locked(tc__cluster_t *cl, const char *host, int port) {
         return -1;
     snprintf(n->host, sizeof n->host, "%s", host);
     n->port = port;
+    n->replica = -1;
     tc__endpoint_t ep = {
         .host = n->host, .port = port, .user = cl->user, .password = cl->password};
     tc__node_opts_t no = {.endpoint = &ep,
@@ -104,8 +128,8 @@ static int node_index_locked(tc__cluster_t *cl, const char *host, int port) {
                           .breaker_threshold = cl->o.breaker_threshold,
                           .breaker_cooldown_ms = cl->o.breaker_cooldown_ms,
                           .log = cl->o.log,
-                          .setup = cl->o.setup,
-                          .setup_arg = cl->o.setup_arg,
+                          .setup = setup_conn,
+                          .setup_arg = cl,
                           .on_heal = cl->o.on_heal,
                           .heal_arg = cl->o.heal_arg};
     tc_error_t err;
@@ -123,6 +147,14 @@ static cl_node_t *node_get(tc__cluster_t *cl, const char *host, int port) {
     cl_node_t *n = i < 0 ? NULL : cl->nodes[i];
     pthread_rwlock_unlock(&cl->map_lock);
     return n;
+}
+
+/* The replica this process reads master's slots from, or NULL. */
+static cl_node_t *replica_of(tc__cluster_t *cl, const cl_node_t *master) {
+    pthread_rwlock_rdlock(&cl->map_lock);
+    cl_node_t *r = master->replica >= 0 ? cl->nodes[master->replica] : NULL;
+    pthread_rwlock_unlock(&cl->map_lock);
+    return r;
 }
 
 static cl_node_t *owner_of(tc__cluster_t *cl, unsigned slot) {
@@ -204,6 +236,24 @@ static uint64_t masters_sig(const tc__slot_map_t *m) {
     return sig;
 }
 
+/* read_replicas: each master's replica this process reads from, one of its replicas in m
+ * at random (so the processes of a fleet spread their reads), or none. */
+static void pick_replicas_locked(tc__cluster_t *cl, const tc__slot_map_t *m,
+                                 const uint16_t *idx) {
+    unsigned *seen = calloc(cl->nnodes ? cl->nnodes : 1, sizeof *seen);
+    for (size_t i = 0; i < cl->nnodes; i++)
+        cl->nodes[i]->replica = -1;
+    for (size_t i = 0; seen && i < m->nnodes; i++) {
+        if (m->nodes[i].master < 0)
+            continue;
+        cl_node_t *master = cl->nodes[idx[m->nodes[i].master]];
+        unsigned k = ++seen[idx[m->nodes[i].master]]; /* reservoir: each with chance 1/k */
+        if (tc__now_ns() / 1000u % k == 0)
+            master->replica = idx[i];
+    }
+    free(seen);
+}
+
 /* Install m as the map (its nodes created as needed). */
 static int install_map(tc__cluster_t *cl, const tc__slot_map_t *m) {
     uint16_t *idx = malloc(m->nnodes * sizeof *idx + 1);
@@ -220,6 +270,8 @@ static int install_map(tc__cluster_t *cl, const tc__slot_map_t *m) {
     }
     for (unsigned s = 0; s < TC__SLOTS && rc == 0; s++)
         cl->owner[s] = m->owner[s] == TC__SLOT_NONE ? TC__SLOT_NONE : idx[m->owner[s]];
+    if (rc == 0 && cl->o.read_replicas)
+        pick_replicas_locked(cl, m, idx);
     pthread_rwlock_unlock(&cl->map_lock);
     free(idx);
     return rc;
@@ -340,6 +392,7 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
     slot &= TC__SLOTS - 1;
     uint64_t deadline = tc__now_ns() + (uint64_t)cl->o.call_budget_ms * 1000000u;
     unsigned hops = 0;
+    int replica_failed = 0;
     cl_node_t *ask = NULL;
     for (;;) {
         cl_node_t *n = ask ? ask : owner_of(cl, slot);
@@ -348,8 +401,18 @@ int tc__cluster_run(tc__cluster_t *cl, unsigned slot, tc__cluster_call_t *cc, tc
         if (!n) /* no map (the cluster was down at open), or a slot nobody serves */
             return no_master(cl, slot, err);
         cc->asking = ask != NULL;
+        cc->on_replica = 0;
+        cl_node_t *r = !ask && cc->replica_ok && !replica_failed ? replica_of(cl, n) : NULL;
+        if (r && tc__node_available(r->node)) {
+            n = r;
+            cc->on_replica = 1;
+        }
         ask = NULL;
         int rc = tc__node_run(n->node, run_on_conn, cc, err);
+        if (rc == TC_EUNAVAILABLE && cc->on_replica) { /* the master still answers reads */
+            replica_failed = 1;
+            continue;
+        }
         if (rc == 0) {
             tc__redirect_t d;
             tc__cluster_verdict_t v = cc->judge(cc, &d);
@@ -461,7 +524,7 @@ int tc__cluster_command(tc__cluster_t *cl, const void *key, size_t klen, int arg
         *reply = NULL;
     if (!cl || !reply || !argv || argc < 1 || (!key && klen))
         return tc__fail(err, TC_EINVAL, "cluster command: NULL argument");
-    one_cmd_t w = {{one_cmd_run, one_cmd_judge, NULL, 0}, argc, argv, lens, NULL};
+    one_cmd_t w = {{one_cmd_run, one_cmd_judge, NULL, 0, 0, 0}, argc, argv, lens, NULL};
     int rc = tc__cluster_run(cl, tc__slot_of(key, klen), &w.cc, err);
     if (rc == 0)
         *reply = w.reply;

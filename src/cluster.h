@@ -49,6 +49,9 @@ typedef struct tc__cluster_opts {
     uint32_t watch_ms; /* a thread of its own re-reads the map this often; 0: no thread
                           (the map is read at open and on redirections and failures) */
     int lenient;       /* open even when no seed answers (calls read the map later) */
+    int read_replicas; /* every connection READONLY; calls marked replica_ok go to one
+                          replica of their master (chosen at random per map read) while it
+                          answers, else to the master */
 } tc__cluster_opts_t;
 
 typedef struct tc__cluster_counters {
@@ -99,7 +102,9 @@ struct tc__cluster_call {
     int (*run)(tc__cluster_call_t *cc, int conn, int fresh, redisContext *c); /* node.h's */
     tc__cluster_verdict_t (*judge)(tc__cluster_call_t *cc, tc__redirect_t *d);
     void *arg;
-    int asking; /* set by the router for each attempt */
+    int asking;     /* set by the router for each attempt */
+    int replica_ok; /* a read that a replica may answer (read_replicas) */
+    int on_replica; /* set by the router: this attempt went to a replica */
 };
 
 /* Run cc for slot through the router: 0 (cc's replies kept), or as tc__cluster_command. */

@@ -384,11 +384,42 @@ static int parse_sentinel(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
     return 0;
 }
 
-/* redis+cluster://[userinfo@]h[:p][,h[:p]...][/]: the seed nodes the slot map is first
- * read from (any node of the cluster will do; list several, for the day one is down). A
- * cluster has database 0 only, and no query parameter is taken. */
+/* redis+cluster://'s query: where reads go, and how long L1 keeps a replica's answer. */
+static int cluster_query(const char *q, tc__endpoint_t *ep, tc_error_t *err) {
+    char *read_from = NULL, *keep = NULL;
+    const url_param_t params[] = {{"read_from", &read_from}, {"replica_keep_ms", &keep}};
+    int rc = 0;
+    for (const char *s = q; *s && rc == 0; s += strcspn(s, "&")) {
+        s++; /* skip '?' or '&' */
+        rc =
+            query_param(s, strcspn(s, "&"), NULL, params, 2, "read_from, replica_keep_ms", err);
+    }
+    if (rc == 0 && read_from && strcmp(read_from, "replicas") != 0 &&
+        strcmp(read_from, "master") != 0) {
+        rc = URL_FAIL("read_from: '%.32s' is not master or replicas", read_from);
+    }
+    ep->cluster_replica_reads = rc == 0 && read_from && strcmp(read_from, "replicas") == 0;
+    ep->cluster_replica_keep_ms = TC__REPLICA_KEEP_MS;
+    if (rc == 0 && keep) {
+        char *end = NULL;
+        unsigned long v = strtoul(keep, &end, 10);
+        if (!isdigit((unsigned char)keep[0]) || *end || v < 1 || v > 3600000) {
+            rc = URL_FAIL("replica_keep_ms: '%.32s' is not a number of ms in 1..3600000", keep);
+        } else {
+            ep->cluster_replica_keep_ms = (uint32_t)v;
+        }
+    }
+    free(read_from);
+    free(keep);
+    return rc;
+}
+
+/* redis+cluster://[userinfo@]h[:p][,h[:p]...][/][?read_from=replicas[&replica_keep_ms=N]]:
+ * the seed nodes the slot map is first read from (any node of the cluster will do; list
+ * several, for the day one is down). A cluster has database 0 only. */
 static int parse_cluster(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
-    const char *at = strrchr(s, '@');
+    const char *query = strchr(s, '?');
+    const char *at = memrchr(s, '@', query ? (size_t)(query - s) : strlen(s));
     int rc;
     if (at && (rc = parse_userinfo(s, (size_t)(at - s), ep, err)) != 0) {
         return rc;
@@ -399,19 +430,19 @@ static int parse_cluster(const char *s, tc__endpoint_t *ep, tc_error_t *err) {
         return URL_FAIL("redis+cluster:// needs at least one host[:port]");
     }
     const char *rest = list + llen;
-    if (*rest == '/' && rest[1] == '\0') {
+    if (*rest == '/') {
         rest++;
     }
-    if (*rest) {
-        return URL_FAIL("redis+cluster:// takes no database, query or fragment after the "
-                        "nodes (a cluster has database 0 only)");
+    if (*rest && *rest != '?') {
+        return URL_FAIL("redis+cluster:// takes no database or fragment after the nodes (a "
+                        "cluster has database 0 only)");
     }
     if ((rc = parse_host_list(list, llen, 6379, "cluster node", &ep->cluster_seeds, err)) !=
         0) {
         return rc;
     }
     ep->port = 0;
-    return 0;
+    return cluster_query(rest, ep, err);
 }
 
 static int has_prefix(const char *s, const char *p) {

@@ -25,7 +25,14 @@ typedef struct tc__endpoint {
     /* redis+cluster://: "host:port,..." of the seed nodes (cluster.c reads the slot map
      * from them); host is then NULL, and every node takes user and password. */
     char *cluster_seeds;
+    /* ?read_from=replicas: single-key reads go to a replica of the key's master (READONLY),
+     * and L1 keeps what a replica answered at most cluster_replica_keep_ms
+     * (?replica_keep_ms=N, default TC__REPLICA_KEEP_MS). */
+    int cluster_replica_reads;
+    uint32_t cluster_replica_keep_ms;
 } tc__endpoint_t;
+
+#define TC__REPLICA_KEEP_MS 1000u
 
 /*
  * Parse redis://[user[:password]@]host[:port][/db] (also [:password@], IPv6 as [::1],
@@ -33,7 +40,8 @@ typedef struct tc__endpoint {
  * and redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master-name[/db]
  * [?sentinel_password=P[&sentinel_user=U]] (sentinels' port 26379 by default; the
  * userinfo credentials are the master's, the query's the sentinels') and
- * redis+cluster://[user[:password]@]host[:port][,host[:port]...] (port 6379 by default).
+ * redis+cluster://[user[:password]@]host[:port][,host[:port]...][?read_from=replicas
+ * [&replica_keep_ms=N]] (port 6379 by default).
  * Returns 0 or TC_ECONFIG with a message that starts "redis_url: ".
  */
 int tc__endpoint_parse(const char *url, tc__endpoint_t *ep, tc_error_t *err);

@@ -498,8 +498,11 @@ static tc__cluster_verdict_t judge_share(tc__cluster_call_t *cc, tc__redirect_t 
 }
 
 static int cluster_one(tc__l2_t *l2, l2_call_t *call) {
-    cluster_ctx_t x = {{cluster_work, judge_call, NULL, 0}, l2, call};
-    return tc__cluster_run(l2->cluster, call_slot(call), &x.cc, call->err);
+    cluster_ctx_t x = {{cluster_work, judge_call, NULL, 0, 0, 0}, l2, call};
+    x.cc.replica_ok = l2->replica_keep_ms && call->kind == CALL_GET; /* reads only */
+    int rc = tc__cluster_run(l2->cluster, call_slot(call), &x.cc, call->err);
+    call->from_replica = rc == 0 && x.cc.on_replica;
+    return rc;
 }
 
 /* A pipeline on a cluster: one round trip per node, then each part turned away alone. A
@@ -530,7 +533,7 @@ static int cluster_pipe(tc__l2_t *l2, l2_call_t *call) {
         for (size_t j = 0; j < m; j++)
             extra += call->parts[idx[j]].extra_timeout_ms;
         share.extra_timeout_ms = extra > UINT32_MAX ? UINT32_MAX : (uint32_t)extra;
-        cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0}, l2, &share};
+        cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0, 0, 0}, l2, &share};
         rc = tc__cluster_run(l2->cluster, call_slot(&call->parts[i]), &x.cc, call->err);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -566,7 +569,7 @@ int tc__l2i_run(tc__l2_t *l2, l2_call_t *call) {
 int tc__l2i_run_at(tc__l2_t *l2, const void *master, l2_call_t *call) {
     if (!call->err)
         call->err = &call->local_err;
-    cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0}, l2, call};
+    cluster_ctx_t x = {{cluster_work, judge_share, NULL, 0, 0, 0}, l2, call};
     return after_run(l2, call, tc__cluster_run_at(l2->cluster, master, &x.cc, call->err));
 }
 
@@ -645,8 +648,11 @@ static int open_cluster(tc__l2_t *l2, const tc__l2_opts_t *o, tc_error_t *err) {
                              .on_masters_changed = o->on_masters_changed,
                              .masters_arg = o->masters_arg,
                              .watch_ms = o->cluster_watch_ms,
-                             .lenient = 1};
+                             .lenient = 1,
+                             .read_replicas = o->endpoint->cluster_replica_reads};
     l2->key_extra = TC__SLOT_NAME_MAX + 2;
+    l2->replica_keep_ms =
+        o->endpoint->cluster_replica_reads ? o->endpoint->cluster_replica_keep_ms : 0;
     return tc__cluster_open(&co, &l2->cluster, err);
 }
 

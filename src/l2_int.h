@@ -62,7 +62,10 @@ struct tc__l2 {
     tc__cluster_t *cluster; /* a Redis Cluster's router (cluster.c; keys carry their slot's
                                name: tc__l2i_build_key) */
     uint32_t command_timeout_ms;
-    size_t key_extra; /* bytes a derived key may take beyond <prefix><kind>":"<key> */
+    size_t key_extra;         /* bytes a derived key may take beyond <prefix><kind>":"<key> */
+    uint32_t replica_keep_ms; /* a cluster's ?read_from=replicas: single reads may go to a
+                                 replica, and L1 keeps their answers this long at most; 0:
+                                 reads go to masters */
     char *key_prefix, *channel, *vkey, *logkey, *clearkey;
     size_t prefix_len, channel_len, vkey_len, logkey_len, clearkey_len;
     char log_maxlen[24]; /* the replay log's MAXLEN as a script argument; "0" = no log */
@@ -94,7 +97,8 @@ struct tc__l2 {
 /* One logical call: the command, its replies, and what happened on the wire. */
 typedef struct l2_call {
     int kind, script;
-    int asking; /* cluster: ASKING before each command (an ASK redirection) */
+    int asking;       /* cluster: ASKING before each command (an ASK redirection) */
+    int from_replica; /* cluster: a replica answered (its value's life is bounded) */
     /* CALL_PIPE: run only these parts (a cluster's node's share), or all when NULL */
     const uint32_t *pick;
     size_t npick;

@@ -373,6 +373,11 @@ int tc__l2i_get_result(tc__l2_t *l2, l2_call_t *call, tc__l2_value_t *out) {
         out->pttl_ms = TC__L2_LIFE_NOTHING;
     if (rc == 0 && out->pttl_ms == TC__L2_LIFE_ASK && (rc = ask_life(l2, call, out)) != 0)
         tc__l2_value_release(out);
+    /* A replica's answer may predate a write whose invalidation this process has already
+     * applied, and no later message would correct it: L1 keeps it a bounded while only. */
+    if (rc == 0 && call->from_replica && out->pttl_ms != TC__L2_LIFE_NOTHING &&
+        (out->pttl_ms == TC__L2_LIFE_NEVER || out->pttl_ms > (int64_t)l2->replica_keep_ms))
+        out->pttl_ms = (int64_t)l2->replica_keep_ms;
     if (rc == TC_EPROTO)
         tc__fail(call->err, rc,
                  "the stored value is not a tiercache value (another client wrote it) or "

@@ -12,6 +12,8 @@
  *     CLUSTER FAILOVER, show no error and no stale read; a kill -9 of a master fails only
  *     its slots' calls (none slower than the bound), and once the replica is promoted no
  *     read is older than the new master's writes; a change of masters flushes both L1s;
+ *   - ?read_from=replicas: single reads are answered by replicas, and L1 keeps what a
+ *     replica said replica_keep_ms at most (a write never heard of is read within it);
  *   - what a cluster cannot do yet is refused by name, bad URLs name their fault, and a
  *     cluster down at open is named (require_redis) or survived.
  */
@@ -225,6 +227,82 @@ Test(cluster_cache, another_process_write_reaches_l1_from_every_shard) {
     }
     tc_test_peer_stop(peer);
     tc_close(c);
+}
+
+/* ---- reads from replicas ---- */
+
+/* Sum of cmdstat_getrange calls over the replicas. */
+static long replica_getranges(void) {
+    long sum = 0;
+    for (int i = 0; i < tc_test_cluster_nodes(cl); i++) {
+        if (!tc_test_cluster_master_of(cl, i))
+            continue;
+        redisReply *r = tc_test_redis_cmd(tc_test_cluster_node(cl, i), "INFO commandstats");
+        const char *at = r && r->type == REDIS_REPLY_STRING
+                             ? strstr(r->str, "cmdstat_getrange:calls=")
+                             : NULL;
+        if (at)
+            sum += strtol(at + strlen("cmdstat_getrange:calls="), NULL, 10);
+        if (r)
+            freeReplyObject(r);
+    }
+    return sum;
+}
+
+/* ?read_from=replicas: single reads are answered by replicas (READONLY), and what a replica
+ * answered stays in L1 replica_keep_ms at most: a write this process never hears of (made
+ * on another channel here; in life, one whose message came before the replica had it) is
+ * read within that bound. */
+/* 1 once every slot range in node 0's CLUSTER SLOTS names a replica: Redis lists a replica
+ * there only once its replication offset has been gossiped. */
+static int replicas_listed(void) {
+    redisReply *r = tc_test_redis_cmd(tc_test_cluster_node(cl, 0), "CLUSTER SLOTS");
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+    for (size_t i = 0; ok && i < r->elements; i++)
+        ok = r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements >= 4;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+Test(cluster_cache, replica_reads_are_served_and_kept_in_l1_a_bounded_while) {
+    for (int i = 0; i < 200 && !replicas_listed(); i++)
+        tc_test_sleep_ms(50);
+    cr_assert(replicas_listed(), "CLUSTER SLOTS never listed the replicas");
+    tc_cache_t *w = open_cluster_cache("cc:");
+    char rurl[1200];
+    snprintf(rurl, sizeof rurl, "%s?read_from=replicas&replica_keep_ms=300", url);
+    tc_config_t cfg;
+    cluster_config(&cfg, "cc:");
+    cfg.redis_url = rurl;
+    tc_cache_t *r = tc_test_open(&cfg);
+    long before = replica_getranges();
+    char key[16];
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof key, "rr:%d", i);
+        cr_assert_eq(tc_set(w, key, strlen(key), "v1", 2, 0), TC_OK);
+        tc_test_wait_value(r, key, strlen(key), "v1", "the replica reader",
+                           3000u * TC_TEST_SLOW);
+    }
+    long served = replica_getranges() - before;
+    cr_assert_geq(served, 30, "replicas answered %ld reads, not every one", served);
+
+    /* the bound: r holds rr:0 in L1; a write on another channel never reaches its listener */
+    cr_assert(tc_test_hold_locally(r, "rr:0", 4, "v1", 2, 3000), "rr:0 not held in L1");
+    tc_config_t deaf;
+    cluster_config(&deaf, "cc:");
+    deaf.inval_channel = "cc:elsewhere";
+    tc_cache_t *other = tc_test_open(&deaf);
+    cr_assert_eq(tc_set(other, "rr:0", 4, "v2", 2, 0), TC_OK);
+    uint64_t t0 = tc_test_now_ms();
+    tc_test_wait_value(r, "rr:0", 4, "v2", "the replica reader", 3000u * TC_TEST_SLOW);
+    fprintf(stderr,
+            "cluster cache, replica reads: %ld of 30 answered by replicas; an unheard write "
+            "read after %llu ms (replica_keep_ms 300)\n",
+            served, (unsigned long long)(tc_test_now_ms() - t0));
+    tc_close(other);
+    tc_close(r);
+    tc_close(w);
 }
 
 /* ---- a live reshard, judged by an oracle ---- */
@@ -534,8 +612,11 @@ Test(cluster_url, malformed_cluster_urls_are_refused_with_the_cause) {
         const char *url, *cause;
     } bad[] = {
         {"redis+cluster://", "at least one host"},
-        {"redis+cluster://h:1/2", "database 0 only"},
-        {"redis+cluster://h:1?x=1", "database 0 only"},
+        {"redis+cluster://h:1/2", "no database or fragment"},
+        {"redis+cluster://h:1?x=1", "unknown query parameter"},
+        {"redis+cluster://h:1?read_from=nowhere", "not master or replicas"},
+        {"redis+cluster://h:1?read_from=replicas&replica_keep_ms=0", "replica_keep_ms"},
+        {"redis+cluster://h:1#frag", "no database or fragment"},
         {"redis+cluster://h:1,,h:2", "empty cluster node"},
         {"redis+cluster://h:99999", "port"},
         {"redis://a:1 redis+cluster://b:2", "give it alone"},
