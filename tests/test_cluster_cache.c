@@ -1,4 +1,4 @@
-/* tc-test-labels: cluster integration fault */
+/* tc-test-labels: cluster integration fault concurrency */
 /*
  * test_cluster_cache.c - tc_open on redis+cluster:// against a real Redis Cluster (3
  * masters + 1 replica each):
