@@ -641,10 +641,12 @@ static int check_min_u32(const char *field, uint32_t v, uint32_t min, tc_error_t
     return 0;
 }
 
-/* Redis Cluster (cluster_l2.c): every script must touch one slot, so what lives in one
+/* Redis Cluster (l2.c, cluster.c): every script must touch one slot, so what lives in one
  * key for the whole cache (the clear and namespace marks, tag sets, the write-behind
- * queue) is not available there yet, and neither is tracking, whose notices come from each
- * shard to a listener on that shard. Each is refused here, by name, not at first use. */
+ * queue) is not available there yet: those calls refuse it by name. Refused here, at open:
+ * a prefix holding a hash tag of its own (tiercache puts the slot's in every key), tracking,
+ * whose notices come from each shard to a listener on that shard, and plain_keys, which
+ * needs tracking. */
 static int validate_cluster(const tc_config_t *cfg, tc_error_t *err) {
     const char *p = cfg->key_prefix ? cfg->key_prefix : "";
     if (strpbrk(p, "{}")) {

@@ -1,8 +1,9 @@
 /*
  * endpoint.c - the Redis URL: redis://[user[:password]@]host[:port][/db] and
  * unix:///path.sock[?db=N&password=P&user=U] turned into what hiredis 0.14 needs (it has no
- * URL parser of its own and no redisOptions), and redis+sentinel://, whose master is looked
- * up when a connection opens (conn.c, sentinel.c).
+ * URL parser of its own and no redisOptions), redis+sentinel://, whose master is looked
+ * up when a connection opens (conn.c, sentinel.c), and redis+cluster://, a cluster's seed
+ * nodes (cluster.c reads the slot map from them) and where its reads may go.
  *
  * Invariants: every error goes through tc__fail() with a message that starts "redis_url: "
  * and never quotes the credentials (the userinfo of redis:// ends at its LAST '@', so a
