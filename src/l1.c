@@ -94,18 +94,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The lock and the hit/miss counters share the first cache line, and the index's slots,
- * queue ends and counts follow: a hit writes the lock line and reads the next. */
+/* What a hit or a write of a resident key writes shares the first cache line: the lock, the
+ * hit counter, the byte count and the L1-only version counter. The index's slots, queue
+ * ends and counts follow, read by both and written only when an entry joins or leaves.
+ * Spread over three lines as they were, a write whose shard another thread wrote last
+ * moved three lines between cores instead of one. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
-    uint64_t hits, misses;
-    tc__l1_index_t ix;         /* the entries: table + eviction queues (l1_index.c) */
-    tc__l1_inflight_t pending; /* the records of keys in flight (l1_inflight.c) */
-    size_t bytes, budget;      /* bytes: entries' charges; the table's is added on demand */
-    size_t max_count;
-    size_t local_count;                /* entries with version 0 (rule 4) */
+    uint64_t hits;
+    size_t bytes; /* the entries' charges; the table's is added on demand */
     atomic_uint_fast64_t next_version; /* L1-only mode's versions (tc__l1_next_version) */
-    uint64_t evictions, expirations, rejected, waits;
+    tc__l1_index_t ix;                 /* the entries: table + eviction queues (l1_index.c) */
+    tc__l1_inflight_t pending;         /* the records of keys in flight (l1_inflight.c) */
+    size_t budget, max_count;
+    size_t local_count; /* entries with version 0 (rule 4) */
+    uint64_t misses, evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
 
 struct tc__l1 {
@@ -396,6 +399,30 @@ static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t 
     return tc__entry_charge(e) + tc__l1_index_charge_after_add(&s->ix) <= s->budget;
 }
 
+/* A new value of a resident key takes the old entry's slot and its place in the eviction
+ * queue (tc__l1_index_replace): nothing is probed or shifted, and the queue's newest end,
+ * which every insert into the shard writes, is left alone. Returns 0, with nothing
+ * changed, when e would not fit beside the rest (the caller's general path then removes
+ * old and decides). L1's reference to old passes to the caller. */
+static int replace_locked(const tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *old,
+                          tc_ref_t *e, uint64_t now) {
+    if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0 ||
+        tc__entry_charge(e) + table_charge_locked(s) > s->budget) /* the table stays */
+        return 0;
+    assert(s->bytes >= tc__entry_charge(old));
+    assert(old->version != 0 || s->local_count > 0);
+    if (tc__l1_index_replace(&s->ix, h, old, e) != TC__IX_ADDED)
+        return 0;
+    tc__entry_pin(e);
+    s->bytes = s->bytes - tc__entry_charge(old) + tc__entry_charge(e);
+    if (old->version == 0)
+        s->local_count--;
+    if (e->version == 0)
+        s->local_count++;
+    evict_locked(s, e, now); /* e may be bigger than old */
+    return 1;
+}
+
 /* A write supersedes the fills of its key in flight (p may be NULL: none). */
 static void note_write_locked(tc__pending_t *p, const tc_ref_t *e) {
     if (!p)
@@ -467,13 +494,17 @@ static int install_locked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *e,
     if (!allowed) {
         s->rejected++;
     } else {
+        cap_unheard_life(l1, e, trusted, now);
+        if (old && replace_locked(l1, s, h, old, e, now)) {
+            *replaced = old;
+            return 1;
+        }
         int prior = TC__L1_NO_PRIOR; /* a new value of a resident key keeps its standing */
         if (old) {
             prior = old->lru;
             detach_locked(s, old);
             *replaced = old;
         }
-        cap_unheard_life(l1, e, trusted, now);
         if (fits_locked(l1, s, e)) {
             tc__entry_pin(e);
             if (tc__l1_index_add(&s->ix, h, e, prior) == TC__IX_ADDED) {

@@ -27,8 +27,11 @@
  * without asking for a 5-level address space; a tagged heap (Arm MTE, HWASan) does, and then
  * no entry is kept: every read is a miss. Such an entry is served, never lost.
  *
+ * A new value of a resident key takes the old entry's slot as it is (same key, same
+ * hash, same run): only the pointer bits change, and nothing is probed or shifted.
+ *
  * Which entry to evict is the policy's business (l1_policy.c): the index tells it of
- * every add and removal, and it links the entries into its queues.
+ * every add, replacement and removal, and it links the entries into its queues.
  */
 #include "l1_index.h"
 
@@ -205,6 +208,18 @@ tc__l1_index_add_result_t tc__l1_index_add(tc__l1_index_t *ix, uint64_t h, tc_re
         return r; /* the table is as it was: nothing added, nothing more to pay */
     ix->count++;
     tc__l1_policy_added(&ix->pol, e, h, ix->count, prior);
+    return TC__IX_ADDED;
+}
+
+tc__l1_index_add_result_t tc__l1_index_replace(tc__l1_index_t *ix, uint64_t h, tc_ref_t *old,
+                                               tc_ref_t *e) {
+    if ((uint64_t)(uintptr_t)e > SLOT_PTR_MASK)
+        return TC__IX_UNINDEXABLE;
+    size_t i = (size_t)h & ix->mask;
+    while (slot_entry(ix->slots[i]) != old) /* present: the walk ends on it */
+        i = (i + 1) & ix->mask;
+    ix->slots[i] = (ix->slots[i] & ~SLOT_PTR_MASK) | (uint64_t)(uintptr_t)e;
+    tc__l1_policy_replaced(&ix->pol, old, e);
     return TC__IX_ADDED;
 }
 

@@ -41,6 +41,10 @@ tc_ref_t *tc__l1_index_find(const tc__l1_index_t *ix, uint64_t h, const void *ke
  * e replaces, which was just removed, or TC__L1_NO_PRIOR. */
 tc__l1_index_add_result_t tc__l1_index_add(tc__l1_index_t *ix, uint64_t h, tc_ref_t *e,
                                            int prior);
+/* e takes the place of old, a present entry of the same key (hash h): its slot and its
+ * place in the policy's queues (tc__l1_policy_replaced). Nothing is probed or moved. */
+tc__l1_index_add_result_t tc__l1_index_replace(tc__l1_index_t *ix, uint64_t h, tc_ref_t *old,
+                                               tc_ref_t *e);
 /* Remove e, which is present. The table is freed with the last entry. */
 void tc__l1_index_remove(tc__l1_index_t *ix, tc_ref_t *e);
 /* A hit on e: the policy's mark in e's own byte. Moves nothing. */

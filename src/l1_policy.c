@@ -5,6 +5,12 @@
  * on inserts that write anyway. Entries are linked into FIFO queues through their own
  * `older`/`newer` pointers; `lru` (one byte per entry) holds the policy's marks.
  *
+ * A new value of a resident key is a hit under either policy: the new entry takes the old
+ * one's place in its queue and its marks, and gets the hit's mark
+ * (tc__l1_policy_replaced). Moving it to the newest end instead would also write that end,
+ * which every insert into the shard writes, and the index would remove and re-probe the
+ * key's slot.
+ *
  * Second chance (the default)
  * ---------------------------
  *   q[0]:  oldest <-> ... <-> young_oldest <-> ... <-> newest
@@ -277,6 +283,25 @@ void tc__l1_policy_removed(tc__l1_policy_t *p, tc_ref_t *e) {
         queue_cut(queue_of(p, e), e);
     /* Removals may leave the young segment over its share (after a mass invalidation, even
      * the whole list): the next add's demotions bring it back. It only bounds a shortcut. */
+}
+
+void tc__l1_policy_replaced(tc__l1_policy_t *p, tc_ref_t *old, tc_ref_t *e) {
+    tc__l1_queue_t *q = queue_of(p, old);
+    e->lru = old->lru;
+    e->older = old->older;
+    e->newer = old->newer;
+    if (e->older)
+        e->older->newer = e;
+    else
+        q->oldest = e;
+    if (e->newer)
+        e->newer->older = e;
+    else
+        q->newest = e;
+    old->older = old->newer = NULL;
+    if (p->young_oldest == old)
+        p->young_oldest = e;
+    tc__l1_policy_touch(p, e);
 }
 
 void tc__l1_policy_touch(tc__l1_policy_t *p, tc_ref_t *e) {

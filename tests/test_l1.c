@@ -1,16 +1,16 @@
 /*
- * test_l1.c - the in-process tier (src/l1.c) through its internal API: LRU order, byte
+ * test_l1.c - the in-process tier (src/l1.c) through its internal API: eviction order, byte
  * accounting, expiry, shard spread, the pending/commit race rules, and refs that outlive
  * everything. Also the TTL jitter of cache.c, which decides every L1 expiry.
  *
  * The idea: check each promise against an independent model, not against the code's own
- * arithmetic. LRU order is checked against a list kept by the test; byte accounting
- * against "the longest suffix of the insertion order that fits", summed from
- * tc__entry_charge() and uthash's table arrays; the race rules against the safety
- * argument at the top of l1.c, one rule per test.
+ * arithmetic. Eviction order is checked against the default policy restated on arrays
+ * (support/policy_model.c); byte accounting against the entries that model keeps, summed
+ * from the allocator's charge of each entry and of the slot table; the race rules against
+ * the safety argument at the top of l1.c, one rule per test.
  *
- * Probing with tc__l1_get bumps recency, so LRU tests only probe keys that are absent (a
- * miss changes nothing) until the final check, or read the order from the counters.
+ * A hit marks an entry for a second chance, so order tests probe only keys that are absent
+ * (a miss changes nothing) or tell the model of every hit.
  * Everything is single-threaded here; test_l1_threads.c does the concurrent part.
  */
 /* tc-test-labels: unit */
@@ -223,12 +223,12 @@ Test(l1_lru, evicts_exactly_the_least_recently_used) {
     tc__l1_close(l1);
 }
 
-Test(l1_lru, replacing_a_key_makes_it_most_recent) {
+Test(l1_lru, replacing_a_key_counts_as_a_hit) {
     tc__l1_t *l1 = l1_new(BIG, 3, BIG, 1);
     cr_assert_eq(put(l1, "a", "1", 0), 1);
     cr_assert_eq(put(l1, "b", "1", 0), 1);
     cr_assert_eq(put(l1, "c", "1", 0), 1);
-    cr_assert_eq(put(l1, "a", "2", 0), 1); /* order: b c a */
+    cr_assert_eq(put(l1, "a", "2", 0), 1); /* still a b c, a marked as by a hit */
     cr_assert_eq(counters(l1).entries, 3);
     cr_assert_eq(counters(l1).evictions, 0, "a replacement is not an eviction");
     cr_assert_eq(put(l1, "d", "1", 0), 1); /* evicts b */
@@ -246,12 +246,14 @@ typedef struct lru_model {
     uint64_t evictions;
 } lru_model_t;
 
-/* A put: the key's entry is replaced by a new, young one; then evict past the cap,
- * passing over (and renewing) entries marked by a hit. */
+/* A put: a resident key's new entry takes the old one's place as a hit would (no entry
+ * joins, none is evicted); a new key joins young, then the cap evicts, passing over (and
+ * renewing) entries marked by a hit. */
 static void model_put(lru_model_t *m, int k) {
-    int i = tc_test_model_pos(&m->q, k);
-    if (i >= 0)
-        tc_test_model_cut(&m->q, i);
+    if (tc_test_model_pos(&m->q, k) >= 0) {
+        tc_test_model_touch(&m->q, k);
+        return;
+    }
     tc_test_model_append(&m->q, k);
     if (m->q.n > m->cap) {
         tc_test_model_victim(&m->q);
@@ -327,38 +329,35 @@ Test(l1_bytes, allocator_charge) {
     tc_ref_release(e);
 }
 
-/* Order of insertion (= LRU order: no gets) with each entry's charge. */
+/* The default policy's order (support/policy_model.c) with each key's charge. A put of a
+ * resident key is a hit in place (l1_policy.c: the new entry takes the old one's place and
+ * mark), so the order is not the order of the puts. */
 typedef struct byte_model {
-    int key[4096];
-    size_t charge[4096];
-    int n;
+    tc_test_model_t q;
+    size_t charge[4096]; /* by key */
 } byte_model_t;
 
 static void byte_model_put(byte_model_t *m, int k, size_t charge) {
-    for (int i = 0; i < m->n; i++) {
-        if (m->key[i] == k) {
-            memmove(&m->key[i], &m->key[i + 1], (size_t)(m->n - i - 1) * sizeof m->key[0]);
-            memmove(&m->charge[i], &m->charge[i + 1],
-                    (size_t)(m->n - i - 1) * sizeof m->charge[0]);
-            m->n--;
-            break;
-        }
-    }
-    m->key[m->n] = k;
-    m->charge[m->n++] = charge;
+    if (tc_test_model_pos(&m->q, k) >= 0)
+        tc_test_model_touch(&m->q, k);
+    else
+        tc_test_model_append(&m->q, k);
+    m->charge[k] = charge;
 }
 
-/* Drop the oldest entries until the rest plus the table fit; returns the entry bytes. */
-static size_t byte_model_fit(byte_model_t *m, size_t budget, size_t table) {
-    size_t sum = 0;
-    int keep = 0;
-    for (int i = m->n - 1; i >= 0 && sum + m->charge[i] + table <= budget; i--, keep++)
-        sum += m->charge[i];
-    int drop = m->n - keep;
-    memmove(&m->key[0], &m->key[drop], (size_t)keep * sizeof m->key[0]);
-    memmove(&m->charge[0], &m->charge[drop], (size_t)keep * sizeof m->charge[0]);
-    m->n = keep;
-    return sum;
+/* Evict the policy's victims, never `keep` (the key just put), until the rest plus the
+ * table fit; returns the entry bytes. */
+static size_t byte_model_fit(byte_model_t *m, size_t budget, size_t table, int keep) {
+    for (;;) {
+        size_t sum = 0;
+        for (int i = 0; i < m->q.n; i++)
+            sum += m->charge[m->q.key[i]];
+        if (sum + table <= budget)
+            return sum;
+        int v = tc_test_model_victim(&m->q) == keep ? 1 : 0; /* keep's newer neighbour */
+        cr_assert_lt(v, m->q.n, "the model has nothing left to evict");
+        tc_test_model_cut(&m->q, v);
+    }
 }
 
 static unsigned buckets_of(tc__l1_t *l1, const char *key) {
@@ -375,25 +374,25 @@ Test(l1_bytes, random_sizes_stay_exact_and_within_budget) {
     uint64_t s = 0x243f6a8885a308d3ULL;
     int next_key = 0;
     for (int op = 0; op < 1500; op++) {
-        int k = (m.n > 0 && rng_next(&s) % 4 == 0) ? m.key[rng_next(&s) % (uint64_t)m.n]
-                                                   : next_key++;
+        int k = (m.q.n > 0 && rng_next(&s) % 4 == 0) ? m.q.key[rng_next(&s) % (uint64_t)m.q.n]
+                                                     : next_key++;
         size_t vlen = (size_t)(rng_next(&s) % 5001);
         kname(b, sizeof b, k);
         cr_assert_eq(put_exp(l1, b, val, vlen, 0, TC__NO_EXPIRY, 0), 1, "op %d", op);
         byte_model_put(&m, k, tc__alloc_charge(tc__entry_alloc_size(strlen(b), vlen)));
         unsigned nb = buckets_of(l1, b);
-        size_t sum = byte_model_fit(&m, budget, table_charge(nb));
+        size_t sum = byte_model_fit(&m, budget, table_charge(nb), k);
         tc__l1_counters_t c = counters(l1);
         cr_assert_leq(c.bytes, budget, "op %d: %llu bytes over a %zu budget", op,
                       (unsigned long long)c.bytes, budget);
         cr_assert_eq(c.bytes, sum + table_charge(nb),
                      "op %d: accounting drifted: %llu vs %zu + %zu (nb %u, n %d, entries %llu)",
-                     op, (unsigned long long)c.bytes, sum, table_charge(nb), nb, m.n,
+                     op, (unsigned long long)c.bytes, sum, table_charge(nb), nb, m.q.n,
                      (unsigned long long)c.entries);
-        cr_assert_eq(c.entries, (uint64_t)m.n, "op %d: not the longest suffix that fits", op);
+        cr_assert_eq(c.entries, (uint64_t)m.q.n, "op %d: not the entries the policy keeps", op);
     }
-    for (int i = 0; i < m.n; i++)
-        cr_assert(has(l1, kname(b, sizeof b, m.key[i])), "%s should be kept", b);
+    for (int i = 0; i < m.q.n; i++)
+        cr_assert(has(l1, kname(b, sizeof b, m.q.key[i])), "%s should be kept", b);
     tc__l1_flush(l1);
     cr_assert_eq(counters(l1).bytes, 0, "an empty L1 still charges bytes");
     tc__l1_close(l1);

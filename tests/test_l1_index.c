@@ -171,8 +171,8 @@ static void expect_order(const tc__l1_index_t *ix, const model_t *m, int op) {
     cr_assert_null(e, "op %d: the list is longer than %d", op, m->n);
 }
 
-/* A cache of `cap` entries under a random mix of hits and inserts: the list's order and
- * every victim match the model's after every operation. */
+/* A cache of `cap` entries under a random mix of hits, new values of resident keys and
+ * inserts: the list's order and every victim match the model's after every operation. */
 static void check_against_model(int cap, int keys, int ops) {
     static tc_ref_t *live[4096];
     memset(live, 0, sizeof live);
@@ -186,7 +186,14 @@ static void check_against_model(int cap, int keys, int ops) {
     for (int op = 0; op < ops; op++) {
         int k = (int)(rng_next(&s) % (uint64_t)keys);
         snprintf(b, sizeof b, "k%d", k);
-        if (live[k]) {
+        if (live[k] && rng_next(&s) % 4 == 0) { /* a new value: the old one's place, a hit */
+            tc_ref_t *n = make(b);
+            cr_assert_eq(tc__l1_index_replace(&ix, hash_of(b), live[k], n), TC__IX_ADDED);
+            tc_ref_release(live[k]);
+            live[k] = n;
+            tc_test_model_touch(&m, k);
+            cr_assert_eq(find(&ix, b), n, "op %d: %s does not find its new entry", op, b);
+        } else if (live[k]) {
             tc__l1_index_touch(&ix, live[k]);
             tc_test_model_touch(&m, k);
         } else {
@@ -242,6 +249,42 @@ Test(l1_index, hits_move_nothing_and_marked_entries_get_a_second_chance) {
     drop_all(&ix);
 }
 
+/* A new value of a resident key takes the old entry's slot and place, wherever it is: at
+ * the oldest end, at the start of the young segment, at the newest end. */
+Test(l1_index, a_new_value_takes_the_old_entrys_place) {
+    tc__l1_index_t ix;
+    tc__l1_index_init(&ix, SEED, TC__L1_SECOND_CHANCE);
+    static tc_ref_t *e[64];
+    char b[16];
+    for (int i = 0; i < 64; i++) {
+        snprintf(b, sizeof b, "k%d", i);
+        e[i] = make(b);
+        cr_assert_eq(add(&ix, e[i]), TC__IX_ADDED);
+    }
+    cr_assert_eq(ix.pol.young_oldest, e[56], "setup: the young segment starts at k56");
+    const int at[] = {0, 56, 63, 30};
+    for (int i = 0; i < 4; i++) {
+        int k = at[i];
+        snprintf(b, sizeof b, "k%d", k);
+        tc_ref_t *n = make(b);
+        cr_assert_eq(tc__l1_index_replace(&ix, hash_of(b), e[k], n), TC__IX_ADDED);
+        cr_assert_null(e[k]->older, "k%d's old entry is still linked", k);
+        cr_assert_null(e[k]->newer, "k%d's old entry is still linked", k);
+        tc_ref_release(e[k]);
+        e[k] = n;
+        cr_assert_eq(find(&ix, b), n);
+        cr_assert_eq(tc__l1_index_check(&ix), 0, "after k%d", k);
+    }
+    cr_assert_eq(ix.count, 64, "a replacement added or removed an entry");
+    cr_assert_eq(ix.pol.q[0].oldest, e[0], "the new k0 is not where k0 was");
+    cr_assert_eq(ix.pol.young_oldest, e[56], "the young segment lost its start");
+    cr_assert_eq(ix.pol.q[0].newest, e[63], "the new k63 is not the newest");
+    cr_assert_eq(ix.pol.young, 64 >> TC__L1_YOUNG_SHIFT, "the young segment changed size");
+    cr_assert_eq(tc__l1_index_victim(&ix, NULL), e[1], "the new k0 did not count as a hit");
+    cr_assert_eq(ix.pol.q[0].newest, e[0], "k0's second chance puts it at the young end");
+    drop_all(&ix);
+}
+
 /* ---- the entry it indexes ---- */
 
 Test(l1_index, entry_head_is_43_bytes) {
@@ -289,20 +332,32 @@ static int sim_request(sim_t *s, const char *key) {
     return 0;
 }
 
+/* Requests and new values of resident keys (which keep their queue and place, one hit
+ * more) leave the queues, the ghost and the counts consistent. */
 Test(l1_index, s3fifo_random_requests_keep_queues_consistent) {
     sim_t s;
     sim_open(&s, TC__L1_S3FIFO, 150);
     uint64_t r = 12345;
+    int replaced = 0;
     char b[16];
     for (int op = 0; op < 50000; op++) {
         /* a skewed mix: a hot tenth of 600 keys gets half the requests */
         uint64_t x = rng_next(&r);
         int k = (int)((x & 1) ? (x >> 1) % 60 : (x >> 1) % 600);
         snprintf(b, sizeof b, "k%d", k);
-        sim_request(&s, b);
+        tc_ref_t *old = (x & 6) == 0 ? find(&s.ix, b) : NULL;
+        if (old) { /* a new value of a resident key: its place, one more hit */
+            tc_ref_t *n = make(b);
+            cr_assert_eq(tc__l1_index_replace(&s.ix, hash_of(b), old, n), TC__IX_ADDED);
+            tc_ref_release(old);
+            replaced++;
+        } else {
+            sim_request(&s, b);
+        }
         cr_assert_leq(s.ix.count, s.cap);
         cr_assert_eq(tc__l1_index_check(&s.ix), 0, "op %d", op);
     }
+    cr_assert_gt(replaced, 0, "setup: no value was replaced");
     cr_assert_gt(s.ix.pol.q[1].count, 0, "nothing ever reached the main queue");
     cr_assert_gt(s.ix.pol.q[0].count, 0, "the small queue is empty");
     drop_all(&s.ix);
