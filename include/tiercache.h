@@ -856,10 +856,10 @@ TC_EXPORT int tc_warm(tc_cache_t *cache, const tc_buf_t *keys, size_t n,
 typedef int (*tc_key_fn)(void *arg, const void *key, size_t klen);
 
 /*
- * List up to max keys L1 holds, most recently used first within each shard (shards taken
- * in turn), to save a hot-key list for tc_warm. Holds one shard lock at a time while it
- * copies that shard's keys, and calls fn with no lock held. Returns the number of keys
- * passed to fn, or TC_EINVAL / TC_EFORKED / TC_ENOMEM.
+ * List up to max keys L1 holds, newest first in each shard's eviction queue (shards taken in
+ * turn), to save a hot-key list for tc_warm. Holds one shard lock at a time while it copies
+ * that shard's keys, and calls fn with no lock held. Returns the number of keys passed to
+ * fn, or TC_EINVAL / TC_EFORKED / TC_ENOMEM.
  */
 TC_EXPORT long tc_hot_keys(tc_cache_t *cache, size_t max, tc_key_fn fn, void *arg);
 

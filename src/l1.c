@@ -94,11 +94,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a hit or a write of a resident key writes shares the first cache line: the lock, the
- * hit counter, the byte count and the L1-only version counter. The index's slots, queue
- * ends and counts follow, read by both and written only when an entry joins or leaves.
- * Spread over three lines as they were, a write whose shard another thread wrote last
- * moved three lines between cores instead of one. */
+/* What a hit or a write of a resident key writes shares the first cache line (on x86-64
+ * glibc, whose mutex is 40 bytes): the lock, the hit counter, the byte count and the
+ * L1-only version counter. The index's slots, queue ends and counts follow, read by both;
+ * a replacement writes a queue end only when the old entry was at one. Spread over three
+ * lines as they were, a write whose shard another thread wrote last moved three lines
+ * between cores instead of one. */
 typedef struct tc__shard {
     pthread_mutex_t lock;
     uint64_t hits;
@@ -402,8 +403,9 @@ static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t 
 /* A new value of a resident key takes the old entry's slot and its place in the eviction
  * queue (tc__l1_index_replace): nothing is probed or shifted, and the queue's newest end,
  * which every insert into the shard writes, is left alone. Returns 0, with nothing
- * changed, when e would not fit beside the rest (the caller's general path then removes
- * old and decides). L1's reference to old passes to the caller. */
+ * changed, when e could not be kept even alone beside the table, or not indexed (the
+ * caller's general path then removes old and decides). L1's reference to old passes to
+ * the caller. */
 static int replace_locked(const tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *old,
                           tc_ref_t *e, uint64_t now) {
     if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0 ||

@@ -214,11 +214,6 @@ static tc_ref_t *s3fifo_victim(tc__l1_policy_t *p, const tc_ref_t *keep, size_t 
         int from_small = small_n && (small_n * SMALL_SHARE_DIV >= count || !main_n);
         tc__l1_queue_t *q = from_small ? small : main;
         tc_ref_t *t = q->oldest;
-        if (t == keep) { /* not this one: to the back of its queue, unchanged */
-            queue_cut(q, t);
-            queue_push(q, t);
-            continue;
-        }
         unsigned f = freq_of(t);
         if (from_small && f > MOVE_TO_MAIN) { /* hit more than once: keep it in main */
             queue_cut(small, t);
@@ -228,6 +223,10 @@ static tc_ref_t *s3fifo_victim(tc__l1_policy_t *p, const tc_ref_t *keep, size_t 
             queue_cut(main, t);
             set_freq(t, f - 1);
             queue_push(main, t);
+        } else if (t == keep) { /* not this one (a new value in its old place, or just
+                                   added): to the back of its queue, unchanged */
+            queue_cut(q, t);
+            queue_push(q, t);
         } else {
             if (from_small)
                 ghost_put(p, t);

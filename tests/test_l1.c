@@ -231,11 +231,15 @@ Test(l1_lru, replacing_a_key_counts_as_a_hit) {
     cr_assert_eq(put(l1, "a", "2", 0), 1); /* still a b c, a marked as by a hit */
     cr_assert_eq(counters(l1).entries, 3);
     cr_assert_eq(counters(l1).evictions, 0, "a replacement is not an eviction");
-    cr_assert_eq(put(l1, "d", "1", 0), 1); /* evicts b */
+    cr_assert_eq(put(l1, "d", "1", 0), 1); /* a's second chance: c d a, b evicted */
+    cr_assert_eq(put(l1, "e", "1", 0), 1); /* d a e */
+    cr_assert_eq(put(l1, "f", "1", 0), 1); /* a e f: d goes before a */
     cr_assert(!has(l1, "b"));
+    cr_assert(!has(l1, "c"));
+    cr_assert(!has(l1, "d"), "d outlived a: the new value of a went to the newest end");
     assert_holds(l1, "a", "2", 0);
-    cr_assert(has(l1, "c"));
-    cr_assert(has(l1, "d"));
+    cr_assert(has(l1, "e"));
+    cr_assert(has(l1, "f"));
     tc__l1_close(l1);
 }
 
@@ -963,6 +967,27 @@ Test(l1_rules, i_force_replaces_whatever_is_there_unless_flushed) {
     fill_end(l1, &g);
     fill_end(l1, &later);
     fill_end(l1, &f);
+    tc__l1_close(l1);
+}
+
+/* A new value that takes the old entry's place keeps the count of local entries exact
+ * (rule 4): versioned to local and back, and a heal then finds and drops the local one. */
+Test(l1_rules, a_replacement_keeps_the_local_count) {
+    tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 1);
+    cr_assert_eq(put(l1, "k", "v5", 5), 1);
+    cr_assert_eq(put(l1, "j", "v7", 7), 1);
+    cr_assert_eq(counters(l1).local_entries, 0);
+    cr_assert_eq(put_exp(l1, "k", "local", 5, 0, TC__NO_EXPIRY, TC__COMMIT_FORCE), 1);
+    cr_assert_eq(counters(l1).local_entries, 1, "a local value replaced v5 uncounted");
+    cr_assert_eq(put_exp(l1, "k", "v9", 2, 9, TC__NO_EXPIRY, TC__COMMIT_WRITE), 1);
+    cr_assert_eq(counters(l1).local_entries, 0, "v9 replaced the local value, still counted");
+    cr_assert_eq(put_exp(l1, "k", "local", 5, 0, TC__NO_EXPIRY, TC__COMMIT_FORCE), 1);
+    cr_assert_eq(counters(l1).entries, 2);
+    tc__l1_heal(l1);
+    cr_assert(!has(l1, "k"), "the heal skipped the local value");
+    assert_holds(l1, "j", "v7", 7);
+    cr_assert_eq(counters(l1).local_entries, 0);
+    cr_assert_eq(tc__l1_check(l1), 0);
     tc__l1_close(l1);
 }
 
