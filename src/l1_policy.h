@@ -51,9 +51,10 @@ size_t tc__l1_policy_charge_of(tc__l1_policy_kind_t kind, size_t slots);
 void tc__l1_policy_added(tc__l1_policy_t *p, tc_ref_t *e, uint64_t h, size_t count, int prior);
 /* e takes the place of old, an entry of the same key (a write of a resident key): its
  * position in its queue and its marks, plus one access as a hit would give it. Writes old's
- * two neighbours, never the queues' far ends. old leaves unlinked. */
+ * two neighbours (a queue's end pointer instead where old was at that end). old leaves
+ * unlinked. */
 void tc__l1_policy_replaced(tc__l1_policy_t *p, tc_ref_t *old, tc_ref_t *e);
-/* e leaves the shard (eviction, invalidation). */
+/* e leaves the shard (eviction, invalidation, a new value that could not take its place). */
 void tc__l1_policy_removed(tc__l1_policy_t *p, tc_ref_t *e);
 /* A hit on e: writes at most e's own policy byte. Moves nothing. */
 void tc__l1_policy_touch(tc__l1_policy_t *p, tc_ref_t *e);
