@@ -143,17 +143,29 @@ static void entry_unref(tc_ref_t *e) {
     tc_ref_release(e);
 }
 
-/* Unlink e from the table; L1's reference passes to the caller, who drops it once the lock
- * is released (freeing a value is no work for the lock's critical section). */
-static void detach_locked(tc__shard_t *s, tc_ref_t *e) {
-    /* Byte and entry accounting: what an entry added on insert it takes back, exactly. */
-    assert(s->ix.count > 0 && s->bytes >= tc__entry_charge(e));
+/* Byte and local-entry accounting: what an entry adds when it is indexed (count_in) it
+ * takes back, exactly, when it leaves (count_out). */
+static void count_in_locked(tc__shard_t *s, const tc_ref_t *e) {
+    s->bytes += tc__entry_charge(e);
+    if (e->version == 0)
+        s->local_count++;
+}
+
+static void count_out_locked(tc__shard_t *s, const tc_ref_t *e) {
+    assert(s->bytes >= tc__entry_charge(e));
     assert(e->version != 0 || s->local_count > 0);
-    assert(atomic_load_explicit(&e->refs, memory_order_relaxed) >= 1);
-    tc__l1_index_remove(&s->ix, e);
     s->bytes -= tc__entry_charge(e);
     if (e->version == 0)
         s->local_count--;
+}
+
+/* Unlink e from the table; L1's reference passes to the caller, who drops it once the lock
+ * is released (freeing a value is no work for the lock's critical section). */
+static void detach_locked(tc__shard_t *s, tc_ref_t *e) {
+    assert(s->ix.count > 0);
+    assert(atomic_load_explicit(&e->refs, memory_order_relaxed) >= 1);
+    tc__l1_index_remove(&s->ix, e);
+    count_out_locked(s, e);
     assert(s->ix.count > 0 || s->local_count == 0);
 }
 
@@ -394,10 +406,15 @@ static void cap_unheard_life(const tc__l1_t *l1, tc_ref_t *e, int trusted, uint6
 /* Whether e could be kept if every other entry were evicted. The table never shrinks
  * while it holds entries, so the charge it will have once e is added stays whatever we
  * evict: deciding up front keeps an unkeepable value from evicting others for nothing. */
-static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
+static int fits_beside_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e,
+                              size_t table_charge) {
     if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0)
         return 0;
-    return tc__entry_charge(e) + tc__l1_index_charge_after_add(&s->ix) <= s->budget;
+    return tc__entry_charge(e) + table_charge <= s->budget;
+}
+
+static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t *e) {
+    return fits_beside_locked(l1, s, e, tc__l1_index_charge_after_add(&s->ix));
 }
 
 /* A new value of a resident key takes the old entry's slot and its place in the eviction
@@ -408,19 +425,12 @@ static int fits_locked(const tc__l1_t *l1, const tc__shard_t *s, const tc_ref_t 
  * the caller. */
 static int replace_locked(const tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *old,
                           tc_ref_t *e, uint64_t now) {
-    if (tc__entry_vlen(e) > l1->max_value_bytes || s->budget == 0 ||
-        tc__entry_charge(e) + table_charge_locked(s) > s->budget) /* the table stays */
-        return 0;
-    assert(s->bytes >= tc__entry_charge(old));
-    assert(old->version != 0 || s->local_count > 0);
-    if (tc__l1_index_replace(&s->ix, h, old, e) != TC__IX_ADDED)
+    if (!fits_beside_locked(l1, s, e, table_charge_locked(s)) || /* the table stays */
+        tc__l1_index_replace(&s->ix, h, old, e) != TC__IX_ADDED)
         return 0;
     tc__entry_pin(e);
-    s->bytes = s->bytes - tc__entry_charge(old) + tc__entry_charge(e);
-    if (old->version == 0)
-        s->local_count--;
-    if (e->version == 0)
-        s->local_count++;
+    count_out_locked(s, old);
+    count_in_locked(s, e);
     evict_locked(s, e, now); /* e may be bigger than old */
     return 1;
 }
@@ -510,9 +520,7 @@ static int install_locked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, tc_ref_t *e,
         if (fits_locked(l1, s, e)) {
             tc__entry_pin(e);
             if (tc__l1_index_add(&s->ix, h, e, prior) == TC__IX_ADDED) {
-                s->bytes += tc__entry_charge(e);
-                if (e->version == 0)
-                    s->local_count++;
+                count_in_locked(s, e);
                 /* fits_locked foresaw the table's growth, but not a doubling forced by a
                  * long probe run: check again before evicting anyone for e, and if e
                  * cannot stay, bring the others back within the budget without it. */

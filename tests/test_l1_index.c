@@ -55,6 +55,27 @@ static void drop_all(tc__l1_index_t *ix) {
     tc__l1_index_deinit(ix);
 }
 
+/* A second-chance index holding k0..k(n-1), added in that order (k0 the oldest). */
+static void open_with_keys(tc__l1_index_t *ix, tc_ref_t **e, int n) {
+    tc__l1_index_init(ix, SEED, TC__L1_SECOND_CHANCE);
+    char b[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(b, sizeof b, "k%d", i);
+        e[i] = make(b);
+        cr_assert_eq(add(ix, e[i]), TC__IX_ADDED);
+    }
+}
+
+/* A new value of key, resident as old, as l1.c installs one: it takes old's place, and
+ * old's reference is dropped. Returns the new entry. */
+static tc_ref_t *replace_value(tc__l1_index_t *ix, tc_ref_t *old, const char *key) {
+    tc_ref_t *n = make(key);
+    cr_assert_eq(tc__l1_index_replace(ix, hash_of(key), old, n), TC__IX_ADDED);
+    cr_assert(!old->older && !old->newer, "%s's old entry is still linked", key);
+    tc_ref_release(old);
+    return n;
+}
+
 /* ---- the table ---- */
 
 Test(l1_index, random_adds_and_removals_keep_every_entry_findable) {
@@ -187,12 +208,9 @@ static void check_against_model(int cap, int keys, int ops) {
         int k = (int)(rng_next(&s) % (uint64_t)keys);
         snprintf(b, sizeof b, "k%d", k);
         if (live[k] && rng_next(&s) % 4 == 0) { /* a new value: the old one's place, a hit */
-            tc_ref_t *n = make(b);
-            cr_assert_eq(tc__l1_index_replace(&ix, hash_of(b), live[k], n), TC__IX_ADDED);
-            tc_ref_release(live[k]);
-            live[k] = n;
+            live[k] = replace_value(&ix, live[k], b);
             tc_test_model_touch(&m, k);
-            cr_assert_eq(find(&ix, b), n, "op %d: %s does not find its new entry", op, b);
+            cr_assert_eq(find(&ix, b), live[k], "op %d: %s does not find its new entry", op, b);
         } else if (live[k]) {
             tc__l1_index_touch(&ix, live[k]);
             tc_test_model_touch(&m, k);
@@ -229,14 +247,8 @@ Test(l1_index, recency_with_a_young_segment_follows_its_rules) {
  * marked entry at the oldest end is passed over once, not evicted. */
 Test(l1_index, hits_move_nothing_and_marked_entries_get_a_second_chance) {
     tc__l1_index_t ix;
-    tc__l1_index_init(&ix, SEED, TC__L1_SECOND_CHANCE);
     static tc_ref_t *e[64];
-    char b[16];
-    for (int i = 0; i < 64; i++) {
-        snprintf(b, sizeof b, "k%d", i);
-        e[i] = make(b);
-        cr_assert_eq(add(&ix, e[i]), TC__IX_ADDED);
-    }
+    open_with_keys(&ix, e, 64);
     cr_assert_eq(ix.pol.young, 64 >> TC__L1_YOUNG_SHIFT);
     tc__l1_index_touch(&ix, e[62]); /* young */
     tc__l1_index_touch(&ix, e[0]);  /* the oldest */
@@ -253,26 +265,16 @@ Test(l1_index, hits_move_nothing_and_marked_entries_get_a_second_chance) {
  * the oldest end, at the start of the young segment, at the newest end. */
 Test(l1_index, a_new_value_takes_the_old_entrys_place) {
     tc__l1_index_t ix;
-    tc__l1_index_init(&ix, SEED, TC__L1_SECOND_CHANCE);
     static tc_ref_t *e[64];
-    char b[16];
-    for (int i = 0; i < 64; i++) {
-        snprintf(b, sizeof b, "k%d", i);
-        e[i] = make(b);
-        cr_assert_eq(add(&ix, e[i]), TC__IX_ADDED);
-    }
+    open_with_keys(&ix, e, 64);
     cr_assert_eq(ix.pol.young_oldest, e[56], "setup: the young segment starts at k56");
     const int at[] = {0, 56, 63, 30};
+    char b[16];
     for (int i = 0; i < 4; i++) {
         int k = at[i];
         snprintf(b, sizeof b, "k%d", k);
-        tc_ref_t *n = make(b);
-        cr_assert_eq(tc__l1_index_replace(&ix, hash_of(b), e[k], n), TC__IX_ADDED);
-        cr_assert_null(e[k]->older, "k%d's old entry is still linked", k);
-        cr_assert_null(e[k]->newer, "k%d's old entry is still linked", k);
-        tc_ref_release(e[k]);
-        e[k] = n;
-        cr_assert_eq(find(&ix, b), n);
+        e[k] = replace_value(&ix, e[k], b);
+        cr_assert_eq(find(&ix, b), e[k]);
         cr_assert_eq(tc__l1_index_check(&ix), 0, "after k%d", k);
     }
     cr_assert_eq(ix.count, 64, "a replacement added or removed an entry");
@@ -347,9 +349,7 @@ Test(l1_index, s3fifo_random_requests_keep_queues_consistent) {
         snprintf(b, sizeof b, "k%d", k);
         tc_ref_t *old = (x & 6) == 0 ? find(&s.ix, b) : NULL;
         if (old) { /* a new value of a resident key: its place, one more hit */
-            tc_ref_t *n = make(b);
-            cr_assert_eq(tc__l1_index_replace(&s.ix, hash_of(b), old, n), TC__IX_ADDED);
-            tc_ref_release(old);
+            replace_value(&s.ix, old, b);
             replaced++;
         } else {
             sim_request(&s, b);
