@@ -331,7 +331,7 @@ Test(hostile, fill_racing_a_write_never_keeps_a_forged_version) {
         tc_test_redis_resume(redis);
         pthread_join(ta, NULL);
         pthread_join(tb, NULL);
-        if (tc_test_wait_get(a, key, strlen(key), S("new"), 200u * TC_TEST_SLOW) < 0)
+        if (tc_test_wait_get(a, key, strlen(key), S("new"), 1000u * TC_TEST_SLOW) < 0)
             kept++;
     }
     cr_assert_eq(kept, 0, "A kept a forged version over B's write in %d of 10 races", kept);

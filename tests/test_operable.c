@@ -220,6 +220,8 @@ Test(operable, without_pttl_permission_reads_keep_l1_copies) {
     tc_cache_t *c = open_as_limited(r, "-pttl", &sink);
     cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
     tc_cache_t *other = open_as_limited(r, "-pttl", &sink);
+    /* An unsubscribed cache keeps nothing it reads (l1.c rule 3): wait for the listener. */
+    cr_assert(tc_test_wait_listener(other, 1, 2000u * TC_TEST_SLOW));
     for (int i = 0; i < 2; i++) {
         tc_ref_t *ref = NULL;
         int rc = tc_get(other, S("k"), &ref);
@@ -245,6 +247,7 @@ Test(operable, without_time_permission_reads_ask_pttl) {
     cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
     cr_assert_eq(tc_set(c, S("k2"), S("v2"), 0), 0);
     tc_cache_t *other = open_as(r, "reader", "-time", &sink);
+    cr_assert(tc_test_wait_listener(other, 1, 2000u * TC_TEST_SLOW));
     const char *keys[] = {"k", "k", "k2", "k2"};
     for (int i = 0; i < 4; i++) {
         tc_ref_t *ref = NULL;

@@ -1501,7 +1501,7 @@ Test(crash, flusher_killed_mid_drain_loses_nothing) {
     const char *e2[] = {lease_env,
                         "WB_PEER_WRITE_BEHIND_BATCH=20",
                         "WB_PEER_WRITE_BEHIND_DELAY=5",
-                        "WBP_SLOW_MS=30",
+                        "WBP_SLOW_MS=300", /* long enough to be seen in 'A' and killed */
                         env2,
                         NULL};
     tc_test_peer_t *first = wb_peer(e1);
@@ -1699,15 +1699,15 @@ Test(crash, long_delay_keeps_the_lease) {
     wb_source_t *src = source(5000);
     tc_config_t cfg;
     config(&cfg, src);
-    cfg.write_behind_lease_ms = 600;
-    cfg.write_behind_delay_ms = 2500;
+    cfg.write_behind_lease_ms = LEASE_MS; /* scaled: a starved holder is not a dead one */
+    cfg.write_behind_delay_ms = 3 * LEASE_MS;
     tc_cache_t *a = tc_test_open(&cfg);
     int ok;
     WAIT_UNTIL(ok, stats(a).wb_flusher == 1, WAIT_MS);
     cr_assert(ok, "the first cache never held the lease");
     tc_cache_t *b = tc_test_open(&cfg);
     cr_assert_eq(tc_set_behind(a, S("ld:1"), S("v"), NULL), 0);
-    uint64_t until = tc_test_now_ms() + 2000;
+    uint64_t until = tc_test_now_ms() + 2 * LEASE_MS; /* two leases, before the delay ends */
     while (tc_test_now_ms() < until) {
         tc_stats_t sa = stats(a), sb = stats(b);
         cr_assert(sa.wb_flusher == 1 && sb.wb_flusher == 0,

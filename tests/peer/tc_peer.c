@@ -675,6 +675,14 @@ static int open_cache(int argc, char **argv) {
         rc = tc_open(&cfg, &cache, &err);
     if (rc != 0)
         fprintf(stderr, "tc-peer: open: %s (%s)\n", tc_err_name(rc), err.msg);
+    /* tc_open waits connect_timeout_ms for the subscription; a loaded machine (sanitizers,
+     * two shared cores) can take longer, and until then the peer keeps nothing it reads
+     * (l1.c rule 3). Tests expect a ready peer to hold what it reads: wait a while more. */
+    uint64_t until = now_ms() + 3000;
+    tc_stats_t st;
+    while (rc == 0 && now_ms() < until && tc_stats(cache, &st) == 0 && !st.listener_connected) {
+        sleep_ms(5);
+    }
     peer_reply("ready %d", rc);
     return rc;
 }
