@@ -86,15 +86,7 @@ static int peer_reply_is(const char *reply, const void *v, size_t vl) {
 
 /* Poll the peer's get until it serves v; milliseconds taken, or -1 after timeout_ms. */
 static long peer_wait(const void *k, size_t kl, const void *v, size_t vl, unsigned timeout_ms) {
-    uint64_t t0 = tc_test_now_ms();
-    for (;;) {
-        int ok = peer_reply_is(peer_get(k, kl), v, vl);
-        uint64_t took = tc_test_now_ms() - t0;
-        if (ok)
-            return (long)took;
-        if (took > timeout_ms)
-            return -1;
-    }
+    return tc_test_peer_wait_get(peer, k, kl, v, vl, timeout_ms);
 }
 
 /* Make this process hold k = v in its L1, proven by a hit. */

@@ -174,15 +174,9 @@ static uint64_t peer_stat(tc_test_peer_t *p, const char *name) {
 
 /* Poll the peer until it serves v (NULL: a miss) within NOTICE_MS. */
 static void peer_wait(tc_test_peer_t *p, const void *k, size_t kl, const char *v) {
-    uint64_t deadline = tc_test_now_ms() + NOTICE_MS;
-    for (;;) {
-        const char *r = peer_get(p, k, kl);
-        if (peer_reply_is(r, v))
-            return;
-        cr_assert_lt(tc_test_now_ms(), deadline, "peer: '%.*s' reads '%s', want %s%s%s",
-                     (int)kl, (const char *)k, r, v ? "'" : "", v ? v : "a miss", v ? "'" : "");
-        tc_test_sleep_ms(2);
-    }
+    if (tc_test_peer_wait_get(p, k, kl, v, v ? strlen(v) : 0, NOTICE_MS) < 0)
+        cr_assert_fail("peer: '%.*s' reads '%s', want %s%s%s", (int)kl, (const char *)k,
+                       peer_get(p, k, kl), v ? "'" : "", v ? v : "a miss", v ? "'" : "");
 }
 
 /* The peer holds k = v in its L1 (proven by an l1_hits increase). */

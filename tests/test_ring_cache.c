@@ -331,14 +331,8 @@ static int set_tagged(tc_cache_t *c, const char *k, const char *tag) {
  * values by a mark, which another process learns from the channel: until the message
  * arrives it may still serve the hidden value (marks.h: one message delay is the bound). */
 static void peer_sees_miss(tc_test_peer_t *p, const char *k, const char *what) {
-    char hk[80];
-    tc_test_hex(k, strlen(k), hk);
-    uint64_t t0 = tc_test_now_ms();
-    while (strcmp(tc_test_peer_cmd(p, "get %s", hk), "miss") != 0) {
-        cr_assert_lt(tc_test_now_ms() - t0, NOTICE_MS, "the peer still reads %s after %s", k,
-                     what);
-        tc_test_sleep_ms(2);
-    }
+    cr_assert_geq(tc_test_peer_wait_get(p, k, strlen(k), NULL, 0, NOTICE_MS), 0,
+                  "the peer still reads %s after %s", k, what);
 }
 
 Test(ring_cache, tags_prefixes_namespaces_and_clear_reach_every_server) {
@@ -437,14 +431,9 @@ Test(ring_cache, writes_reach_another_process_through_each_servers_channel) {
     }
     for (int s = 0; s < NODES; s++) {
         cr_assert_eq(tc_set(c, picked[s], strlen(picked[s]), "new", 3, 0), 0);
-        char hk[80];
-        tc_test_hex(picked[s], strlen(picked[s]), hk);
-        uint64_t t0 = tc_test_now_ms();
-        while (strcmp(tc_test_peer_cmd(p, "get %s", hk), "val 6e6577") != 0) {
-            cr_assert_lt(tc_test_now_ms() - t0, NOTICE_MS,
-                         "the peer still serves the old %s (server %d)", picked[s], s);
-            tc_test_sleep_ms(2);
-        }
+        cr_assert_geq(
+            tc_test_peer_wait_get(p, picked[s], strlen(picked[s]), "new", 3, NOTICE_MS), 0,
+            "the peer still serves the old %s (server %d)", picked[s], s);
     }
     tc_test_peer_stop(p);
     tc_close(c);

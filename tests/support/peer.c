@@ -93,6 +93,31 @@ long tc_test_wait_get(tc_cache_t *c, const void *key, size_t klen, const void *v
     }
 }
 
+long tc_test_peer_wait_get(tc_test_peer_t *p, const void *key, size_t klen, const void *val,
+                           size_t vlen, unsigned timeout_ms) {
+    char *hk = malloc(2 * klen + 2), *want = val ? malloc(2 * vlen + 2) : NULL;
+    cr_assert(hk && (want || !val), "out of memory");
+    tc_test_hex(key, klen, hk);
+    if (val)
+        tc_test_hex(val, vlen, want);
+    uint64_t start = tc_test_now_ms();
+    long took;
+    for (;;) {
+        const char *r = tc_test_peer_cmd(p, "get %s", hk);
+        int done = val ? strncmp(r, "val ", 4) == 0 && strcmp(r + 4, want) == 0
+                       : strcmp(r, "miss") == 0;
+        uint64_t ms = tc_test_now_ms() - start;
+        if (done || ms > timeout_ms) {
+            took = done ? (long)ms : -1;
+            break;
+        }
+        tc_test_sleep_ms(2);
+    }
+    free(hk);
+    free(want);
+    return took;
+}
+
 int tc_test_hold_locally(tc_cache_t *c, const void *key, size_t klen, const void *val,
                          size_t vlen, unsigned timeout_ms) {
     uint64_t start = tc_test_now_ms();

@@ -69,6 +69,13 @@ void tc_test_peer_stop(tc_test_peer_t *p);
  * locks held. Afterwards only tc_test_peer_stop (which then just frees) may be called. */
 void tc_test_peer_kill(tc_test_peer_t *p);
 
+/* Poll the peer's get until it serves exactly val (val NULL: a miss). Returns the
+ * milliseconds it took, or -1 when timeout_ms passed first. What another process learns
+ * from the channel arrives within a message delay: wait for it with this, never assert it
+ * at once. */
+long tc_test_peer_wait_get(tc_test_peer_t *p, const void *key, size_t klen, const void *val,
+                           size_t vlen, unsigned timeout_ms);
+
 /* Hex helpers of the line protocol. tc_test_hex writes "-" for len 0; out needs
  * 2 * len + 2 bytes. tc_test_unhex returns 0 and *len, or -1 on bad input/overflow. */
 void tc_test_hex(const void *buf, size_t len, char *out);
