@@ -11,16 +11,28 @@
  *   shard (own cache line, own mutex)
  *     ix:      the entries (l1_index.c): an open-addressing table of tagged pointers, and
  *              the eviction queues through the entries' own links. A hit finds its entry in
- *              one slot line and one entry line and writes only that entry (the policy's
- *              mark: l1_policy.c); eviction asks the policy for its victim.
+ *              one slot line and one entry line and writes only that entry's reference
+ *              count; eviction asks the policy for its victim.
  *     pending: tc__pending_t records, one per key with a fill, write or tc_fetch load in
  *              flight, in a small table of their own (l1_inflight.c).
  *     bytes:   sum of the allocator's charge for every entry; the table's own array is
  *              added to it wherever the budget is checked, and the sum is never above the
  *              shard's share of l1_max_bytes (shares sum to the budget).
  *
+ * Hits without the lock (l1_readers.h): a hit enters its shard as a reader, which excludes
+ * the shard's writers as the mutex would, and changes nothing but the entry's reference
+ * count and its CPU's hit counter. A hit that would change the shard (the policy's first
+ * mark on an entry, reclaiming an expired one, sliding an expiry) takes the mutex instead.
+ * Every section under the mutex that changes the table, the queues or an entry, or removes
+ * one (commit, write, invalidate, evict, flush, sweep, heal, fetch's lookup) first waits for
+ * the shard's readers to leave and keeps new ones out until it unlocks; sections that only
+ * touch pending records or read (the waits, counters, hot keys) let readers in. So every
+ * hit, locked or not, happens wholly before or wholly after each change of its shard, and
+ * the rules below hold for it as they did when every hit took the lock.
+ *
  * Lock order: a shard mutex is a leaf. No other lock is taken while holding it, and it is
- * never held across a network call or a user callback. Nothing ever holds two shards.
+ * never held across a network call or a user callback. Nothing ever holds two shards. A
+ * writer waiting for readers waits for lookups already under way, which hold nothing.
  *
  * Why no stale value outlives an invalidation (the safety argument)
  * -----------------------------------------------------------------
@@ -86,6 +98,7 @@
 #include "hash.h"
 #include "l1_index.h"
 #include "l1_inflight.h"
+#include "l1_readers.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -94,26 +107,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a hit or a write of a resident key writes shares the first cache line (on x86-64
- * glibc, whose mutex is 40 bytes): the lock, the hit counter, the byte count and the
- * L1-only version counter. The index's slots, queue ends and counts follow, read by both;
- * a replacement writes a queue end only when the old entry was at one. Spread over three
- * lines as they were, a write whose shard another thread wrote last moved three lines
- * between cores instead of one. */
+/* What a write of a resident key writes shares the first cache line (on x86-64 glibc,
+ * whose mutex is 40 bytes): the lock, the readers' flag, the byte count and the L1-only
+ * version counter. Spread over three lines as they were, a write whose shard another thread
+ * wrote last moved three lines between cores instead of one. A lock-free hit only reads this
+ * line (the flag) and the next (the index's table and mask, l1_index.h); it counts itself in
+ * its CPU's counters (l1_readers.h). */
 typedef struct tc__shard {
     pthread_mutex_t lock;
-    uint64_t hits;
-    size_t bytes; /* the entries' charges; the table's is added on demand */
+    atomic_int excl; /* readers excluded: a writer holds the shard (l1_readers.h) */
+    size_t bytes;    /* the entries' charges; the table's is added on demand */
     atomic_uint_fast64_t next_version; /* L1-only mode's versions (tc__l1_next_version) */
     tc__l1_index_t ix;                 /* the entries: table + eviction queues (l1_index.c) */
     tc__l1_inflight_t pending;         /* the records of keys in flight (l1_inflight.c) */
     size_t budget, max_count;
     size_t local_count; /* entries with version 0 (rule 4) */
-    uint64_t misses, evictions, expirations, rejected, waits;
+    /* Counted under the lock; lock-free hits and misses are the readers' (l1_readers.h). */
+    uint64_t hits, misses, evictions, expirations, rejected, waits;
 } __attribute__((aligned(64))) tc__shard_t;
 
 struct tc__l1 {
     tc__shard_t *shards;
+    tc__l1_readers_t readers; /* lock-free hits (l1_readers.h) */
     unsigned mask;
     size_t max_value_bytes;
     uint64_t seed;
@@ -123,6 +138,28 @@ struct tc__l1 {
 };
 
 /* ---- helpers (all *_locked run with s->lock held) ---- */
+
+/* A shard's mutex orders its writers and everything about keys in flight; a section that
+ * changes the table, the queues, an entry's policy byte or expiry, or removes an entry,
+ * also excludes lock-free readers (shard_exclude after shard_lock). shard_unlock ends
+ * either kind. */
+static void shard_lock(tc__shard_t *s) {
+    pthread_mutex_lock(&s->lock);
+}
+
+static void shard_exclude(tc__l1_t *l1, tc__shard_t *s) {
+    tc__l1_readers_exclude(&l1->readers, (unsigned)(s - l1->shards), &s->excl);
+}
+
+static void shard_lock_excl(tc__l1_t *l1, tc__shard_t *s) {
+    shard_lock(s);
+    shard_exclude(l1, s);
+}
+
+static void shard_unlock(tc__shard_t *s) {
+    tc__l1_readers_admit(&s->excl);
+    pthread_mutex_unlock(&s->lock);
+}
 
 static tc__shard_t *shard_of(const tc__l1_t *l1, uint64_t h) {
     return &l1->shards[(uint32_t)(h >> 32) & l1->mask];
@@ -238,8 +275,15 @@ int tc__l1_open(const tc__l1_opts_t *opts, tc__l1_t **out) {
     memset(l1->shards, 0, n * sizeof(tc__shard_t));
     l1->mask = n - 1;
     l1->seed = opts->seed;
-    for (unsigned i = 0; i < n; i++)
+    if (tc__l1_readers_init(&l1->readers, n) != TC_OK) {
+        free(l1->shards);
+        free(l1);
+        return TC_ENOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
         tc__l1_index_init(&l1->shards[i].ix, opts->seed, opts->policy);
+        atomic_init(&l1->shards[i].excl, 0);
+    }
     l1->max_value_bytes = opts->max_value_bytes;
     l1->local_ttl_ms = opts->local_ttl_ms;
     atomic_init(&l1->trusted, 1);
@@ -286,6 +330,7 @@ void tc__l1_close(tc__l1_t *l1) {
         tc__l1_inflight_deinit(&s->pending);
         pthread_mutex_destroy(&s->lock);
     }
+    tc__l1_readers_deinit(&l1->readers);
     free(l1->shards);
     free(l1);
 }
@@ -334,13 +379,53 @@ static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size
     return e;
 }
 
+/* What a lock-free lookup found (read_unlocked). */
+typedef enum tc__read {
+    TC__READ_HIT,    /* a live entry, pinned, whose hit writes nothing of the shard's */
+    TC__READ_MISS,   /* no entry for the key */
+    TC__READ_LOCKED, /* the locked lookup must answer: a writer holds the shard, or the
+                        entry expired, slides, or wants its policy mark */
+} tc__read_t;
+
+/* A lookup inside the shard as a reader (l1_readers.h): it writes only the entry's pin
+ * and this CPU's counters. Whatever would change the shard is left to lookup_locked. A
+ * miss is counted only if count_miss (a fetch's miss goes on to the locked lookup, which
+ * counts it). */
+static tc__read_t read_unlocked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, const void *key,
+                                size_t klen, uint64_t now, int count_miss, tc_ref_t **ref) {
+    unsigned cpu = tc__l1_readers_cpu();
+    atomic_uint *word = tc__l1_readers_word(&l1->readers, cpu, (unsigned)(s - l1->shards));
+    if (!tc__l1_read_enter(word, &s->excl))
+        return TC__READ_LOCKED;
+    tc__read_t how = TC__READ_LOCKED;
+    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
+    if (!e) {
+        how = TC__READ_MISS;
+    } else if (e->expiry_ms > now && !tc__l1_index_touch_writes(&s->ix, e)) {
+        const tc__entry_ext_t *x = tc__entry_ext(e);
+        if (!x || !x->slide_cap_ms) {
+            tc__entry_pin(e);
+            how = TC__READ_HIT;
+        }
+    }
+    tc__l1_read_leave(word);
+    if (how == TC__READ_HIT || (how == TC__READ_MISS && count_miss))
+        tc__l1_readers_count(&l1->readers, cpu, how == TC__READ_HIT);
+    *ref = how == TC__READ_HIT ? e : NULL;
+    return how;
+}
+
 int tc__l1_get(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t **ref) {
     tc__shard_t *s = shard_of(l1, h);
     prefetch_slot(s, h);
     uint64_t now = tc__now_ms();
-    pthread_mutex_lock(&s->lock);
-    tc_ref_t *e = lookup_locked(s, h, key, klen, now);
-    pthread_mutex_unlock(&s->lock);
+    tc_ref_t *e = NULL;
+    tc__read_t how = read_unlocked(l1, s, h, key, klen, now, 1, &e);
+    if (how == TC__READ_LOCKED) {
+        shard_lock_excl(l1, s);
+        e = lookup_locked(s, h, key, klen, now);
+        shard_unlock(s);
+    }
     *ref = e;
     return e ? TC_OK : TC_ENOTFOUND;
 }
@@ -350,30 +435,30 @@ int tc__l1_get(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, tc_ref_t 
 tc__pending_t *tc__l1_pending_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
                                     uint64_t *snap) {
     tc__shard_t *s = shard_of(l1, h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     tc__pending_t *p = pending_get_locked(s, h, key, klen);
     if (p) {
         p->users++;
         *snap = p->inval_seq;
     }
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return p;
 }
 
 void tc__l1_pending_end(tc__l1_t *l1, tc__pending_t *p) {
     tc__shard_t *s = shard_of(l1, p->h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     assert(p->users > 0); /* every begin has its one end */
     p->users--;
     pending_maybe_free_locked(s, p);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
 }
 
 int tc__l1_pending_invalidated(tc__l1_t *l1, tc__pending_t *p, uint64_t snap) {
     tc__shard_t *s = shard_of(l1, p->h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     int r = p->inval_seq != snap;
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return r;
 }
 
@@ -454,7 +539,7 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
     uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock_excl(l1, s);
     int trusted = atomic_load(&l1->trusted);
     int allowed;
     if (flags & TC__COMMIT_LOCAL_LOAD) { /* versioned after every write the lock ordered */
@@ -469,7 +554,7 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
         pending_poison_locked(p); /* fills that began before a local write are older */
     tc_ref_t *replaced = NULL;
     int inserted = install_locked(l1, s, h, e, allowed, flags, trusted, now, &replaced);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     if (replaced)
         entry_unref(replaced);
     return inserted;
@@ -479,7 +564,7 @@ int tc__l1_write_local(tc__l1_t *l1, uint64_t h, tc_ref_t *e) {
     uint64_t now = tc__now_ms();
     tc__shard_t *s = shard_of(l1, h);
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock_excl(l1, s);
     /* Taken under the lock, so versions order the shard's writes as the lock does: a
      * delete whose version came first is older, whenever its invalidation lands. */
     e->version = tc__l1_next_version(l1, h);
@@ -489,7 +574,7 @@ int tc__l1_write_local(tc__l1_t *l1, uint64_t h, tc_ref_t *e) {
     tc_ref_t *replaced = NULL;
     int inserted = install_locked(l1, s, h, e, allowed, TC__COMMIT_WRITE,
                                   atomic_load(&l1->trusted), now, &replaced);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     if (replaced)
         entry_unref(replaced);
     return inserted;
@@ -572,23 +657,26 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
         prefetch_slot(s, h);
     f->ref = NULL;
     f->p = NULL;
+    if (f->lookup &&
+        read_unlocked(l1, s, h, key, klen, tc__now_ms(), 0, &f->ref) == TC__READ_HIT)
+        return TC__FETCH_HIT;
     uint64_t deadline_ns = 0;
-    pthread_mutex_lock(&s->lock);
+    shard_lock_excl(l1, s);
     for (;;) {
         tc_ref_t *e = f->lookup ? lookup_locked(s, h, key, klen, tc__now_ms()) : NULL;
         if (e) {
-            pthread_mutex_unlock(&s->lock);
+            shard_unlock(s);
             f->ref = e;
             return TC__FETCH_HIT;
         }
         tc__pending_t *p = pending_get_locked(s, h, key, klen);
         if (!p) {
-            pthread_mutex_unlock(&s->lock);
+            shard_unlock(s);
             return TC_ENOMEM;
         }
         if (!p->leading) {
             lead_locked(p, f);
-            pthread_mutex_unlock(&s->lock);
+            shard_unlock(s);
             return TC__FETCH_LEAD;
         }
         uint64_t joined = p->inval_seq;
@@ -596,7 +684,9 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
         s->waits++;
         if (f->wait_ms && !deadline_ns)
             deadline_ns = tc__now_ns() + (uint64_t)f->wait_ms * 1000000u;
+        tc__l1_readers_admit(&s->excl); /* the wait changes no entry */
         int done = wait_result_locked(s, p, p->results, deadline_ns);
+        shard_exclude(l1, s);
         /* Rule 5: a load that an invalidation overtook before we arrived is not ours. */
         int usable = done && !p->result_private && p->result_snap == joined;
         if (usable) {
@@ -611,7 +701,7 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
         p->waiters--;
         pending_maybe_free_locked(s, p);
         if (usable || !done) {
-            pthread_mutex_unlock(&s->lock);
+            shard_unlock(s);
             return usable ? TC__FETCH_SHARED : TC__FETCH_TIMEDOUT;
         }
     }
@@ -620,7 +710,7 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
 void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *value,
                          int visibility) {
     tc__shard_t *s = shard_of(l1, p->h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     tc_ref_t *previous = p->result;
     p->result = NULL;
     if (status == TC_OK && value) {
@@ -636,14 +726,14 @@ void tc__l1_fetch_finish(tc__l1_t *l1, tc__pending_t *p, int status, tc_ref_t *v
     p->users--;
     pthread_cond_broadcast(&p->done);
     pending_maybe_free_locked(s, p);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     tc_ref_release(previous);
 }
 
 tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
                                uint64_t *snap) {
     tc__shard_t *s = shard_of(l1, h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     tc__pending_t *p = pending_get_locked(s, h, key, klen);
     if (p && p->leading) {
         p = NULL; /* a load is in flight: it will refresh the key */
@@ -652,24 +742,24 @@ tc__pending_t *tc__l1_try_lead(tc__l1_t *l1, uint64_t h, const void *key, size_t
         lead_locked(p, &f);
         *snap = f.snap;
     }
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return p;
 }
 
 uint64_t tc__l1_pending_seq(tc__l1_t *l1, tc__pending_t *p) {
     tc__shard_t *s = shard_of(l1, p->h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     uint64_t seq = p->inval_seq;
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return seq;
 }
 
 uint64_t tc__l1_fetch_results(tc__l1_t *l1, tc__pending_t *p) {
     tc__shard_t *s = shard_of(l1, p->h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     uint64_t r = p->results;
     p->waiters++; /* keeps p alive until tc__l1_fetch_await */
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return r;
 }
 
@@ -677,7 +767,7 @@ int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t d
                        int *status, tc_ref_t **ref) {
     tc__shard_t *s = shard_of(l1, p->h);
     *ref = NULL;
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     int done = wait_result_locked(s, p, seen, deadline_ns);
     if (done) {
         *status = p->result_status;
@@ -689,7 +779,7 @@ int tc__l1_fetch_await(tc__l1_t *l1, tc__pending_t *p, uint64_t seen, uint64_t d
     assert(p->waiters > 0);
     p->waiters--;
     pending_maybe_free_locked(s, p);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return done;
 }
 
@@ -697,12 +787,12 @@ int tc__l1_wait_inval(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, uint64_t de
     tc__shard_t *s = shard_of(l1, p->h);
     struct timespec ts;
     ts = tc__timespec_ns(deadline_ns);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     int timed_out = 0;
     while (p->inval_seq == snap && !timed_out)
         timed_out = pthread_cond_timedwait(&p->done, &s->lock, &ts) == ETIMEDOUT;
     int woken = p->inval_seq != snap;
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return woken;
 }
 
@@ -721,7 +811,7 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
                       uint64_t version) {
     tc__shard_t *s = shard_of(l1, h);
     int applied = 0;
-    pthread_mutex_lock(&s->lock);
+    shard_lock_excl(l1, s);
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (e && version && stale_for(e, version)) {
         remove_locked(s, e);
@@ -735,27 +825,27 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
         applied = 1;
         pthread_cond_broadcast(&p->done); /* a cross-process lock waiter may be waiting */
     }
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return applied;
 }
 
 void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
     tc__shard_t *s = shard_of(l1, h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock_excl(l1, s);
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (e)
         remove_locked(s, e);
     tc__pending_t *p = pending_find_locked(s, h, key, klen);
     if (p)
         pending_poison_locked(p);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
 }
 
 int tc__l1_holds(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, const tc_ref_t *e) {
     tc__shard_t *s = shard_of(l1, h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     tc_ref_t *cur = tc__l1_index_find(&s->ix, h, key, klen);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return cur == e;
 }
 
@@ -763,12 +853,12 @@ size_t tc__l1_flush(tc__l1_t *l1) {
     size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock_excl(l1, s);
         dropped += s->ix.count;
         for (tc_ref_t *e; (e = tc__l1_index_first(&s->ix)) != NULL;)
             remove_locked(s, e);
         pending_poison_all_locked(s);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     atomic_fetch_add(&l1->flushes, 1);
     return dropped;
@@ -782,7 +872,7 @@ size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t vers
     size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock_excl(l1, s);
         for (tc_ref_t *e = tc__l1_index_first(&s->ix), *next; e; e = next) {
             next = tc__l1_index_next(&s->ix, e);
             if (has_prefix(tc__entry_key(e), tc__entry_klen(e), prefix, plen) &&
@@ -800,7 +890,7 @@ size_t tc__l1_sweep(tc__l1_t *l1, const void *prefix, size_t plen, uint64_t vers
                 p->max_inval = version;
             pthread_cond_broadcast(&p->done);
         }
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     return dropped;
 }
@@ -838,9 +928,9 @@ long tc__l1_hot_keys(tc__l1_t *l1, size_t max, unsigned char **out, size_t *out_
     for (unsigned i = 0; i <= l1->mask && (size_t)total < max; i++) {
         tc__shard_t *s = &l1->shards[i];
         size_t want = max - (size_t)total < share ? max - (size_t)total : share;
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
         long n = shard_keys_locked(s, want, &buf, &len, &cap);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
         if (n < 0) {
             free(buf);
             return -1;
@@ -855,9 +945,9 @@ long tc__l1_hot_keys(tc__l1_t *l1, size_t max, unsigned char **out, size_t *out_
 void tc__l1_poison_pending(tc__l1_t *l1) {
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
         pending_poison_all_locked(s);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
 }
 
@@ -865,7 +955,9 @@ size_t tc__l1_heal(tc__l1_t *l1) {
     size_t dropped = 0;
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
+        if (s->local_count) /* it removes entries */
+            shard_exclude(l1, s);
         pending_poison_all_locked(s);
         dropped += s->local_count;
         for (tc_ref_t *e = s->local_count ? tc__l1_index_first(&s->ix) : NULL, *next; e;
@@ -874,7 +966,7 @@ size_t tc__l1_heal(tc__l1_t *l1) {
             if (e->version == 0)
                 remove_locked(s, e);
         }
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     atomic_fetch_add(&l1->heals, 1);
     return dropped;
@@ -896,9 +988,9 @@ int tc__l1_check(tc__l1_t *l1) {
     int rc = 0;
     for (unsigned i = 0; i <= l1->mask && rc == 0; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
         rc = tc__l1_index_check(&s->ix);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     return rc;
 }
@@ -910,17 +1002,18 @@ uint64_t tc__l1_next_version(tc__l1_t *l1, uint64_t h) {
 
 size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h) {
     tc__shard_t *s = shard_of(l1, h);
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     size_t n = tc__l1_index_slots(&s->ix);
-    pthread_mutex_unlock(&s->lock);
+    shard_unlock(s);
     return n;
 }
 
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
     memset(out, 0, sizeof *out);
+    tc__l1_readers_counts(&l1->readers, &out->hits, &out->misses);
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
         out->hits += s->hits;
         out->misses += s->misses;
         out->evictions += s->evictions;
@@ -930,7 +1023,7 @@ void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
         out->entries += s->ix.count;
         out->local_entries += s->local_count;
         out->bytes += shard_used_locked(s);
-        pthread_mutex_unlock(&s->lock);
+        shard_unlock(s);
     }
     out->flushes = atomic_load(&l1->flushes);
     out->heals = atomic_load(&l1->heals);

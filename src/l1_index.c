@@ -232,6 +232,10 @@ void tc__l1_index_remove(tc__l1_index_t *ix, tc_ref_t *e) {
         free_table(ix);
 }
 
+int tc__l1_index_touch_writes(const tc__l1_index_t *ix, const tc_ref_t *e) {
+    return tc__l1_policy_touch_writes(&ix->pol, e);
+}
+
 void tc__l1_index_touch(tc__l1_index_t *ix, tc_ref_t *e) {
     tc__l1_policy_touch(&ix->pol, e);
 }

@@ -12,16 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What every hit reads comes first and changes only when the table is resized, so it
+ * shares one cache line that stays in every core's cache; what writes change (count, the
+ * policy's queue ends) follows. */
 typedef struct tc__l1_index {
-    uint64_t *slots;     /* tagged entry pointers (l1_index.c); NULL while empty */
-    size_t mask;         /* slot count - 1 */
-    size_t count;        /* entries held */
-    tc__l1_policy_t pol; /* the eviction policy's queues (l1_policy.c) */
-    uint64_t seed;       /* the shard's hash seed: a key's slot is found from its hash */
+    uint64_t *slots; /* tagged entry pointers (l1_index.c); NULL while empty */
+    size_t mask;     /* slot count - 1 */
     /* The slot array and mask as last published, read without the lock to prefetch a
      * lookup's slot (a stale pair only wastes the prefetch). */
     _Atomic(uint64_t *) pub_slots;
     atomic_size_t pub_mask;
+    uint64_t seed;       /* the shard's hash seed: a key's slot is found from its hash */
+    size_t count;        /* entries held */
+    tc__l1_policy_t pol; /* the eviction policy's queues (l1_policy.c) */
 } tc__l1_index_t;
 
 /* Why an entry could not be indexed (the shard then serves it without keeping it). */
@@ -47,6 +50,8 @@ tc__l1_index_add_result_t tc__l1_index_replace(tc__l1_index_t *ix, uint64_t h, t
                                                tc_ref_t *e);
 /* Remove e, which is present. The table is freed with the last entry. */
 void tc__l1_index_remove(tc__l1_index_t *ix, tc_ref_t *e);
+/* Whether a hit on e would write its policy mark (tc__l1_policy_touch_writes). */
+int tc__l1_index_touch_writes(const tc__l1_index_t *ix, const tc_ref_t *e);
 /* A hit on e: the policy's mark in e's own byte. Moves nothing. */
 void tc__l1_index_touch(tc__l1_index_t *ix, tc_ref_t *e);
 /* The entry to evict next, never keep; NULL when no other is left. */

@@ -303,6 +303,12 @@ void tc__l1_policy_replaced(tc__l1_policy_t *p, tc_ref_t *old, tc_ref_t *e) {
     tc__l1_policy_touch(p, e);
 }
 
+int tc__l1_policy_touch_writes(const tc__l1_policy_t *p, const tc_ref_t *e) {
+    if (p->kind == TC__L1_SECOND_CHANCE)
+        return !(e->lru & (LRU_YOUNG | LRU_REFERENCED));
+    return freq_of(e) < 3;
+}
+
 void tc__l1_policy_touch(tc__l1_policy_t *p, tc_ref_t *e) {
     if (p->kind == TC__L1_SECOND_CHANCE) {
         if (!(e->lru & (LRU_YOUNG | LRU_REFERENCED)))

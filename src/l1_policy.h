@@ -56,6 +56,9 @@ void tc__l1_policy_added(tc__l1_policy_t *p, tc_ref_t *e, uint64_t h, size_t cou
 void tc__l1_policy_replaced(tc__l1_policy_t *p, tc_ref_t *old, tc_ref_t *e);
 /* e leaves the shard (eviction, invalidation, a new value that could not take its place). */
 void tc__l1_policy_removed(tc__l1_policy_t *p, tc_ref_t *e);
+/* Whether a hit on e would write its policy byte (a lock-free hit, which must not write
+ * it, then takes the shard lock: l1_readers.h). Reads only e's byte. */
+int tc__l1_policy_touch_writes(const tc__l1_policy_t *p, const tc_ref_t *e);
 /* A hit on e: writes at most e's own policy byte. Moves nothing. */
 void tc__l1_policy_touch(tc__l1_policy_t *p, tc_ref_t *e);
 /* The entry to evict next from a shard of `count` entries, never `keep` (NULL when

@@ -418,6 +418,110 @@ Test(l1_threads, race_logic_keeps_only_the_latest_version_s3fifo, .timeout = 60)
     race_logic(TC__L1_S3FIFO);
 }
 
+/* ---- lock-free hits against everything that changes a shard ---- */
+
+/* Readers hit without the shard lock (l1_readers.h) while one writer replaces values of
+ * random sizes (the budget evicts), removes keys, and empties the shard (its table is freed
+ * and made again): every hit must be a whole value of the key asked for. What would break
+ * without the writers' exclusion is a reader inside a table or an entry being changed or
+ * freed: ASan sees the use after free, ThreadSanitizer the race, and the bytes check the
+ * rest. */
+#define LF_KEYS    48
+#define LF_READERS 2
+#define LF_WRITES  60000
+
+static char g_lf_keys[LF_KEYS][16];
+static atomic_int g_lf_wrong;
+static atomic_uint_fast64_t g_lf_hits;
+
+static uint64_t lf_hash(int k) {
+    return tc__l1_hash(g_l1, g_lf_keys[k], strlen(g_lf_keys[k]));
+}
+
+/* A value of key k (make_value's bytes), its version in its first 8 bytes: version % LF_KEYS
+ * is k, so a reader can tell whose value it got. */
+static tc_ref_t *lf_value(int k, uint64_t version) {
+    size_t n = vlen_of(version);
+    tc_ref_t *e = tc__entry_new(g_lf_keys[k], strlen(g_lf_keys[k]), NULL, n);
+    if (!e)
+        abort();
+    unsigned char *v = tc__entry_value_mut(e);
+    memcpy(v, &version, 8);
+    for (size_t i = 8; i < n; i++)
+        v[i] = byte_of(version, i);
+    e->expiry_ms = TC__NO_EXPIRY;
+    return e;
+}
+
+static void *lf_reader(void *arg) {
+    uint64_t seed = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
+    while (!atomic_load(&g_stop)) {
+        int k = (int)(rng(&seed) % LF_KEYS);
+        tc_ref_t *r = NULL;
+        if (tc__l1_get(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]), &r) != TC_OK)
+            continue;
+        uint64_t v = value_version(r);
+        if (v == UINT64_MAX || v % LF_KEYS != (uint64_t)k)
+            atomic_fetch_add(&g_lf_wrong, 1);
+        atomic_fetch_add(&g_lf_hits, 1);
+        tc_ref_release(r);
+    }
+    return NULL;
+}
+
+static void lock_free_hits(unsigned shards, tc__l1_policy_kind_t policy) {
+    tc__l1_opts_t o = {.max_bytes = 6000,
+                       .max_value_bytes = 1 << 20,
+                       .shards = shards,
+                       .seed = 7,
+                       .policy = policy};
+    cr_assert_eq(tc__l1_open(&o, &g_l1), TC_OK);
+    for (int k = 0; k < LF_KEYS; k++)
+        snprintf(g_lf_keys[k], sizeof g_lf_keys[k], "key%d", k);
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_lf_wrong, 0);
+    atomic_store(&g_lf_hits, 0);
+    pthread_t t[LF_READERS];
+    for (uintptr_t i = 0; i < LF_READERS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, lf_reader, (void *)(i + 1)), 0);
+    uint64_t seed = 12345, version = 0;
+    for (int i = 0; i < LF_WRITES; i++) {
+        int k = (int)(rng(&seed) % LF_KEYS);
+        uint64_t r = rng(&seed) % 100;
+        if (r < 85) {
+            version += LF_KEYS - version % LF_KEYS + (uint64_t)k; /* version % LF_KEYS == k */
+            tc_ref_t *e = lf_value(k, version);
+            if (!tc__l1_write_local(g_l1, lf_hash(k), e)) /* as tc_set does */
+                tc__l1_invalidate(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]),
+                                  e->version);
+            tc_ref_release(e);
+        } else if (r < 99) {
+            tc__l1_evict(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]));
+        } else {
+            tc__l1_flush(g_l1);
+        }
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < LF_READERS; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&g_lf_wrong), 0, "a hit returned another key's or torn bytes");
+    cr_assert_gt(atomic_load(&g_lf_hits), 0, "the readers never hit: the test proves nothing");
+    tc__l1_counters_t c;
+    tc__l1_counters(g_l1, &c);
+    cr_assert_gt(c.evictions, 0, "the budget never evicted");
+    cr_assert_eq(tc__l1_check(g_l1), 0, "table, queues and counts disagree");
+    tc__l1_flush(g_l1);
+    tc__l1_close(g_l1);
+}
+
+Test(l1_threads, lock_free_hits_meet_only_whole_values, .timeout = 60) {
+    lock_free_hits(1, TC__L1_SECOND_CHANCE);
+}
+
+Test(l1_threads, lock_free_hits_meet_only_whole_values_s3fifo_4_shards, .timeout = 60) {
+    lock_free_hits(4, TC__L1_S3FIFO);
+}
+
 /* ---- single-flight through the public API ---- */
 
 #define NFETCH 16

@@ -28,6 +28,7 @@
 #include "checks.h"
 #include "fmt.h"
 #include "json.h"
+#include "micro_floor.h"
 #include "source.h"
 #include "tiercache.h"
 
@@ -187,6 +188,10 @@ typedef struct micro_res {
     int npoints;
     double rate[OP_COUNT][64];
     uint64_t errors[OP_COUNT][64];
+    /* The floor (micro_floor.c) of each library row, padded to its one-thread ns/op; 0
+     * where none was measured (cpu-only, or no memory for it). */
+    double floor_rate[OP_COUNT][64];
+    unsigned floor_pad[OP_COUNT];
 } micro_res_t;
 
 static int fill(micro_t *m, micro_res_t *res) {
@@ -242,16 +247,26 @@ static void print_text(const micro_t *m, const micro_res_t *r) {
                "per entry\n",
                r->lib_per_entry);
     for (int op = 0; op < OP_COUNT; op++) {
-        printf("\n  %-12s %8s %14s %12s %9s\n", op_names[op], "threads", "ops/s",
-               "ns/op/thread", "scaling");
+        printf("\n  %-12s %8s %14s %12s %9s %9s\n", op_names[op], "threads", "ops/s",
+               "ns/op/thread", "scaling", op == OP_CPU ? "" : "floor");
         for (int i = 0; i < r->npoints; i++) {
             double rate = r->rate[op][i];
-            printf("  %-12s %8u %14s %12.1f %8.2fx%s\n", "", r->nthreads[i],
+            char floor[32] = "";
+            if (r->floor_rate[op][0] > 0)
+                snprintf(floor, sizeof floor, " %8.2fx",
+                         r->floor_rate[op][i] / r->floor_rate[op][0]);
+            printf("  %-12s %8u %14s %12.1f %8.2fx%s%s\n", "", r->nthreads[i],
                    tcb_fmt_count((uint64_t)rate, a, sizeof a),
-                   rate > 0 ? 1e9 * r->nthreads[i] / rate : 0.0, rate / r->rate[op][0],
+                   rate > 0 ? 1e9 * r->nthreads[i] / rate : 0.0, rate / r->rate[op][0], floor,
                    r->errors[op][i] ? "  (errors!)" : "");
         }
     }
+    if (r->floor_rate[OP_GET][0] > 0)
+        printf(
+            "\n  floor: the same key draws doing only the shared writes no cache avoids (get:\n"
+            "  pin and unpin a record of the key's own; set: allocate and fill an entry, swap\n"
+            "  it in, free the old), padded with private work to the library's one-thread\n"
+            "  ns/op: the scaling the key skew allows on this machine (bench/README.md)\n");
     printf("\n");
     tcb_warnings_print(stdout);
 }
@@ -280,6 +295,14 @@ static void print_json(const micro_t *m, const micro_res_t *r) {
             tcb_json_dbl(&j, "ops_per_sec", r->rate[op][i]);
             tcb_json_dbl(&j, "ns_per_op_per_thread", 1e9 * r->nthreads[i] / r->rate[op][i]);
             tcb_json_dbl(&j, "scaling", r->rate[op][i] / r->rate[op][0]);
+            if (r->floor_rate[op][0] > 0) {
+                tcb_json_dbl(&j, "floor_scaling", r->floor_rate[op][i] / r->floor_rate[op][0]);
+                tcb_json_dbl(&j, "floor_ns_per_op_per_thread",
+                             1e9 * r->nthreads[i] / r->floor_rate[op][i]);
+                tcb_json_u64(&j, "floor_pad", r->floor_pad[op]);
+            } else {
+                tcb_json_null(&j, "floor_scaling");
+            }
             tcb_json_u64(&j, "errors", r->errors[op][i]);
             tcb_json_obj_end(&j);
         }
@@ -294,6 +317,32 @@ static int measure(micro_t *m, micro_res_t *r) {
             tcb_status(m->o, "micro: %s at %u thread(s)", op_names[op], r->nthreads[i]);
             r->rate[op][i] = run_point(m, (micro_op_t)op, r->nthreads[i], &r->errors[op][i]);
         }
+    return tcb_interrupted ? -1 : 0;
+}
+
+/* The floor of every library row (micro_floor.c), once the library's cache is closed. Out
+ * of memory leaves the column out, with a warning; nothing else fails. */
+static int measure_floor(micro_t *m, micro_res_t *r) {
+    static const tcb_floor_op_t floor_of[OP_COUNT] = {
+        [OP_GET] = TCB_FLOOR_GET, [OP_SET] = TCB_FLOOR_SET, [OP_MIX] = TCB_FLOOR_MIX};
+    tcb_status(m->o, "micro: floor: %s records", tcb_fmt_count(m->n, (char[32]){0}, 32));
+    tcb_floor_t *f = tcb_floor_open(m->n, m->keys, TCB_KEY_LEN, m->vlen, m->rings, RING);
+    if (!f) {
+        fprintf(stderr, "tiercache-bench: micro: no memory for the floor column; left out\n");
+        return 0;
+    }
+    for (int op = OP_GET; op < OP_COUNT && !tcb_interrupted; op++) {
+        tcb_status(m->o, "micro: floor of %s: padding to %.0f ns/op", op_names[op],
+                   1e9 / r->rate[op][0]);
+        r->floor_pad[op] = tcb_floor_pad_for(f, floor_of[op], 1e9 / r->rate[op][0]);
+        for (int i = 0; i < r->npoints && !tcb_interrupted; i++) {
+            tcb_status(m->o, "micro: floor of %s at %u thread(s)", op_names[op],
+                       r->nthreads[i]);
+            r->floor_rate[op][i] = tcb_floor_run(f, floor_of[op], r->floor_pad[op],
+                                                 r->nthreads[i], m->o->duration_ns);
+        }
+    }
+    tcb_floor_close(f);
     return tcb_interrupted ? -1 : 0;
 }
 
@@ -319,6 +368,10 @@ int tcb_cmd_micro(const tcb_opts_t *o) {
                               "report");
         if (rc == 0)
             rc = measure(&m, r);
+        tc_close(m.cache); /* the floor needs the memory, and the machine to itself */
+        m.cache = NULL;
+        if (rc == 0)
+            rc = measure_floor(&m, r);
         if (rc == 0)
             o->json ? print_json(&m, r) : print_text(&m, r);
     }
