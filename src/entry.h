@@ -20,8 +20,9 @@
  * the alignment of a value (it never was: it follows a key of any length).
  *
  * A tc_ref_t is the entry itself: handing one out is a reference-count increment, so a hit
- * neither allocates nor copies. An entry is immutable once built (but for the links and
- * the lru byte, which only L1 touches, under its lock); replacing a key inserts a new
+ * neither allocates nor copies. An entry is immutable once built (but for the links, the
+ * lru byte and a sliding TTL's expiry, which only L1 changes, under its shard lock with
+ * lock-free readers kept out: l1_readers.h); replacing a key inserts a new
  * entry, so readers holding the old one keep a consistent value. The last release frees
  * it, whether or not it is still in L1, and it needs no pointer back to the cache, so refs
  * outlive tc_close().

@@ -12,7 +12,7 @@
  *     ix:      the entries (l1_index.c): an open-addressing table of tagged pointers, and
  *              the eviction queues through the entries' own links. A hit finds its entry in
  *              one slot line and one entry line and writes only that entry's reference
- *              count; eviction asks the policy for its victim.
+ *              count (and its CPU's counters); eviction asks the policy for its victim.
  *     pending: tc__pending_t records, one per key with a fill, write or tc_fetch load in
  *              flight, in a small table of their own (l1_inflight.c).
  *     bytes:   sum of the allocator's charge for every entry; the table's own array is
@@ -21,12 +21,15 @@
  *
  * Hits without the lock (l1_readers.h): a hit enters its shard as a reader, which excludes
  * the shard's writers as the mutex would, and changes nothing but the entry's reference
- * count and its CPU's hit counter. A hit that would change the shard (the policy's first
- * mark on an entry, reclaiming an expired one, sliding an expiry) takes the mutex instead.
+ * count and its CPU's counters. A hit that would change the shard takes the mutex instead:
+ * one that sets the policy's mark (second chance: the first hit since the entry left the
+ * young segment or lost its mark to the eviction scan; S3-FIFO: until its count is 3),
+ * reclaims an expired entry, or slides an expiry (at most once a millisecond per entry).
  * Every section under the mutex that changes the table, the queues or an entry, or removes
- * one (commit, write, invalidate, evict, flush, sweep, heal, fetch's lookup) first waits for
- * the shard's readers to leave and keeps new ones out until it unlocks; sections that only
- * touch pending records or read (the waits, counters, hot keys) let readers in. So every
+ * one (commit, write, flush, sweep, fetch's lookup; invalidate, evict and heal once they
+ * find something to remove) first waits for the shard's readers to leave and keeps new ones
+ * out until it unlocks; sections that only touch pending records or read (the waits,
+ * counters, hot keys) let readers in. So every
  * hit, locked or not, happens wholly before or wholly after each change of its shard, and
  * the rules below hold for it as they did when every hit took the lock.
  *
@@ -148,7 +151,7 @@ static void shard_lock(tc__shard_t *s) {
 }
 
 static void shard_exclude(tc__l1_t *l1, tc__shard_t *s) {
-    tc__l1_readers_exclude(&l1->readers, (unsigned)(s - l1->shards), &s->excl);
+    tc__l1_readers_exclude(&l1->readers, (unsigned)(s - l1->shards), &s->excl, &s->hits);
 }
 
 static void shard_lock_excl(tc__l1_t *l1, tc__shard_t *s) {
@@ -344,14 +347,25 @@ uint64_t tc__l1_hash(const tc__l1_t *l1, const void *key, size_t klen) {
 /* Sliding expiration: a hit moves the entry's fresh, stale and hard ends forward by the time
  * since it was last stored or extended, never past its cap. Entries without a cap (every
  * plain entry) are untouched. */
+static uint64_t slide_target(const tc__entry_ext_t *x, uint64_t now) {
+    return now + x->ttl_ms < x->slide_cap_ms ? now + x->ttl_ms : x->slide_cap_ms;
+}
+
+/* Whether a hit at now would move e's ends (a lock-free hit must not: it takes the lock).
+ * At most once per millisecond for an entry that is hit continuously. */
+static int slide_due(const tc_ref_t *e, uint64_t now) {
+    const tc__entry_ext_t *x = tc__entry_ext(e);
+    return x && x->slide_cap_ms &&
+           slide_target(x, now) >
+               atomic_load_explicit(&x->fresh_until_ms, memory_order_relaxed);
+}
+
 static void slide_locked(tc_ref_t *e, uint64_t now) {
+    if (!slide_due(e, now))
+        return;
     tc__entry_ext_t *x = tc__entry_ext(e);
-    if (!x || !x->slide_cap_ms)
-        return;
     uint64_t fresh = atomic_load_explicit(&x->fresh_until_ms, memory_order_relaxed);
-    uint64_t target = now + x->ttl_ms < x->slide_cap_ms ? now + x->ttl_ms : x->slide_cap_ms;
-    if (target <= fresh)
-        return;
+    uint64_t target = slide_target(x, now);
     uint64_t delta = target - fresh;
     uint64_t stale = atomic_load_explicit(&x->stale_until_ms, memory_order_relaxed);
     atomic_store_explicit(&x->fresh_until_ms, target, memory_order_relaxed);
@@ -394,23 +408,22 @@ typedef enum tc__read {
 static tc__read_t read_unlocked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, const void *key,
                                 size_t klen, uint64_t now, int count_miss, tc_ref_t **ref) {
     unsigned cpu = tc__l1_readers_cpu();
-    atomic_uint *word = tc__l1_readers_word(&l1->readers, cpu, (unsigned)(s - l1->shards));
+    _Atomic tc__l1_word_t *word =
+        tc__l1_readers_word(&l1->readers, cpu, (unsigned)(s - l1->shards));
     if (!tc__l1_read_enter(word, &s->excl))
         return TC__READ_LOCKED;
     tc__read_t how = TC__READ_LOCKED;
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (!e) {
         how = TC__READ_MISS;
-    } else if (e->expiry_ms > now && !tc__l1_index_touch_writes(&s->ix, e)) {
-        const tc__entry_ext_t *x = tc__entry_ext(e);
-        if (!x || !x->slide_cap_ms) {
-            tc__entry_pin(e);
-            how = TC__READ_HIT;
-        }
+    } else if (e->expiry_ms > now && !tc__l1_index_touch_writes(&s->ix, e) &&
+               !slide_due(e, now)) {
+        tc__entry_pin(e);
+        how = TC__READ_HIT;
     }
-    tc__l1_read_leave(word);
-    if (how == TC__READ_HIT || (how == TC__READ_MISS && count_miss))
-        tc__l1_readers_count(&l1->readers, cpu, how == TC__READ_HIT);
+    tc__l1_read_leave(word, how == TC__READ_HIT); /* counts the hit */
+    if (how == TC__READ_MISS && count_miss)
+        tc__l1_readers_count_miss(&l1->readers, cpu);
     *ref = how == TC__READ_HIT ? e : NULL;
     return how;
 }
@@ -661,8 +674,10 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
         read_unlocked(l1, s, h, key, klen, tc__now_ms(), 0, &f->ref) == TC__READ_HIT)
         return TC__FETCH_HIT;
     uint64_t deadline_ns = 0;
-    shard_lock_excl(l1, s);
+    shard_lock(s);
     for (;;) {
+        if (f->lookup)
+            shard_exclude(l1, s); /* the lookup may reclaim an expired entry or mark one */
         tc_ref_t *e = f->lookup ? lookup_locked(s, h, key, klen, tc__now_ms()) : NULL;
         if (e) {
             shard_unlock(s);
@@ -684,9 +699,8 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
         s->waits++;
         if (f->wait_ms && !deadline_ns)
             deadline_ns = tc__now_ns() + (uint64_t)f->wait_ms * 1000000u;
-        tc__l1_readers_admit(&s->excl); /* the wait changes no entry */
+        tc__l1_readers_admit(&s->excl); /* the wait and what follows change no entry */
         int done = wait_result_locked(s, p, p->results, deadline_ns);
-        shard_exclude(l1, s);
         /* Rule 5: a load that an invalidation overtook before we arrived is not ours. */
         int usable = done && !p->result_private && p->result_snap == joined;
         if (usable) {
@@ -696,7 +710,6 @@ int tc__l1_fetch_begin(tc__l1_t *l1, uint64_t h, const void *key, size_t klen, t
                 f->ref = p->result;
             }
         }
-        assert(p->waiters > 0);
         assert(p->waiters > 0);
         p->waiters--;
         pending_maybe_free_locked(s, p);
@@ -811,9 +824,10 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
                       uint64_t version) {
     tc__shard_t *s = shard_of(l1, h);
     int applied = 0;
-    shard_lock_excl(l1, s);
-    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
+    shard_lock(s);
+    tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen); /* readers change nothing */
     if (e && version && stale_for(e, version)) {
+        shard_exclude(l1, s); /* most messages name keys this L1 does not hold */
         remove_locked(s, e);
         applied = 1;
     }
@@ -831,10 +845,12 @@ int tc__l1_invalidate(tc__l1_t *l1, uint64_t h, const void *key, size_t klen,
 
 void tc__l1_evict(tc__l1_t *l1, uint64_t h, const void *key, size_t klen) {
     tc__shard_t *s = shard_of(l1, h);
-    shard_lock_excl(l1, s);
+    shard_lock(s);
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
-    if (e)
+    if (e) {
+        shard_exclude(l1, s);
         remove_locked(s, e);
+    }
     tc__pending_t *p = pending_find_locked(s, h, key, klen);
     if (p)
         pending_poison_locked(p);
@@ -1010,11 +1026,11 @@ size_t tc__l1_table_slots(tc__l1_t *l1, uint64_t h) {
 
 void tc__l1_counters(tc__l1_t *l1, tc__l1_counters_t *out) {
     memset(out, 0, sizeof *out);
-    tc__l1_readers_counts(&l1->readers, &out->hits, &out->misses);
+    out->misses = tc__l1_readers_misses(&l1->readers);
     for (unsigned i = 0; i <= l1->mask; i++) {
         tc__shard_t *s = &l1->shards[i];
         shard_lock(s);
-        out->hits += s->hits;
+        out->hits += s->hits + tc__l1_readers_shard_hits(&l1->readers, i);
         out->misses += s->misses;
         out->evictions += s->evictions;
         out->expirations += s->expirations;

@@ -12,9 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What every hit reads comes first and changes only when the table is resized, so it
- * shares one cache line that stays in every core's cache; what writes change (count, the
- * policy's queue ends) follows. */
+/* What every hit reads comes first and changes only when the table is resized; what
+ * writes change (count, the policy's queue ends) follows, though on x86-64 the count and
+ * the first queue end still share the hit's line (an insert or removal, not a
+ * replacement, then moves it). */
 typedef struct tc__l1_index {
     uint64_t *slots; /* tagged entry pointers (l1_index.c); NULL while empty */
     size_t mask;     /* slot count - 1 */

@@ -27,13 +27,15 @@
  * stripe) share a row, which only costs them a line that stays on one core. A writer reads
  * one word per stripe; where no reader came since, those lines sit in its cache.
  *
- * The flag is cleared with release order and read with acquire, and a reader leaves with
- * a release decrement that the writer's wait reads with acquire, so each side's accesses
- * happen before the other's in either order (what ThreadSanitizer checks as well).
+ * The flag is cleared with release order and read (sequentially consistent) by readers,
+ * and a reader leaves with a release decrement that the writer's wait reads, so each
+ * side's accesses happen before the other's in either order (what ThreadSanitizer checks
+ * as well).
  *
  * A writer waits only for readers already inside, which hold nothing and call nothing: a
- * table probe, a key comparison and a pin. It spins, and yields the CPU after a while in
- * case a reader was preempted inside.
+ * table probe, a key comparison and a pin. It spins, then yields the CPU in case a reader
+ * was preempted inside, then sleeps in short naps (a real-time writer's yield would never
+ * let a lower-priority reader on its CPU run).
  */
 #ifndef TC_L1_READERS_H
 #define TC_L1_READERS_H
@@ -43,52 +45,56 @@
 #include <stdint.h>
 
 #define TC__L1_STRIPES_MAX 16u
+#define TC__L1_COUNTS_MAX  1024u
 
-#define TC__L1_COUNTS_MAX 1024u
+/* A reader's word for a shard counts the readers inside in its low 16 bits and the hits
+ * they made in the rest: a reader that hits leaves by adding TC__L1_HIT_ONE - 1, so
+ * counting the hit costs no instruction of its own (a locked add more per hit measured
+ * about 10% of a one-thread hit here). A writer, holding the shard with no reader inside,
+ * moves a word's hits into the shard's own count long before the 48 bits could wrap. */
+typedef uint64_t tc__l1_word_t;
+#define TC__L1_INSIDE_MASK ((uint64_t)0xFFFF)
+#define TC__L1_HIT_ONE     ((uint64_t)1 << 16)
 
-/* Hits and misses counted by readers that did not take the lock, one line per CPU. Only
- * threads running on that CPU write it, one at a time unless one was preempted between
- * reading and writing it, so a count is a plain load and store, not a locked instruction
- * (a preemption in that one-instruction window can lose one count; the counters are
- * statistics). */
+/* Misses counted by readers that did not take the lock, one line per CPU (a miss goes on
+ * to Redis or a loader: its atomic add is nothing beside that). */
 typedef struct tc__l1_read_counts {
-    atomic_uint_fast64_t hits, misses;
+    atomic_uint_fast64_t misses;
 } __attribute__((aligned(64))) tc__l1_read_counts_t;
 
 typedef struct tc__l1_readers {
-    atomic_uint *inside;          /* [stripe * row + shard]: readers inside the shard */
-    tc__l1_read_counts_t *counts; /* [cpu & (ncounts - 1)] */
-    unsigned stripes;             /* a power of two, at most TC__L1_STRIPES_MAX */
-    unsigned ncounts;             /* a power of two at least the CPUs (at most 1024) */
-    unsigned row;                 /* words per stripe: shards rounded up to a line */
+    _Atomic tc__l1_word_t *inside; /* [stripe * row + shard]: readers inside, their hits */
+    tc__l1_read_counts_t *counts;  /* [cpu & (ncounts - 1)] */
+    unsigned stripes;              /* a power of two, at most TC__L1_STRIPES_MAX */
+    unsigned ncounts;              /* a power of two at least the CPUs (at most 1024) */
+    unsigned row;                  /* words per stripe: shards rounded up to a line */
 } tc__l1_readers_t;
 
 /* 0, or TC_ENOMEM. */
 int tc__l1_readers_init(tc__l1_readers_t *r, unsigned shards);
 void tc__l1_readers_deinit(tc__l1_readers_t *r);
 
-/* The CPU the calling thread runs on (sched_getcpu, read from the kernel's per-thread
- * rseq area or the vDSO: no system call). Any answer is correct, since the thread may move
- * at once; this one is uncontended. */
+/* The CPU the calling thread runs on (sched_getcpu: glibc 2.35 and later read it from the
+ * kernel's per-thread rseq area, older ones from the x86-64 vDSO; only an AArch64 glibc
+ * without rseq makes it a system call). Any answer is correct, since the thread may move at
+ * once; this one is uncontended. */
 unsigned tc__l1_readers_cpu(void);
 
-/* The counter a reader on cpu increments to enter shard. */
-static inline atomic_uint *tc__l1_readers_word(const tc__l1_readers_t *r, unsigned cpu,
-                                               unsigned shard) {
+/* The word a reader on cpu enters shard through. */
+static inline _Atomic tc__l1_word_t *tc__l1_readers_word(const tc__l1_readers_t *r,
+                                                         unsigned cpu, unsigned shard) {
     return &r->inside[(size_t)(cpu & (r->stripes - 1)) * r->row + shard];
 }
 
-/* Count a lock-free hit or miss of a reader on cpu. */
-static inline void tc__l1_readers_count(const tc__l1_readers_t *r, unsigned cpu, int hit) {
-    tc__l1_read_counts_t *c = &r->counts[cpu & (r->ncounts - 1)];
-    atomic_uint_fast64_t *n = hit ? &c->hits : &c->misses;
-    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+/* Count a lock-free miss of a reader on cpu. */
+static inline void tc__l1_readers_count_miss(const tc__l1_readers_t *r, unsigned cpu) {
+    atomic_fetch_add_explicit(&r->counts[cpu & (r->ncounts - 1)].misses, 1,
+                              memory_order_relaxed);
 }
 
 /* Enter the shard whose flag is excl through word: 1 when inside (leave with
  * tc__l1_read_leave), 0 when a writer holds the shard (nothing to undo). */
-static inline int tc__l1_read_enter(atomic_uint *word, const atomic_int *excl) {
+static inline int tc__l1_read_enter(_Atomic tc__l1_word_t *word, const atomic_int *excl) {
     atomic_fetch_add_explicit(word, 1, memory_order_seq_cst);
     if (atomic_load_explicit(excl, memory_order_seq_cst) == 0)
         return 1;
@@ -96,19 +102,26 @@ static inline int tc__l1_read_enter(atomic_uint *word, const atomic_int *excl) {
     return 0;
 }
 
-static inline void tc__l1_read_leave(atomic_uint *word) {
-    atomic_fetch_sub_explicit(word, 1, memory_order_release);
+/* Leave, counting a hit if there was one. */
+static inline void tc__l1_read_leave(_Atomic tc__l1_word_t *word, int hit) {
+    atomic_fetch_add_explicit(word, hit ? TC__L1_HIT_ONE - 1 : (tc__l1_word_t)-1,
+                              memory_order_release);
 }
 
-/* With the shard's mutex held: raise its flag and wait until no reader is inside. */
-void tc__l1_readers_exclude(const tc__l1_readers_t *r, unsigned shard, atomic_int *excl);
+/* With the shard's mutex held: raise its flag and wait until no reader is inside; then
+ * move hits from words grown large into *hits (the shard's own count, under its mutex). */
+void tc__l1_readers_exclude(const tc__l1_readers_t *r, unsigned shard, atomic_int *excl,
+                            uint64_t *hits);
 
 /* Lower the flag (still holding the mutex, before releasing it). */
 static inline void tc__l1_readers_admit(atomic_int *excl) {
     atomic_store_explicit(excl, 0, memory_order_release);
 }
 
-/* The lock-free hits and misses so far, summed over CPUs. */
-void tc__l1_readers_counts(const tc__l1_readers_t *r, uint64_t *hits, uint64_t *misses);
+/* The hits counted in shard's words (call with the shard's mutex held, so no writer moves
+ * them meanwhile). */
+uint64_t tc__l1_readers_shard_hits(const tc__l1_readers_t *r, unsigned shard);
+/* The lock-free misses so far, summed over CPUs. */
+uint64_t tc__l1_readers_misses(const tc__l1_readers_t *r);
 
 #endif

@@ -575,6 +575,29 @@ Test(l1_bytes, unkeepable_after_table_growth_does_not_evict_others) {
                  (unsigned long long)(48 - after.entries));
 }
 
+/* ---- counting ---- */
+
+/* Hits without the lock are counted in the readers' words (l1_readers.h), marks and
+ * reclaims under the lock in the shard: the sum is every hit and miss exactly once, and a
+ * writer taking the shard (which may move the words' hits into the shard's count) changes
+ * nothing in it. */
+Test(l1_counting, every_hit_and_miss_counted_once_locked_or_not) {
+    tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 4);
+    cr_assert_eq(put(l1, "a", "1", 7), 1);
+    cr_assert_eq(put(l1, "b", "2", 8), 1);
+    for (int i = 0; i < 100; i++) {
+        cr_assert(has(l1, "a"));
+        cr_assert(has(l1, i % 2 ? "b" : "a"));
+        cr_assert(!has(l1, "absent"));
+        if (i % 10 == 0)
+            cr_assert_eq(put(l1, "c", "3", 9 + (uint64_t)i), 1); /* a writer in the shard */
+    }
+    tc__l1_counters_t c = counters(l1);
+    cr_assert_eq(c.hits, 200, "%llu hits counted, not 200", (unsigned long long)c.hits);
+    cr_assert_eq(c.misses, 100, "%llu misses counted, not 100", (unsigned long long)c.misses);
+    tc__l1_close(l1);
+}
+
 /* ---- expiry ---- */
 
 Test(l1_expiry, expired_entry_is_never_returned) {

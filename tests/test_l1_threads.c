@@ -421,8 +421,9 @@ Test(l1_threads, race_logic_keeps_only_the_latest_version_s3fifo, .timeout = 60)
 /* ---- lock-free hits against everything that changes a shard ---- */
 
 /* Readers hit without the shard lock (l1_readers.h) while one writer replaces values of
- * random sizes (the budget evicts), removes keys, and empties the shard (its table is freed
- * and made again): every hit must be a whole value of the key asked for. What would break
+ * random sizes (the budget evicts), removes keys one by one and by prefix (a sweep), and
+ * empties the shard (its table is freed and made again): every hit must be a whole value
+ * of the key asked for. What would break
  * without the writers' exclusion is a reader inside a table or an entry being changed or
  * freed: ASan sees the use after free, ThreadSanitizer the race, and the bytes check the
  * rest. */
@@ -495,8 +496,10 @@ static void lock_free_hits(unsigned shards, tc__l1_policy_kind_t policy) {
                 tc__l1_invalidate(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]),
                                   e->version);
             tc_ref_release(e);
-        } else if (r < 99) {
+        } else if (r < 97) {
             tc__l1_evict(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]));
+        } else if (r < 99) {
+            tc__l1_sweep(g_l1, "key1", 4, UINT64_MAX); /* key1, key10..key19 */
         } else {
             tc__l1_flush(g_l1);
         }
