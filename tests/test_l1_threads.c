@@ -97,18 +97,24 @@ static unsigned char byte_of(uint64_t version, size_t i) {
     return (unsigned char)(version * 31 + i);
 }
 
-/* A value that carries its version in its first 8 bytes and a pattern after them. */
-static tc_ref_t *make_value(int k, uint64_t version, uint64_t entry_version) {
+/* An entry of key whose value carries `version` in its first 8 bytes and a pattern after
+ * them. */
+static tc_ref_t *value_of(const char *key, uint64_t version) {
     size_t n = vlen_of(version);
-    tc_ref_t *e = tc__entry_new(g_keys[k], strlen(g_keys[k]), NULL, n);
+    tc_ref_t *e = tc__entry_new(key, strlen(key), NULL, n);
     if (!e)
         abort();
     unsigned char *v = tc__entry_value_mut(e);
     memcpy(v, &version, 8);
     for (size_t i = 8; i < n; i++)
         v[i] = byte_of(version, i);
-    e->version = entry_version;
     e->expiry_ms = TC__NO_EXPIRY;
+    return e;
+}
+
+static tc_ref_t *make_value(int k, uint64_t version, uint64_t entry_version) {
+    tc_ref_t *e = value_of(g_keys[k], version);
+    e->version = entry_version;
     return e;
 }
 
@@ -439,21 +445,6 @@ static uint64_t lf_hash(int k) {
     return tc__l1_hash(g_l1, g_lf_keys[k], strlen(g_lf_keys[k]));
 }
 
-/* A value of key k (make_value's bytes), its version in its first 8 bytes: version % LF_KEYS
- * is k, so a reader can tell whose value it got. */
-static tc_ref_t *lf_value(int k, uint64_t version) {
-    size_t n = vlen_of(version);
-    tc_ref_t *e = tc__entry_new(g_lf_keys[k], strlen(g_lf_keys[k]), NULL, n);
-    if (!e)
-        abort();
-    unsigned char *v = tc__entry_value_mut(e);
-    memcpy(v, &version, 8);
-    for (size_t i = 8; i < n; i++)
-        v[i] = byte_of(version, i);
-    e->expiry_ms = TC__NO_EXPIRY;
-    return e;
-}
-
 static void *lf_reader(void *arg) {
     uint64_t seed = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
     while (!atomic_load(&g_stop)) {
@@ -491,8 +482,8 @@ static void lock_free_hits(unsigned shards, tc__l1_policy_kind_t policy) {
         uint64_t r = rng(&seed) % 100;
         if (r < 85) {
             version += LF_KEYS - version % LF_KEYS + (uint64_t)k; /* version % LF_KEYS == k */
-            tc_ref_t *e = lf_value(k, version);
-            if (!tc__l1_write_local(g_l1, lf_hash(k), e)) /* as tc_set does */
+            tc_ref_t *e = value_of(g_lf_keys[k], version);        /* version % LF_KEYS == k */
+            if (!tc__l1_write_local(g_l1, lf_hash(k), e))         /* as tc_set does */
                 tc__l1_invalidate(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]),
                                   e->version);
             tc_ref_release(e);

@@ -29,6 +29,7 @@
 #include "fmt.h"
 #include "json.h"
 #include "micro_floor.h"
+#include "micro_run.h"
 #include "source.h"
 #include "tiercache.h"
 
@@ -58,13 +59,9 @@ typedef struct micro {
 } micro_t;
 
 typedef struct micro_thread {
+    tcb_micro_worker_t w; /* first: the timed run's part (micro_run.h) */
     micro_t *m;
     micro_op_t op;
-    unsigned tid;
-    pthread_barrier_t *bar;
-    atomic_int *stop;
-    uint64_t ops, errors;
-    pthread_t th;
 } micro_thread_t;
 
 static size_t jemalloc_allocated(void) {
@@ -95,45 +92,25 @@ static int do_op(micro_t *m, micro_op_t op, uint64_t i, uint32_t k) {
 static void *micro_main(void *p) {
     micro_thread_t *t = p;
     micro_t *m = t->m;
-    const uint32_t *ring = m->rings[t->tid];
-    pthread_barrier_wait(t->bar);
+    const uint32_t *ring = m->rings[t->w.tid];
+    tcb_micro_start(&t->w);
     uint64_t i = 0, errors = 0;
-    while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
+    while (!tcb_micro_stopped(&t->w)) {
         for (int b = 0; b < 64; b++, i++)
             errors += do_op(m, t->op, i, ring[i & (RING - 1)]) != 0;
     }
-    t->ops = i;
-    t->errors = errors;
+    t->w.ops = i;
+    t->w.errors = errors;
     return NULL;
 }
 
 /* One point: op at nthreads for the duration. Returns operations per second. */
 static double run_point(micro_t *m, micro_op_t op, unsigned nthreads, uint64_t *errors) {
-    pthread_barrier_t bar;
-    atomic_int stop;
-    atomic_init(&stop, 0);
-    pthread_barrier_init(&bar, NULL, nthreads + 1);
-    micro_thread_t ts[1024];
-    for (unsigned i = 0; i < nthreads; i++) {
-        ts[i] = (micro_thread_t){.m = m, .op = op, .tid = i, .bar = &bar, .stop = &stop};
-        pthread_create(&ts[i].th, NULL, micro_main, &ts[i]);
-    }
-    pthread_barrier_wait(&bar);
-    uint64_t t0 = tcb_now_ns();
-    struct timespec d = {(time_t)(m->o->duration_ns / 1000000000ull),
-                         (long)(m->o->duration_ns % 1000000000ull)};
-    nanosleep(&d, NULL);
-    atomic_store(&stop, 1);
-    uint64_t ops = 0;
+    static micro_thread_t ts[1024];
+    for (unsigned i = 0; i < nthreads; i++)
+        ts[i] = (micro_thread_t){.m = m, .op = op};
     *errors = 0;
-    for (unsigned i = 0; i < nthreads; i++) {
-        pthread_join(ts[i].th, NULL);
-        ops += ts[i].ops;
-        *errors += ts[i].errors;
-    }
-    uint64_t el = tcb_now_ns() - t0;
-    pthread_barrier_destroy(&bar);
-    return (double)ops * 1e9 / (double)el;
+    return tcb_micro_run(ts, sizeof ts[0], nthreads, micro_main, m->o->duration_ns, errors);
 }
 
 static int setup_keys(micro_t *m, unsigned maxt) {

@@ -31,14 +31,13 @@
  */
 #include "micro_floor.h"
 
-#include "bench.h"
+#include "micro_run.h"
 #include "rng.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define FLOOR_KEY_MAX 40 /* micro's keys are 17 bytes */
 #define FLOOR_ENTRY_HDR                                                                        \
@@ -143,22 +142,20 @@ static int floor_set(const tcb_floor_t *f, floor_rec_t *r, const char *key) {
 }
 
 typedef struct floor_thread {
+    tcb_micro_worker_t w; /* first: the timed run's part (micro_run.h) */
     tcb_floor_t *f;
     tcb_floor_op_t op;
-    unsigned tid, pad;
-    pthread_barrier_t *bar;
-    atomic_int *stop;
-    uint64_t ops, errors, sink;
-    pthread_t th;
+    unsigned pad;
+    uint64_t sink;
 } floor_thread_t;
 
 static void *floor_main(void *arg) {
     floor_thread_t *t = arg;
     tcb_floor_t *f = t->f;
-    const uint32_t *ring = f->rings[t->tid];
-    pthread_barrier_wait(t->bar);
-    uint64_t i = 0, errors = 0, x = t->tid + 1;
-    while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
+    const uint32_t *ring = f->rings[t->w.tid];
+    tcb_micro_start(&t->w);
+    uint64_t i = 0, errors = 0, x = t->w.tid + 1;
+    while (!tcb_micro_stopped(&t->w)) {
         for (int b = 0; b < 64; b++, i++) {
             uint32_t k = ring[i & f->ring_mask];
             const char *key = f->keys + (size_t)k * f->klen;
@@ -169,8 +166,8 @@ static void *floor_main(void *arg) {
                 errors += floor_get(f, &f->recs[k], key);
         }
     }
-    t->ops = i;
-    t->errors = errors;
+    t->w.ops = i;
+    t->w.errors = errors;
     t->sink = x;
     return NULL;
 }
@@ -180,29 +177,10 @@ double tcb_floor_run(tcb_floor_t *f, tcb_floor_op_t op, unsigned pad, unsigned n
     static floor_thread_t ts[FLOOR_MAX_THREADS];
     if (nthreads < 1 || nthreads > FLOOR_MAX_THREADS)
         return 0;
-    pthread_barrier_t bar;
-    atomic_int stop;
-    atomic_init(&stop, 0);
-    pthread_barrier_init(&bar, NULL, nthreads + 1);
-    for (unsigned i = 0; i < nthreads; i++) {
-        ts[i] = (floor_thread_t){
-            .f = f, .op = op, .tid = i, .pad = pad, .bar = &bar, .stop = &stop};
-        pthread_create(&ts[i].th, NULL, floor_main, &ts[i]);
-    }
-    pthread_barrier_wait(&bar);
-    uint64_t t0 = tcb_now_ns();
-    struct timespec d = {(time_t)(duration_ns / 1000000000ull),
-                         (long)(duration_ns % 1000000000ull)};
-    nanosleep(&d, NULL);
-    atomic_store(&stop, 1);
-    uint64_t ops = 0;
-    for (unsigned i = 0; i < nthreads; i++) {
-        pthread_join(ts[i].th, NULL);
-        ops += ts[i].ops;
-    }
-    uint64_t el = tcb_now_ns() - t0;
-    pthread_barrier_destroy(&bar);
-    return el ? (double)ops * 1e9 / (double)el : 0;
+    for (unsigned i = 0; i < nthreads; i++)
+        ts[i] = (floor_thread_t){.f = f, .op = op, .pad = pad};
+    uint64_t errors = 0; /* only allocation failures: the rate says enough */
+    return tcb_micro_run(ts, sizeof ts[0], nthreads, floor_main, duration_ns, &errors);
 }
 
 #define CALIBRATE_NS  250000000ull /* per probe; two probes */
