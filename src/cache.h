@@ -64,7 +64,8 @@ static inline tc_cache_t *tc__route(tc_cache_t *c, const void *key, size_t klen)
  * message (ring_cache.c). */
 int tc__cache_open(const tc_config_t *cfg, size_t size, const char *origin, tc_cache_t **out,
                    tc_error_t *err);
-/* Record a call of kind that started at t0_ns (tc__now_ns clock). */
+/* Record a call of kind that started at t0_ns (tc__now_ns clock); t0_ns 0: a call left
+ * unsampled, nothing recorded. */
 void tc__cache_time(tc_cache_t *c, tc_latency_kind_t kind, uint64_t t0_ns);
 /* L1-only mode: the version of a write (or load) of key, from its shard's counter. */
 uint64_t tc__local_version(tc_cache_t *c, const void *key, size_t klen);
