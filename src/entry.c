@@ -22,7 +22,7 @@ tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, siz
     memset(e, 0, TC__ENTRY_HEAD); /* not sizeof: the head's padding is the key's bytes */
     atomic_init(&e->refs, 1);
     e->vlen_bits = (uint32_t)vlen | (ext ? TC__ENTRY_HAS_EXT : 0);
-    e->expiry_ms = TC__NO_EXPIRY;
+    atomic_init(&e->expiry_ms, TC__NO_EXPIRY);
     memcpy(e->data, key, klen);
     if (value && vlen)
         memcpy(e->data + klen, value, vlen);

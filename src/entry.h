@@ -22,7 +22,8 @@
  * A tc_ref_t is the entry itself: handing one out is a reference-count increment, so a hit
  * neither allocates nor copies. An entry is immutable once built (but for the links, the
  * lru byte and a sliding TTL's expiry, which only L1 changes, under its shard lock with
- * lock-free readers kept out: l1_readers.h); replacing a key inserts a new
+ * lock-free readers kept out: l1_readers.h; the expiry is an atomic, since fetches read it
+ * on entries they hold without the lock); replacing a key inserts a new
  * entry, so readers holding the old one keep a consistent value. The last release frees
  * it, whether or not it is still in L1, and it needs no pointer back to the cache, so refs
  * outlive tc_close().
@@ -39,7 +40,7 @@
 struct tc_ref {
     tc_ref_t *older, *newer; /* L1's eviction queue links, under the shard lock */
     uint64_t version;
-    uint64_t expiry_ms;
+    _Atomic uint64_t expiry_ms; /* tc__entry_expiry: a pinned entry's is read unlocked */
     atomic_uint refs;
     uint32_t vlen_bits; /* value length, TC__ENTRY_HAS_EXT and TC__ENTRY_READ */
     uint16_t klen;
@@ -112,6 +113,16 @@ tc_ref_t *tc__entry_new_ext(const void *key, size_t klen, const void *value, siz
                             int ext);
 static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
     return e->data + e->klen;
+}
+/* e's L1 expiry (coarse monotonic ms). An atomic, though only L1 writes it once e is
+ * published (a sliding hit, under the shard lock with readers excluded), because a fetch
+ * reads it on an entry it holds, outside the lock (fail-safe: may the last value still be
+ * served?). Relaxed: it publishes nothing else. */
+static inline uint64_t tc__entry_expiry(const tc_ref_t *e) {
+    return atomic_load_explicit(&e->expiry_ms, memory_order_relaxed);
+}
+static inline void tc__entry_set_expiry(tc_ref_t *e, uint64_t ms) {
+    atomic_store_explicit(&e->expiry_ms, ms, memory_order_relaxed);
 }
 /* Bytes the allocator charges for e. */
 size_t tc__entry_charge(const tc_ref_t *e);

@@ -169,7 +169,7 @@ static uint64_t ext_load(_Atomic uint64_t *v) {
 /* May a failed reload be answered with e? (fail-safe on, and e within its hard life) */
 static int failsafe_allows(const tc_cache_t *c, const tc_ref_t *e) {
     return e && c->cfg.failsafe_max_stale_ms && tc__entry_ext(e) && !tc__entry_absent(e) &&
-           tc__now_ms() < e->expiry_ms;
+           tc__now_ms() < tc__entry_expiry(e);
 }
 
 static void back_off(const tc_cache_t *c, tc_ref_t *e) {

@@ -225,7 +225,7 @@ static void evict_locked(tc__shard_t *s, tc_ref_t *keep, uint64_t now) {
         tc_ref_t *victim = tc__l1_index_victim(&s->ix, keep);
         if (!victim)
             break;
-        if (victim->expiry_ms <= now)
+        if (tc__entry_expiry(victim) <= now)
             s->expirations++;
         else
             s->evictions++;
@@ -370,14 +370,14 @@ static void slide_locked(tc_ref_t *e, uint64_t now) {
     uint64_t stale = atomic_load_explicit(&x->stale_until_ms, memory_order_relaxed);
     atomic_store_explicit(&x->fresh_until_ms, target, memory_order_relaxed);
     atomic_store_explicit(&x->stale_until_ms, stale + delta, memory_order_relaxed);
-    e->expiry_ms += delta; /* bounded: delta never moves fresh past the cap */
+    tc__entry_set_expiry(e, tc__entry_expiry(e) + delta); /* bounded: never past the cap */
 }
 
 /* Find a live entry; an expired one is reclaimed on the spot. Counts the hit or miss. */
 static tc_ref_t *lookup_locked(tc__shard_t *s, uint64_t h, const void *key, size_t klen,
                                uint64_t now) {
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
-    if (e && e->expiry_ms <= now) {
+    if (e && tc__entry_expiry(e) <= now) {
         s->expirations++;
         remove_locked(s, e);
         e = NULL;
@@ -416,7 +416,7 @@ static tc__read_t read_unlocked(tc__l1_t *l1, tc__shard_t *s, uint64_t h, const 
     tc_ref_t *e = tc__l1_index_find(&s->ix, h, key, klen);
     if (!e) {
         how = TC__READ_MISS;
-    } else if (e->expiry_ms > now && !tc__l1_index_touch_writes(&s->ix, e) &&
+    } else if (tc__entry_expiry(e) > now && !tc__l1_index_touch_writes(&s->ix, e) &&
                !slide_due(e, now)) {
         tc__entry_pin(e);
         how = TC__READ_HIT;
@@ -497,8 +497,8 @@ static void cap_unheard_life(const tc__l1_t *l1, tc_ref_t *e, int trusted, uint6
     if (!l1->local_ttl_ms || (e->version != 0 && trusted))
         return;
     uint64_t cap = now + l1->local_ttl_ms;
-    if (e->expiry_ms > cap)
-        e->expiry_ms = cap;
+    if (tc__entry_expiry(e) > cap)
+        tc__entry_set_expiry(e, cap);
 }
 
 /* Whether e could be kept if every other entry were evicted. The table never shrinks

@@ -142,7 +142,7 @@ static void answer(mcall_t *m, size_t i, int status, tc_ref_t *value) {
     mkey_t *k = &m->k[i];
     tc_cache_t *c = m->c;
     if (status != TC_OK && status != TC_ENOTFOUND && k->stale && c->cfg.failsafe_max_stale_ms &&
-        tc__now_ms() < k->stale->expiry_ms) { /* fail-safe: the last value */
+        tc__now_ms() < tc__entry_expiry(k->stale)) { /* fail-safe: the last value */
         tc_ref_release(value);
         tc__entry_pin(k->stale);
         value = k->stale;

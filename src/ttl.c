@@ -63,7 +63,7 @@ void tc__plan_ttl(const tc_cache_t *c, const void *key, size_t klen, uint64_t tt
 
 void tc__stamp(const tc_cache_t *c, tc_ref_t *e, const tc__ttl_plan_t *plan, uint32_t load_ms) {
     uint64_t now = tc__now_ms();
-    e->expiry_ms = add_sat(now, plan->keep_ms);
+    tc__entry_set_expiry(e, add_sat(now, plan->keep_ms));
     tc__entry_ext_t *x = tc__entry_ext(e);
     if (!x)
         return;
@@ -98,21 +98,22 @@ tc_ref_t *tc__entry_from_l2(const tc_cache_t *c, const void *key, size_t klen,
     tc__ttl_plan_t plan;
     tc__plan_ttl(c, key, klen, 0, &plan);
     uint64_t now = tc__now_ms();
-    e->expiry_ms = add_sat(now, v->pttl_ms >= 0 ? (uint64_t)v->pttl_ms : plan.keep_ms);
+    uint64_t expiry = add_sat(now, v->pttl_ms >= 0 ? (uint64_t)v->pttl_ms : plan.keep_ms);
+    tc__entry_set_expiry(e, expiry);
     tc__entry_ext_t *x = tc__entry_ext(e);
     if (!x)
         return e;
-    uint64_t fresh = e->expiry_ms;
+    uint64_t fresh = expiry;
     if (v->val.logical_expiry_ms) { /* the writer's fresh end, moved onto our clock */
         uint64_t wall = tc__wall_ms();
         fresh = v->val.logical_expiry_ms > wall ? add_sat(now, v->val.logical_expiry_ms - wall)
                                                 : now;
-        if (fresh > e->expiry_ms)
-            fresh = e->expiry_ms;
+        if (fresh > expiry)
+            fresh = expiry;
     }
     uint64_t stale = add_sat(fresh, plan.stale_ms);
     atomic_store_explicit(&x->fresh_until_ms, fresh, memory_order_relaxed);
-    atomic_store_explicit(&x->stale_until_ms, stale < e->expiry_ms ? stale : e->expiry_ms,
+    atomic_store_explicit(&x->stale_until_ms, stale < expiry ? stale : expiry,
                           memory_order_relaxed);
     x->ttl_ms = plan.fresh_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)plan.fresh_ms;
     x->slide_cap_ms = c->cfg.sliding_ttl ? add_sat(now, c->cfg.sliding_max_ms) : 0;

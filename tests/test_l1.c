@@ -60,7 +60,7 @@ static tc_ref_t *mk(const void *key, size_t klen, const void *val, size_t vlen,
     tc_ref_t *e = tc__entry_new(key, klen, val, vlen);
     cr_assert_not_null(e);
     e->version = version;
-    e->expiry_ms = expiry;
+    tc__entry_set_expiry(e, expiry);
     return e;
 }
 

@@ -108,7 +108,7 @@ static tc_ref_t *value_of(const char *key, uint64_t version) {
     memcpy(v, &version, 8);
     for (size_t i = 8; i < n; i++)
         v[i] = byte_of(version, i);
-    e->expiry_ms = TC__NO_EXPIRY;
+    tc__entry_set_expiry(e, TC__NO_EXPIRY);
     return e;
 }
 

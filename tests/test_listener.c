@@ -169,7 +169,7 @@ static void put(fx_t *f, const char *key, uint64_t version) {
     tc_ref_t *e = tc__entry_new(key, klen, "v", 1);
     cr_assert_not_null(e);
     e->version = version;
-    e->expiry_ms = TC__NO_EXPIRY;
+    tc__entry_set_expiry(e, TC__NO_EXPIRY);
     int kept = tc__l1_commit(f->l1, p, snap, e, TC__COMMIT_WRITE);
     tc_ref_release(e);
     tc__l1_pending_end(f->l1, p);
