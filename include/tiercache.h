@@ -468,8 +468,8 @@ typedef enum tc_latency_kind {
     TC_LAT_GET_HIT = 0, /* tc_get / tc_fetch answered from L1 (sampled: 1 call in 64) */
     TC_LAT_GET_MISS,    /* tc_get that went to Redis (L2 round trip included) */
     TC_LAT_FETCH_LOAD,  /* tc_fetch that ran (or waited for) a load */
-    TC_LAT_SET,         /* tc_set (without Redis, L1 only: sampled, 1 call in 64) */
-    TC_LAT_DEL,         /* tc_del (without Redis: sampled, 1 call in 64) */
+    TC_LAT_SET,         /* tc_set, tc_mset (without Redis: sampled, 1 call in 64) */
+    TC_LAT_DEL,         /* tc_del, tc_mdel (without Redis: sampled, 1 call in 64) */
     TC_LAT_INVAL,       /* write to eviction: a message's version (Redis's clock) to the
                            listener applying it (this host's clock; skew adds in) */
     TC_LAT_COUNT

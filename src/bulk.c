@@ -165,7 +165,7 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         free(versions);
         return TC_ENOMEM;
     }
-    uint64_t t0 = tc__now_ns();
+    uint64_t t0 = tc__write_timer(c);
     for (size_t i = 0; i < n; i++) {
         const tc_item_t *it = &items[i];
         rcs[i] = tc__check_key(c, it->key, it->klen);
@@ -263,7 +263,7 @@ int tc_mdel(tc_cache_t *c, const tc_buf_t *keys, size_t n, int *codes) {
         free(versions);
         return TC_ENOMEM;
     }
-    uint64_t t0 = tc__now_ns();
+    uint64_t t0 = tc__write_timer(c);
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         rcs[i] = tc__check_key(c, keys[i].data, keys[i].len);

@@ -370,7 +370,8 @@ static void slide_locked(tc_ref_t *e, uint64_t now) {
     uint64_t stale = atomic_load_explicit(&x->stale_until_ms, memory_order_relaxed);
     atomic_store_explicit(&x->fresh_until_ms, target, memory_order_relaxed);
     atomic_store_explicit(&x->stale_until_ms, stale + delta, memory_order_relaxed);
-    tc__entry_set_expiry(e, tc__entry_expiry(e) + delta); /* bounded: never past the cap */
+    /* bounded: delta never moves fresh past the cap */
+    tc__entry_set_expiry(e, tc__entry_expiry(e) + delta);
 }
 
 /* Find a live entry; an expired one is reclaimed on the spot. Counts the hit or miss. */

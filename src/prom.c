@@ -152,8 +152,8 @@ const tc__prom_field_t *tc__prom_fields(size_t *count) {
 #define HIST_HELP                                                                              \
     "Duration of tiercache calls, by kind: get_hit (tc_get or tc_fetch answered from L1, "     \
     "sampled 1 call in 64), get_miss (tc_get that went to Redis), fetch_load (tc_fetch that "  \
-    "ran or waited for a load), set, del, inval (a write's version to this process applying "  \
-    "its invalidation; clock skew adds in)."
+    "ran or waited for a load), set and del (without Redis: sampled 1 call in 64), inval "     \
+    "(a write's version to this process applying its invalidation; clock skew adds in)."
 
 static const char *const kind_names[] = {
     [TC_LAT_GET_HIT] = "get_hit",

@@ -650,6 +650,43 @@ Test(api, stats_counters_move) {
  * each (l1_max_entries, or l1_max_bytes at 1 KiB an entry), at most 16 per CPU; an explicit
  * l1_shards is taken as given. Without the rule a 300-entry cache got 16 shards per CPU
  * of fewer than 10 entries, and missed up to 2 points more than one LRU (bench replay). */
+/* Without Redis a set or delete only touches L1 and is timed as a hit is, one call in 64 on
+ * each thread, on a counter of its own: 640 of each are exactly 10 samples (timed every
+ * time they would be 640), and a get hit after every set still gets its own 10 (on the
+ * hits' counter every 64th call would be a set, and no hit would be timed). */
+Test(api, l1_only_writes_are_timed_one_in_64) {
+    tc_cache_t *c = open_local();
+    tc_latency_t set, del, hit;
+    for (int i = 0; i < 640; i++) {
+        cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
+        tc_ref_t *ref = NULL;
+        cr_assert_eq(tc_get(c, S("k"), &ref), 0);
+        tc_ref_release(ref);
+    }
+    cr_assert_eq(tc_latency(c, TC_LAT_SET, &set), 0);
+    cr_assert_eq(tc_latency(c, TC_LAT_GET_HIT, &hit), 0);
+    for (int i = 0; i < 640; i++)
+        cr_assert_eq(tc_del(c, S("k")), 0);
+    cr_assert_eq(tc_latency(c, TC_LAT_DEL, &del), 0);
+    cr_assert_eq(set.count, 10, "%llu of 640 L1-only sets timed",
+                 (unsigned long long)set.count);
+    cr_assert_eq(hit.count, 10, "%llu of 640 hits timed", (unsigned long long)hit.count);
+    cr_assert_eq(del.count, 10, "%llu of 640 L1-only deletes timed",
+                 (unsigned long long)del.count);
+    uint64_t sum = 0;
+    for (int i = 0; i < TC_LATENCY_BUCKETS; i++)
+        sum += set.buckets[i];
+    cr_assert_eq(sum, 10, "buckets do not add up to the samples");
+    tc_item_t item = {.key = "k", .klen = 1, .value = "v", .vlen = 1};
+    int code;
+    for (int i = 0; i < 64; i++) /* 64 calls on the same counter: one sample */
+        cr_assert_eq(tc_mset(c, &item, 1, NULL, &code), 0);
+    cr_assert_eq(tc_latency(c, TC_LAT_SET, &set), 0);
+    cr_assert_eq(set.count, 11, "%llu: tc_mset is sampled as tc_set is",
+                 (unsigned long long)set.count);
+    tc_close(c);
+}
+
 Test(api, default_shards_keep_entries_per_shard) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned cpu_default = 16;

@@ -422,32 +422,6 @@ Test(operable, latency_histograms_count_calls) {
     tc_test_redis_stop(r);
 }
 
-/* Without Redis a set or delete only touches L1, and is timed as a hit is, one call in 64
- * on each thread: 640 of each on one thread are exactly 10 samples, whatever calls came
- * before. Timed every time, they would be 640. */
-Test(operable, l1_only_writes_are_timed_one_in_64) {
-    tc_config_t cfg;
-    tc_config_init(&cfg);
-    cfg.redis_url = NULL;
-    tc_cache_t *c = tc_test_open(&cfg);
-    for (int i = 0; i < 640; i++)
-        cr_assert_eq(tc_set(c, S("k"), S("v"), 0), 0);
-    tc_latency_t set, del;
-    cr_assert_eq(tc_latency(c, TC_LAT_SET, &set), 0);
-    for (int i = 0; i < 640; i++)
-        cr_assert_eq(tc_del(c, S("k")), 0);
-    cr_assert_eq(tc_latency(c, TC_LAT_DEL, &del), 0);
-    cr_assert_eq(set.count, 10, "%llu of 640 L1-only sets timed",
-                 (unsigned long long)set.count);
-    cr_assert_eq(del.count, 10, "%llu of 640 L1-only deletes timed",
-                 (unsigned long long)del.count);
-    uint64_t sum = 0;
-    for (int i = 0; i < TC_LATENCY_BUCKETS; i++)
-        sum += set.buckets[i];
-    cr_assert_eq(sum, 10, "buckets do not add up to the samples");
-    tc_close(c);
-}
-
 /* ---- the minimal ACL of docs/operations.md is enough ---- */
 
 static int fixed_loader(void *arg, const void *key, size_t klen, tc_load_t *load) {

@@ -41,7 +41,9 @@ static int load_value(void *arg, const void *key, size_t klen, tc_load_t *load) 
 }
 
 /* Known traffic: what each counter and histogram below must show. */
-enum { N_SETS = 300, N_HITS = 300, N_MISSES = 7, N_LOADS = 5, N_DELS = 3 };
+/* Without Redis sets and deletes are timed one call in 64 (tc__write_timer), on one
+ * counter: 64 deletes in a row are exactly one sample, 300 sets four or five. */
+enum { N_SETS = 300, N_HITS = 300, N_MISSES = 7, N_LOADS = 5, N_DELS = 64 };
 
 static void traffic(tc_cache_t *c) {
     char key[32];
@@ -178,12 +180,11 @@ Test(prometheus, values_match_stats_and_latency) {
         cr_assert_eq(count, (double)h.count, "%s", kinds[k]);
         cr_assert(fabs(sum - (double)h.sum_ns / 1e9) <= 1e-12 * (1 + sum), "%s sum", kinds[k]);
     }
+    double sets =
+        tc_test_prom_find(e, "tiercache_call_duration_seconds_count", "set", NULL)->value;
+    cr_assert(sets == N_SETS / 64 || sets == N_SETS / 64 + 1, "%g set samples", sets);
     cr_assert_eq(
-        tc_test_prom_find(e, "tiercache_call_duration_seconds_count", "set", NULL)->value,
-        N_SETS);
-    cr_assert_eq(
-        tc_test_prom_find(e, "tiercache_call_duration_seconds_count", "del", NULL)->value,
-        N_DELS);
+        tc_test_prom_find(e, "tiercache_call_duration_seconds_count", "del", NULL)->value, 1);
     cr_assert_eq(
         tc_test_prom_find(e, "tiercache_call_duration_seconds_count", "fetch_load", NULL)
             ->value,

@@ -403,13 +403,8 @@ static void json_ratios(tcb_json_t *j, const tcb_result_t *ro, const tcb_result_
     tcb_json_dbl(j, "redis_share_of_ops", l1_on ? share : NAN);
     tcb_json_dbl(j, "throughput_bound", l1_on ? ratio(1.0, share) : NAN);
     tcb_json_dbl(j, "fraction_of_bound", l1_on ? got * share : NAN);
-    if (tc->speedup.n) { /* alternating rounds: tiercache / redis-only in each */
-        tcb_json_obj_begin(j, "throughput_per_round");
-        tcb_json_dbl(j, "min", tc->speedup.min);
-        tcb_json_dbl(j, "median", tc->speedup.med);
-        tcb_json_dbl(j, "max", tc->speedup.max);
-        tcb_json_u64(j, "rounds", tc->speedup.n);
-        tcb_json_obj_end(j);
+    if (tc->speedup.n) { /* alternating windows: tiercache / redis-only in each round */
+        json_spread(j, "throughput_per_round", &tc->speedup);
         tcb_json_dbl(j, "fraction_of_bound_median", l1_on ? tc->speedup.med * share : NAN);
     }
     tcb_json_obj_end(j);

@@ -40,7 +40,7 @@ typedef struct tcb_result {
     uint64_t inval_sent, inval_applied;
     uint64_t l1_entries_start, l1_bytes_start; /* gauges when measuring began */
     tcb_spread_t tput;                         /* ops/s of each measured window */
-    tcb_spread_t speedup; /* sweep, compare and miss: per round, ops/s over the baseline's */
+    tcb_spread_t speedup; /* sweep and compare: per round, ops/s over the baseline's */
     int interrupted;
 } tcb_result_t;
 

@@ -177,6 +177,28 @@ Test(report, compare_table_has_every_row) {
     free(text);
 }
 
+/* compare in alternating windows: the median per-round ratio against the bound, in the
+ * table and the JSON; absent when the modes ran one after the other (speedup.n 0). */
+Test(report, compare_per_round_ratios_meet_the_bound) {
+    tcb_result_t ro, tc;
+    tcb_report_ctx_t c;
+    sample(&ro, &tc, &c);
+    CAPTURE(plain, tcb_report_compare_json(f, &c, &ro, &tc));
+    cr_expect(strstr(plain, "per_round") == NULL, "%s", plain);
+    free(plain);
+    tc.speedup = (tcb_spread_t){.min = 1.5, .med = 3.6, .max = 4.5, .n = 16};
+    CAPTURE(text, tcb_report_compare_json(f, &c, &ro, &tc));
+    cr_assert_eq(json_check(text), 0, "invalid JSON:\n%s", text);
+    cr_expect(strstr(text, "\"throughput_per_round\"") != NULL, "%s", text);
+    cr_expect(strstr(text, "\"median\": 3.6") != NULL, "%s", text);
+    cr_expect(strstr(text, "\"fraction_of_bound_median\": 0.9") != NULL, "%s", text);
+    free(text);
+    CAPTURE(table, tcb_report_compare_table(f, &c, &ro, &tc));
+    cr_expect(strstr(table, "median 3.60x (1.50x..4.50x) = 0.90 of that bound") != NULL, "%s",
+              table);
+    free(table);
+}
+
 Test(report, sweep_json_and_csv) {
     tcb_result_t ro, pts[2];
     tcb_report_ctx_t c;
