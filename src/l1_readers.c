@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WORDS_PER_LINE     8u   /* 4-byte counters in a 64-byte line */
+#define WORDS_PER_LINE     8u   /* 8-byte words in a 64-byte line */
 #define SPINS_BEFORE_YIELD 256u /* a reader inside is a few hundred ns from leaving */
 #define YIELDS_BEFORE_NAP  64u  /* then it was preempted: let it run */
 #define NAP_NS             50000L
