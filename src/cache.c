@@ -157,8 +157,7 @@ int tc_get(tc_cache_t *c, const void *key, size_t klen, tc_ref_t **ref) {
     uint64_t h = tc__l1_hash(c->l1, key, klen);
     uint64_t t0 = tc__sample_hit() ? tc__now_ns() : 0;
     if (tc__l1_get(c->l1, h, key, klen, ref) == TC_OK) {
-        if (t0)
-            tc__cache_time(c, TC_LAT_GET_HIT, t0);
+        tc__cache_time(c, TC_LAT_GET_HIT, t0); /* t0 0: not sampled */
         if (!tc__entry_absent(*ref))
             return TC_OK;
         tc__count(&c->negative_hits);

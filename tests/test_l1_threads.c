@@ -482,8 +482,8 @@ static void lock_free_hits(unsigned shards, tc__l1_policy_kind_t policy) {
         uint64_t r = rng(&seed) % 100;
         if (r < 85) {
             version += LF_KEYS - version % LF_KEYS + (uint64_t)k; /* version % LF_KEYS == k */
-            tc_ref_t *e = value_of(g_lf_keys[k], version);        /* version % LF_KEYS == k */
-            if (!tc__l1_write_local(g_l1, lf_hash(k), e))         /* as tc_set does */
+            tc_ref_t *e = value_of(g_lf_keys[k], version);
+            if (!tc__l1_write_local(g_l1, lf_hash(k), e)) /* as tc_set does */
                 tc__l1_invalidate(g_l1, lf_hash(k), g_lf_keys[k], strlen(g_lf_keys[k]),
                                   e->version);
             tc_ref_release(e);

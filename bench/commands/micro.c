@@ -234,7 +234,8 @@ static void print_text(const micro_t *m, const micro_res_t *r) {
                          r->floor_rate[op][i] / r->floor_rate[op][0]);
             printf("  %-12s %8u %14s %12.1f %8.2fx%s%s\n", "", r->nthreads[i],
                    tcb_fmt_count((uint64_t)rate, a, sizeof a),
-                   rate > 0 ? 1e9 * r->nthreads[i] / rate : 0.0, rate / r->rate[op][0], floor,
+                   rate > 0 ? 1e9 * r->nthreads[i] / rate : 0.0,
+                   r->rate[op][0] > 0 ? rate / r->rate[op][0] : 0.0, floor,
                    r->errors[op][i] ? "  (errors!)" : "");
         }
     }

@@ -40,9 +40,8 @@
 #include <string.h>
 
 #define FLOOR_KEY_MAX 40 /* micro's keys are 17 bytes */
-#define FLOOR_ENTRY_HDR                                                                        \
-    48 /* about an L1 entry's head, so set allocates the same size class                       \
-        */
+/* About an L1 entry's head, so that set allocates the library's size class. */
+#define FLOOR_ENTRY_HDR   48
 #define FLOOR_MAX_THREADS 1024
 
 typedef struct floor_rec {
