@@ -41,13 +41,8 @@ tc_ref_t *tc__entry_new(const void *key, size_t klen, const void *value, size_t 
     return tc__entry_new_ext(key, klen, value, vlen, 0);
 }
 
-static size_t entry_size(const tc_ref_t *e) {
-    return tc__entry_alloc_size_ext(e->klen, tc__entry_vlen(e),
-                                    (e->vlen_bits & TC__ENTRY_HAS_EXT) != 0);
-}
-
 size_t tc__entry_charge(const tc_ref_t *e) {
-    return tc__alloc_charge(entry_size(e));
+    return tc__alloc_charge(tc__entry_size(e));
 }
 
 const void *tc_ref_data(const tc_ref_t *ref) {
@@ -68,5 +63,5 @@ void tc_ref_release(tc_ref_t *ref) {
         return;
     /* acq_rel: every reader's use of the bytes happens-before the free below. */
     if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1)
-        tc__free(ref, entry_size(ref));
+        tc__free(ref, tc__entry_size(ref));
 }

@@ -20,13 +20,15 @@
  * the alignment of a value (it never was: it follows a key of any length).
  *
  * A tc_ref_t is the entry itself: handing one out is a reference-count increment, so a hit
- * neither allocates nor copies. An entry is immutable once built (but for the links, the
- * lru byte and a sliding TTL's expiry, which only L1 changes, under its shard lock with
- * lock-free readers kept out: l1_readers.h; the expiry is an atomic, since fetches read it
- * on entries they hold without the lock); replacing a key inserts a new
- * entry, so readers holding the old one keep a consistent value. The last release frees
- * it, whether or not it is still in L1, and it needs no pointer back to the cache, so refs
- * outlive tc_close().
+ * neither allocates nor copies. An entry is immutable while anyone but L1 holds it (but
+ * for the links, the lru byte and a sliding TTL's expiry, which only L1 changes, under its
+ * shard lock with lock-free readers kept out: l1_readers.h; the expiry is an atomic, since
+ * fetches read it on entries they hold without the lock); replacing a key inserts a new
+ * entry, so readers holding the old one keep a consistent value. Only an entry whose sole
+ * reference is L1's may take a new value of its key of the same size in place (an L1-only
+ * write, under the shard lock with readers kept out: l1.c rewrite_locked). The last release
+ * frees it, whether or not it is still in L1, and it needs no pointer back to the cache, so
+ * refs outlive tc_close().
  */
 #ifndef TC_ENTRY_H
 #define TC_ENTRY_H
@@ -97,6 +99,12 @@ static inline size_t tc__entry_alloc_size_ext(size_t klen, size_t vlen, int ext)
 static inline size_t tc__entry_alloc_size(size_t klen, size_t vlen) {
     return tc__entry_alloc_size_ext(klen, vlen, 0);
 }
+/* The bytes e was allocated with (head, key, value, freshness block); a rewrite in place
+ * keeps them (l1.c rewrite_locked). */
+static inline size_t tc__entry_size(const tc_ref_t *e) {
+    return tc__entry_alloc_size_ext(e->klen, tc__entry_vlen(e),
+                                    (e->vlen_bits & TC__ENTRY_HAS_EXT) != 0);
+}
 /* The freshness block, or NULL for a plain entry. */
 static inline tc__entry_ext_t *tc__entry_ext(const tc_ref_t *e) {
     if (!(e->vlen_bits & TC__ENTRY_HAS_EXT))
@@ -115,7 +123,8 @@ static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
     return e->data + e->klen;
 }
 /* e's L1 expiry (coarse monotonic ms). An atomic, though only L1 writes it once e is
- * published (a sliding hit, under the shard lock with readers excluded), because a fetch
+ * published (a sliding hit, or a write rewriting an entry nobody holds, under the shard
+ * lock with readers excluded), because a fetch
  * reads it on an entry it holds, outside the lock (fail-safe: may the last value still be
  * served?). Relaxed: it publishes nothing else. */
 static inline uint64_t tc__entry_expiry(const tc_ref_t *e) {

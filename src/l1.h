@@ -79,7 +79,10 @@ int tc__l1_commit(tc__l1_t *l1, tc__pending_t *p, uint64_t snap, tc_ref_t *e, un
 
 /* L1-only mode's write: give e the next version of its shard and commit it as a write, in
  * one lock hold (no pending record of its own: fills and loads of the key in flight are
- * superseded through theirs). Takes no reference from the caller. Returns 1 if inserted. */
+ * superseded through theirs). Takes no reference from the caller. Returns 1 when e's value
+ * was kept: as e itself, or copied into the key's entry when nobody else held that one and
+ * it had e's size (l1.c rewrite_locked), so the caller must drop e and not ask
+ * tc__l1_holds about it. */
 int tc__l1_write_local(tc__l1_t *l1, uint64_t h, tc_ref_t *e);
 
 /* tc_fetch's single-flight: what tc__l1_fetch_begin found. */

@@ -7,9 +7,10 @@
  *
  * A new value of a resident key is a hit under either policy: the new entry takes the old
  * one's place in its queue and its marks, and gets the hit's mark
- * (tc__l1_policy_replaced). Moving it to the newest end instead would also write that end,
- * which every insert into the shard writes, and the index would remove and re-probe the
- * key's slot.
+ * (tc__l1_policy_replaced), or the old entry, rewritten in place, keeps them and gets the
+ * mark (l1.c rewrite_locked). Moving it to the newest end instead would also write that
+ * end, which every insert into the shard writes, and the index would remove and re-probe
+ * the key's slot.
  *
  * Second chance (the default)
  * ---------------------------

@@ -223,24 +223,42 @@ Test(l1_lru, evicts_exactly_the_least_recently_used) {
     tc__l1_close(l1);
 }
 
-Test(l1_lru, replacing_a_key_counts_as_a_hit) {
+/* A new value of a resident key keeps the old entry's place and marks it as a hit would
+ * (l1_policy.c), whether it comes through a commit (a new entry takes the old one's place)
+ * or an L1-only write (the old entry is rewritten in place: l1_writes below). No lookup
+ * before the end: a hit would mark a by itself. */
+typedef int (*put_fn)(tc__l1_t *l1, const char *key, const char *val);
+
+static void new_value_counts_as_a_hit(put_fn put_value) {
     tc__l1_t *l1 = l1_new(BIG, 3, BIG, 1);
-    cr_assert_eq(put(l1, "a", "1", 0), 1);
-    cr_assert_eq(put(l1, "b", "1", 0), 1);
-    cr_assert_eq(put(l1, "c", "1", 0), 1);
-    cr_assert_eq(put(l1, "a", "2", 0), 1); /* still a b c, a marked as by a hit */
+    cr_assert_eq(put_value(l1, "a", "1"), 1);
+    cr_assert_eq(put_value(l1, "b", "1"), 1);
+    cr_assert_eq(put_value(l1, "c", "1"), 1);
+    cr_assert_eq(put_value(l1, "a", "2"), 1); /* still a b c, a marked as by a hit */
     cr_assert_eq(counters(l1).entries, 3);
-    cr_assert_eq(counters(l1).evictions, 0, "a replacement is not an eviction");
-    cr_assert_eq(put(l1, "d", "1", 0), 1); /* a's second chance: c d a, b evicted */
-    cr_assert_eq(put(l1, "e", "1", 0), 1); /* d a e */
-    cr_assert_eq(put(l1, "f", "1", 0), 1); /* a e f: d goes before a */
+    cr_assert_eq(counters(l1).evictions, 0, "a new value is not an eviction");
+    cr_assert_eq(put_value(l1, "d", "1"), 1); /* a's second chance: c d a, b evicted */
+    cr_assert_eq(put_value(l1, "e", "1"), 1); /* d a e */
+    cr_assert_eq(put_value(l1, "f", "1"), 1); /* a e f: d goes before a */
     cr_assert(!has(l1, "b"));
     cr_assert(!has(l1, "c"));
-    cr_assert(!has(l1, "d"), "d outlived a: the new value of a went to the newest end");
-    assert_holds(l1, "a", "2", 0);
+    cr_assert(!has(l1, "d"), "d outlived a: the new value of a lost its place or its mark");
+    tc_ref_t *a = lookup(l1, "a");
+    cr_assert_not_null(a);
+    cr_assert_eq(memcmp(tc_ref_data(a), "2", 1), 0, "a holds the wrong bytes");
+    tc_ref_release(a);
     cr_assert(has(l1, "e"));
     cr_assert(has(l1, "f"));
+    cr_assert_eq(tc__l1_check(l1), 0);
     tc__l1_close(l1);
+}
+
+static int put_committed(tc__l1_t *l1, const char *key, const char *val) {
+    return put(l1, key, val, 0);
+}
+
+Test(l1_lru, replacing_a_key_counts_as_a_hit) {
+    new_value_counts_as_a_hit(put_committed);
 }
 
 /* The eviction policy on arrays (support/policy_model.c), with the cap l1.c enforces. */
@@ -1026,6 +1044,121 @@ Test(l1_rules, pending_records_are_per_key_and_freed) {
     cr_assert_eq(fill_commit(l1, &f, "v1", 1, TC__COMMIT_FROM_L2), 1);
     fill_end(l1, &f);
     tc__l1_close(l1);
+}
+
+/* ---- L1-only writes ---- */
+
+/* As tc_set does without Redis: the version comes from the shard, the caller drops e. */
+static int write_local(tc__l1_t *l1, const char *key, const void *val, size_t vlen) {
+    tc_ref_t *e = mk(key, strlen(key), val, vlen, 0, TC__NO_EXPIRY);
+    int r = tc__l1_write_local(l1, tc__l1_hash(l1, key, strlen(key)), e);
+    tc_ref_release(e);
+    return r;
+}
+
+/* A write of a resident key whose entry only L1 holds, of the same size, rewrites that
+ * entry (l1.c rewrite_locked); one that anyone else holds, or of another size, gets a new
+ * entry, and what a holder reads never changes. */
+Test(l1_writes, an_entry_nobody_holds_is_rewritten_in_place_and_no_other) {
+    tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 1);
+    cr_assert_eq(write_local(l1, "k", "value-1", 7), 1);
+    tc_ref_t *r1 = lookup(l1, "k");
+    uint64_t v1 = r1->version;
+    tc_ref_release(r1);
+    uint64_t bytes = counters(l1).bytes;
+
+    cr_assert_eq(write_local(l1, "k", "value-2", 7), 1);
+    tc_ref_t *r2 = lookup(l1, "k");
+    cr_assert_eq(r2, r1, "an entry nobody held was replaced, not rewritten");
+    cr_assert_eq(memcmp(tc_ref_data(r2), "value-2", 7), 0);
+    cr_assert_gt(r2->version, v1, "the rewrite kept the old version");
+    cr_assert_eq(counters(l1).bytes, bytes, "a rewrite moved the byte count");
+
+    /* r2 is held: the next write must leave it alone. */
+    cr_assert_eq(write_local(l1, "k", "value-3", 7), 1);
+    tc_ref_t *r3 = lookup(l1, "k");
+    cr_assert_neq(r3, r2, "an entry a caller holds was rewritten");
+    cr_assert_eq(memcmp(tc_ref_data(r2), "value-2", 7), 0, "a held value changed");
+    cr_assert_eq(memcmp(tc_ref_data(r3), "value-3", 7), 0);
+    tc_ref_release(r2);
+    tc_ref_release(r3);
+
+    /* A value of another length gets a new entry, even one of the same size class (the
+     * sized free that ends an entry must see the size it was made with), and the byte
+     * count follows each entry's charge. */
+    static char big[300];
+    memset(big, 'b', sizeof big);
+    const struct {
+        const void *val;
+        size_t len;
+    } next[] = {{"val-4", 5}, {big, sizeof big}, {"value-5", 7}};
+    tc_ref_t *prev = lookup(l1, "k");
+    size_t charge = tc__entry_charge(prev);
+    tc_ref_release(prev);
+    for (size_t i = 0; i < sizeof next / sizeof next[0]; i++) {
+        cr_assert_eq(write_local(l1, "k", next[i].val, next[i].len), 1);
+        tc_ref_t *r = lookup(l1, "k");
+        cr_assert_neq(r, prev, "%zu bytes were written over an entry of another size",
+                      next[i].len);
+        cr_assert_eq(tc_ref_size(r), next[i].len);
+        cr_assert_eq(memcmp(tc_ref_data(r), next[i].val, next[i].len), 0);
+        bytes = bytes - charge + tc__entry_charge(r);
+        charge = tc__entry_charge(r);
+        cr_assert_eq(counters(l1).bytes, bytes, "the byte count lost an entry's charge");
+        prev = r;
+        tc_ref_release(r);
+    }
+    cr_assert_eq(counters(l1).entries, 1);
+    cr_assert_eq(tc__l1_check(l1), 0, "table, queues and counts disagree");
+    tc__l1_close(l1);
+}
+
+/* A rewrite takes the new value's expiry and freshness block, as a new entry would. */
+Test(l1_writes, a_rewrite_takes_the_new_expiry_and_freshness_block) {
+    tc__l1_t *l1 = l1_new(BIG, NO_CAP, BIG, 1);
+    uint64_t h = tc__l1_hash(l1, "k", 1), now = tc__now_ms();
+    tc_ref_t *first = NULL;
+    for (uint64_t round = 0; round < 2; round++) {
+        tc_ref_t *e = tc__entry_new_ext("k", 1, round ? "v2" : "v1", 2, 1);
+        cr_assert_not_null(e);
+        tc__entry_set_expiry(e, now + 100000 + round * 1000);
+        tc__entry_ext_t *x = tc__entry_ext(e);
+        atomic_store(&x->fresh_until_ms, now + 50000 + round * 1000);
+        atomic_store(&x->stale_until_ms, now + 60000 + round * 1000);
+        x->ttl_ms = (uint32_t)(1000 + round);
+        x->load_ms = (uint32_t)(7 + round);
+        x->flags = (uint32_t)round; /* TC__ENTRY_ABSENT in the second */
+        cr_assert_eq(tc__l1_write_local(l1, h, e), 1);
+        tc_ref_release(e);
+        if (!round) {
+            first = lookup(l1, "k");
+            tc_ref_release(first);
+        }
+    }
+    tc_ref_t *r = lookup(l1, "k");
+    cr_assert_eq(r, first, "the second write was not rewritten in place");
+    cr_assert_eq(memcmp(tc_ref_data(r), "v2", 2), 0);
+    cr_assert_eq(tc__entry_expiry(r), now + 101000, "the rewrite kept the old expiry");
+    const tc__entry_ext_t *x = tc__entry_ext(r);
+    cr_assert_not_null(x);
+    cr_assert_eq(atomic_load(&x->fresh_until_ms), now + 51000);
+    cr_assert_eq(atomic_load(&x->stale_until_ms), now + 61000);
+    cr_assert_eq(x->ttl_ms, 1001);
+    cr_assert_eq(x->load_ms, 8);
+    cr_assert_eq(x->flags, TC__ENTRY_ABSENT);
+    tc_ref_release(r);
+    cr_assert_eq(tc__l1_check(l1), 0);
+    tc__l1_close(l1);
+}
+
+static int put_written(tc__l1_t *l1, const char *key, const char *val) {
+    return write_local(l1, key, val, strlen(val));
+}
+
+/* Every write here is of the same size and held by nobody, so each new value of a is a
+ * rewrite. */
+Test(l1_writes, a_rewrite_counts_as_a_hit) {
+    new_value_counts_as_a_hit(put_written);
 }
 
 /* ---- refs ---- */
