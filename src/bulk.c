@@ -4,7 +4,8 @@
  *
  * A bulk call is its single-key calls with the round trips merged: every key goes through
  * the same pending record, the same commit rules (l1.c) and, in Redis, the same script as
- * alone (l2_many.c pipelines them). So nothing about coherence is new here: a key of a
+ * alone (l2_many.c pipelines them); without Redis a tc_mset item is written as a tc_set
+ * is, in one hold of its shard lock. So nothing about coherence is new here: a key of a
  * tc_mget races an invalidation exactly as a tc_get would, and each write of a tc_mset is
  * ordered against any other write of its key by its own version. What is new is only the
  * cost: one round trip per TC__L2_PIPE_MAX keys instead of one per key.
@@ -166,6 +167,9 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         return TC_ENOMEM;
     }
     uint64_t t0 = tc__write_timer(c);
+    /* Without Redis each item is written as tc_set writes it: versioned and kept in one
+     * hold of its shard lock (tc__l1_write_local), with no pending record of its own. */
+    int local = !c->l2 && !(o.flags & TC_OPT_NO_L1) && !c->cfg.plain_keys;
     for (size_t i = 0; i < n; i++) {
         const tc_item_t *it = &items[i];
         rcs[i] = tc__check_key(c, it->key, it->klen);
@@ -177,9 +181,9 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         tc__plan_ttl(c, it->key, it->klen, o.ttl_ms, &plan);
         m[i].h = tc__l1_hash(c->l1, it->key, it->klen);
         m[i].e = tc__cache_entry(c, it->key, it->klen, it->value, it->vlen);
-        if (m[i].e)
+        if (m[i].e && !local)
             m[i].p = tc__l1_pending_begin(c->l1, m[i].h, it->key, it->klen, &m[i].snap);
-        if (!m[i].e || !m[i].p) {
+        if (!m[i].e || (!local && !m[i].p)) {
             rcs[i] = TC_ENOMEM;
             continue;
         }
@@ -208,9 +212,9 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         if (c->l2 && k > 0) {
             tc__l2_put_many(c->l2, wk, k, vk, rk);
         } else {
-            for (size_t j = 0; j < k; j++) {
+            for (size_t j = 0; j < k; j++) { /* local: tc__l1_write_local versions them */
                 rk[j] = TC_OK;
-                vk[j] = tc__local_version(c, wk[j].key, wk[j].klen);
+                vk[j] = local ? 0 : tc__local_version(c, wk[j].key, wk[j].klen);
             }
         }
         for (size_t j = 0; j < k; j++) {
@@ -224,7 +228,10 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
     }
     rc = TC_OK;
     for (size_t i = 0; i < n; i++) {
-        if (m[i].p) {
+        if (local && rcs[i] == TC_OK) {
+            if (!tc__l1_write_local(c->l1, m[i].h, m[i].e)) /* not kept: drop older copies */
+                tc__l1_invalidate(c->l1, m[i].h, items[i].key, items[i].klen, m[i].e->version);
+        } else if (m[i].p) {
             if (rcs[i] == TC_OK)
                 m[i].e->version = versions[i];
             if (rcs[i] == TC_OK || rcs[i] == TC_EUNAVAILABLE || c->l2)
