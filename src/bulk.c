@@ -5,7 +5,7 @@
  * A bulk call is its single-key calls with the round trips merged: every key goes through
  * the same pending record, the same commit rules (l1.c) and, in Redis, the same script as
  * alone (l2_many.c pipelines them); without Redis a tc_mset item is written as a tc_set
- * is, in one hold of its shard lock. So nothing about coherence is new here: a key of a
+ * is (tc__set_local). So nothing about coherence is new here: a key of a
  * tc_mget races an invalidation exactly as a tc_get would, and each write of a tc_mset is
  * ordered against any other write of its key by its own version. What is new is only the
  * cost: one round trip per TC__L2_PIPE_MAX keys instead of one per key.
@@ -146,6 +146,27 @@ static int mset_check(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_
     return rc;
 }
 
+/* Without Redis: each item as tc_set writes it, timed as one call. */
+static int mset_local(tc_cache_t *c, const tc_item_t *items, size_t n, const tc__call_opts_t *o,
+                      int *codes) {
+    uint64_t t0 = tc__write_timer(c);
+    int rc = TC_OK;
+    for (size_t i = 0; i < n; i++) {
+        const tc_item_t *it = &items[i];
+        int item_rc = tc__check_key(c, it->key, it->klen);
+        if (item_rc == TC_OK)
+            item_rc = tc__check_value(c, it->value, it->vlen);
+        if (item_rc == TC_OK)
+            item_rc = tc__set_local(c, it->key, it->klen, it->value, it->vlen, o->ttl_ms);
+        if (codes)
+            codes[i] = item_rc;
+        if (item_rc != TC_OK && rc == TC_OK)
+            rc = item_rc;
+    }
+    tc__cache_time(c, TC_LAT_SET, t0);
+    return rc;
+}
+
 int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *opts,
             int *codes) {
     if (c && c->ring)
@@ -154,6 +175,8 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
     int rc = mset_check(c, items, n, opts, &o);
     if (rc != TC_OK || n == 0)
         return rc;
+    if (!c->l2 && !(o.flags & TC_OPT_NO_L1) && !c->cfg.plain_keys)
+        return mset_local(c, items, n, &o, codes);
     int *own = codes ? NULL : malloc(n * sizeof *own);
     int *rcs = codes ? codes : own;
     mset_item_t *m = calloc(n, sizeof *m);
@@ -167,9 +190,6 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         return TC_ENOMEM;
     }
     uint64_t t0 = tc__write_timer(c);
-    /* Without Redis each item is written as tc_set writes it: versioned and kept in one
-     * hold of its shard lock (tc__l1_write_local), with no pending record of its own. */
-    int local = !c->l2 && !(o.flags & TC_OPT_NO_L1) && !c->cfg.plain_keys;
     for (size_t i = 0; i < n; i++) {
         const tc_item_t *it = &items[i];
         rcs[i] = tc__check_key(c, it->key, it->klen);
@@ -181,9 +201,9 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         tc__plan_ttl(c, it->key, it->klen, o.ttl_ms, &plan);
         m[i].h = tc__l1_hash(c->l1, it->key, it->klen);
         m[i].e = tc__cache_entry(c, it->key, it->klen, it->value, it->vlen);
-        if (m[i].e && !local)
+        if (m[i].e)
             m[i].p = tc__l1_pending_begin(c->l1, m[i].h, it->key, it->klen, &m[i].snap);
-        if (!m[i].e || (!local && !m[i].p)) {
+        if (!m[i].e || !m[i].p) {
             rcs[i] = TC_ENOMEM;
             continue;
         }
@@ -212,9 +232,9 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
         if (c->l2 && k > 0) {
             tc__l2_put_many(c->l2, wk, k, vk, rk);
         } else {
-            for (size_t j = 0; j < k; j++) { /* local: tc__l1_write_local versions them */
+            for (size_t j = 0; j < k; j++) {
                 rk[j] = TC_OK;
-                vk[j] = local ? 0 : tc__local_version(c, wk[j].key, wk[j].klen);
+                vk[j] = tc__local_version(c, wk[j].key, wk[j].klen);
             }
         }
         for (size_t j = 0; j < k; j++) {
@@ -228,10 +248,7 @@ int tc_mset(tc_cache_t *c, const tc_item_t *items, size_t n, const tc_opts_t *op
     }
     rc = TC_OK;
     for (size_t i = 0; i < n; i++) {
-        if (local && rcs[i] == TC_OK) {
-            if (!tc__l1_write_local(c->l1, m[i].h, m[i].e)) /* not kept: drop older copies */
-                tc__l1_invalidate(c->l1, m[i].h, items[i].key, items[i].klen, m[i].e->version);
-        } else if (m[i].p) {
+        if (m[i].p) {
             if (rcs[i] == TC_OK)
                 m[i].e->version = versions[i];
             if (rcs[i] == TC_OK || rcs[i] == TC_EUNAVAILABLE || c->l2)

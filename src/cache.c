@@ -224,12 +224,32 @@ int tc__tags_ok(const tc_cache_t *c) { /* a ring's shell: its servers keep them 
     return (c->l2 || c->ring) && !c->cfg.plain_keys && !c->endpoint.cluster_seeds;
 }
 
+int tc__set_local(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+                  uint64_t ttl_ms) {
+    tc__ttl_plan_t plan;
+    tc__plan_ttl(c, key, klen, ttl_ms, &plan);
+    uint64_t h = tc__l1_hash(c->l1, key, klen);
+    tc_ref_t *e = tc__cache_entry(c, key, klen, value, vlen);
+    if (!e)
+        return TC_ENOMEM;
+    tc__stamp(c, e, &plan, 0);
+    if (!tc__l1_write_local(c->l1, h, e)) /* not kept (too big?): drop older copies */
+        tc__l1_invalidate(c->l1, h, key, klen, e->version);
+    tc_ref_release(e);
+    return TC_OK;
+}
+
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
             const tc__call_opts_t *o) {
     uint64_t t0 = tc__write_timer(c);
     int rc;
     if (c->cfg.plain_keys) {
         rc = plain_set(c, key, klen, value, vlen, o->ttl_ms);
+        tc__cache_time(c, TC_LAT_SET, t0);
+        return rc;
+    }
+    if (!c->l2 && !(o->flags & TC_OPT_NO_L1)) {
+        rc = tc__set_local(c, key, klen, value, vlen, o->ttl_ms);
         tc__cache_time(c, TC_LAT_SET, t0);
         return rc;
     }
@@ -240,13 +260,6 @@ int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size
     if (!e)
         return TC_ENOMEM;
     tc__stamp(c, e, &plan, 0);
-    if (!c->l2 && !(o->flags & TC_OPT_NO_L1)) { /* L1-only: one lock hold, no record */
-        if (!tc__l1_write_local(c->l1, h, e))   /* not kept (too big?): drop older copies */
-            tc__l1_invalidate(c->l1, h, key, klen, e->version);
-        tc_ref_release(e);
-        tc__cache_time(c, TC_LAT_SET, t0);
-        return TC_OK;
-    }
     uint64_t snap;
     tc__pending_t *p = tc__l1_pending_begin(c->l1, h, key, klen, &snap);
     if (!p) {

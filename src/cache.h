@@ -125,6 +125,11 @@ int tc__tags_ok(const tc_cache_t *c);
 /* tc_fetch's body, arguments checked (o NULL: no options). */
 int tc__fetch(tc_cache_t *c, const void *key, size_t klen, tc_loader_fn loader, void *arg,
               const tc__call_opts_t *o, tc_ref_t **ref);
+/* The write of tc_set without Redis (L1 kept, keys not plain): versioned and kept in one
+ * hold of the key's shard lock (tc__l1_write_local), with no pending record; an entry nobody
+ * holds takes the value in place. Key and value already checked. TC_OK or TC_ENOMEM. */
+int tc__set_local(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+                  uint64_t ttl_ms);
 /* tc_set's body, for one key, with validated options. */
 int tc__set(tc_cache_t *c, const void *key, size_t klen, const void *value, size_t vlen,
             const tc__call_opts_t *o);

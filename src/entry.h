@@ -124,9 +124,9 @@ static inline unsigned char *tc__entry_value_mut(tc_ref_t *e) {
 }
 /* e's L1 expiry (coarse monotonic ms). An atomic, though only L1 writes it once e is
  * published (a sliding hit, or a write rewriting an entry nobody holds, under the shard
- * lock with readers excluded), because a fetch
- * reads it on an entry it holds, outside the lock (fail-safe: may the last value still be
- * served?). Relaxed: it publishes nothing else. */
+ * lock with readers excluded), because a fetch reads it on an entry it holds, outside the
+ * lock (fail-safe: may the last value still be served?). Relaxed: it publishes nothing
+ * else. */
 static inline uint64_t tc__entry_expiry(const tc_ref_t *e) {
     return atomic_load_explicit(&e->expiry_ms, memory_order_relaxed);
 }

@@ -520,6 +520,35 @@ Test(api, write_during_load_wins) {
     tc_close(c);
 }
 
+/* Without Redis tc_mset writes each item as tc_set would (src/bulk.c mset_local): each bad
+ * item gets its own code, the first one is the call's, and the good ones are kept. */
+Test(api, mset_without_redis_answers_each_item) {
+    tc_config_t cfg = local_cfg();
+    cfg.max_value_bytes = 1024;
+    tc_cache_t *c = open_cfg(&cfg);
+    static char big[2000];
+    memset(big, 'b', sizeof big);
+    const tc_item_t items[] = {
+        {"good0", 5, "v0", 2}, {"", 0, "x", 1},         {"big", 3, big, sizeof big},
+        {NULL, 3, "x", 1},     {"nullval", 7, NULL, 5}, {"good5", 5, "v5", 2},
+        {"empty", 5, NULL, 0},
+    };
+    enum { N = sizeof items / sizeof items[0] };
+    const int want[N] = {0, TC_EKEYLEN, TC_ETOOBIG, TC_EINVAL, TC_EINVAL, 0, 0};
+    int codes[N];
+    cr_assert_eq(tc_mset(c, items, N, NULL, codes), TC_EKEYLEN, "the first failing code");
+    for (size_t i = 0; i < N; i++)
+        cr_assert_eq(codes[i], want[i], "item %zu: %s, want %s", i, tc_err_name(codes[i]),
+                     tc_err_name(want[i]));
+    assert_value(c, S("good0"), S("v0"));
+    assert_value(c, S("good5"), S("v5"));
+    assert_value(c, S("empty"), "", 0);
+    assert_absent(c, S("big"));
+    assert_absent(c, S("nullval"));
+    cr_assert_eq(tc_mset(c, items, N, NULL, NULL), TC_EKEYLEN, "codes may be NULL");
+    tc_close(c);
+}
+
 /* Without Redis a write of the same size reuses the key's entry when no caller holds it
  * (l1.c rewrite_locked), through tc_set and tc_mset alike; a held one is never changed. A
  * reference is the entry itself, so the pointers show which happened. */
